@@ -1,0 +1,170 @@
+//! Configuration errors: each names the file, line and column of the offending value.
+
+use std::fmt;
+
+/// One problem in a config file, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The config file as the operator named it (or the included file it comes from).
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub col: usize,
+    /// What is wrong.
+    pub kind: ErrorKind,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.kind)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What is wrong with a value. Messages are lowercase and say what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ErrorKind {
+    /// The file could not be read.
+    #[error("cannot read file: {reason}")]
+    Read {
+        /// The OS error text.
+        reason: String,
+    },
+    /// TOML syntax, a wrong type or an unknown key, as the TOML parser words it.
+    #[error("{message}")]
+    Toml {
+        /// The parser's message, first line only.
+        message: String,
+    },
+    /// `[space]` or its `name` is missing.
+    #[error("missing required key `space.name`")]
+    MissingSpaceName,
+    /// A name outside `[a-z0-9-]{1,30}`.
+    #[error("invalid {what} name {name:?}: expected 1 to 30 characters of [a-z0-9-]")]
+    BadName {
+        /// `space` or `app`.
+        what: &'static str,
+        /// As written.
+        name: String,
+    },
+    /// Two apps with one name.
+    #[error("duplicate app name {name:?}")]
+    DuplicateApp {
+        /// The name.
+        name: String,
+    },
+    /// A host name claimed by two apps.
+    #[error("host {host:?} is already claimed by app {first:?}")]
+    DuplicateHost {
+        /// The host.
+        host: String,
+        /// The app that claimed it first.
+        first: String,
+    },
+    /// A malformed host name.
+    #[error("invalid host name {host:?}: {reason}")]
+    BadHost {
+        /// As written.
+        host: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Not a CIDR or address.
+    #[error("invalid CIDR {text:?}: expected an address or address/prefix")]
+    BadCidr {
+        /// As written.
+        text: String,
+    },
+    /// A CIDR with host bits set.
+    #[error("invalid CIDR {text:?}: host bits set (did you mean {suggestion}?)")]
+    HostBitsSet {
+        /// As written.
+        text: String,
+        /// The network it probably means.
+        suggestion: String,
+    },
+    /// Not `ip:port`.
+    #[error("invalid socket address {text:?}: expected ip:port (e.g. 127.0.0.1:80 or [::1]:80)")]
+    BadSocketAddr {
+        /// As written.
+        text: String,
+    },
+    /// Not an IP address.
+    #[error("invalid address {text:?}: expected an IPv4 or IPv6 address")]
+    BadAddr {
+        /// As written.
+        text: String,
+    },
+    /// Not a duration string.
+    #[error(
+        "invalid duration {text:?}: expected a whole number with ms, s, m or h (e.g. \"250ms\", \"5s\")"
+    )]
+    BadDuration {
+        /// As written.
+        text: String,
+    },
+    /// A value outside its allowed set or range.
+    #[error("invalid {key} {value:?}: expected {expected}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// As written.
+        value: String,
+        /// What would do.
+        expected: &'static str,
+    },
+    /// Two dynos of one process with one number.
+    #[error("duplicate dyno number {number} for process {process:?} of app {app:?}")]
+    DuplicateDynoNumber {
+        /// The app.
+        app: String,
+        /// The process.
+        process: String,
+        /// The number.
+        number: u32,
+    },
+    /// `tls_listen` without any `[[tls]]`.
+    #[error("router.tls_listen needs at least one [[tls]] certificate")]
+    TlsListenWithoutTls,
+    /// A certificate or key that cannot be used.
+    #[error("{what} {path:?}: {reason}")]
+    Tls {
+        /// `certificate` or `key`.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Egress listeners and no `source_ips`.
+    #[error("egress listeners need at least one address in egress.source_ips")]
+    EgressWithoutSourceIps,
+    /// An internal app with nothing to reach it.
+    #[error(
+        "app {app:?} has routing = \"internal\" but router.internal_listen is empty: it would be unreachable"
+    )]
+    InternalAppUnreachable {
+        /// The app.
+        app: String,
+    },
+}
+
+/// Every problem found in one file: validation collects them all, so one edit fixes all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Errors(pub Vec<ConfigError>);
+
+impl fmt::Display for Errors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Errors {}

@@ -1,0 +1,207 @@
+//! Sets of IP ranges compiled to sorted, disjoint intervals: a lookup is one binary search,
+//! whatever the number of CIDRs, and never a scan over rules.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+/// Folds an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) to the IPv4 address.
+///
+/// Every allowlist check goes through this: otherwise a dual-stack socket, which reports
+/// IPv4 clients as mapped IPv6, would slip past IPv4 rules.
+#[inline]
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => ip,
+        },
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// An immutable set of IPv4 and IPv6 ranges.
+///
+/// ```
+/// use spaced_config::IpSet;
+/// let set = IpSet::from_nets(["10.0.0.0/8".parse().unwrap(), "::ffff:192.0.2.0/120".parse().unwrap()]);
+/// assert!(set.contains("10.1.2.3".parse().unwrap()));
+/// assert!(set.contains("192.0.2.9".parse().unwrap()));
+/// assert!(set.contains("::ffff:10.0.0.1".parse().unwrap()));
+/// assert!(!set.contains("11.0.0.1".parse().unwrap()));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpSet {
+    /// Inclusive `(first, last)` ranges, sorted, disjoint and not adjacent.
+    v4: Vec<(u32, u32)>,
+    v6: Vec<(u128, u128)>,
+    /// How many CIDRs the set was built from, for operator messages ("(2 ranges)").
+    sources: usize,
+}
+
+impl IpSet {
+    /// The empty set.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// Compiles CIDRs into ranges. IPv4-mapped IPv6 networks (`::ffff:0:0/96` and longer) are
+    /// folded into IPv4 ranges.
+    pub fn from_nets<I: IntoIterator<Item = IpNet>>(nets: I) -> Self {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        let mut sources = 0;
+        for net in nets {
+            sources += 1;
+            match net {
+                IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.broadcast()))),
+                IpNet::V6(n) => {
+                    let first = u128::from(n.network());
+                    let last = u128::from(n.broadcast());
+                    const MAPPED: u128 = 0xffff_0000_0000;
+                    if n.prefix_len() >= 96 && (first >> 32) == (MAPPED >> 32) {
+                        v4.push((first as u32, last as u32));
+                    } else {
+                        // A range that covers part of the mapped block (e.g. ::/0) also
+                        // covers the IPv4 addresses it maps.
+                        let lo = MAPPED;
+                        let hi = MAPPED | 0xffff_ffff;
+                        if first <= hi && last >= lo {
+                            v4.push(((first.max(lo)) as u32, (last.min(hi)) as u32));
+                        }
+                        v6.push((first, last));
+                    }
+                }
+            }
+        }
+        Self {
+            v4: merge(v4),
+            v6: merge(v6),
+            sources,
+        }
+    }
+
+    /// Whether `ip` (canonicalised first) is in the set.
+    #[inline]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match canonical(ip) {
+            IpAddr::V4(v4) => hit(&self.v4, u32::from(v4)),
+            IpAddr::V6(v6) => hit(&self.v6, u128::from(v6)),
+        }
+    }
+
+    /// Whether no address at all is in the set.
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+
+    /// How many CIDRs the set was compiled from.
+    pub fn source_len(&self) -> usize {
+        self.sources
+    }
+
+    /// How many disjoint ranges the set holds after merging.
+    pub fn range_len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// The IPv4 ranges, inclusive, for callers that render or diff the set.
+    pub fn v4_ranges(&self) -> impl Iterator<Item = (Ipv4Addr, Ipv4Addr)> + '_ {
+        self.v4
+            .iter()
+            .map(|&(a, b)| (Ipv4Addr::from(a), Ipv4Addr::from(b)))
+    }
+
+    /// The IPv6 ranges, inclusive.
+    pub fn v6_ranges(&self) -> impl Iterator<Item = (Ipv6Addr, Ipv6Addr)> + '_ {
+        self.v6
+            .iter()
+            .map(|&(a, b)| (Ipv6Addr::from(a), Ipv6Addr::from(b)))
+    }
+}
+
+fn merge<T: Copy + Ord + num::One>(mut ranges: Vec<(T, T)>) -> Vec<(T, T)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(T, T)> = Vec::with_capacity(ranges.len());
+    for (lo, hi) in ranges {
+        if let Some(last) = out.last_mut() {
+            // Adjacent ranges merge too, so a lookup never straddles two entries.
+            if lo <= last.1 || T::succ(last.1) == Some(lo) {
+                if hi > last.1 {
+                    last.1 = hi;
+                }
+                continue;
+            }
+        }
+        out.push((lo, hi));
+    }
+    out.shrink_to_fit();
+    out
+}
+
+#[inline]
+fn hit<T: Copy + Ord>(ranges: &[(T, T)], x: T) -> bool {
+    // The first range whose start is beyond x; the one before it is the only candidate.
+    let i = ranges.partition_point(|&(lo, _)| lo <= x);
+    i > 0 && x <= ranges[i - 1].1
+}
+
+mod num {
+    pub(super) trait One: Sized {
+        fn succ(self) -> Option<Self>;
+    }
+    impl One for u32 {
+        fn succ(self) -> Option<Self> {
+            self.checked_add(1)
+        }
+    }
+    impl One for u128 {
+        fn succ(self) -> Option<Self> {
+            self.checked_add(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(list: &[&str]) -> IpSet {
+        IpSet::from_nets(list.iter().map(|s| s.parse::<IpNet>().unwrap()))
+    }
+
+    #[test]
+    fn merges_and_looks_up() {
+        let s = set(&[
+            "10.0.0.0/24",
+            "10.0.1.0/24",
+            "10.0.0.128/25",
+            "192.0.2.1/32",
+        ]);
+        assert_eq!(s.range_len(), 2);
+        assert!(s.contains("10.0.1.255".parse().unwrap()));
+        assert!(!s.contains("10.0.2.0".parse().unwrap()));
+        assert!(s.contains("192.0.2.1".parse().unwrap()));
+        assert!(!s.contains("192.0.2.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn mapped_addresses_fold_both_ways() {
+        let s = set(&["127.0.0.2/32"]);
+        assert!(s.contains("::ffff:127.0.0.2".parse().unwrap()));
+        let s = set(&["::ffff:127.0.0.0/104"]);
+        assert!(s.contains("127.9.9.9".parse().unwrap()));
+        let all = set(&["::/0"]);
+        assert!(all.contains("1.2.3.4".parse().unwrap()));
+        let v6only = set(&["2001:db8::/32"]);
+        assert!(!v6only.contains("1.2.3.4".parse().unwrap()));
+    }
+
+    #[test]
+    fn full_ranges() {
+        let s = set(&["0.0.0.0/0"]);
+        assert!(s.contains("255.255.255.255".parse().unwrap()));
+        assert!(s.contains("0.0.0.0".parse().unwrap()));
+        assert!(!set(&[]).contains("0.0.0.0".parse().unwrap()));
+    }
+}

@@ -1,0 +1,30 @@
+//! The policy of a private space: the TOML contract (`shared/spec/CONFIG.md`) parsed,
+//! validated and compiled into an immutable [`Policy`] that the hot paths read, plus the
+//! reload [`Store`] that swaps a whole policy in one step.
+//!
+//! This crate knows nothing about sockets, and reads files only through [`load_file`]:
+//! [`parse`] is a pure function from text to policy so that it can be fuzzed. Runtime state
+//! (health, connection counts) lives in the components, except the tiny [`DynoBoard`] that
+//! the router writes and the resolver reads, since components never import each other.
+#![forbid(unsafe_code)]
+
+mod board;
+mod compile;
+mod duration;
+mod error;
+mod ipset;
+mod policy;
+mod raw;
+mod store;
+mod tls;
+
+pub use board::DynoBoard;
+pub use compile::{Loaded, Source, load_file, parse};
+pub use duration::parse_duration;
+pub use error::{ConfigError, ErrorKind, Errors};
+pub use ipset::{IpSet, canonical};
+pub use policy::{
+    Admin, App, Balance, Dyno, Egress, HealthCheck, HostTable, Policy, Ports, Resolver, Router,
+    Routing, Space, Timeouts, TlsCert,
+};
+pub use store::{Applied, Meta, Store};

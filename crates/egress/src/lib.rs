@@ -1,0 +1,2 @@
+//! spaced-egress (in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,1 @@
+//! spaced-net (in progress).

@@ -1,0 +1,2 @@
+//! spaced-resolver (in progress).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! spaced-router (in progress).
+#![forbid(unsafe_code)]

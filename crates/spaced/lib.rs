@@ -1,0 +1,1 @@
+//! The `spaced` daemon: wires the components to one policy store.

@@ -1,0 +1,2 @@
+//! `spaced` command line.
+fn main() {}
