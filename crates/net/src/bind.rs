@@ -1,0 +1,59 @@
+//! Listener sockets with the options set in one place.
+
+use std::io;
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, UdpSocket};
+
+/// A listener could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// Creating, configuring or binding the socket failed.
+    #[error("bind {addr}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+const BACKLOG: i32 = 4096;
+
+/// A TCP listener: `SO_REUSEADDR` (restart without waiting out TIME_WAIT), a deep backlog,
+/// and for IPv6 addresses `IPV6_V6ONLY` off so `[::]:80` takes IPv4 clients too (they show
+/// up as mapped addresses, which callers fold with `spaced_config::canonical`).
+///
+/// # Errors
+/// When the socket cannot be created, configured or bound.
+pub fn tcp_listener(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    let wrap = |source| BindError::Bind { addr, source };
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(wrap)?;
+    socket.set_reuse_address(true).map_err(wrap)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false).map_err(wrap)?;
+    }
+    socket.set_nonblocking(true).map_err(wrap)?;
+    socket.bind(&addr.into()).map_err(wrap)?;
+    socket.listen(BACKLOG).map_err(wrap)?;
+    TcpListener::from_std(socket.into()).map_err(wrap)
+}
+
+/// A UDP socket bound to `addr` (dual-stack for IPv6, like [`tcp_listener`]).
+///
+/// # Errors
+/// When the socket cannot be created, configured or bound.
+pub fn udp_socket(addr: SocketAddr) -> Result<UdpSocket, BindError> {
+    let wrap = |source| BindError::Bind { addr, source };
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(wrap)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false).map_err(wrap)?;
+    }
+    socket.set_nonblocking(true).map_err(wrap)?;
+    socket.bind(&addr.into()).map_err(wrap)?;
+    UdpSocket::from_std(socket.into()).map_err(wrap)
+}
