@@ -1,0 +1,1 @@
+//! Router security: access (in progress).

@@ -1,0 +1,1 @@
+//! Router security: explain (in progress).

@@ -1,0 +1,1 @@
+//! Router security: tls (in progress).
