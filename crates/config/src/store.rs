@@ -20,6 +20,9 @@ pub struct Meta {
     pub loaded_at: SystemTime,
     /// The error of the latest attempt, `None` when it succeeded.
     pub last_error: Option<String>,
+    /// Digest of the config file and every file it names: what decides whether a reload
+    /// changed anything (an edited `trusted_file` changes it, `sha256` does not).
+    pub content: String,
 }
 
 /// What [`Store::apply`] did.
@@ -59,6 +62,12 @@ pub struct Store {
 impl Store {
     /// A store serving `policy` as version 1.
     pub fn new(policy: Policy, sha256: String) -> Self {
+        let content = sha256.clone();
+        Self::with_content(policy, sha256, content)
+    }
+
+    /// A store serving `policy` as version 1, with the content digest of [`Store::apply_content`].
+    pub fn with_content(policy: Policy, sha256: String, content: String) -> Self {
         let (version, _) = watch::channel(1);
         Self {
             policy: ArcSwap::from_pointee(policy),
@@ -67,6 +76,7 @@ impl Store {
                 sha256,
                 loaded_at: SystemTime::now(),
                 last_error: None,
+                content,
             }),
             version,
             reloads_ok: AtomicU64::new(0),
@@ -99,9 +109,16 @@ impl Store {
     /// Swaps in a validated policy, unless the file's bytes are unchanged. Clears
     /// `last_error` either way: the latest attempt succeeded.
     pub fn apply(&self, policy: Policy, sha256: String) -> Applied {
+        let content = sha256.clone();
+        self.apply_content(policy, sha256, content)
+    }
+
+    /// Like [`Store::apply`], but decides "unchanged" by `content`, a digest over the config
+    /// file and the files it names, so an edit of an included file alone still applies.
+    pub fn apply_content(&self, policy: Policy, sha256: String, content: String) -> Applied {
         self.reloads_ok.fetch_add(1, Ordering::Relaxed);
         let meta = self.meta.load_full();
-        if meta.sha256 == sha256 {
+        if meta.content == content {
             self.meta.store(Arc::new(Meta {
                 last_error: None,
                 ..Meta::clone(&meta)
@@ -115,6 +132,7 @@ impl Store {
             sha256,
             loaded_at: SystemTime::now(),
             last_error: None,
+            content,
         }));
         self.version.send_replace(version);
         Applied::Swapped(version)
