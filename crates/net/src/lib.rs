@@ -4,9 +4,17 @@
 //!
 //! It deliberately holds no policy: callers pass the admission decision in.
 
+pub mod accept;
 pub mod bind;
 pub mod metrics;
+pub mod outbound;
+pub mod proxy_protocol;
+pub mod relay;
 pub mod shutdown;
 
+pub use accept::{AcceptError, ConnGuard, ConnLimit, canonical_addr, canonical_ip, serve};
 pub use bind::{BindError, tcp_listener, udp_socket};
+pub use outbound::{ConnectError, connect_from, original_dst};
+pub use proxy_protocol::{ProxyError, ProxyHeader};
+pub use relay::{Relayed, relay, relay_detailed, relay_tcp, relay_tcp_detailed};
 pub use shutdown::Shutdown;
