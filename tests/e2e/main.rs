@@ -1,1 +1,7 @@
-//! End-to-end tests: the real daemon on loopback ports.
+//! End-to-end tests: the real `spaced` binary (subprocess, for signals and the CLI) or the
+//! real daemon in-process, on loopback ports, with real clients.
+
+mod harness;
+
+mod cli;
+mod reload;

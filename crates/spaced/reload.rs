@@ -1,0 +1,284 @@
+//! Every reload trigger (file watcher, SIGHUP, `POST /reload`) calls [`Reloader::reload`]:
+//! parse, validate and compile the whole file off to the side, then swap it in at once, or
+//! log the precise error and keep serving the old policy.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{EventKind, RecursiveMode, Watcher, event::AccessKind, event::AccessMode};
+use sha2::{Digest, Sha256};
+use spaced_config::{self as config, Applied, Errors, Policy, Store};
+use spaced_net::Shutdown;
+use tokio::sync::{Mutex, mpsc};
+use tracing::{debug, error, info, warn};
+
+/// Bursts of file events (an editor's write + rename + chmod) settle into one reload.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// A policy read from disk with its digests.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The compiled policy.
+    pub policy: Policy,
+    /// sha256 of the config file's bytes (what `/config` shows).
+    pub sha256: String,
+    /// sha256 over the config file and every file it names (what decides "changed").
+    pub content: String,
+}
+
+/// Reads and compiles the config at `path`, hashing every file it reads on the way.
+///
+/// # Errors
+/// Every problem found, located.
+pub fn load(path: &Path) -> Result<Loaded, Errors> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| {
+        Errors(vec![config::ConfigError {
+            file: name.clone(),
+            line: 1,
+            col: 1,
+            kind: config::ErrorKind::Read {
+                reason: e.to_string(),
+            },
+        }])
+    })?;
+    let sha256 = hex(&Sha256::digest(&bytes));
+    let content = RefCell::new(Sha256::new());
+    content.borrow_mut().update(&bytes);
+    let read = |p: &Path| {
+        let data = std::fs::read(p)?;
+        let mut h = content.borrow_mut();
+        h.update(p.as_os_str().as_encoded_bytes());
+        h.update(&data);
+        Ok(data)
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let source = config::Source {
+        name: &name,
+        dir,
+        read: &read,
+    };
+    let mut policy = config::parse(&bytes, &source)?;
+    policy.files.insert(0, path.to_path_buf());
+    let content = hex(&content.into_inner().finalize());
+    Ok(Loaded {
+        policy,
+        sha256,
+        content,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Serialises reloads of one config file into one store.
+#[derive(Debug)]
+pub struct Reloader {
+    path: PathBuf,
+    store: Arc<Store>,
+    /// One reload at a time: two triggers racing must not swap out of order.
+    gate: Mutex<()>,
+}
+
+impl Reloader {
+    /// A reloader of `path` into `store`.
+    pub fn new(path: PathBuf, store: Arc<Store>) -> Self {
+        Self {
+            path,
+            store,
+            gate: Mutex::new(()),
+        }
+    }
+
+    /// The config file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reloads now. `trigger` names the cause for the log (`signal`, `file`, `admin`).
+    ///
+    /// # Errors
+    /// The full error text (every located problem) when the new file is rejected; the old
+    /// policy keeps serving and the error is recorded for `/config`.
+    pub async fn reload(&self, trigger: &'static str) -> Result<Applied, String> {
+        let _one_at_a_time = self.gate.lock().await;
+        let path = self.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || load(&path))
+            .await
+            .map_err(|e| format!("reload task failed: {e}"))?;
+        match loaded {
+            Ok(next) => {
+                let prev = self.store.load_full();
+                let summary = summary(&prev, &next.policy);
+                warn_listener_changes(&prev, &next.policy);
+                let applied = self
+                    .store
+                    .apply_content(next.policy, next.sha256, next.content);
+                match applied {
+                    Applied::Swapped(v) => {
+                        info!(reload.generation = v, reload.trigger = trigger, %summary, "policy reloaded");
+                    }
+                    Applied::Unchanged(v) => {
+                        debug!(
+                            reload.generation = v,
+                            reload.trigger = trigger,
+                            "policy unchanged"
+                        );
+                    }
+                }
+                Ok(applied)
+            }
+            Err(errors) => {
+                let message = errors.to_string();
+                error!(reload.trigger = trigger, error = %message, "reload rejected; the old policy keeps serving");
+                self.store.reject(message.clone());
+                Err(message)
+            }
+        }
+    }
+}
+
+fn summary(prev: &Policy, next: &Policy) -> String {
+    format!(
+        "apps {}->{}, dynos {}->{}",
+        prev.apps.len(),
+        next.apps.len(),
+        prev.dyno_count(),
+        next.dyno_count()
+    )
+}
+
+/// Listener addresses are bound at start only (spec: "a reload that changes them logs that a
+/// restart is needed and applies everything else").
+fn warn_listener_changes(prev: &Policy, next: &Policy) {
+    let pairs = [
+        ("router.listen", &prev.router.listen, &next.router.listen),
+        (
+            "router.tls_listen",
+            &prev.router.tls_listen,
+            &next.router.tls_listen,
+        ),
+        (
+            "router.internal_listen",
+            &prev.router.internal_listen,
+            &next.router.internal_listen,
+        ),
+        (
+            "resolver.listen",
+            &prev.resolver.listen,
+            &next.resolver.listen,
+        ),
+        ("egress.listen", &prev.egress.listen, &next.egress.listen),
+        (
+            "egress.socks_listen",
+            &prev.egress.socks_listen,
+            &next.egress.socks_listen,
+        ),
+        (
+            "egress.transparent_listen",
+            &prev.egress.transparent_listen,
+            &next.egress.transparent_listen,
+        ),
+    ];
+    for (key, a, b) in pairs {
+        if a != b {
+            warn!(
+                key,
+                "listener addresses changed: restart spaced to apply them; everything else is applied now"
+            );
+        }
+    }
+    let admin = |p: &Policy| p.admin.as_ref().map(|a| a.listen);
+    if admin(prev) != admin(next) {
+        warn!(
+            key = "admin.listen",
+            "listener addresses changed: restart spaced to apply them; everything else is applied now"
+        );
+    }
+}
+
+/// Watches the config file and every file it names. Directories are watched, not files:
+/// editors and orchestrators replace files by rename, and Kubernetes swaps a symlinked
+/// `..data` directory, and both only show up as events in the parent directory.
+///
+/// # Errors
+/// When the OS watcher cannot be created.
+pub fn spawn_watcher(reloader: Arc<Reloader>, shutdown: Shutdown) -> notify::Result<()> {
+    let (tx, mut rx) = mpsc::channel::<()>(64);
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(ev) if relevant(&ev.kind) => {
+                let _ = tx.try_send(());
+            }
+            Ok(_) => {}
+            Err(e) => debug!(error = %e, "file watcher error"),
+        })?;
+    let mut watched: HashSet<PathBuf> = HashSet::new();
+    rewatch(&mut watcher, &mut watched, &reloader);
+    let task_shutdown = shutdown.clone();
+    shutdown.spawn(async move {
+        loop {
+            tokio::select! {
+                biased;
+                () = task_shutdown.cancelled() => break,
+                got = rx.recv() => if got.is_none() { break },
+            }
+            // Let the burst settle, then drop what queued meanwhile.
+            tokio::time::sleep(DEBOUNCE).await;
+            while rx.try_recv().is_ok() {}
+            let _ = reloader.reload("file").await;
+            rewatch(&mut watcher, &mut watched, &reloader);
+        }
+    });
+    Ok(())
+}
+
+/// Reads, and closing a file opened read-only, are not changes (and our own reads of the
+/// config would otherwise trigger reloads forever).
+fn relevant(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Other => false,
+        _ => true,
+    }
+}
+
+fn rewatch(watcher: &mut impl Watcher, watched: &mut HashSet<PathBuf>, reloader: &Reloader) {
+    let policy = reloader.store.load_full();
+    let mut dirs: HashSet<PathBuf> = HashSet::new();
+    for file in std::iter::once(reloader.path()).chain(policy.files.iter().map(PathBuf::as_path)) {
+        let dir = match file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        dirs.insert(dir);
+    }
+    for gone in watched.difference(&dirs).cloned().collect::<Vec<_>>() {
+        let _ = watcher.unwatch(&gone);
+        watched.remove(&gone);
+    }
+    for dir in dirs {
+        if watched.contains(&dir) {
+            continue;
+        }
+        match watcher.watch(&dir, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                watched.insert(dir);
+            }
+            Err(e) => {
+                warn!(dir = %dir.display(), error = %e, "cannot watch directory; reload with SIGHUP or POST /reload")
+            }
+        }
+    }
+}

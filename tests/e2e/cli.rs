@@ -1,0 +1,77 @@
+//! `spaced check` and friends, as a subprocess.
+
+use std::process::Command;
+
+use crate::harness::{ConfigDir, bin, root};
+
+#[test]
+fn check_accepts_the_shipped_configs() {
+    for file in ["config/spaced.toml", "config/demo.toml"] {
+        let out = Command::new(bin())
+            .arg("check")
+            .arg(root().join(file))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{file}: {stdout}");
+        assert!(stdout.contains(": ok: "), "{stdout}");
+        assert_eq!(stdout.lines().count(), 1, "one-line summary: {stdout}");
+    }
+}
+
+#[test]
+fn check_reports_every_error_with_line_and_column() {
+    let dir = ConfigDir::new();
+    let text = "[space]\nname = \"e2e\"\ntrusted = [\"10.0.0.1/8\"]\n\n[[app]]\nname = \"Bad_Name\"\nbogus = 1\n";
+    std::fs::write(dir.path("bad.toml"), text).unwrap();
+    let path = dir.path("bad.toml");
+    let out = Command::new(bin())
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let first = stdout.lines().next().unwrap_or_default();
+    // The unknown key is a parse error: it is reported first, at the key, on its own.
+    assert!(
+        first.starts_with(&format!("{}:7:1: ", path.display())),
+        "{stdout}"
+    );
+    std::fs::write(dir.path("bad.toml"), text.replace("bogus = 1\n", "")).unwrap();
+    let out = Command::new(bin())
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "both semantic errors collected: {stdout}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "{}:3:12: invalid CIDR \"10.0.0.1/8\": host bits set (did you mean 10.0.0.0/8?)",
+            path.display()
+        )
+    );
+    assert!(
+        lines[1].starts_with(&format!("{}:6:8: ", path.display())),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_missing_file_fails_cleanly() {
+    let out = Command::new(bin())
+        .arg("check")
+        .arg("/nonexistent/spaced.toml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("/nonexistent/spaced.toml:1:1: "),
+        "{stdout}"
+    );
+}
