@@ -1,11 +1,12 @@
 //! Text → `Raw*` → validated, compiled [`Policy`]. Validation collects every problem before
 //! failing, each located at the offending value.
+//!
+//! Sections are compiled in `compile/sections.rs`, apps and dynos in `compile/apps.rs`;
+//! this file holds the entry points and the value checks they share.
 
-use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -13,9 +14,16 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use crate::error::{ConfigError, ErrorKind, Errors};
-use crate::policy::*;
-use crate::raw::*;
+use crate::policy::Policy;
+use crate::raw::RawConfig;
 use crate::{IpSet, parse_duration};
+
+mod apps;
+mod sections;
+
+/// At most this many errors are reported for one file: enough to fix a file in one edit,
+/// and a bound on the work a hostile file can cause.
+const MAX_ERRORS: usize = 100;
 
 /// Where a config text comes from, and how to read the files it names.
 pub struct Source<'a> {
@@ -37,7 +45,8 @@ pub struct Loaded {
     pub sha256: String,
 }
 
-/// Reads, parses, validates and compiles the config file at `path`.
+/// Reads, parses, validates and compiles the config file at `path`. Relative paths inside
+/// it are resolved against the file's directory.
 ///
 /// # Errors
 /// Every problem found, each with file, line and column.
@@ -82,12 +91,31 @@ fn hex(bytes: &[u8]) -> String {
 /// Parses, validates and compiles config text: a pure function of the bytes and the files
 /// `source.read` returns.
 ///
+/// ```
+/// use std::path::Path;
+/// let text = "[space]\nname = \"demo\"\n[[app]]\nname = \"api\"\nhosts = [\"api.example.com\"]\n";
+/// let source = spaced_config::Source {
+///     name: "spaced.toml",
+///     dir: Path::new("."),
+///     read: &|p| std::fs::read(p),
+/// };
+/// let policy = spaced_config::parse(text.as_bytes(), &source).unwrap();
+/// assert_eq!(policy.app_for_host("API.example.com:80").unwrap().name, "api");
+///
+/// let err = spaced_config::parse(b"[space]\nname = \"Demo\"\n", &source).unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "spaced.toml:2:8: invalid space name \"Demo\": expected 1 to 30 characters of [a-z0-9-]"
+/// );
+/// ```
+///
 /// # Errors
-/// Every problem found, each with file, line and column.
+/// Every problem found (at most 100), each with file, line and column, sorted by position.
 pub fn parse(bytes: &[u8], source: &Source<'_>) -> Result<Policy, Errors> {
     let mut cx = Cx {
         source,
         text: "",
+        lines: Vec::new(),
         errors: Vec::new(),
         files: Vec::new(),
     };
@@ -105,12 +133,7 @@ pub fn parse(bytes: &[u8], source: &Source<'_>) -> Result<Policy, Errors> {
         Ok(raw) => raw,
         Err(e) => {
             let span = e.span().unwrap_or(0..0);
-            let message = e
-                .message()
-                .lines()
-                .next()
-                .unwrap_or("invalid TOML")
-                .to_string();
+            let message = humanize(e.message().lines().next().unwrap_or("invalid TOML"));
             cx.push(span, ErrorKind::Toml { message });
             return Err(Errors(cx.errors));
         }
@@ -119,20 +142,52 @@ pub fn parse(bytes: &[u8], source: &Source<'_>) -> Result<Policy, Errors> {
     if cx.errors.is_empty() {
         Ok(policy)
     } else {
+        // Section order is not file order; a reader expects the latter. Errors in other
+        // files (`trusted_file`) follow, in the order found.
+        let name = source.name;
+        cx.errors.sort_by_key(|e| {
+            let here = e.file == name;
+            (!here, if here { (e.line, e.col) } else { (0, 0) })
+        });
         Err(Errors(cx.errors))
     }
 }
 
-struct Cx<'a> {
-    source: &'a Source<'a>,
+/// Rewords serde's messages, which name Rust types, in the file's terms.
+fn humanize(message: &str) -> String {
+    let mut out = message
+        .replace("expected i64", "expected an integer")
+        .replace("expected a sequence", "expected an array")
+        .replace("missing field", "missing required key")
+        .replace("unknown field", "unknown key");
+    // `expected struct RawApp` and the like: every `Raw*` struct is a TOML table.
+    if let Some(i) = out.find("expected struct Raw") {
+        out.truncate(i);
+        out.push_str("expected a table");
+    }
+    out
+}
+
+/// The compile context: the source, the text for locating spans, and what was found.
+pub(crate) struct Cx<'a> {
+    pub(crate) source: &'a Source<'a>,
     text: &'a str,
-    errors: Vec<ConfigError>,
-    files: Vec<PathBuf>,
+    /// Byte offsets of line starts after the first, built on the first error.
+    lines: Vec<usize>,
+    pub(crate) errors: Vec<ConfigError>,
+    pub(crate) files: Vec<PathBuf>,
 }
 
 impl Cx<'_> {
-    fn push(&mut self, span: Range<usize>, kind: ErrorKind) {
-        let (line, col) = line_col(self.text, span.start);
+    /// Records an error at the byte span's start in the config file.
+    pub(crate) fn push(&mut self, span: Range<usize>, kind: ErrorKind) {
+        if self.errors.len() >= MAX_ERRORS {
+            return;
+        }
+        if self.lines.is_empty() {
+            self.lines = line_starts(self.text);
+        }
+        let (line, col) = line_col(self.text, &self.lines, span.start);
         self.errors.push(ConfigError {
             file: self.source.name.to_string(),
             line,
@@ -141,23 +196,45 @@ impl Cx<'_> {
         });
     }
 
+    /// Records an error in another file (`trusted_file`), already located.
+    pub(crate) fn push_at(&mut self, file: &str, line: usize, col: usize, kind: ErrorKind) {
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(ConfigError {
+                file: file.to_string(),
+                line,
+                col,
+                kind,
+            });
+        }
+    }
+
     fn compile(&mut self, raw: RawConfig) -> Policy {
         let space = self.space(raw.space);
+        let tls_listen_span = raw
+            .router
+            .as_ref()
+            .and_then(|r| r.tls_listen.as_ref())
+            .map(Spanned::span);
         let router = self.router(raw.router);
         let tls = raw
             .tls
             .iter()
             .filter_map(|t| self.tls(t))
             .collect::<Vec<_>>();
+        // A TLS listener with no certificate could only fail every handshake.
+        if let Some(span) = tls_listen_span
+            && !router.tls_listen.is_empty()
+            && raw.tls.is_empty()
+        {
+            self.push(span, ErrorKind::TlsListenWithoutTls);
+        }
         let resolver = self.resolver(raw.resolver);
         let egress = self.egress(raw.egress);
-        let admin = raw
-            .admin
-            .and_then(|a| self.socket_addr(&a.listen).map(|listen| Admin { listen }));
+        let admin = raw.admin.and_then(|a| {
+            self.socket_addr(&a.listen)
+                .map(|listen| crate::Admin { listen })
+        });
         let (apps, hosts, dyno_ips) = self.apps(raw.app, &router);
-        if !router.tls_listen.is_empty() && tls.is_empty() {
-            self.push(0..0, ErrorKind::TlsListenWithoutTls);
-        }
         Policy {
             space,
             router,
@@ -172,468 +249,10 @@ impl Cx<'_> {
         }
     }
 
-    fn space(&mut self, raw: Option<Spanned<RawSpace>>) -> Space {
-        let Some(raw) = raw else {
-            self.push(0..0, ErrorKind::MissingSpaceName);
-            return empty_space();
-        };
-        let span = raw.span();
-        let raw = raw.into_inner();
-        let name = match &raw.name {
-            Some(n) => {
-                self.name("space", n);
-                n.get_ref().clone()
-            }
-            None => {
-                self.push(span, ErrorKind::MissingSpaceName);
-                String::new()
-            }
-        };
-        let internal = self.ipset(&raw.internal);
-        let mut trusted_nets = match &raw.trusted {
-            Some(list) => self.nets(list),
-            None => vec![
-                IpNet::V4(ipnet::Ipv4Net::default()),
-                IpNet::V6(ipnet::Ipv6Net::default()),
-            ],
-        };
-        if let Some(file) = &raw.trusted_file {
-            trusted_nets.extend(self.trusted_file(file));
-        }
-        Space {
-            name,
-            internal,
-            trusted: IpSet::from_nets(trusted_nets),
-            blocked: self.ipset(&raw.blocked),
-        }
-    }
-
-    fn trusted_file(&mut self, file: &Spanned<String>) -> Vec<IpNet> {
-        let path = self.source.dir.join(file.get_ref());
-        self.files.push(path.clone());
-        let bytes = match (self.source.read)(&path) {
-            Ok(b) => b,
-            Err(e) => {
-                self.push(
-                    file.span(),
-                    ErrorKind::Read {
-                        reason: format!("{}: {e}", path.display()),
-                    },
-                );
-                return Vec::new();
-            }
-        };
-        let text = String::from_utf8_lossy(&bytes);
-        let name = path.display().to_string();
-        let mut nets = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let body = line.split('#').next().unwrap_or("");
-            let entry = body.trim();
-            if entry.is_empty() {
-                continue;
-            }
-            match parse_cidr(entry) {
-                Ok(net) => nets.push(net),
-                Err(kind) => {
-                    let col = line
-                        .find(entry)
-                        .map_or(1, |c| line[..c].chars().count() + 1);
-                    self.errors.push(ConfigError {
-                        file: name.clone(),
-                        line: i + 1,
-                        col,
-                        kind,
-                    });
-                }
-            }
-        }
-        nets
-    }
-
-    fn router(&mut self, raw: Option<RawRouter>) -> Router {
-        let mut router = Router {
-            listen: Vec::new(),
-            tls_listen: Vec::new(),
-            internal_listen: Vec::new(),
-            balance: Balance::LeastRequest,
-            zone: None,
-            proxy_protocol: false,
-            trusted_proxies: IpSet::empty(),
-            retries: 2,
-            max_connections: 100_000,
-            timeouts: Timeouts {
-                connect: Duration::from_secs(5),
-                response: Duration::from_secs(30),
-                idle: Duration::from_secs(55),
-                client_header: Duration::from_secs(10),
-                keepalive: Duration::from_secs(60),
-                pool_idle: Duration::from_secs(90),
-            },
-            health: None,
-        };
-        let Some(raw) = raw else { return router };
-        router.listen = self.socket_addrs(&raw.listen);
-        router.tls_listen = self.socket_addrs(&raw.tls_listen);
-        router.internal_listen = self.socket_addrs(&raw.internal_listen);
-        if let Some(b) = &raw.balance {
-            router.balance = match b.get_ref().as_str() {
-                "least-request" => Balance::LeastRequest,
-                "round-robin" => Balance::RoundRobin,
-                "random" => Balance::Random,
-                other => {
-                    self.push(
-                        b.span(),
-                        ErrorKind::Invalid {
-                            key: "router.balance",
-                            value: other.into(),
-                            expected: "\"least-request\", \"round-robin\" or \"random\"",
-                        },
-                    );
-                    Balance::LeastRequest
-                }
-            };
-        }
-        router.zone = raw.zone;
-        router.proxy_protocol = raw.proxy_protocol;
-        router.trusted_proxies = self.ipset(&raw.trusted_proxies);
-        if let Some(n) = &raw.retries {
-            router.retries = self.int(n, "router.retries", 0, 100) as u32;
-        }
-        if let Some(n) = &raw.max_connections {
-            router.max_connections = self.int(n, "router.max_connections", 1, 10_000_000) as usize;
-        }
-        if let Some(t) = &raw.timeouts {
-            let d = &mut router.timeouts;
-            for (slot, value) in [
-                (&mut d.connect, &t.connect),
-                (&mut d.response, &t.response),
-                (&mut d.idle, &t.idle),
-                (&mut d.client_header, &t.client_header),
-                (&mut d.keepalive, &t.keepalive),
-                (&mut d.pool_idle, &t.pool_idle),
-            ] {
-                if let Some(v) = value {
-                    if let Some(parsed) = duration(&mut self.errors, self.source.name, self.text, v)
-                    {
-                        *slot = parsed;
-                    }
-                }
-            }
-        }
-        if let Some(h) = &raw.health {
-            let mut health = HealthCheck {
-                interval: Duration::from_secs(2),
-                timeout: Duration::from_secs(1),
-                path: None,
-                unhealthy_after: 2,
-                healthy_after: 2,
-            };
-            if let Some(v) = &h.interval {
-                health.interval = self.duration(v).unwrap_or(health.interval);
-            }
-            if let Some(v) = &h.timeout {
-                health.timeout = self.duration(v).unwrap_or(health.timeout);
-            }
-            if let Some(p) = &h.path {
-                health.path = self.path(p);
-            }
-            if let Some(n) = &h.unhealthy_after {
-                health.unhealthy_after =
-                    self.int(n, "router.health.unhealthy_after", 1, 1000) as u32;
-            }
-            if let Some(n) = &h.healthy_after {
-                health.healthy_after = self.int(n, "router.health.healthy_after", 1, 1000) as u32;
-            }
-            router.health = Some(health);
-        }
-        router
-    }
-
-    fn tls(&mut self, raw: &RawTls) -> Option<TlsCert> {
-        let cert_path = self.source.dir.join(raw.cert.get_ref());
-        let key_path = self.source.dir.join(raw.key.get_ref());
-        self.files.push(cert_path.clone());
-        self.files.push(key_path.clone());
-        match crate::tls::load(self.source.read, &cert_path, &key_path) {
-            Ok((names, key)) => Some(TlsCert {
-                names,
-                key,
-                cert_path,
-                key_path,
-            }),
-            Err((is_key, kind)) => {
-                let span = if is_key {
-                    raw.key.span()
-                } else {
-                    raw.cert.span()
-                };
-                self.push(span, kind);
-                None
-            }
-        }
-    }
-
-    fn resolver(&mut self, raw: Option<RawResolver>) -> Resolver {
-        let mut resolver = Resolver {
-            listen: Vec::new(),
-            domain: "app.localspace".into(),
-            ttl: Duration::from_secs(5),
-            upstreams: Vec::new(),
-        };
-        let Some(raw) = raw else { return resolver };
-        resolver.listen = self.socket_addrs(&raw.listen);
-        resolver.upstreams = self.socket_addrs(&raw.upstreams);
-        if let Some(d) = &raw.domain {
-            let domain = d.get_ref().trim_end_matches('.').to_ascii_lowercase();
-            if domain.is_empty() || !valid_host(&domain) {
-                self.push(
-                    d.span(),
-                    ErrorKind::Invalid {
-                        key: "resolver.domain",
-                        value: d.get_ref().clone(),
-                        expected: "a DNS name such as \"app.localspace\"",
-                    },
-                );
-            } else {
-                resolver.domain = domain;
-            }
-        }
-        if let Some(t) = &raw.ttl {
-            resolver.ttl = self.duration(t).unwrap_or(resolver.ttl);
-        }
-        resolver
-    }
-
-    fn egress(&mut self, raw: Option<RawEgress>) -> Egress {
-        let mut egress = Egress {
-            listen: Vec::new(),
-            socks_listen: Vec::new(),
-            transparent_listen: Vec::new(),
-            source_ips: Vec::new(),
-            allow: IpSet::empty(),
-            deny: default_deny(),
-            ports: Ports::default(),
-            max_per_destination: 50_000,
-            connect_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(350),
-        };
-        let Some(raw) = raw else { return egress };
-        egress.listen = self.socket_addrs(&raw.listen);
-        egress.socks_listen = self.socket_addrs(&raw.socks_listen);
-        egress.transparent_listen = self.socket_addrs(&raw.transparent_listen);
-        for ip in &raw.source_ips {
-            match ip.get_ref().parse::<IpAddr>() {
-                Ok(a) => egress.source_ips.push(crate::canonical(a)),
-                Err(_) => self.push(
-                    ip.span(),
-                    ErrorKind::BadAddr {
-                        text: ip.get_ref().clone(),
-                    },
-                ),
-            }
-        }
-        let listeners = raw.listen.len() + raw.socks_listen.len() + raw.transparent_listen.len();
-        if listeners > 0 && raw.source_ips.is_empty() {
-            let span = raw
-                .listen
-                .first()
-                .or(raw.socks_listen.first())
-                .or(raw.transparent_listen.first())
-                .map_or(0..0, Spanned::span);
-            self.push(span, ErrorKind::EgressWithoutSourceIps);
-        }
-        egress.allow = self.ipset(&raw.allow);
-        if let Some(deny) = &raw.deny {
-            egress.deny = self.ipset(deny);
-        }
-        let mut ports = Vec::new();
-        for p in &raw.ports {
-            let parsed = match p.get_ref() {
-                RawPort::Int(n) => u16::try_from(*n).ok().filter(|&n| n > 0),
-                RawPort::Text(t) => t.parse::<u16>().ok().filter(|&n| n > 0),
-            };
-            match parsed {
-                Some(n) => ports.push(n),
-                None => self.push(
-                    p.span(),
-                    ErrorKind::Invalid {
-                        key: "egress.ports",
-                        value: match p.get_ref() {
-                            RawPort::Int(n) => n.to_string(),
-                            RawPort::Text(t) => t.clone(),
-                        },
-                        expected: "a port from 1 to 65535",
-                    },
-                ),
-            }
-        }
-        ports.sort_unstable();
-        ports.dedup();
-        egress.ports = Ports(ports);
-        if let Some(n) = &raw.max_per_destination {
-            egress.max_per_destination =
-                self.int(n, "egress.max_per_destination", 1, 10_000_000) as u32;
-        }
-        if let Some(t) = &raw.connect_timeout {
-            egress.connect_timeout = self.duration(t).unwrap_or(egress.connect_timeout);
-        }
-        if let Some(t) = &raw.idle_timeout {
-            egress.idle_timeout = self.duration(t).unwrap_or(egress.idle_timeout);
-        }
-        egress
-    }
-
-    fn apps(
-        &mut self,
-        raw: Vec<RawApp>,
-        router: &Router,
-    ) -> (Vec<Arc<App>>, HostTable, HashMap<IpAddr, usize>) {
-        let mut apps = Vec::with_capacity(raw.len());
-        let mut names: HashSet<String> = HashSet::new();
-        let mut hosts = HostTable::default();
-        let mut dyno_ips = HashMap::new();
-        for (index, raw) in raw.into_iter().enumerate() {
-            self.name("app", &raw.name);
-            let name = raw.name.get_ref().clone();
-            if !names.insert(name.clone()) {
-                self.push(
-                    raw.name.span(),
-                    ErrorKind::DuplicateApp { name: name.clone() },
-                );
-            }
-            let routing = match raw.routing.as_ref().map(|r| r.get_ref().as_str()) {
-                None | Some("external") => Routing::External,
-                Some("internal") => Routing::Internal,
-                Some(other) => {
-                    let span = raw.routing.as_ref().map_or(0..0, Spanned::span);
-                    self.push(
-                        span,
-                        ErrorKind::Invalid {
-                            key: "app.routing",
-                            value: other.into(),
-                            expected: "\"external\" or \"internal\"",
-                        },
-                    );
-                    Routing::External
-                }
-            };
-            if routing == Routing::Internal && router.internal_listen.is_empty() {
-                let span = raw.routing.as_ref().map_or(raw.name.span(), Spanned::span);
-                self.push(
-                    span,
-                    ErrorKind::InternalAppUnreachable { app: name.clone() },
-                );
-            }
-            let mut app_hosts = Vec::new();
-            for h in &raw.hosts {
-                let host = h.get_ref().trim_end_matches('.').to_ascii_lowercase();
-                let (table, key) = match host.strip_prefix("*.") {
-                    Some(suffix) => (&mut hosts.wildcard, suffix.to_string()),
-                    None => (&mut hosts.exact, host.clone()),
-                };
-                if !valid_host(&key) {
-                    self.push(
-                        h.span(),
-                        ErrorKind::BadHost {
-                            host: h.get_ref().clone(),
-                            reason: "expected DNS labels of [a-z0-9-], optionally starting with *.",
-                        },
-                    );
-                    continue;
-                }
-                if let Some(&first) = table.get(&key) {
-                    let first: &Arc<App> = &apps[first];
-                    let first = first.name.clone();
-                    self.push(h.span(), ErrorKind::DuplicateHost { host, first });
-                    continue;
-                }
-                if app_hosts.contains(&host) {
-                    self.push(
-                        h.span(),
-                        ErrorKind::DuplicateHost {
-                            host,
-                            first: name.clone(),
-                        },
-                    );
-                    continue;
-                }
-                table.insert(key, index);
-                app_hosts.push(host);
-            }
-            let trusted = raw.trusted.as_ref().map(|t| self.ipset(t));
-            let health_path = raw.health_path.as_ref().and_then(|p| self.path(p));
-            let (dynos, web) = self.dynos(&name, &raw.dyno);
-            for d in &dynos {
-                dyno_ips
-                    .entry(crate::canonical(d.addr.ip()))
-                    .or_insert(index);
-            }
-            apps.push(Arc::new(App {
-                name,
-                hosts: app_hosts,
-                routing,
-                trusted,
-                health_path,
-                egress_token: raw.egress_token.map(Spanned::into_inner),
-                dynos,
-                web,
-            }));
-        }
-        (apps, hosts, dyno_ips)
-    }
-
-    fn dynos(&mut self, app: &str, raw: &[RawDyno]) -> (Vec<Dyno>, Vec<usize>) {
-        let mut dynos = Vec::with_capacity(raw.len());
-        let mut per_process: HashMap<String, u32> = HashMap::new();
-        let mut taken: HashSet<(String, u32)> = HashSet::new();
-        for d in raw {
-            let process = d
-                .process
-                .as_ref()
-                .map_or("web", |p| p.get_ref().as_str())
-                .to_string();
-            let position = per_process.entry(process.clone()).or_insert(0);
-            *position += 1;
-            let number = match &d.number {
-                Some(n) => self.int(n, "dyno.number", 1, 1_000_000) as u32,
-                None => *position,
-            };
-            if !taken.insert((process.clone(), number)) {
-                let span = d.number.as_ref().map_or(d.addr.span(), Spanned::span);
-                self.push(
-                    span,
-                    ErrorKind::DuplicateDynoNumber {
-                        app: app.into(),
-                        process: process.clone(),
-                        number,
-                    },
-                );
-            }
-            let Some(addr) = self.socket_addr(&d.addr) else {
-                continue;
-            };
-            dynos.push(Dyno {
-                process,
-                addr,
-                zone: d.zone.clone(),
-                number,
-            });
-        }
-        let web = dynos
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| d.process == "web")
-            .map(|(i, _)| i)
-            .collect();
-        (dynos, web)
-    }
-
-    fn name(&mut self, what: &'static str, name: &Spanned<String>) {
+    /// Checks a space, app or process name: these become DNS labels and metric labels.
+    pub(crate) fn name(&mut self, what: &'static str, name: &Spanned<String>) -> bool {
         let n = name.get_ref();
-        let ok = !n.is_empty()
-            && n.len() <= 30
-            && n.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let ok = valid_name(n);
         if !ok {
             self.push(
                 name.span(),
@@ -643,9 +262,10 @@ impl Cx<'_> {
                 },
             );
         }
+        ok
     }
 
-    fn nets(&mut self, list: &[Spanned<String>]) -> Vec<IpNet> {
+    pub(crate) fn nets(&mut self, list: &[Spanned<String>]) -> Vec<IpNet> {
         let mut nets = Vec::with_capacity(list.len());
         for item in list {
             match parse_cidr(item.get_ref()) {
@@ -656,12 +276,12 @@ impl Cx<'_> {
         nets
     }
 
-    fn ipset(&mut self, list: &[Spanned<String>]) -> IpSet {
+    pub(crate) fn ipset(&mut self, list: &[Spanned<String>]) -> IpSet {
         let nets = self.nets(list);
         IpSet::from_nets(nets)
     }
 
-    fn socket_addr(&mut self, s: &Spanned<String>) -> Option<SocketAddr> {
+    pub(crate) fn socket_addr(&mut self, s: &Spanned<String>) -> Option<SocketAddr> {
         match s.get_ref().parse::<SocketAddr>() {
             Ok(a) => Some(a),
             Err(_) => {
@@ -676,15 +296,39 @@ impl Cx<'_> {
         }
     }
 
-    fn socket_addrs(&mut self, list: &[Spanned<String>]) -> Vec<SocketAddr> {
+    pub(crate) fn socket_addrs(&mut self, list: &[Spanned<String>]) -> Vec<SocketAddr> {
         list.iter().filter_map(|s| self.socket_addr(s)).collect()
     }
 
-    fn duration(&mut self, s: &Spanned<String>) -> Option<Duration> {
-        duration(&mut self.errors, self.source.name, self.text, s)
+    /// A duration; `positive` rejects zero where zero would mean "fail at once" or a busy
+    /// loop rather than anything an operator wants.
+    pub(crate) fn duration(&mut self, s: &Spanned<String>, positive: bool) -> Option<Duration> {
+        match parse_duration(s.get_ref()) {
+            Some(d) if positive && d.is_zero() => {
+                self.push(
+                    s.span(),
+                    ErrorKind::Invalid {
+                        key: "duration",
+                        value: s.get_ref().clone(),
+                        expected: "a duration above zero",
+                    },
+                );
+                None
+            }
+            Some(d) => Some(d),
+            None => {
+                self.push(
+                    s.span(),
+                    ErrorKind::BadDuration {
+                        text: s.get_ref().clone(),
+                    },
+                );
+                None
+            }
+        }
     }
 
-    fn path(&mut self, s: &Spanned<String>) -> Option<String> {
+    pub(crate) fn path(&mut self, s: &Spanned<String>) -> Option<String> {
         let p = s.get_ref();
         if p.starts_with('/') && !p.bytes().any(|b| b.is_ascii_control() || b == b' ') {
             Some(p.clone())
@@ -701,43 +345,61 @@ impl Cx<'_> {
         }
     }
 
-    fn int(&mut self, n: &Spanned<i64>, key: &'static str, min: i64, max: i64) -> i64 {
+    /// An integer in `min..=max`; `None` (after recording the error) outside it.
+    pub(crate) fn int(
+        &mut self,
+        n: &Spanned<i64>,
+        key: &'static str,
+        min: i64,
+        max: i64,
+        expected: &'static str,
+    ) -> Option<i64> {
         let v = *n.get_ref();
         if (min..=max).contains(&v) {
-            v
+            Some(v)
         } else {
             self.push(
                 n.span(),
                 ErrorKind::Invalid {
                     key,
                     value: v.to_string(),
-                    expected: "a whole number in range",
+                    expected,
                 },
             );
-            min
+            None
+        }
+    }
+
+    /// A zone label (`router.zone`, `dyno.zone`): compared as text only, so any short
+    /// identifier an orchestrator uses (`us-east-1a`, `eu_west.2`) is fine.
+    pub(crate) fn zone(&mut self, key: &'static str, z: &Spanned<String>) -> Option<String> {
+        let v = z.get_ref();
+        let ok = !v.is_empty()
+            && v.len() <= 63
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if ok {
+            Some(v.clone())
+        } else {
+            self.push(
+                z.span(),
+                ErrorKind::Invalid {
+                    key,
+                    value: v.clone(),
+                    expected: "1 to 63 characters of [A-Za-z0-9._-]",
+                },
+            );
+            None
         }
     }
 }
 
-fn duration(
-    errors: &mut Vec<ConfigError>,
-    file: &str,
-    text: &str,
-    s: &Spanned<String>,
-) -> Option<Duration> {
-    let parsed = parse_duration(s.get_ref());
-    if parsed.is_none() {
-        let (line, col) = line_col(text, s.span().start);
-        errors.push(ConfigError {
-            file: file.into(),
-            line,
-            col,
-            kind: ErrorKind::BadDuration {
-                text: s.get_ref().clone(),
-            },
-        });
-    }
-    parsed
+/// `[a-z0-9-]{1,30}`: the contract's name syntax.
+pub(crate) fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 30
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// A CIDR, or a bare address as /32 or /128; host bits set is an error.
@@ -760,7 +422,8 @@ pub(crate) fn parse_cidr(text: &str) -> Result<IpNet, ErrorKind> {
     Ok(net)
 }
 
-fn valid_host(host: &str) -> bool {
+/// DNS labels of `[A-Za-z0-9_-]`, 1 to 63 bytes each, 253 in all.
+pub(crate) fn valid_host(host: &str) -> bool {
     host.len() <= 253
         && host.split('.').all(|label| {
             !label.is_empty()
@@ -771,39 +434,87 @@ fn valid_host(host: &str) -> bool {
         })
 }
 
-fn empty_space() -> Space {
-    Space {
-        name: String::new(),
-        internal: IpSet::empty(),
-        trusted: IpSet::empty(),
-        blocked: IpSet::empty(),
-    }
-}
-
-/// Loopback, link-local (cloud metadata), this-network, CGNAT, multicast and reserved:
-/// what an egress gateway must never be tricked into dialling.
-fn default_deny() -> IpSet {
-    let nets = [
-        "127.0.0.0/8",
-        "169.254.0.0/16",
-        "0.0.0.0/8",
-        "100.64.0.0/10",
-        "224.0.0.0/4",
-        "240.0.0.0/4",
-        "::1/128",
-        "::/128",
-        "fe80::/10",
-        "ff00::/8",
-    ];
-    IpSet::from_nets(nets.iter().filter_map(|n| n.parse().ok()))
+fn line_starts(text: &str) -> Vec<usize> {
+    let mut starts = vec![0];
+    starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+    starts
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+fn line_col(text: &str, starts: &[usize], offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = before[line_start..].chars().count() + 1;
+    let line = starts.partition_point(|&s| s <= offset).max(1);
+    let start = starts.get(line - 1).copied().unwrap_or(0);
+    let col = text
+        .get(start..offset)
+        .map_or(1, |prefix| prefix.chars().count() + 1);
     (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_is_one_based_in_characters() {
+        let text = "ab\né x\n\nz";
+        let starts = line_starts(text);
+        assert_eq!(line_col(text, &starts, 0), (1, 1));
+        assert_eq!(line_col(text, &starts, 2), (1, 3));
+        assert_eq!(line_col(text, &starts, 3), (2, 1));
+        // 'é' is two bytes, one column.
+        assert_eq!(line_col(text, &starts, 6), (2, 3));
+        assert_eq!(line_col(text, &starts, 8), (3, 1));
+        assert_eq!(line_col(text, &starts, 9), (4, 1));
+        assert_eq!(line_col(text, &starts, 999), (4, 2));
+    }
+
+    #[test]
+    fn cidrs() {
+        assert!(parse_cidr("10.0.0.0/8").is_ok());
+        assert_eq!(parse_cidr("10.0.0.1").map(|n| n.prefix_len()), Ok(32));
+        assert_eq!(parse_cidr("::1").map(|n| n.prefix_len()), Ok(128));
+        assert_eq!(
+            parse_cidr("10.0.0.1/8").map_err(|e| e.to_string()),
+            Err("invalid CIDR \"10.0.0.1/8\": host bits set (did you mean 10.0.0.0/8?)".into())
+        );
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "x",
+            "10.0.0.0/",
+            "/8",
+            " 10.0.0.0/8",
+        ] {
+            assert!(
+                matches!(parse_cidr(bad), Err(ErrorKind::BadCidr { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_and_hosts() {
+        assert!(valid_name("api-2"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("Api"));
+        assert!(!valid_name("a_b"));
+        assert!(!valid_name(&"a".repeat(31)));
+        assert!(valid_host("api.example.com"));
+        assert!(!valid_host("api..example.com"));
+        assert!(!valid_host("api example.com"));
+    }
+
+    #[test]
+    fn humanized_messages() {
+        assert_eq!(
+            humanize("invalid type: string \"x\", expected i64"),
+            "invalid type: string \"x\", expected an integer"
+        );
+        assert_eq!(
+            humanize("invalid type: integer `5`, expected struct RawApp"),
+            "invalid type: integer `5`, expected a table"
+        );
+    }
 }

@@ -10,6 +10,7 @@
 
 mod board;
 mod compile;
+mod diff;
 mod duration;
 mod error;
 mod ipset;
@@ -20,6 +21,7 @@ mod tls;
 
 pub use board::DynoBoard;
 pub use compile::{Loaded, Source, load_file, parse};
+pub use diff::PolicyDiff;
 pub use duration::parse_duration;
 pub use error::{ConfigError, ErrorKind, Errors};
 pub use ipset::{IpSet, canonical};

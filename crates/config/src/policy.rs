@@ -87,7 +87,7 @@ pub enum Balance {
 }
 
 /// `[router.timeouts]`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// Connect to a dyno.
     pub connect: Duration,
@@ -104,7 +104,7 @@ pub struct Timeouts {
 }
 
 /// `[router.health]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheck {
     /// Between checks of one dyno.
     pub interval: Duration,

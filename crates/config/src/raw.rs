@@ -7,6 +7,14 @@ use toml::Spanned;
 
 type S = Spanned<String>;
 
+/// A list whose own position matters for an error (e.g. `tls_listen` without `[[tls]]`).
+pub(crate) type SpannedList = Option<Spanned<Vec<S>>>;
+
+/// The items of an optional spanned list (empty when absent).
+pub(crate) fn items(list: &SpannedList) -> &[S] {
+    list.as_ref().map_or(&[], |l| l.get_ref().as_slice())
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConfig {
@@ -38,12 +46,11 @@ pub(crate) struct RawSpace {
 pub(crate) struct RawRouter {
     #[serde(default)]
     pub(crate) listen: Vec<S>,
-    #[serde(default)]
-    pub(crate) tls_listen: Vec<S>,
+    pub(crate) tls_listen: SpannedList,
     #[serde(default)]
     pub(crate) internal_listen: Vec<S>,
     pub(crate) balance: Option<S>,
-    pub(crate) zone: Option<String>,
+    pub(crate) zone: Option<S>,
     #[serde(default)]
     pub(crate) proxy_protocol: bool,
     #[serde(default)]
@@ -93,22 +100,42 @@ pub(crate) struct RawResolver {
     pub(crate) upstreams: Vec<S>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// `egress.ports` items: `443` or `"443"`. Hand-written rather than `untagged` so that a
+/// wrong type says what was expected instead of naming a Rust enum.
+#[derive(Debug)]
 pub(crate) enum RawPort {
     Int(i64),
     Text(String),
 }
 
+impl<'de> Deserialize<'de> for RawPort {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawPort;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a port number or a string of digits")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawPort, E> {
+                Ok(RawPort::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawPort, E> {
+                Ok(RawPort::Int(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawPort, E> {
+                Ok(RawPort::Text(v.to_owned()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawEgress {
-    #[serde(default)]
-    pub(crate) listen: Vec<S>,
-    #[serde(default)]
-    pub(crate) socks_listen: Vec<S>,
-    #[serde(default)]
-    pub(crate) transparent_listen: Vec<S>,
+    pub(crate) listen: SpannedList,
+    pub(crate) socks_listen: SpannedList,
+    pub(crate) transparent_listen: SpannedList,
     #[serde(default)]
     pub(crate) source_ips: Vec<S>,
     #[serde(default)]
@@ -138,7 +165,7 @@ pub(crate) struct RawApp {
     pub(crate) health_path: Option<S>,
     pub(crate) egress_token: Option<S>,
     #[serde(default)]
-    pub(crate) dyno: Vec<RawDyno>,
+    pub(crate) dyno: Vec<Spanned<RawDyno>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +173,6 @@ pub(crate) struct RawApp {
 pub(crate) struct RawDyno {
     pub(crate) process: Option<S>,
     pub(crate) addr: S,
-    pub(crate) zone: Option<String>,
+    pub(crate) zone: Option<S>,
     pub(crate) number: Option<Spanned<i64>>,
 }
