@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use spaced::{Options, logging, reload};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ListenerArg};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -83,7 +83,45 @@ fn check(file: &Path) -> ExitCode {
     }
 }
 
-fn explain(_command: Command) -> ExitCode {
-    eprintln!("spaced explain: not wired yet");
-    ExitCode::FAILURE
+/// Prints the router's decision and the rule that made it; exit 0 when allowed, 1 when
+/// denied, 2 when the file is invalid (so scripts can tell a policy answer from a broken
+/// policy).
+fn explain(command: Command) -> ExitCode {
+    let Command::Explain {
+        config,
+        client,
+        host,
+        listener,
+        peer,
+        xff,
+    } = command
+    else {
+        return ExitCode::FAILURE;
+    };
+    let loaded = match reload::load(&config) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            for e in &errors.0 {
+                println!("{e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let query = spaced_router::explain::Query {
+        listener: match listener {
+            ListenerArg::External => spaced_router::access::Listener::External,
+            ListenerArg::Internal => spaced_router::access::Listener::Internal,
+        },
+        client,
+        peer,
+        xff,
+        host,
+    };
+    let answer = spaced_router::explain::explain(&loaded.policy, &query);
+    println!("{answer}");
+    if answer.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -150,13 +150,7 @@ impl Reloader {
 }
 
 fn summary(prev: &Policy, next: &Policy) -> String {
-    format!(
-        "apps {}->{}, dynos {}->{}",
-        prev.apps.len(),
-        next.apps.len(),
-        prev.dyno_count(),
-        next.dyno_count()
-    )
+    prev.diff(next).to_string()
 }
 
 /// Listener addresses are bound at start only (spec: "a reload that changes them logs that a

@@ -75,3 +75,39 @@ fn check_missing_file_fails_cleanly() {
         "{stdout}"
     );
 }
+
+#[test]
+fn explain_names_the_rule() {
+    let demo = root().join("config/demo.toml");
+    let run = |args: &[&str]| {
+        let out = Command::new(bin())
+            .arg("explain")
+            .arg("--config")
+            .arg(&demo)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
+    };
+    let (code, text) = run(&["--client", "127.0.0.66", "--host", "demo.localhost"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(text, "denied at L4: 127.0.0.66 is in space.blocked");
+    let (code, text) = run(&["--client", "127.0.0.5", "--host", "billing.internal"]);
+    assert_eq!(code, Some(1));
+    assert!(text.contains("S11"), "{text}");
+    let (code, text) = run(&[
+        "--client",
+        "127.0.0.5",
+        "--host",
+        "billing.internal",
+        "--listener",
+        "internal",
+    ]);
+    assert_eq!(code, Some(0));
+    assert_eq!(text, "allowed: app billing, web dynos 1");
+    let (code, text) = run(&["--client", "::ffff:127.0.0.66", "--host", "demo.localhost"]);
+    assert_eq!(code, Some(1), "mapped addresses fold to IPv4: {text}");
+}
