@@ -1,2 +1,219 @@
-//! spaced-resolver (in progress).
+//! spaced-resolver: DNS service discovery for the private space (BEHAVIOR.md "Resolver").
+//!
+//! It answers, authoritatively and from memory, the names the policy implies under
+//! `resolver.domain`: `<process>.<app>.<domain>` (A/AAAA of every dyno of that process,
+//! rotated; those held down by the router's health checks left out unless all are),
+//! `<n>.<process>.<app>.<domain>`, `_<process>._tcp.<app>.<domain>` (SRV with the targets'
+//! addresses as additional records), the `hosts` of internal apps (the router's internal
+//! listeners: split horizon), and SOA/NS at the apex. Other names are forwarded to
+//! `resolver.upstreams`; clients outside `space.internal` are refused everything.
+//!
+//! It does not recurse, cache, sign (DNSSEC) or transfer zones. The binary drives it:
+//! [`spawn`] binds every `resolver.listen` address (UDP and TCP on one port) and follows
+//! policy reloads by recompiling a whole [`Zone`] and swapping it in one step.
+//!
+//! The per-query path is the pure [`answer`] function over a precompiled [`Zone`]: a
+//! lowercase wire name looked up in a hash map, pre-encoded records copied out.
 #![forbid(unsafe_code)]
+
+mod answer;
+mod forward;
+mod metrics;
+mod server;
+mod wire;
+mod zone;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use spaced_config::{DynoBoard, Store};
+use spaced_net::{BindError, Shutdown};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::Semaphore;
+
+pub use answer::{Forward, Outcome, Reply, Request, Transport, answer};
+pub use forward::ForwardError;
+pub use wire::Rcode;
+pub use zone::{Skipped, Zone};
+
+use server::Ctx;
+
+/// The resolver could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolverError {
+    /// A UDP or TCP socket could not be bound.
+    #[error("bind resolver listener {addr}")]
+    Bind {
+        /// The `resolver.listen` address.
+        addr: SocketAddr,
+        /// What the OS said.
+        #[source]
+        source: BindError,
+    },
+}
+
+impl ResolverError {
+    /// The listen address that failed.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Self::Bind { addr, .. } => *addr,
+        }
+    }
+
+    /// Whether another process holds the address (a restart would not help until it goes).
+    pub fn in_use(&self) -> bool {
+        match self {
+            Self::Bind { source, .. } => {
+                let BindError::Bind { source, .. } = source;
+                source.kind() == std::io::ErrorKind::AddrInUse
+            }
+        }
+    }
+}
+
+/// Knobs the contract does not expose; the defaults are what the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// One upstream's deadline (UDP plus a TCP retry), before the next is tried.
+    pub upstream_timeout: Duration,
+    /// A TCP connection idle this long between queries (or mid-message) is closed.
+    pub tcp_idle: Duration,
+    /// TCP connections open at once, over every listener; beyond: closed at accept.
+    pub max_tcp: usize,
+    /// Forwards in flight from UDP clients; beyond: SERVFAIL.
+    pub max_forwards: usize,
+    /// Receive loops per UDP socket (0: one per CPU, at most 4).
+    pub udp_tasks: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            upstream_timeout: Duration::from_secs(2),
+            tcp_idle: Duration::from_secs(10),
+            max_tcp: 1024,
+            max_forwards: 1024,
+            udp_tasks: 0,
+        }
+    }
+}
+
+/// A running resolver.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    /// The bound addresses, one per `resolver.listen` entry; UDP and TCP share the port.
+    pub listen: Vec<SocketAddr>,
+    ctx: Arc<Ctx>,
+}
+
+impl Handle {
+    /// Appends the resolver's metrics in Prometheus text.
+    pub fn render_metrics(&self, out: &mut String) {
+        self.ctx.metrics.render(out);
+    }
+
+    /// The zone serving now.
+    pub fn zone(&self) -> Arc<Zone> {
+        self.ctx.zone.load_full()
+    }
+}
+
+/// Starts the resolver with default [`Options`]: see [`spawn_with`].
+///
+/// # Errors
+/// When a listen address cannot be bound (UDP, or TCP on the same port).
+pub async fn spawn(
+    store: Arc<Store>,
+    board: Arc<DynoBoard>,
+    shutdown: Shutdown,
+) -> Result<Handle, ResolverError> {
+    spawn_with(store, board, shutdown, Options::default()).await
+}
+
+/// Binds every `resolver.listen` address (read now, not on reload) for UDP and TCP on the
+/// same port (port 0 picks one free for both), compiles the zone, and serves until
+/// `shutdown` is cancelled. The zone follows every policy version the store publishes.
+///
+/// # Errors
+/// When a listen address cannot be bound.
+pub async fn spawn_with(
+    store: Arc<Store>,
+    board: Arc<DynoBoard>,
+    shutdown: Shutdown,
+    options: Options,
+) -> Result<Handle, ResolverError> {
+    // Subscribe before reading the policy: a reload landing in between then shows up as a
+    // change (and a recompile) instead of being missed.
+    let mut versions = store.subscribe();
+    let version = *versions.borrow_and_update();
+    let policy = store.load_full();
+    let mut bound = Vec::new();
+    for &addr in &policy.resolver.listen {
+        bound.push(bind_pair(addr)?);
+    }
+    let (zone, skipped) = Zone::compile(&policy, version);
+    log_skipped(&skipped);
+    let udp_tasks = match options.udp_tasks {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+        n => n,
+    };
+    let ctx = Arc::new(Ctx {
+        zone: ArcSwap::from_pointee(zone),
+        board,
+        metrics: metrics::Metrics::default(),
+        forwards: Arc::new(Semaphore::new(options.max_forwards)),
+        tcp_conns: Arc::new(Semaphore::new(options.max_tcp)),
+        options,
+    });
+    let reloader = server::reload(store, versions, ctx.clone(), shutdown.clone());
+    shutdown.spawn(reloader);
+    let mut listen = Vec::new();
+    for (udp, tcp, addr) in bound {
+        listen.push(addr);
+        let udp = Arc::new(udp);
+        for seed in 0..udp_tasks {
+            let task = server::serve_udp(udp.clone(), ctx.clone(), shutdown.clone(), seed * 7919);
+            shutdown.spawn(task);
+        }
+        shutdown.spawn(server::serve_tcp(tcp, ctx.clone(), shutdown.clone()));
+        tracing::info!(server.addr = %addr, "resolver listening (udp+tcp)");
+    }
+    Ok(Handle { listen, ctx })
+}
+
+/// UDP first, then TCP on the port UDP got; with port 0, a few tries in case TCP's is taken.
+fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr), ResolverError> {
+    let wrap = |source| ResolverError::Bind { addr, source };
+    let tries = if addr.port() == 0 { 8 } else { 1 };
+    let mut last = None;
+    for _ in 0..tries {
+        let udp = spaced_net::udp_socket(addr).map_err(wrap)?;
+        let local = udp
+            .local_addr()
+            .map_err(|source| wrap(BindError::Bind { addr, source }))?;
+        match spaced_net::tcp_listener(local) {
+            Ok(tcp) => return Ok((udp, tcp, local)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(wrap(last.unwrap_or_else(|| BindError::Bind {
+        addr,
+        source: std::io::ErrorKind::AddrInUse.into(),
+    })))
+}
+
+fn log_skipped(skipped: &[Skipped]) {
+    for s in skipped {
+        match s {
+            Skipped::Process { app, process } => tracing::warn!(
+                app = %app, process = %process,
+                "resolver: process name is not a DNS label; its dynos have no names"
+            ),
+            Skipped::TooLong { name } => {
+                tracing::warn!(name = %name, "resolver: name longer than DNS allows; left out")
+            }
+        }
+    }
+}

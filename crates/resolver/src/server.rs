@@ -1,0 +1,315 @@
+//! The async shell around [`answer`](crate::answer): UDP loops, the TCP accept loop and
+//! connection tasks, the zone reloader and the hand-off of forwarded queries.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use spaced_config::{DynoBoard, Store};
+use spaced_net::Shutdown;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::answer::{Forward, Outcome, Request, Transport, answer};
+use crate::forward::{self, forward};
+use crate::metrics::Metrics;
+use crate::wire::Rcode;
+use crate::{Options, Zone};
+
+/// What every loop shares.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    /// The zone now serving; the reloader swaps a whole new one in, queries `load` it once.
+    pub(crate) zone: ArcSwap<Zone>,
+    /// Written by the router's health checks, read per query.
+    pub(crate) board: Arc<DynoBoard>,
+    pub(crate) metrics: Metrics,
+    pub(crate) options: Options,
+    /// Forwards in flight from UDP clients; beyond, SERVFAIL at once instead of piling up
+    /// sockets and tasks.
+    pub(crate) forwards: Arc<Semaphore>,
+    /// TCP connections open, over every listener.
+    pub(crate) tcp_conns: Arc<Semaphore>,
+}
+
+/// Largest UDP query read: a query is a few dozen bytes, and EDNS0 clients may pad.
+const UDP_RECV: usize = 4096;
+
+/// Recompiles the zone on every policy version and swaps it in whole.
+pub(crate) async fn reload(
+    store: Arc<Store>,
+    mut versions: tokio::sync::watch::Receiver<u64>,
+    ctx: Arc<Ctx>,
+    shutdown: Shutdown,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            changed = versions.changed() => if changed.is_err() { return },
+        }
+        let version = *versions.borrow_and_update();
+        let policy = store.load_full();
+        let (zone, skipped) = Zone::compile(&policy, version);
+        crate::log_skipped(&skipped);
+        tracing::info!(
+            reload.generation = version,
+            names = zone.len(),
+            "resolver zone swapped"
+        );
+        ctx.zone.store(Arc::new(zone));
+    }
+}
+
+/// One UDP loop: receive, answer, send; several run on one socket so a single busy client
+/// (one 4-tuple) still spreads over the runtime's threads.
+pub(crate) async fn serve_udp(
+    sock: Arc<UdpSocket>,
+    ctx: Arc<Ctx>,
+    shutdown: Shutdown,
+    seed: usize,
+) {
+    let local = sock
+        .local_addr()
+        .ok()
+        .map(|a| spaced_config::canonical(a.ip()))
+        .filter(|ip| !ip.is_unspecified());
+    let mut buf = vec![0u8; UDP_RECV];
+    let mut out = Vec::with_capacity(UDP_RECV);
+    let mut rotate = seed;
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    loop {
+        let received = tokio::select! {
+            biased;
+            () = &mut cancelled => return,
+            r = sock.recv_from(&mut buf) => r,
+        };
+        let (n, peer) = match received {
+            Ok(r) => r,
+            Err(e) => {
+                // Per-datagram errors (an ICMP error reported late, ENOMEM): skip it.
+                tracing::debug!(error = %e, "resolver udp receive");
+                tokio::task::yield_now().await;
+                continue;
+            }
+        };
+        rotate = rotate.wrapping_add(1);
+        let outcome = {
+            let zone = ctx.zone.load();
+            let down = ctx.board.down();
+            let req = Request {
+                query: &buf[..n],
+                client_in_space: zone.allows(peer.ip()),
+                transport: Transport::Udp,
+                local,
+                down: Some(&down),
+                rotate,
+            };
+            let outcome = answer(&zone, &req, &mut out);
+            if let Outcome::Forward(fwd) = outcome {
+                spawn_udp_forward(
+                    &ctx,
+                    &shutdown,
+                    &sock,
+                    &buf[..n],
+                    peer,
+                    fwd,
+                    zone.upstreams(),
+                );
+            }
+            outcome
+        };
+        if count(&ctx.metrics, outcome) {
+            if let Err(e) = sock.send_to(&out, peer).await {
+                tracing::debug!(client.addr = %peer, error = %e, "resolver udp send");
+            }
+        }
+    }
+}
+
+/// Counts an outcome; true when `out` holds a reply to send.
+fn count(m: &Metrics, outcome: Outcome) -> bool {
+    match outcome {
+        Outcome::Reply(r) => {
+            m.query(r.qtype, r.rcode);
+            if r.truncated {
+                m.truncated.inc();
+            }
+            if r.refused_acl {
+                m.refused_acl.inc();
+            }
+            true
+        }
+        Outcome::Forward(_) => false,
+        Outcome::Drop => {
+            m.dropped.inc();
+            false
+        }
+    }
+}
+
+fn spawn_udp_forward(
+    ctx: &Arc<Ctx>,
+    shutdown: &Shutdown,
+    sock: &Arc<UdpSocket>,
+    query: &[u8],
+    peer: SocketAddr,
+    fwd: Forward,
+    upstreams: &Arc<[SocketAddr]>,
+) {
+    let Ok(permit) = ctx.forwards.clone().try_acquire_owned() else {
+        ctx.metrics.forwarded_overload.inc();
+        let mut out = Vec::new();
+        forward::servfail(query, fwd, &mut out);
+        ctx.metrics.query(Some(fwd.qtype), Rcode::ServFail);
+        // Best effort: an overloaded resolver must not wait on its own socket here.
+        let _ = sock.try_send_to(&out, peer);
+        return;
+    };
+    let (ctx, sock, query, upstreams) =
+        (ctx.clone(), sock.clone(), query.to_vec(), upstreams.clone());
+    shutdown.spawn(async move {
+        let _permit: OwnedSemaphorePermit = permit;
+        let mut out = relay(&ctx, &upstreams, &query, fwd).await;
+        if forward::fit_udp(&mut out, fwd) {
+            ctx.metrics.truncated.inc();
+        }
+        if let Err(e) = sock.send_to(&out, peer).await {
+            tracing::debug!(client.addr = %peer, error = %e, "resolver udp send");
+        }
+    });
+}
+
+/// Forwards and counts; returns the answer to send (SERVFAIL on failure).
+async fn relay(ctx: &Ctx, upstreams: &[SocketAddr], query: &[u8], fwd: Forward) -> Vec<u8> {
+    let m = &ctx.metrics;
+    match forward(upstreams, query, fwd, ctx.options.upstream_timeout, m).await {
+        Ok(answer) => {
+            m.forwarded_ok.inc();
+            let rcode = Rcode::from_header(u16::from_be_bytes([answer[2], answer[3]]));
+            m.query(Some(fwd.qtype), rcode.unwrap_or(Rcode::NoError));
+            answer
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "resolver forward failed");
+            m.forwarded_failed.inc();
+            m.query(Some(fwd.qtype), e.rcode());
+            let mut out = Vec::new();
+            forward::servfail(query, fwd, &mut out);
+            out
+        }
+    }
+}
+
+/// The TCP accept loop: admission (the connection cap) right after accept.
+pub(crate) async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>, shutdown: Shutdown) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning on a full fd table.
+                tracing::debug!(error = %e, "resolver tcp accept");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = ctx.tcp_conns.clone().try_acquire_owned() else {
+            ctx.metrics.tcp_rejected.inc();
+            drop(stream);
+            continue;
+        };
+        ctx.metrics.tcp_accepted.inc();
+        let (ctx, conn_shutdown) = (ctx.clone(), shutdown.clone());
+        shutdown.spawn(async move {
+            let _permit = permit;
+            if let Err(e) = serve_conn(stream, peer, &ctx, &conn_shutdown).await {
+                tracing::debug!(client.addr = %peer, error = %e, "resolver tcp connection");
+            }
+        });
+    }
+}
+
+/// One TCP connection: length-prefixed queries answered in order until the client closes,
+/// idles out, or the resolver stops.
+async fn serve_conn(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    ctx: &Ctx,
+    shutdown: &Shutdown,
+) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let local: Option<IpAddr> = stream
+        .local_addr()
+        .ok()
+        .map(|a| spaced_config::canonical(a.ip()));
+    let opts = &ctx.options;
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    let mut framed = Vec::new();
+    let mut rotate = fastrand::usize(..);
+    loop {
+        let mut len = [0u8; 2];
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return Ok(()),
+            r = tokio::time::timeout(opts.tcp_idle, stream.read_exact(&mut len)) => match r {
+                Ok(Ok(_)) => {}
+                // Closed between queries, or idle too long: both end quietly.
+                Ok(Err(_)) | Err(_) => return Ok(()),
+            },
+        }
+        let n = usize::from(u16::from_be_bytes(len));
+        buf.resize(n, 0);
+        timed(opts.tcp_idle, stream.read_exact(&mut buf)).await?;
+        rotate = rotate.wrapping_add(1);
+        let outcome = {
+            let zone = ctx.zone.load();
+            let down = ctx.board.down();
+            let req = Request {
+                query: &buf,
+                client_in_space: zone.allows(peer.ip()),
+                transport: Transport::Tcp,
+                local,
+                down: Some(&down),
+                rotate,
+            };
+            let outcome = answer(&zone, &req, &mut out);
+            (outcome, zone.upstreams().clone())
+        };
+        let send = match outcome {
+            (Outcome::Forward(fwd), upstreams) => {
+                out = relay(ctx, &upstreams, &buf, fwd).await;
+                true
+            }
+            (o, _) => count(&ctx.metrics, o),
+        };
+        if !send {
+            // Not even a header: the stream cannot be trusted to be in step any more.
+            return Ok(());
+        }
+        let Ok(len) = u16::try_from(out.len()) else {
+            return Ok(());
+        };
+        framed.clear();
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(&out);
+        timed(opts.tcp_idle, stream.write_all(&framed)).await?;
+    }
+}
+
+async fn timed<T>(
+    limit: Duration,
+    fut: impl Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    tokio::time::timeout(limit, fut)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+}
