@@ -1,17 +1,21 @@
-//! The components a policy asks for, started once at boot (listener addresses are read at
-//! start; everything else follows reloads inside each component).
+//! The components a policy asks for, started once at boot: a component runs only when its
+//! section has at least one listener (listener addresses are read at start; everything else
+//! follows reloads inside each component).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use spaced_config::{DynoBoard, Store};
 use spaced_net::Shutdown;
 
 /// Handles of the running components.
-pub(crate) struct Components {}
+pub(crate) struct Components {
+    resolver: Option<spaced_resolver::Handle>,
+    egress: Option<spaced_egress::Handle>,
+}
 
-/// Bound addresses, by listener key.
+/// Bound addresses, by listener key, in the order of the config file.
 #[derive(Debug, Clone, Default)]
 pub struct Bound {
     /// `router.listen`.
@@ -20,7 +24,7 @@ pub struct Bound {
     pub router_tls: Vec<SocketAddr>,
     /// `router.internal_listen`.
     pub router_internal: Vec<SocketAddr>,
-    /// `resolver.listen` (UDP and TCP).
+    /// `resolver.listen` (UDP and TCP share the port).
     pub resolver: Vec<SocketAddr>,
     /// `egress.listen`.
     pub egress: Vec<SocketAddr>,
@@ -31,21 +35,60 @@ pub struct Bound {
 }
 
 impl Components {
+    /// Binds and starts every component with listeners. Each gets a child of `shutdown`.
     pub(crate) async fn spawn(
-        _store: Arc<Store>,
-        _board: Arc<DynoBoard>,
-        _shutdown: &Shutdown,
+        store: Arc<Store>,
+        board: Arc<DynoBoard>,
+        shutdown: &Shutdown,
     ) -> Result<(Self, Bound)> {
-        Ok((Self {}, Bound::default()))
+        let policy = store.load_full();
+        let mut bound = Bound::default();
+        let resolver = if policy.resolver.listen.is_empty() {
+            None
+        } else {
+            let handle = spaced_resolver::spawn(store.clone(), board.clone(), shutdown.child())
+                .await
+                .context("start the resolver")?;
+            bound.resolver.clone_from(&handle.listen);
+            Some(handle)
+        };
+        let egress = if policy.egress.listen.is_empty()
+            && policy.egress.socks_listen.is_empty()
+            && policy.egress.transparent_listen.is_empty()
+        {
+            None
+        } else {
+            let handle = spaced_egress::spawn(store.clone(), shutdown.child())
+                .await
+                .context("start the egress gateway")?;
+            bound.egress.clone_from(&handle.listen);
+            bound.socks.clone_from(&handle.socks_listen);
+            bound.transparent.clone_from(&handle.transparent_listen);
+            Some(handle)
+        };
+        Ok((Self { resolver, egress }, bound))
     }
 
-    pub(crate) fn render_metrics(&self, _out: &mut String) {}
+    /// Every component's Prometheus text.
+    pub(crate) fn render_metrics(&self, out: &mut String) {
+        if let Some(r) = &self.resolver {
+            r.render_metrics(out);
+        }
+        if let Some(e) = &self.egress {
+            e.render_metrics(out);
+        }
+    }
 
+    /// `GET /dynos`.
     pub(crate) fn dynos_json(&self) -> serde_json::Value {
         serde_json::Value::Array(Vec::new())
     }
 
+    /// `GET /nat`.
     pub(crate) fn nat_json(&self) -> serde_json::Value {
-        serde_json::json!({"state": "disabled", "sources": []})
+        match &self.egress {
+            Some(e) => e.nat_json(),
+            None => serde_json::json!({"state": "disabled", "sources": []}),
+        }
     }
 }
