@@ -1,0 +1,229 @@
+//! Both relays (generic copy and `splice`) between real loopback sockets:
+//! client ⇄ [relay] ⇄ backend.
+
+use std::time::Duration;
+
+use spaced_net::relay::{Relayed, relay, relay_detailed, relay_tcp, relay_tcp_detailed};
+use spaced_net::tcp_listener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+const T: Duration = Duration::from_secs(10);
+const BIG: Duration = Duration::from_secs(120);
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Generic,
+    Splice,
+}
+
+const KINDS: [Kind; 2] = [Kind::Generic, Kind::Splice];
+
+/// A connected pair: (the side a remote peer holds, the side the relay holds).
+async fn pair() -> (TcpStream, TcpStream) {
+    let listener = tcp_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    (client.unwrap(), accepted.unwrap().0)
+}
+
+/// Starts a relay; returns (client end, backend end, relay task).
+async fn setup(
+    kind: Kind,
+    idle: Duration,
+) -> (TcpStream, TcpStream, JoinHandle<std::io::Result<Relayed>>) {
+    let (client, front) = pair().await;
+    let (backend, back) = pair().await;
+    let task = tokio::spawn(async move {
+        match kind {
+            Kind::Generic => relay(front, back, idle).await,
+            Kind::Splice => relay_tcp(front, back, idle).await,
+        }
+    });
+    (client, backend, task)
+}
+
+async fn read_all(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    timeout(T, s.read_to_end(&mut out)).await.unwrap().unwrap();
+    out
+}
+
+#[tokio::test]
+async fn both_ways_with_half_close() {
+    for kind in KINDS {
+        let (mut client, mut backend, task) = setup(kind, T).await;
+        client.write_all(b"request").await.unwrap();
+        client.shutdown().await.unwrap(); // half-close: the answer must still come back
+        assert_eq!(read_all(&mut backend).await, b"request", "{kind:?}");
+        backend.write_all(b"the answer").await.unwrap();
+        backend.shutdown().await.unwrap();
+        assert_eq!(read_all(&mut client).await, b"the answer", "{kind:?}");
+        let relayed = timeout(T, task).await.unwrap().unwrap().unwrap();
+        let want = Relayed {
+            a_to_b: 7,
+            b_to_a: 10,
+            idle_timeout: false,
+        };
+        assert_eq!(relayed, want, "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn backend_closes_first() {
+    for kind in KINDS {
+        let (mut client, mut backend, task) = setup(kind, T).await;
+        backend.write_all(b"banner").await.unwrap();
+        backend.shutdown().await.unwrap();
+        assert_eq!(read_all(&mut client).await, b"banner", "{kind:?}");
+        // The client can still talk after the backend's half-close.
+        client.write_all(b"late").await.unwrap();
+        client.shutdown().await.unwrap();
+        assert_eq!(read_all(&mut backend).await, b"late", "{kind:?}");
+        let relayed = timeout(T, task).await.unwrap().unwrap().unwrap();
+        assert_eq!((relayed.a_to_b, relayed.b_to_a), (4, 6), "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn idle_timeout_ends_the_relay() {
+    for kind in KINDS {
+        let (mut client, mut backend, task) = setup(kind, Duration::from_millis(300)).await;
+        client.write_all(b"x").await.unwrap();
+        let mut one = [0u8; 1];
+        timeout(T, backend.read_exact(&mut one))
+            .await
+            .unwrap()
+            .unwrap();
+        let relayed = timeout(T, task).await.unwrap().unwrap().unwrap();
+        assert!(relayed.idle_timeout, "{kind:?}");
+        assert_eq!(relayed.a_to_b, 1);
+        // Both ends were dropped: the peers see the connections close.
+        assert!(read_all(&mut client).await.is_empty());
+        assert!(read_all(&mut backend).await.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn activity_in_either_direction_keeps_it_alive() {
+    for kind in KINDS {
+        let idle = Duration::from_millis(800);
+        let (mut client, mut backend, task) = setup(kind, idle).await;
+        // Ten steps of 200 ms (2 s in all, well past `idle`), alternating directions.
+        for i in 0..10u8 {
+            let (from, to) = if i % 2 == 0 {
+                (&mut client, &mut backend)
+            } else {
+                (&mut backend, &mut client)
+            };
+            from.write_all(&[i]).await.unwrap();
+            let mut one = [0u8; 1];
+            timeout(T, to.read_exact(&mut one)).await.unwrap().unwrap();
+            assert_eq!(one[0], i);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(!task.is_finished(), "{kind:?}: idle despite traffic");
+        let relayed = timeout(T, task).await.unwrap().unwrap().unwrap();
+        assert!(relayed.idle_timeout);
+        assert_eq!((relayed.a_to_b, relayed.b_to_a), (5, 5));
+    }
+}
+
+/// A deterministic byte pattern that is not periodic at any power of two.
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_transfer_integrity() {
+    const UP: usize = 64 << 20;
+    const DOWN: usize = 8 << 20;
+    let up = pattern(1, UP);
+    let down = pattern(2, DOWN);
+    for kind in KINDS {
+        let (client, backend, task) = setup(kind, T).await;
+        let (mut client_r, mut client_w) = client.into_split();
+        let (mut backend_r, mut backend_w) = backend.into_split();
+        let (up_w, down_w) = (up.clone(), down.clone());
+        let send_up = tokio::spawn(async move {
+            client_w.write_all(&up_w).await.unwrap();
+            client_w.shutdown().await.unwrap();
+        });
+        let send_down = tokio::spawn(async move {
+            backend_w.write_all(&down_w).await.unwrap();
+            backend_w.shutdown().await.unwrap();
+        });
+        let recv_up = tokio::spawn(async move {
+            let mut got = Vec::with_capacity(UP);
+            backend_r.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let mut got_down = Vec::with_capacity(DOWN);
+        timeout(BIG, client_r.read_to_end(&mut got_down))
+            .await
+            .unwrap()
+            .unwrap();
+        let got_up = timeout(BIG, recv_up).await.unwrap().unwrap();
+        timeout(BIG, send_up).await.unwrap().unwrap();
+        timeout(BIG, send_down).await.unwrap().unwrap();
+        assert!(
+            got_up == up,
+            "{kind:?}: upload corrupted ({} bytes)",
+            got_up.len()
+        );
+        assert!(
+            got_down == down,
+            "{kind:?}: download corrupted ({} bytes)",
+            got_down.len()
+        );
+        let relayed = timeout(T, task).await.unwrap().unwrap().unwrap();
+        assert_eq!((relayed.a_to_b, relayed.b_to_a), (UP as u64, DOWN as u64));
+    }
+}
+
+#[tokio::test]
+async fn reset_keeps_the_counts() {
+    for kind in KINDS {
+        let (mut client, front) = pair().await;
+        let (backend, back) = pair().await;
+        let task = tokio::spawn(async move {
+            match kind {
+                Kind::Generic => relay_detailed(front, back, T).await,
+                Kind::Splice => relay_tcp_detailed(front, back, T).await,
+            }
+        });
+        client.write_all(b"12345").await.unwrap();
+        let mut backend = backend;
+        let mut five = [0u8; 5];
+        timeout(T, backend.read_exact(&mut five))
+            .await
+            .unwrap()
+            .unwrap();
+        // Close with SO_LINGER 0: an RST instead of a FIN.
+        backend.set_zero_linger().unwrap();
+        drop(backend);
+        // Keep the client talking so the relay writes into the reset connection.
+        for _ in 0..50 {
+            if client.write_all(b"more").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if task.is_finished() {
+                break;
+            }
+        }
+        let (relayed, err) = timeout(T, task).await.unwrap().unwrap();
+        assert!(err.is_some(), "{kind:?}: a reset is an error");
+        assert!(relayed.a_to_b >= 5, "{kind:?}: {relayed:?}");
+    }
+}
