@@ -398,4 +398,4 @@ fn put_ns(zone: &Zone, q: &Question, out: &mut Vec<u8>) {
 
 #[cfg(test)]
 #[path = "answer/tests.rs"]
-mod tests;
+pub(crate) mod tests;
