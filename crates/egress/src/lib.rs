@@ -1,2 +1,204 @@
-//! spaced-egress (in progress).
+//! The egress gateway of a private space: outbound traffic of the space's apps leaves from
+//! the space's stable source IPs, through an HTTP forward proxy (absolute-form requests and
+//! `CONNECT`), SOCKS5 (CONNECT and UDP ASSOCIATE) or transparent redirection.
+//!
+//! Pure cores, no sockets: [`pin`] (rendezvous choice of the source IP), [`socks5`] and
+//! [`head`] (wire parsers), [`identity`] (who the client is), [`vet`] (destination
+//! policy), [`logline`]. The shells around them accept, dial ([`outbound`]) and relay
+//! ([`relay`]). The policy is read once per connection, so a reload applies to new
+//! connections while open tunnels keep running on the policy they started with.
 #![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use spaced_config::Store;
+use spaced_net::Shutdown;
+use tokio::net::{TcpListener, TcpStream};
+
+mod dial;
+mod forward;
+pub mod head;
+mod http;
+pub mod identity;
+pub mod limits;
+pub mod logline;
+pub mod outbound;
+pub mod pin;
+pub mod relay;
+mod socks;
+pub mod socks5;
+mod state;
+mod transparent;
+mod udp;
+pub mod vet;
+
+pub use head::{HeadError, parse_request_head};
+pub use socks5::SocksError;
+
+use state::Shared;
+
+/// A client has this long to finish its request head or SOCKS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EgressError {
+    /// A listener could not be bound.
+    #[error("bind egress {kind} listener")]
+    Bind {
+        /// `listen`, `socks_listen` or `transparent_listen`.
+        kind: &'static str,
+        /// Why.
+        #[source]
+        source: spaced_net::BindError,
+    },
+    /// The bound address of a listener could not be read.
+    #[error("egress {kind} listener address")]
+    LocalAddr {
+        /// `listen`, `socks_listen` or `transparent_listen`.
+        kind: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl EgressError {
+    /// Whether retrying later could help (an address in use may be freed; the others are
+    /// configuration errors).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Bind { source, .. } => match source {
+                spaced_net::BindError::Bind { source, .. } => {
+                    source.kind() == std::io::ErrorKind::AddrInUse
+                }
+            },
+            Self::LocalAddr { .. } => false,
+        }
+    }
+}
+
+/// The running gateway: its bound addresses and its statistics.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    /// Bound HTTP proxy listeners (ports resolved when 0 was asked for).
+    pub listen: Vec<SocketAddr>,
+    /// Bound SOCKS5 listeners.
+    pub socks_listen: Vec<SocketAddr>,
+    /// Bound transparent listeners.
+    pub transparent_listen: Vec<SocketAddr>,
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// Appends the gateway's Prometheus metrics: dials by source IP and result, open
+    /// tunnels and bytes relayed by source IP, refusals by reason.
+    pub fn render_metrics(&self, out: &mut String) {
+        self.shared.render_metrics(out);
+    }
+
+    /// `{"state": "enabled", "sources": [{"ip": "...", "active": n, ...}]}` for `GET /nat`.
+    pub fn nat_json(&self) -> serde_json::Value {
+        self.shared.nat_json()
+    }
+
+    /// Open connections from `source` to `dest` (for diagnostics and tests).
+    pub fn connections_to(&self, source: std::net::IpAddr, dest: SocketAddr) -> u32 {
+        self.shared.dests.count(source, dest)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Http,
+    Socks,
+    Transparent,
+}
+
+/// Binds every egress listener of the current policy and serves them until `shutdown`.
+///
+/// # Errors
+/// When a listener cannot be bound; nothing is left running then.
+pub async fn spawn(store: Arc<Store>, shutdown: Shutdown) -> Result<Handle, EgressError> {
+    let policy = store.load_full();
+    let shared = Arc::new(Shared::new(store));
+    let mut bound: Vec<(Kind, TcpListener)> = Vec::new();
+    let mut handle = Handle {
+        listen: Vec::new(),
+        socks_listen: Vec::new(),
+        transparent_listen: Vec::new(),
+        shared: shared.clone(),
+    };
+    let e = &policy.egress;
+    for (kind, name, addrs) in [
+        (Kind::Http, "listen", &e.listen),
+        (Kind::Socks, "socks_listen", &e.socks_listen),
+        (
+            Kind::Transparent,
+            "transparent_listen",
+            &e.transparent_listen,
+        ),
+    ] {
+        for &addr in addrs {
+            let l = spaced_net::tcp_listener(addr)
+                .map_err(|source| EgressError::Bind { kind: name, source })?;
+            let local = l
+                .local_addr()
+                .map_err(|source| EgressError::LocalAddr { kind: name, source })?;
+            match kind {
+                Kind::Http => handle.listen.push(local),
+                Kind::Socks => handle.socks_listen.push(local),
+                Kind::Transparent => handle.transparent_listen.push(local),
+            }
+            bound.push((kind, l));
+        }
+    }
+    for (kind, listener) in bound {
+        let sd = shutdown.clone();
+        shutdown.spawn(serve(listener, kind, shared.clone(), sd));
+    }
+    Ok(handle)
+}
+
+/// The accept loop of one listener. Transient accept errors (out of file descriptors,
+/// buffers) pause briefly instead of spinning or ending the listener.
+async fn serve(listener: TcpListener, kind: Kind, shared: Arc<Shared>, shutdown: Shutdown) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::ConnectionAborted {
+                    tracing::warn!(target: "egress", error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let sd = shutdown.clone();
+        shutdown.spawn(handle_conn(kind, shared, stream, peer, sd));
+    }
+}
+
+async fn handle_conn(
+    kind: Kind,
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: Shutdown,
+) {
+    let peer = SocketAddr::new(spaced_config::canonical(peer.ip()), peer.port());
+    match kind {
+        Kind::Http => http::serve_conn(shared, stream, peer, shutdown).await,
+        Kind::Socks => socks::serve_conn(shared, stream, peer).await,
+        Kind::Transparent => transparent::serve_conn(shared, stream, peer).await,
+    }
+}

@@ -1,0 +1,397 @@
+//! The forwarding half of the HTTP proxy, on hyper: absolute-form requests are sent in
+//! origin form to the destination over a connection dialled from the pinned source, with
+//! hop-by-hop and `Proxy-*` headers removed both ways; the client connection stays alive
+//! across requests. A `CONNECT` that arrives later on such a connection is tunnelled too.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use spaced_net::Shutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::dial;
+use crate::head::MAX_HEAD;
+use crate::http::{address_text, dial_failed, identify, reason};
+use crate::logline::{Proto, TunnelRecord};
+use crate::relay;
+use crate::socks5::Address;
+use crate::state::Shared;
+
+type Body = Either<Incoming, Full<Bytes>>;
+
+/// Serves `stream` with hyper; `read` holds the bytes already read from it.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    read: Vec<u8>,
+    peer: SocketAddr,
+    shutdown: Shutdown,
+) {
+    let io = TokioIo::new(Rewind {
+        prefix: Bytes::from(read),
+        inner: stream,
+    });
+    let svc = hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(shared, peer, req).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(crate::HANDSHAKE_TIMEOUT)
+        .max_buf_size(MAX_HEAD.max(8192))
+        .keep_alive(true);
+    let conn = builder.serve_connection(io, svc).with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let policy = shared.store.load_full();
+    let connect = req.method() == Method::CONNECT;
+    let Some(addr) = target(req.uri(), connect) else {
+        shared.refused.bad_request.inc();
+        return error(
+            400,
+            "absolute-form http:// URL or CONNECT host:port required",
+        );
+    };
+    let proto = if connect { Proto::Connect } else { Proto::Http };
+    let dest_text = address_text(&addr);
+    let auth = req
+        .headers()
+        .get(header::PROXY_AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    let client = match identify(&shared, &policy, peer.ip(), auth, &dest_text, proto) {
+        Ok(c) => c,
+        Err(r) => return error(r.status(), &r.to_string()),
+    };
+    let start = Instant::now();
+    let up = match dial::dial(&shared, &policy, client.pin_key(), &addr).await {
+        Ok(up) => up,
+        Err(e) => {
+            dial_failed(&shared, &client, peer.ip(), &dest_text, proto, &e);
+            return error(e.status(), &e.to_string());
+        }
+    };
+    let app = client.app_name().to_owned();
+    let idle = policy.egress.idle_timeout;
+    if connect {
+        tokio::spawn(async move {
+            let Ok(upgraded) = hyper::upgrade::on(req).await else {
+                return;
+            };
+            let lease = up.lease;
+            let moved = relay::relay(
+                TokioIo::new(upgraded),
+                up.stream,
+                idle,
+                &lease.stats.bytes_out,
+                &lease.stats.bytes_in,
+            )
+            .await;
+            let record = TunnelRecord {
+                app: &app,
+                client: peer.ip(),
+                egress_ip: lease.source,
+                dest: Some(lease.dest),
+                proto,
+                bytes_out: moved.out,
+                bytes_in: moved.into,
+                duration: start.elapsed(),
+            };
+            tracing::info!(target: "egress", "{}", record.line());
+        });
+        return Response::new(Either::Right(Full::new(Bytes::new())));
+    }
+    let counts = Arc::new(Counts::default());
+    let io = Counting {
+        inner: up.stream,
+        counts: counts.clone(),
+    };
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(io)).await {
+        Ok(x) => x,
+        Err(_) => return error(502, "destination connection failed"),
+    };
+    // The connection task holds the lease until the exchange is over, then writes the
+    // tunnel's log line.
+    let lease = up.lease;
+    tokio::spawn(async move {
+        let _ = conn.await;
+        let (o, i) = (
+            counts.out.load(Ordering::Relaxed),
+            counts.into.load(Ordering::Relaxed),
+        );
+        lease.stats.bytes_out.add(o);
+        lease.stats.bytes_in.add(i);
+        let record = TunnelRecord {
+            app: &app,
+            client: peer.ip(),
+            egress_ip: lease.source,
+            dest: Some(lease.dest),
+            proto,
+            bytes_out: o,
+            bytes_in: i,
+            duration: start.elapsed(),
+        };
+        tracing::info!(target: "egress", "{}", record.line());
+        drop(lease);
+    });
+    let outbound = match origin_request(req, &addr) {
+        Ok(r) => r,
+        Err(()) => return error(400, "malformed request"),
+    };
+    match sender.send_request(outbound).await {
+        Ok(mut resp) => {
+            strip_hop_by_hop(resp.headers_mut());
+            resp.map(Either::Left)
+        }
+        Err(_) => error(502, "the destination closed without a valid response"),
+    }
+}
+
+/// The destination of a request: `host:port` for CONNECT, `http://host[:port]/…` otherwise.
+fn target(uri: &Uri, connect: bool) -> Option<Address> {
+    let auth = uri.authority()?;
+    if !connect && uri.scheme_str().map(|s| s.eq_ignore_ascii_case("http")) != Some(true) {
+        return None;
+    }
+    // Re-parse with the strict head parser's rules so both paths accept the same targets.
+    let line = if connect {
+        format!("CONNECT {} HTTP/1.1\r\n\r\n", auth.as_str())
+    } else {
+        format!("GET http://{}/ HTTP/1.1\r\n\r\n", auth.as_str())
+    };
+    let head = crate::head::parse_request_head(line.as_bytes()).ok()?;
+    match head.target {
+        crate::head::Target::Authority { host, port }
+        | crate::head::Target::Absolute { host, port, .. } => {
+            Some(crate::http::to_address(&host, port))
+        }
+        _ => None,
+    }
+}
+
+/// Rewrites a proxy request into origin form for the destination.
+fn origin_request(req: Request<Incoming>, addr: &Address) -> Result<Request<Body>, ()> {
+    let (mut parts, body) = req.into_parts();
+    let host_header = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .unwrap_or_else(|| address_text(addr));
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".to_owned());
+    parts.uri = path.parse().map_err(|_| ())?;
+    parts.version = http::Version::HTTP_11;
+    strip_hop_by_hop(&mut parts.headers);
+    if !parts.headers.contains_key(header::HOST) {
+        let v = HeaderValue::from_str(&host_header).map_err(|_| ())?;
+        parts.headers.insert(header::HOST, v);
+    }
+    Ok(Request::from_parts(parts, Either::Left(body)))
+}
+
+/// Removes hop-by-hop headers: `Connection` and those it names, the fixed list of RFC 9110
+/// §7.6.1, and every `Proxy-*` header (credentials must never reach the destination).
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in [
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(n);
+    }
+    headers.remove("keep-alive");
+    let proxy: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for n in proxy {
+        headers.remove(n);
+    }
+}
+
+fn error(status: u16, detail: &str) -> Response<Body> {
+    let body = format!("{status} {}: {detail}\n", reason(status));
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    if status == 407 {
+        h.insert(
+            header::PROXY_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"spaced egress\""),
+        );
+    }
+    resp
+}
+
+/// A stream that first yields bytes already read from it.
+struct Rewind {
+    prefix: Bytes,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let chunk = self.prefix.split_to(n);
+            buf.put_slice(&chunk);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    out: AtomicU64,
+    into: AtomicU64,
+}
+
+/// Counts the bytes of a destination connection for the tunnel's log line.
+struct Counting {
+    inner: TcpStream,
+    counts: Arc<Counts>,
+}
+
+impl AsyncRead for Counting {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len().saturating_sub(before);
+        self.counts.into.fetch_add(n as u64, Ordering::Relaxed);
+        r
+    }
+}
+
+impl AsyncWrite for Counting {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &r {
+            self.counts.out.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_removed() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "close, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "Basic x"),
+            ("proxy-connection", "keep-alive"),
+            ("host", "example.com"),
+            ("x-kept", "yes"),
+        ] {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["host", "x-kept"]);
+    }
+
+    #[test]
+    fn targets() {
+        let u: Uri = "http://Example.com:8080/x?y".parse().unwrap();
+        assert_eq!(
+            target(&u, false),
+            Some(Address::Domain("example.com".into(), 8080))
+        );
+        let u: Uri = "http://10.0.0.1/x".parse().unwrap();
+        assert_eq!(
+            target(&u, false),
+            Some(Address::Ip("10.0.0.1:80".parse().unwrap()))
+        );
+        let u: Uri = "https://example.com/".parse().unwrap();
+        assert_eq!(target(&u, false), None);
+        let u: Uri = "/x".parse().unwrap();
+        assert_eq!(target(&u, false), None);
+        let u: Uri = "example.com:443".parse().unwrap();
+        assert_eq!(
+            target(&u, true),
+            Some(Address::Domain("example.com".into(), 443))
+        );
+    }
+}

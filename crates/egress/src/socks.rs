@@ -1,0 +1,217 @@
+//! The SOCKS5 listener: method selection, user/password, then CONNECT (a relayed tunnel)
+//! or UDP ASSOCIATE (see [`crate::udp`]). Parsing is [`crate::socks5`]'s; this only moves
+//! bytes and applies the identity and destination policy.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::dial;
+use crate::http::{address_text, dial_failed};
+use crate::identity::{self, Client, Refusal};
+use crate::logline::{Proto, TunnelRecord, refusal_line};
+use crate::relay;
+use crate::socks5::{self, Command, Reply, SocksError};
+use crate::state::Shared;
+
+/// Reads until `parse` completes a message; `None` when the client closed, failed, sent
+/// garbage or more than a handshake message can hold.
+async fn read_msg<T>(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    parse: impl Fn(&[u8]) -> Result<Option<(T, usize)>, SocksError>,
+) -> Result<Option<T>, SocksError> {
+    loop {
+        if let Some((v, n)) = parse(buf)? {
+            buf.drain(..n);
+            return Ok(Some(v));
+        }
+        if buf.len() >= socks5::MAX_MESSAGE {
+            return Ok(None);
+        }
+        let mut chunk = [0u8; 512];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// The client after the handshake: who it is, or why it will be refused.
+type Who = Result<Client, Refusal>;
+
+pub(crate) async fn serve_conn(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr) {
+    let policy = shared.store.load_full();
+    let mut buf = Vec::with_capacity(64);
+    let handshake = tokio::time::timeout(crate::HANDSHAKE_TIMEOUT, async {
+        let who = negotiate(&policy, &mut stream, &mut buf, peer.ip()).await?;
+        let req = read_msg(&mut stream, &mut buf, socks5::parse_request).await;
+        Some((who, req))
+    })
+    .await;
+    let (who, req) = match handshake {
+        Ok(Some(x)) => x,
+        Ok(None) | Err(_) => return,
+    };
+    let req = match req {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
+        Err(e) => {
+            shared.refused.bad_request.inc();
+            if let Some(code) = e.reply_code() {
+                reply(&mut stream, code, unspecified()).await;
+            }
+            return;
+        }
+    };
+    let dest_text = address_text(&req.address);
+    let proto = if req.command == Command::UdpAssociate {
+        Proto::Socks5Udp
+    } else {
+        Proto::Socks5
+    };
+    let client = match who {
+        Ok(c) => c,
+        Err(r) => {
+            shared.refused.identity(r).inc();
+            tracing::info!(target: "egress", "{}", refusal_line("", peer.ip(), &dest_text, proto, r.reason(), ""));
+            reply(&mut stream, Reply::NotAllowed, unspecified()).await;
+            return;
+        }
+    };
+    match req.command {
+        Command::Bind => reply(&mut stream, Reply::CommandNotSupported, unspecified()).await,
+        Command::UdpAssociate => {
+            crate::udp::associate(&shared, &policy, stream, peer, client, req.address).await
+        }
+        Command::Connect => {
+            let start = Instant::now();
+            let up = match dial::dial(&shared, &policy, client.pin_key(), &req.address).await {
+                Ok(up) => up,
+                Err(e) => {
+                    dial_failed(&shared, &client, peer.ip(), &dest_text, proto, &e);
+                    reply(&mut stream, e.reply(), unspecified()).await;
+                    return;
+                }
+            };
+            let (mut upstream, lease) = (up.stream, up.lease);
+            let bound = upstream.local_addr().unwrap_or_else(|_| unspecified());
+            let mut msg = Vec::with_capacity(22);
+            socks5::encode_reply(Reply::Succeeded, bound, &mut msg);
+            if stream.write_all(&msg).await.is_err() {
+                return;
+            }
+            // Data pipelined behind the request (optimistic clients) goes first.
+            if !buf.is_empty() && upstream.write_all(&buf).await.is_err() {
+                return;
+            }
+            lease.stats.bytes_out.add(buf.len() as u64);
+            tunnel(
+                &policy,
+                stream,
+                upstream,
+                &lease,
+                peer,
+                &client,
+                start,
+                buf.len() as u64,
+            )
+            .await;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn tunnel(
+    policy: &spaced_config::Policy,
+    stream: TcpStream,
+    upstream: TcpStream,
+    lease: &dial::Lease,
+    peer: SocketAddr,
+    client: &Client,
+    start: Instant,
+    early: u64,
+) {
+    let moved = relay::relay_tcp(
+        stream,
+        upstream,
+        policy.egress.idle_timeout,
+        &lease.stats.bytes_out,
+        &lease.stats.bytes_in,
+    )
+    .await;
+    let record = TunnelRecord {
+        app: client.app_name(),
+        client: peer.ip(),
+        egress_ip: lease.source,
+        dest: Some(lease.dest),
+        proto: Proto::Socks5,
+        bytes_out: moved.out + early,
+        bytes_in: moved.into,
+        duration: start.elapsed(),
+    };
+    tracing::info!(target: "egress", "{}", record.line());
+}
+
+/// Method selection and, for user/password, the sub-negotiation. Returns who the client
+/// is (or why its request will be refused), or `None` when the connection is over.
+///
+/// User/password is preferred whenever offered, so that credentials are checked. A client
+/// outside the space is let through the handshake and refused at its request with 0x02,
+/// the answer the contract gives (nothing is dialled either way).
+async fn negotiate(
+    policy: &spaced_config::Policy,
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    peer: IpAddr,
+) -> Option<Who> {
+    let greeting = read_msg(stream, buf, socks5::parse_greeting).await.ok()??;
+    if greeting.user_pass {
+        stream
+            .write_all(&[socks5::VERSION, socks5::METHOD_USER_PASS])
+            .await
+            .ok()?;
+        let creds = read_msg(stream, buf, socks5::parse_credentials)
+            .await
+            .ok()??;
+        let who = identity::identify(policy, peer, Some((&creds.user, &creds.pass)));
+        let status = u8::from(matches!(who, Err(Refusal::BadCredentials)));
+        stream
+            .write_all(&[socks5::AUTH_VERSION, status])
+            .await
+            .ok()?;
+        return (status == 0).then_some(who);
+    }
+    if greeting.no_auth {
+        let who = identity::identify(policy, peer, None);
+        if matches!(who, Err(Refusal::MissingCredentials)) {
+            // Credentials are required and the client has none to offer.
+            let _ = stream
+                .write_all(&[socks5::VERSION, socks5::METHOD_UNACCEPTABLE])
+                .await;
+            return None;
+        }
+        stream
+            .write_all(&[socks5::VERSION, socks5::METHOD_NONE])
+            .await
+            .ok()?;
+        return Some(who);
+    }
+    let _ = stream
+        .write_all(&[socks5::VERSION, socks5::METHOD_UNACCEPTABLE])
+        .await;
+    None
+}
+
+pub(crate) async fn reply(stream: &mut TcpStream, code: Reply, bound: SocketAddr) {
+    let mut msg = Vec::with_capacity(22);
+    socks5::encode_reply(code, bound, &mut msg);
+    let _ = stream.write_all(&msg).await;
+}
+
+pub(crate) fn unspecified() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
+}

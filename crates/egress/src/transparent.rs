@@ -1,0 +1,96 @@
+//! Transparent mode: connections that iptables redirected to `transparent_listen` are
+//! relayed to their original destination (`SO_ORIGINAL_DST`), with the same policy and
+//! pinning as the proxies. Such clients cannot present credentials, so they are known by
+//! address (a dyno's IP) or served as anonymous in-space clients.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use spaced_config::canonical;
+use tokio::net::TcpStream;
+
+use crate::dial;
+use crate::http::dial_failed;
+use crate::identity::{self, Client};
+use crate::logline::{Proto, TunnelRecord, refusal_line};
+use crate::outbound;
+use crate::relay;
+use crate::state::Shared;
+
+pub(crate) async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let policy = shared.store.load_full();
+    // Outside clients are closed at once, before anything is read or dialled.
+    if !identity::is_internal(&policy, peer.ip()) {
+        shared.refused.outside.inc();
+        tracing::debug!(target: "egress", client = %peer, "transparent: client outside the space");
+        return;
+    }
+    let dest = match outbound::original_dst(&stream) {
+        Ok(d) => SocketAddr::new(canonical(d.ip()), d.port()),
+        Err(e) => {
+            shared.refused.bad_request.inc();
+            tracing::debug!(target: "egress", client = %peer, error = %e, "transparent: no original destination");
+            return;
+        }
+    };
+    // A connection made straight to the listener has itself as "original" destination:
+    // dialling it would loop.
+    let local = stream
+        .local_addr()
+        .ok()
+        .map(|l| SocketAddr::new(canonical(l.ip()), l.port()));
+    if Some(dest) == local {
+        shared.refused.bad_request.inc();
+        let line = refusal_line(
+            "",
+            peer.ip(),
+            &dest.to_string(),
+            Proto::Transparent,
+            "not_redirected",
+            "",
+        );
+        tracing::info!(target: "egress", "{line}");
+        return;
+    }
+    let client = policy
+        .dyno_ips
+        .get(&peer.ip())
+        .and_then(|&i| policy.apps.get(i))
+        .map_or(Client::Anonymous(peer.ip()), |app| Client::App(app.clone()));
+    let start = Instant::now();
+    let up = match dial::dial_addr(&shared, &policy, client.pin_key(), dest).await {
+        Ok(up) => up,
+        Err(e) => {
+            dial_failed(
+                &shared,
+                &client,
+                peer.ip(),
+                &dest.to_string(),
+                Proto::Transparent,
+                &e,
+            );
+            return;
+        }
+    };
+    let lease = up.lease;
+    let moved = relay::relay_tcp(
+        stream,
+        up.stream,
+        policy.egress.idle_timeout,
+        &lease.stats.bytes_out,
+        &lease.stats.bytes_in,
+    )
+    .await;
+    let record = TunnelRecord {
+        app: client.app_name(),
+        client: peer.ip(),
+        egress_ip: lease.source,
+        dest: Some(lease.dest),
+        proto: Proto::Transparent,
+        bytes_out: moved.out,
+        bytes_in: moved.into,
+        duration: start.elapsed(),
+    };
+    tracing::info!(target: "egress", "{}", record.line());
+}

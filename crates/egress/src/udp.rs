@@ -1,0 +1,258 @@
+//! SOCKS5 UDP ASSOCIATE: a relay socket for the client's datagrams, and outbound sockets
+//! bound to the client's pinned source IP (one per address family, made on first use).
+//!
+//! Only the client that asked (its address, and its announced port if it gave one; else the
+//! first port it sends from) may use the relay; only destinations it has sent to may answer
+//! through it, so the outbound socket is never an open door into the client. The
+//! association ends with its TCP control connection or after `idle_timeout` of silence.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use spaced_config::{Policy, canonical};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpStream, UdpSocket};
+
+use crate::dial;
+use crate::http::address_text;
+use crate::identity::Client;
+use crate::limits::{ActiveGuard, SourceStats};
+use crate::logline::{Proto, TunnelRecord, refusal_line};
+use crate::pin;
+use crate::socks::{reply, unspecified};
+use crate::socks5::{self, Address, Reply};
+use crate::state::Shared;
+use crate::vet;
+
+/// Bounds on per-association memory.
+const MAX_PEERS: usize = 4096;
+const MAX_NAMES: usize = 64;
+const DATAGRAM: usize = 65_536;
+
+/// An outbound socket and the source address it is bound to.
+struct Out {
+    socket: UdpSocket,
+    source: IpAddr,
+    stats: Arc<SourceStats>,
+    _active: ActiveGuard,
+}
+
+pub(crate) async fn associate(
+    shared: &Shared,
+    policy: &Policy,
+    mut control: TcpStream,
+    peer: SocketAddr,
+    client: Client,
+    requested: Address,
+) {
+    let announced = match requested {
+        Address::Ip(sa) if sa.port() != 0 => Some(sa.port()),
+        _ => None,
+    };
+    let local_ip = match control.local_addr() {
+        Ok(a) => a.ip(),
+        Err(_) => return,
+    };
+    let Ok(relay) = spaced_net::udp_socket(SocketAddr::new(local_ip, 0)) else {
+        reply(&mut control, Reply::GeneralFailure, unspecified()).await;
+        return;
+    };
+    let bound = match relay.local_addr() {
+        Ok(a) => SocketAddr::new(canonical(a.ip()), a.port()),
+        Err(_) => return,
+    };
+    reply(&mut control, Reply::Succeeded, bound).await;
+
+    let order = pin::order(client.pin_key(), &policy.egress.source_ips);
+    let idle = policy.egress.idle_timeout;
+    let start = Instant::now();
+    let (mut out4, mut out6): (Option<Out>, Option<Out>) = (None, None);
+    let mut client_udp: Option<SocketAddr> = None;
+    let mut contacted: HashSet<SocketAddr> = HashSet::new();
+    let mut names: HashMap<String, Vec<SocketAddr>> = HashMap::new();
+    let mut first_dest: Option<SocketAddr> = None;
+    let (mut bytes_out, mut bytes_in) = (0u64, 0u64);
+    let mut cbuf = vec![0u8; DATAGRAM];
+    let mut buf4 = vec![0u8; DATAGRAM];
+    let mut buf6 = vec![0u8; DATAGRAM];
+    let mut ctl = [0u8; 64];
+    loop {
+        tokio::select! {
+            r = control.read(&mut ctl) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            },
+            r = relay.recv_from(&mut cbuf) => {
+                let Ok((n, from)) = r else { continue };
+                let from = SocketAddr::new(canonical(from.ip()), from.port());
+                if from.ip() != peer.ip() || announced.is_some_and(|p| p != from.port()) {
+                    continue;
+                }
+                match client_udp {
+                    Some(c) if c != from => continue,
+                    _ => client_udp = Some(from),
+                }
+                let Ok((addr, payload)) = socks5::parse_udp(&cbuf[..n]) else { continue };
+                let Some(dest) = vetted(shared, policy, &client, peer, &addr, &mut names).await else { continue };
+                let slot = if dest.is_ipv4() { &mut out4 } else { &mut out6 };
+                if slot.is_none() {
+                    *slot = bind_out(shared, &order, dest);
+                }
+                let Some(out) = slot.as_ref() else { continue };
+                if out.socket.send_to(payload, dest).await.is_ok() {
+                    if contacted.len() < MAX_PEERS {
+                        contacted.insert(dest);
+                    }
+                    first_dest.get_or_insert(dest);
+                    bytes_out += payload.len() as u64;
+                    out.stats.bytes_out.add(payload.len() as u64);
+                }
+            },
+            r = recv(&out4, &mut buf4) => {
+                bytes_in += back(&relay, &out4, r, &buf4, &contacted, client_udp).await;
+            },
+            r = recv(&out6, &mut buf6) => {
+                bytes_in += back(&relay, &out6, r, &buf6, &contacted, client_udp).await;
+            },
+            _ = tokio::time::sleep(idle) => break,
+        }
+    }
+    let egress_ip = out4
+        .as_ref()
+        .or(out6.as_ref())
+        .map(|o| o.source)
+        .or_else(|| order.first().copied())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let record = TunnelRecord {
+        app: client.app_name(),
+        client: peer.ip(),
+        egress_ip,
+        dest: first_dest,
+        proto: Proto::Socks5Udp,
+        bytes_out,
+        bytes_in,
+        duration: start.elapsed(),
+    };
+    tracing::info!(target: "egress", "{}", record.line());
+}
+
+/// Waits for a datagram on `out`, or forever when it does not exist yet.
+async fn recv(out: &Option<Out>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match out {
+        Some(o) => o.socket.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Passes an answer from a contacted destination back to the client; returns its size.
+async fn back(
+    relay: &UdpSocket,
+    out: &Option<Out>,
+    r: std::io::Result<(usize, SocketAddr)>,
+    buf: &[u8],
+    contacted: &HashSet<SocketAddr>,
+    client_udp: Option<SocketAddr>,
+) -> u64 {
+    let (Ok((n, from)), Some(to), Some(out)) = (r, client_udp, out.as_ref()) else {
+        return 0;
+    };
+    let from = SocketAddr::new(canonical(from.ip()), from.port());
+    if !contacted.contains(&from) {
+        return 0;
+    }
+    let mut msg = Vec::with_capacity(n + 22);
+    socks5::encode_udp_header(from, &mut msg);
+    msg.extend_from_slice(&buf[..n]);
+    match relay.send_to(&msg, to).await {
+        Ok(_) => {
+            out.stats.bytes_in.add(n as u64);
+            n as u64
+        }
+        Err(_) => 0,
+    }
+}
+
+/// Resolves (with a small per-association cache) and vets a datagram's destination.
+async fn vetted(
+    shared: &Shared,
+    policy: &Policy,
+    client: &Client,
+    peer: SocketAddr,
+    addr: &Address,
+    names: &mut HashMap<String, Vec<SocketAddr>>,
+) -> Option<SocketAddr> {
+    let dests = match addr {
+        Address::Ip(sa) => vec![SocketAddr::new(canonical(sa.ip()), sa.port())],
+        Address::Domain(h, _) => match names.get(h) {
+            Some(d) => d.clone(),
+            None => {
+                let d = dial::resolve(addr, policy.egress.connect_timeout)
+                    .await
+                    .ok()?;
+                if names.len() >= MAX_NAMES {
+                    names.clear();
+                }
+                names.insert(h.clone(), d.clone());
+                d
+            }
+        },
+    };
+    if let Err(d) = vet::vet_all(&policy.egress, &dests) {
+        shared.refused.denied.inc();
+        let line = refusal_line(
+            client.app_name(),
+            peer.ip(),
+            &address_text(addr),
+            Proto::Socks5Udp,
+            "denied",
+            &d.rule(),
+        );
+        tracing::info!(target: "egress", "{line}");
+        return None;
+    }
+    dests.first().copied()
+}
+
+/// Binds an outbound socket for `dest`'s family on the first usable source in rendezvous
+/// order.
+fn bind_out(shared: &Shared, order: &[IpAddr], dest: SocketAddr) -> Option<Out> {
+    for &source in order
+        .iter()
+        .filter(|ip| canonical(**ip).is_ipv4() == dest.is_ipv4())
+    {
+        let stats = shared.sources.get(source);
+        match udp_from(source) {
+            Ok(socket) => {
+                stats.ok.inc();
+                let active = ActiveGuard::new(stats.clone());
+                return Some(Out {
+                    socket,
+                    source,
+                    stats,
+                    _active: active,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(target: "egress", source_ip = %source, error = %e, "udp source address unusable, trying the next");
+                stats.bind_failed.inc();
+            }
+        }
+    }
+    None
+}
+
+fn udp_from(source: IpAddr) -> std::io::Result<UdpSocket> {
+    let addr = SocketAddr::new(source, 0);
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv4() {
+        socket.set_freebind_v4(true)?;
+    } else {
+        socket.set_freebind_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
