@@ -1,0 +1,288 @@
+//! The bodies the router streams: a client's request body on its way to a dyno (rolling
+//! idle timeout, H28; client gone, H27) and a dyno's response on its way to the client
+//! (rolling idle timeout, H15; dyno gone, H18), whose end writes the log line and gives the
+//! dyno connection back to the pool.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+use crate::code::Code;
+use crate::exchange::{Exchange, Outcome};
+use crate::pool::Sender;
+use crate::state::DynoRt;
+
+/// Why a relayed body stopped early.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    /// Nothing moved for `timeouts.idle`.
+    #[error("body idle for {0:?}")]
+    Idle(Duration),
+    /// The sending side failed or closed mid-body.
+    #[error("body interrupted")]
+    Interrupted(#[source] hyper::Error),
+}
+
+/// Set by a [`ReqBody`] when the client failed mid-upload, read by the proxy to pick the code.
+pub(crate) const CLIENT_OK: u8 = 0;
+/// The client went away while sending (H27).
+pub(crate) const CLIENT_GONE: u8 = 1;
+/// The client was idle while sending (H28).
+pub(crate) const CLIENT_IDLE: u8 = 2;
+
+/// A request body for a dyno.
+#[derive(Debug)]
+pub(crate) enum ReqBody {
+    /// No body.
+    Empty,
+    /// The client's body, relayed.
+    Client(ClientBody),
+}
+
+/// A client's request body with a rolling idle timeout.
+#[derive(Debug)]
+pub(crate) struct ClientBody {
+    inner: Incoming,
+    idle: Duration,
+    /// Armed on the first wait, so a body that arrives at once costs no timer.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// What went wrong, for the proxy (shared: the body moves into hyper's client).
+    pub(crate) fault: Arc<AtomicU8>,
+}
+
+impl ReqBody {
+    /// Wraps a client body; the second value reports a client fault after the fact.
+    pub(crate) fn client(inner: Incoming, idle: Duration) -> (Self, Option<Arc<AtomicU8>>) {
+        if inner.is_end_stream() {
+            return (Self::Empty, None);
+        }
+        let fault = Arc::new(AtomicU8::new(CLIENT_OK));
+        let body = ClientBody {
+            inner,
+            idle,
+            timer: None,
+            fault: Arc::clone(&fault),
+        };
+        (Self::Client(body), Some(fault))
+    }
+}
+
+impl Body for ReqBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let Self::Client(b) = self.get_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(&mut b.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(t) = b.timer.as_mut() {
+                    t.as_mut().reset(Instant::now() + b.idle);
+                }
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                b.fault.store(CLIENT_GONE, Ordering::Relaxed);
+                Poll::Ready(Some(Err(BodyError::Interrupted(e))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let idle = b.idle;
+                let t = b
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                ready!(t.as_mut().poll(cx));
+                b.fault.store(CLIENT_IDLE, Ordering::Relaxed);
+                Poll::Ready(Some(Err(BodyError::Idle(idle))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Empty => true,
+            Self::Client(b) => b.inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Empty => SizeHint::with_exact(0),
+            Self::Client(b) => b.inner.size_hint(),
+        }
+    }
+}
+
+/// Holds one in-flight slot of a dyno; gives it back when dropped.
+#[derive(Debug)]
+pub(crate) struct InFlight(pub(crate) Arc<DynoRt>);
+
+impl InFlight {
+    /// Takes a slot on `dyno`.
+    pub(crate) fn new(dyno: Arc<DynoRt>) -> Self {
+        dyno.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(dyno)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body for the client.
+#[derive(Debug)]
+pub(crate) enum ResBody {
+    /// A body made by the router (errors, upgrades); the exchange is held until it is sent.
+    Full {
+        /// The bytes, taken when sent.
+        data: Option<Bytes>,
+        /// Ends the request's activity when the body is dropped.
+        _exchange: Option<Exchange>,
+    },
+    /// A dyno's response, relayed.
+    Relay(Relay),
+}
+
+/// What finishes a relayed response.
+#[derive(Debug)]
+pub(crate) struct RelayEnd {
+    /// The request.
+    pub exchange: Exchange,
+    /// The dyno's slot.
+    pub dyno: InFlight,
+    /// The connection, pooled again after a complete exchange.
+    pub tx: Option<Sender>,
+    /// Connection time, ms.
+    pub connect_ms: u64,
+    /// When the request was handed to the dyno.
+    pub sent: Instant,
+    /// The response status.
+    pub status: u16,
+}
+
+/// A dyno's response body with a rolling idle timeout and a byte count.
+#[derive(Debug)]
+pub(crate) struct Relay {
+    inner: Incoming,
+    idle: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    bytes: u64,
+    end: Option<RelayEnd>,
+}
+
+impl Relay {
+    /// Relays `inner`; `end` is finished when it ends, fails, or is dropped.
+    pub(crate) fn new(inner: Incoming, idle: Duration, end: RelayEnd) -> Self {
+        Self {
+            inner,
+            idle,
+            timer: None,
+            bytes: 0,
+            end: Some(end),
+        }
+    }
+
+    fn finish(&mut self, code: Option<Code>, complete: bool) {
+        let Some(mut end) = self.end.take() else {
+            return;
+        };
+        if let Some(tx) = end.tx.take()
+            && complete
+            && !end.dyno.0.removed.load(Ordering::Relaxed)
+        {
+            end.dyno.0.pool.put(tx, Instant::now());
+        }
+        let service_ms = end.sent.elapsed().as_millis() as u64;
+        end.exchange.finish(Outcome {
+            code,
+            status: end.status,
+            bytes: self.bytes,
+            dyno: Some(&end.dyno.0.label),
+            connect_ms: Some(end.connect_ms),
+            service_ms: Some(service_ms),
+        });
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // Dropped before its end: the client went away mid-response (or the body was never
+        // polled because it was empty, e.g. HEAD — then it is complete and reusable).
+        let complete = self.inner.is_end_stream();
+        self.finish(None, complete);
+    }
+}
+
+impl Body for ResBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let r = match self.get_mut() {
+            Self::Full { data, .. } => return Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            Self::Relay(r) => r,
+        };
+        match Pin::new(&mut r.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    r.bytes += d.len() as u64;
+                }
+                if let Some(t) = r.timer.as_mut() {
+                    t.as_mut().reset(Instant::now() + r.idle);
+                }
+                if r.inner.is_end_stream() {
+                    r.finish(None, true);
+                }
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                r.finish(Some(Code::H18), false);
+                Poll::Ready(Some(Err(BodyError::Interrupted(e))))
+            }
+            Poll::Ready(None) => {
+                r.finish(None, true);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let idle = r.idle;
+                let t = r
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                ready!(t.as_mut().poll(cx));
+                r.finish(Some(Code::H15), false);
+                Poll::Ready(Some(Err(BodyError::Idle(idle))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Full { data, .. } => data.as_ref().is_none_or(Bytes::is_empty),
+            Self::Relay(r) => r.inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Full { data, .. } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            Self::Relay(r) => r.inner.size_hint(),
+        }
+    }
+}

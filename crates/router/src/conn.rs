@@ -1,0 +1,266 @@
+//! One client connection: hyper serving HTTP/1.1 (with upgrades) or HTTP/2, bounded by
+//! `client_header` (a request head must be complete within it) and `keepalive` (an idle
+//! connection is closed after it), and shut down gracefully when the router stops.
+//!
+//! Both deadlines are watched by one timer per connection rather than per request: reads
+//! and request boundaries only store timestamps; the timer recomputes its deadline when it
+//! fires.
+
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use http::HeaderValue;
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use spaced_config::Timeouts;
+use spaced_net::ConnGuard;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tracing::debug;
+
+use crate::Shared;
+use crate::access::Listener;
+use crate::proxy;
+
+/// Largest request head buffered (all headers together); beyond it hyper answers 431.
+const MAX_HEAD_BUF: usize = 1 << 20;
+/// Header lines hyper parses before giving up; a little above the limit so that a request
+/// just over it gets our 400 (H26) rather than hyper's 431.
+const PARSE_MAX_HEADERS: usize = 1100;
+
+/// What every request of one connection shares.
+#[derive(Debug)]
+pub(crate) struct ConnCtx {
+    /// Router-wide state.
+    pub shared: Arc<Shared>,
+    /// The kind of listener it came on.
+    pub listener: Listener,
+    /// The client (the PROXY header's source when one was read), canonical.
+    pub peer: IpAddr,
+    /// `peer` as a header value (appended to X-Forwarded-For).
+    pub peer_value: HeaderValue,
+    /// The listener's port as a header value (X-Forwarded-Port).
+    pub port_value: HeaderValue,
+    /// Came over TLS.
+    pub https: bool,
+    /// `Some(tls_version)` over TLS.
+    pub tls: Option<&'static str>,
+    /// Requests being served on it.
+    in_flight: AtomicU32,
+    /// Router-clock ms when it last became idle.
+    idle_since: AtomicU64,
+    /// Router-clock ms + 1 when the first byte of a request head arrived; 0 when none.
+    head_since: AtomicU64,
+    /// HTTP/2: heads are framed, `client_header` does not apply per request.
+    h2: bool,
+    /// The `max_connections` slot, released when the connection ends.
+    _slot: Option<ConnGuard>,
+}
+
+/// What the connection timer decides.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Look again at this router-clock ms.
+    Wait(u64),
+    /// Idle past `keepalive`: close gracefully.
+    Idle,
+    /// A request head took longer than `client_header`: close.
+    SlowHead,
+}
+
+impl ConnCtx {
+    /// A connection context; the `client_header` clock starts now.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        listener: Listener,
+        peer: IpAddr,
+        port_value: HeaderValue,
+        tls: Option<&'static str>,
+        h2: bool,
+        slot: Option<ConnGuard>,
+    ) -> Self {
+        let now = shared.runtime.now_ms();
+        Self {
+            listener,
+            peer,
+            peer_value: crate::headers::ip_value(peer),
+            port_value,
+            https: tls.is_some(),
+            tls,
+            in_flight: AtomicU32::new(0),
+            idle_since: AtomicU64::new(now),
+            head_since: AtomicU64::new(if h2 { 0 } else { now + 1 }),
+            h2,
+            _slot: slot,
+            shared,
+        }
+    }
+
+    /// A request's head was parsed.
+    pub(crate) fn activity_begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.shared.metrics.in_flight.inc();
+    }
+
+    /// A request finished (its response was sent or abandoned).
+    pub(crate) fn activity_end(&self) {
+        self.shared.metrics.in_flight.dec();
+        if self.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.idle_since
+                .store(self.shared.runtime.now_ms(), Ordering::Relaxed);
+            self.head_since.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Bytes arrived from the client.
+    #[inline]
+    fn on_read(&self) {
+        if !self.h2
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && self.head_since.load(Ordering::Relaxed) == 0
+        {
+            self.head_since
+                .store(self.shared.runtime.now_ms() + 1, Ordering::Relaxed);
+        }
+    }
+
+    fn verdict(&self, now: u64, t: &Timeouts) -> Verdict {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Verdict::Wait(now + t.keepalive.as_millis() as u64);
+        }
+        let head = self.head_since.load(Ordering::Relaxed);
+        if head > 0 {
+            let deadline = head - 1 + t.client_header.as_millis() as u64;
+            return if now >= deadline {
+                Verdict::SlowHead
+            } else {
+                Verdict::Wait(deadline)
+            };
+        }
+        let deadline = self.idle_since.load(Ordering::Relaxed) + t.keepalive.as_millis() as u64;
+        if now >= deadline {
+            Verdict::Idle
+        } else {
+            Verdict::Wait(deadline)
+        }
+    }
+}
+
+/// Serves HTTP on `io` until the client leaves, a deadline passes, or shutdown.
+pub(crate) async fn serve<I>(io: I, ctx: Arc<ConnCtx>, timeouts: Timeouts)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(Watched {
+        inner: io,
+        ctx: Arc::clone(&ctx),
+    });
+    let svc_ctx = Arc::clone(&ctx);
+    let svc = service_fn(move |req| proxy::handle(Arc::clone(&svc_ctx), req));
+    if ctx.h2 {
+        let conn = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .serve_connection(io, svc);
+        drive(conn, &ctx, timeouts, |c| c.graceful_shutdown()).await;
+    } else {
+        let conn = http1::Builder::new()
+            .max_buf_size(MAX_HEAD_BUF)
+            .max_headers(PARSE_MAX_HEADERS)
+            .header_read_timeout(None)
+            .serve_connection(io, svc)
+            .with_upgrades();
+        drive(conn, &ctx, timeouts, |c| c.graceful_shutdown()).await;
+    }
+}
+
+/// Polls `conn` until it ends, watching the connection's deadlines and shutdown;
+/// `graceful` asks hyper to finish in-flight requests and stop.
+async fn drive<C, F>(conn: C, ctx: &ConnCtx, t: Timeouts, graceful: F)
+where
+    C: Future<Output = Result<(), hyper::Error>>,
+    F: Fn(Pin<&mut C>),
+{
+    let shutdown = ctx.shared.shutdown.clone();
+    let runtime = &ctx.shared.runtime;
+    tokio::pin!(conn);
+    let first = runtime.instant_at(runtime.now_ms() + t.client_header.as_millis() as u64);
+    let timer = tokio::time::sleep_until(first);
+    tokio::pin!(timer);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    debug!(client.addr = %ctx.peer, error = %e, "client connection ended");
+                }
+                return;
+            }
+            () = shutdown.cancelled(), if !closing => {
+                closing = true;
+                graceful(conn.as_mut());
+            }
+            () = timer.as_mut(), if !closing => {
+                match ctx.verdict(runtime.now_ms(), &t) {
+                    Verdict::Wait(at) => timer.as_mut().reset(runtime.instant_at(at)),
+                    Verdict::Idle => {
+                        closing = true;
+                        graceful(conn.as_mut());
+                    }
+                    Verdict::SlowHead => {
+                        debug!(client.addr = %ctx.peer, "request head too slow, closing");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The client socket, noting when a request head starts arriving.
+struct Watched<I> {
+    inner: I,
+    ctx: Arc<ConnCtx>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.ctx.on_read();
+        }
+        res
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, b)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,178 @@
+//! One request's context from arrival to its log line: what the line says, the app's
+//! counters, and the connection's activity. Whoever finishes the request calls
+//! [`Exchange::finish`]; if nobody does (the client went away before the response),
+//! dropping it logs H27.
+
+use std::cell::RefCell;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Method, Version};
+use tokio::time::Instant;
+
+use crate::code::Code;
+use crate::conn::ConnCtx;
+use crate::logline::LogLine;
+use crate::state::AppStats;
+
+/// How a request ended, for the log line and the counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Outcome<'a> {
+    /// The error code, if any.
+    pub code: Option<Code>,
+    /// Status sent or logged.
+    pub status: u16,
+    /// Response body bytes.
+    pub bytes: u64,
+    /// The dyno's label.
+    pub dyno: Option<&'a str>,
+    /// Connection time, ms.
+    pub connect_ms: Option<u64>,
+    /// Service time, ms.
+    pub service_ms: Option<u64>,
+}
+
+/// One request in flight.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    /// The client connection it came on.
+    pub conn: Arc<ConnCtx>,
+    /// When its head was parsed.
+    pub arrived: Instant,
+    /// Request method.
+    pub method: Method,
+    /// Path and query, as received.
+    pub path: Option<PathAndQuery>,
+    /// Host or `:authority`.
+    pub host: Option<HeaderValue>,
+    /// The request id.
+    pub request_id: HeaderValue,
+    /// The client address decided on (peer until routing says otherwise).
+    pub fwd: IpAddr,
+    /// The client's HTTP version.
+    pub version: Version,
+    /// The app's counters, once routed.
+    pub stats: Option<Arc<AppStats>>,
+    /// Whether the line was written.
+    done: bool,
+}
+
+impl Exchange {
+    /// Starts an exchange on `conn`.
+    pub(crate) fn new(
+        conn: Arc<ConnCtx>,
+        method: Method,
+        version: Version,
+        request_id: HeaderValue,
+    ) -> Self {
+        conn.activity_begin();
+        Self {
+            fwd: conn.peer,
+            conn,
+            arrived: Instant::now(),
+            method,
+            path: None,
+            host: None,
+            request_id,
+            version,
+            stats: None,
+            done: false,
+        }
+    }
+
+    /// Writes the log line and counts the request (once).
+    pub(crate) fn finish(&mut self, o: Outcome<'_>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let metrics = &self.conn.shared.metrics;
+        let elapsed_us = self.arrived.elapsed().as_micros() as u64;
+        metrics.latency.observe_us(elapsed_us);
+        if let Some(s) = &self.stats {
+            s.count(o.code, o.status);
+            s.latency.observe_us(elapsed_us);
+        } else {
+            metrics.unrouted.count(o.code, o.status);
+        }
+        let line = LogLine {
+            code: o.code,
+            method: self.method.as_str(),
+            path: self
+                .path
+                .as_ref()
+                .map_or(b"/".as_slice(), |p| p.as_str().as_bytes()),
+            host: self
+                .host
+                .as_ref()
+                .map_or(b"".as_slice(), HeaderValue::as_bytes),
+            request_id: self.request_id.as_bytes(),
+            fwd: self.fwd,
+            dyno: o.dyno,
+            connect_ms: o.connect_ms,
+            service_ms: o.service_ms,
+            status: o.status,
+            bytes: o.bytes,
+            protocol: protocol(self.version),
+            tls: self.conn.tls,
+        };
+        emit(&line);
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if !self.done {
+            // Nobody finished it: the client closed before the response.
+            self.finish(Outcome {
+                code: Some(Code::H27),
+                status: Code::H27.status(),
+                ..Outcome::default()
+            });
+        }
+        self.conn.activity_end();
+    }
+}
+
+/// `http1.0`, `http1.1` or `http2.0`.
+pub(crate) fn protocol(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_10 | Version::HTTP_09 => "http1.0",
+        Version::HTTP_2 => "http2.0",
+        _ => "http1.1",
+    }
+}
+
+thread_local! {
+    /// One line buffer per worker thread, so formatting a line allocates nothing.
+    static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
+}
+
+/// Emits the line as the whole message of a `router` event, at its level; formats nothing
+/// when no subscriber wants it.
+fn emit(line: &LogLine<'_>) {
+    macro_rules! at {
+        ($mac:ident, $lvl:expr) => {
+            if tracing::enabled!(target: "router", $lvl) {
+                LINE.with(|cell| match cell.try_borrow_mut() {
+                    Ok(mut buf) => {
+                        buf.clear();
+                        line.write(&mut buf);
+                        tracing::$mac!(target: "router", "{}", buf.as_str());
+                    }
+                    Err(_) => {
+                        let mut buf = String::new();
+                        line.write(&mut buf);
+                        tracing::$mac!(target: "router", "{}", buf);
+                    }
+                });
+            }
+        };
+    }
+    match line.level() {
+        tracing::Level::INFO => at!(info, tracing::Level::INFO),
+        tracing::Level::WARN => at!(warn, tracing::Level::WARN),
+        _ => at!(error, tracing::Level::ERROR),
+    }
+}

@@ -1,0 +1,151 @@
+//! The router's listeners: the accept loop of `spaced_net` with L4 admission right after
+//! accept (before a byte is read), the `max_connections` cap, the PROXY header on external
+//! listeners when configured, the TLS handshake on `tls_listen`, then HTTP.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::HeaderValue;
+use spaced_config::canonical;
+use spaced_net::ConnGuard;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, error};
+
+use crate::Shared;
+use crate::access::{self, Listener};
+use crate::conn::{self, ConnCtx};
+use crate::tls;
+
+/// What a listener speaks.
+#[derive(Clone)]
+pub(crate) enum Kind {
+    /// `router.listen`.
+    Plain,
+    /// `router.tls_listen`.
+    Tls(TlsAcceptor),
+    /// `router.internal_listen`.
+    Internal,
+}
+
+impl Kind {
+    fn listener(&self) -> Listener {
+        match self {
+            Self::Plain | Self::Tls(_) => Listener::External,
+            Self::Internal => Listener::Internal,
+        }
+    }
+}
+
+/// Starts the accept loop of one bound listener as a tracked task.
+pub(crate) fn spawn(listener: TcpListener, local: SocketAddr, kind: Kind, shared: Arc<Shared>) {
+    let port_value = HeaderValue::from(local.port());
+    let shutdown = shared.shutdown.clone();
+    shutdown.clone().spawn(async move {
+        let which = kind.listener();
+        let admit = |peer: SocketAddr| -> bool {
+            let policy = shared.store.load();
+            let verdict = if access::expects_proxy_header(&policy, which) {
+                access::admit_proxy_peer(&policy, peer.ip())
+            } else {
+                access::admit_l4(&policy, which, peer.ip())
+            };
+            match verdict {
+                Ok(()) => true,
+                Err(denied) => {
+                    shared.metrics.l4_denied.inc();
+                    debug!(client.addr = %peer, listener = %which, reason = %denied, "connection refused");
+                    false
+                }
+            }
+        };
+        let handle = |stream: TcpStream, peer: SocketAddr| {
+            let Some(slot) = shared.limit.try_acquire() else {
+                shared.metrics.over_limit.inc();
+                debug!(client.addr = %peer, "max_connections reached, closing");
+                return;
+            };
+            shared.shutdown.spawn(connection(
+                stream,
+                peer,
+                kind.clone(),
+                port_value.clone(),
+                slot,
+                Arc::clone(&shared),
+            ));
+        };
+        if let Err(e) = spaced_net::serve(listener, shutdown.clone(), admit, handle).await {
+            error!(listener = %local, error = %e, "router listener stopped");
+        }
+    });
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    kind: Kind,
+    port_value: HeaderValue,
+    slot: ConnGuard,
+    shared: Arc<Shared>,
+) {
+    let which = kind.listener();
+    let (timeouts, proxy_header) = {
+        let policy = shared.store.load();
+        (
+            policy.router.timeouts,
+            access::expects_proxy_header(&policy, which),
+        )
+    };
+    let mut client = canonical(peer.ip());
+    if proxy_header {
+        match spaced_net::proxy_protocol::read_header(&mut stream, timeouts.client_header).await {
+            Ok(h) => client = canonical(h.client(peer).ip()),
+            Err(e) => {
+                shared.metrics.l4_denied.inc();
+                debug!(client.addr = %peer, error = %e, "bad PROXY header, closing");
+                return;
+            }
+        }
+        let policy = shared.store.load();
+        if let Err(denied) = access::admit_l4(&policy, which, client) {
+            shared.metrics.l4_denied.inc();
+            debug!(client.addr = %client, proxy.addr = %peer, reason = %denied, "connection refused");
+            return;
+        }
+    }
+    match kind {
+        Kind::Tls(acceptor) => {
+            let accepted =
+                tokio::time::timeout(timeouts.client_header, acceptor.accept(stream)).await;
+            let tls_stream = match accepted {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    debug!(client.addr = %client, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    debug!(client.addr = %client, "TLS handshake too slow");
+                    return;
+                }
+            };
+            let (version, h2) = {
+                let (_, server) = tls_stream.get_ref();
+                (tls::tls_version_label(server), tls::negotiated_h2(server))
+            };
+            let ctx = ConnCtx::new(
+                shared,
+                which,
+                client,
+                port_value,
+                Some(version),
+                h2,
+                Some(slot),
+            );
+            conn::serve(tls_stream, Arc::new(ctx), timeouts).await;
+        }
+        Kind::Plain | Kind::Internal => {
+            let ctx = ConnCtx::new(shared, which, client, port_value, None, false, Some(slot));
+            conn::serve(stream, Arc::new(ctx), timeouts).await;
+        }
+    }
+}

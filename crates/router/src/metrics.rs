@@ -1,0 +1,214 @@
+//! The router's Prometheus metrics and the `/dynos` JSON: counters updated with one relaxed
+//! atomic add on the hot path, everything else read from the current view when rendered.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::{Value, json};
+use spaced_net::metrics::{Counter, Gauge, Histogram, header, sample};
+
+use crate::Shared;
+use crate::state::AppStats;
+
+/// Router-wide metrics (per-app counters live in [`AppStats`]).
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    /// Requests being served.
+    pub in_flight: Gauge,
+    /// Connections closed at L4 (untrusted, blocked, not internal, bad PROXY header).
+    pub l4_denied: Counter,
+    /// Connections closed because `max_connections` were open.
+    pub over_limit: Counter,
+    /// Latency of every request, arrival to log line.
+    pub latency: Histogram,
+    /// Counters of requests that reached no app (S11, malformed).
+    pub unrouted: AppStats,
+    /// Active-check transitions (up or down).
+    pub health_transitions: Counter,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        Self {
+            in_flight: Gauge::new(),
+            l4_denied: Counter::new(),
+            over_limit: Counter::new(),
+            latency: Histogram::default(),
+            unrouted: AppStats::new(""),
+            health_transitions: Counter::new(),
+        }
+    }
+}
+
+/// Writes every router metric.
+pub(crate) fn render(shared: &Shared, out: &mut String) {
+    let m = &shared.metrics;
+    let view = shared.runtime.current();
+    let now = shared.runtime.now_ms();
+
+    header(
+        out,
+        "spaced_router_requests_total",
+        "counter",
+        "Requests by app, status and code.",
+    );
+    let mut stats: Vec<&AppStats> = view.apps.iter().map(|a| &*a.stats).collect();
+    stats.push(&m.unrouted);
+    for s in &stats {
+        for (status, code, n) in s.samples() {
+            let labels = format!("app=\"{}\",status=\"{status}\",code=\"{code}\"", s.name);
+            sample(out, "spaced_router_requests_total", &labels, n);
+        }
+    }
+    header(
+        out,
+        "spaced_router_request_duration_seconds",
+        "histogram",
+        "Request latency, arrival to log line.",
+    );
+    m.latency
+        .render(out, "spaced_router_request_duration_seconds", "");
+    for a in &view.apps {
+        let labels = format!("app=\"{}\"", a.stats.name);
+        a.stats
+            .latency
+            .render(out, "spaced_router_app_request_duration_seconds", &labels);
+    }
+    header(
+        out,
+        "spaced_router_requests_in_flight",
+        "gauge",
+        "Requests being served.",
+    );
+    sample(
+        out,
+        "spaced_router_requests_in_flight",
+        "",
+        m.in_flight.get(),
+    );
+    header(
+        out,
+        "spaced_router_connections",
+        "gauge",
+        "Client connections open.",
+    );
+    sample(out, "spaced_router_connections", "", shared.limit.open());
+    header(
+        out,
+        "spaced_router_l4_denied_total",
+        "counter",
+        "Connections closed at L4.",
+    );
+    sample(out, "spaced_router_l4_denied_total", "", m.l4_denied.get());
+    header(
+        out,
+        "spaced_router_connections_over_limit_total",
+        "counter",
+        "Connections closed beyond max_connections.",
+    );
+    sample(
+        out,
+        "spaced_router_connections_over_limit_total",
+        "",
+        m.over_limit.get(),
+    );
+    header(
+        out,
+        "spaced_router_health_transitions_total",
+        "counter",
+        "Active health-check transitions.",
+    );
+    sample(
+        out,
+        "spaced_router_health_transitions_total",
+        "",
+        m.health_transitions.get(),
+    );
+
+    header(
+        out,
+        "spaced_router_dyno_up",
+        "gauge",
+        "1 when the dyno takes traffic.",
+    );
+    for a in &view.apps {
+        for d in &a.dynos {
+            let labels = format!("app=\"{}\",dyno=\"{}\",addr=\"{}\"", d.app, d.label, d.addr);
+            sample(
+                out,
+                "spaced_router_dyno_up",
+                &labels,
+                u8::from(d.is_up(now)),
+            );
+        }
+    }
+    header(
+        out,
+        "spaced_router_dyno_in_flight",
+        "gauge",
+        "Requests in flight per dyno.",
+    );
+    for a in &view.apps {
+        for d in &a.dynos {
+            let labels = format!("app=\"{}\",dyno=\"{}\",addr=\"{}\"", d.app, d.label, d.addr);
+            sample(
+                out,
+                "spaced_router_dyno_in_flight",
+                &labels,
+                d.in_flight.load(Ordering::Relaxed),
+            );
+        }
+    }
+    header(
+        out,
+        "spaced_router_pool_idle_connections",
+        "gauge",
+        "Idle pooled connections per dyno.",
+    );
+    for a in &view.apps {
+        for d in &a.dynos {
+            let labels = format!("app=\"{}\",dyno=\"{}\",addr=\"{}\"", d.app, d.label, d.addr);
+            sample(
+                out,
+                "spaced_router_pool_idle_connections",
+                &labels,
+                d.pool.len(),
+            );
+        }
+    }
+}
+
+/// Health of every dyno of the current policy (non-web dynos take no traffic and are
+/// reported up with nothing in flight).
+pub(crate) fn dynos_json(shared: &Shared) -> Value {
+    let view = shared.runtime.view(&shared.store);
+    let now = shared.runtime.now_ms();
+    let mut out = Vec::new();
+    for (app, rt) in view.policy.apps.iter().zip(&view.apps) {
+        for (i, d) in app.dynos.iter().enumerate() {
+            let web = app
+                .web
+                .iter()
+                .position(|&w| w == i)
+                .and_then(|k| rt.dynos.get(k));
+            let (up, quarantined, in_flight) = match web {
+                Some(r) => (
+                    r.is_up(now),
+                    r.is_quarantined(now),
+                    r.in_flight.load(Ordering::Relaxed),
+                ),
+                None => (true, false, 0),
+            };
+            out.push(json!({
+                "app": app.name,
+                "process": d.process,
+                "number": d.number,
+                "addr": d.addr.to_string(),
+                "zone": d.zone,
+                "up": up,
+                "quarantined": quarantined,
+                "in_flight": in_flight,
+            }));
+        }
+    }
+    Value::Array(out)
+}

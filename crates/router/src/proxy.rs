@@ -1,0 +1,288 @@
+//! One request, from parsed head to response: limits, routing by Host through the current
+//! policy (one store load per request), the dyno pick with retries after connect failures,
+//! the header rewrite, and the response or error (BEHAVIOR.md "Router").
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use http::header::{CONTENT_TYPE, HOST};
+use http::uri::{PathAndQuery, Uri};
+use http::{HeaderValue, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use spaced_config::Balance;
+use tokio::time::Instant;
+use tracing::debug;
+
+use crate::access;
+use crate::balance;
+use crate::body::{self, InFlight, Relay, RelayEnd, ReqBody, ResBody};
+use crate::code::Code;
+use crate::conn::ConnCtx;
+use crate::exchange::{Exchange, Outcome};
+use crate::headers::{self, Expect, Forward, X_REQUEST_ID};
+use crate::pool::{self, ConnectError};
+use crate::upgrade;
+
+/// Most dynos one request is tried on, whatever `retries` says.
+const MAX_TRIES: usize = 16;
+
+/// Serves one request.
+pub(crate) async fn handle(
+    conn: Arc<ConnCtx>,
+    mut req: Request<Incoming>,
+) -> Result<Response<ResBody>, Infallible> {
+    let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
+    let on_client = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let request_id = headers::request_id(&parts.headers);
+    let mut ex = Exchange::new(conn, parts.method.clone(), parts.version, request_id);
+    ex.path = parts.uri.path_and_query().cloned();
+    ex.host = match parts.headers.get(HOST) {
+        Some(h) => Some(h.clone()),
+        None => parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    };
+
+    if let Err(e) = headers::check_limits(request_line_len(&parts), &parts.headers) {
+        debug!(client.addr = %ex.conn.peer, reason = %e, "malformed request");
+        return Ok(error(ex, Code::H26, Outcome::default()));
+    }
+    let shared = Arc::clone(&ex.conn.shared);
+    let view = shared.runtime.view(&shared.store);
+    let policy = &view.policy;
+    ex.fwd = access::client_ip(policy, ex.conn.peer, &parts.headers);
+    let host = ex.host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("");
+    let index = match access::route(policy, ex.conn.listener, host, ex.fwd) {
+        Ok(i) => i,
+        Err(denied) => {
+            debug!(client.addr = %ex.conn.peer, reason = %denied, "request refused");
+            let code = if denied.code() == Some("S10") {
+                Code::S10
+            } else {
+                Code::S11
+            };
+            return Ok(error(ex, code, Outcome::default()));
+        }
+    };
+    let Some(app) = view.apps.get(index) else {
+        return Ok(error(ex, Code::S11, Outcome::default()));
+    };
+    ex.stats = Some(Arc::clone(&app.stats));
+    if app.dynos.is_empty() {
+        return Ok(error(ex, Code::H14, Outcome::default()));
+    }
+    if headers::expect(&parts.headers) == Expect::Unsupported {
+        return Ok(error(ex, Code::H26Expect, Outcome::default()));
+    }
+
+    // The head for the dyno: HTTP/1.1, origin-form target, Host present.
+    if parts.headers.get(HOST).is_none()
+        && let Some(h) = &ex.host
+    {
+        parts.headers.insert(HOST, h.clone());
+    }
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let pq = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(pq);
+    }
+    parts.version = Version::HTTP_11;
+    let start_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    headers::rewrite_request(
+        &mut parts.headers,
+        &Forward {
+            peer: &ex.conn.peer_value,
+            https: ex.conn.https,
+            port: &ex.conn.port_value,
+            start_ms,
+            request_id: &ex.request_id,
+            upgrade,
+        },
+    );
+    let t = policy.router.timeouts;
+    let (body, fault) = ReqBody::client(body, t.idle);
+    let mut req = Some(Request::from_parts(parts, body));
+
+    let tries = (policy.router.retries as usize)
+        .saturating_add(1)
+        .min(MAX_TRIES);
+    let mut tried = [usize::MAX; MAX_TRIES];
+    let mut n_tried = 0;
+    let mut last: Option<ConnectError> = None;
+    let runtime = &shared.runtime;
+    while n_tried < tries {
+        let now_ms = runtime.now_ms();
+        let excluded = &tried[..n_tried];
+        let cursor = match policy.router.balance {
+            Balance::RoundRobin => app.stats.rr.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        let Some((i, _)) = balance::pick(
+            policy.router.balance,
+            app.dynos.len(),
+            |i| app.candidate(i, now_ms, excluded),
+            cursor,
+            |k| fastrand::usize(..k),
+        ) else {
+            break;
+        };
+        tried[n_tried] = i;
+        n_tried += 1;
+        let dyno = InFlight::new(Arc::clone(&app.dynos[i]));
+        let t0 = Instant::now();
+        let mut pooled = dyno.0.pool.checkout(t0, t.pool_idle);
+        loop {
+            let (mut tx, fresh) = match pooled.take() {
+                Some(tx) => (tx, false),
+                None => match pool::connect(dyno.0.addr, t.connect).await {
+                    Ok(tx) => (tx, true),
+                    Err(e) => {
+                        debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno connect failed, quarantined");
+                        dyno.0.quarantine(runtime.now_ms());
+                        last = Some(e);
+                        break;
+                    }
+                },
+            };
+            if tx.ready().await.is_err() {
+                if fresh {
+                    dyno.0.quarantine(runtime.now_ms());
+                    last = Some(ConnectError::Timeout { addr: dyno.0.addr });
+                    break;
+                }
+                continue; // a pooled connection the dyno closed: open a new one
+            }
+            let connect_ms = t0.elapsed().as_millis() as u64;
+            let Some(request) = req.take() else {
+                return Ok(error(ex, Code::H13, Outcome::default()));
+            };
+            let sent = Instant::now();
+            let res = tokio::time::timeout(t.response, tx.try_send_request(request)).await;
+            let base = Outcome {
+                dyno: Some(&dyno.0.label),
+                connect_ms: Some(connect_ms),
+                service_ms: Some(sent.elapsed().as_millis() as u64),
+                ..Outcome::default()
+            };
+            let mut resp = match res {
+                Err(_) => return Ok(error(ex, Code::H12, base)),
+                Ok(Ok(resp)) => resp,
+                Ok(Err(mut e)) => {
+                    if let Some(back) = e.take_message() {
+                        // Never written: safe to send elsewhere.
+                        req = Some(back);
+                        if fresh {
+                            dyno.0.quarantine(runtime.now_ms());
+                            last = Some(ConnectError::Io {
+                                addr: dyno.0.addr,
+                                source: std::io::ErrorKind::ConnectionReset.into(),
+                            });
+                            break;
+                        }
+                        continue;
+                    }
+                    let code = send_failure(e.error(), fault.as_deref());
+                    debug!(dyno.addr = %dyno.0.addr, error = %e.error(), code = code.as_str(), "dyno exchange failed");
+                    return Ok(error(ex, code, base));
+                }
+            };
+            let status = resp.status();
+            if status == StatusCode::SWITCHING_PROTOCOLS {
+                let Some(on_client) = on_client else {
+                    return Ok(error(ex, Code::H25, base));
+                };
+                let on_dyno = hyper::upgrade::on(&mut resp);
+                let (mut rparts, _) = resp.into_parts();
+                headers::rewrite_response(&mut rparts.headers, &ex.request_id, true);
+                ex.finish(Outcome {
+                    status: status.as_u16(),
+                    ..base
+                });
+                upgrade::spawn_relay(&shared.shutdown, on_client, on_dyno, t.idle, dyno);
+                let body = ResBody::Full {
+                    data: None,
+                    _exchange: Some(ex),
+                };
+                return Ok(Response::from_parts(rparts, body));
+            }
+            let (mut rparts, rbody) = resp.into_parts();
+            headers::rewrite_response(&mut rparts.headers, &ex.request_id, false);
+            rparts.version = if ex.version == Version::HTTP_2 {
+                Version::HTTP_2
+            } else {
+                Version::HTTP_11
+            };
+            let end = RelayEnd {
+                exchange: ex,
+                dyno,
+                tx: Some(tx),
+                connect_ms,
+                sent,
+                status: status.as_u16(),
+            };
+            let body = ResBody::Relay(Relay::new(rbody, t.idle, end));
+            return Ok(Response::from_parts(rparts, body));
+        }
+    }
+    let code = last.as_ref().map_or(Code::H21, ConnectError::code);
+    Ok(error(ex, code, Outcome::default()))
+}
+
+/// The code for an exchange that failed after the request was (partly) written.
+fn send_failure(e: &hyper::Error, fault: Option<&std::sync::atomic::AtomicU8>) -> Code {
+    match fault.map(|f| f.load(Ordering::Relaxed)) {
+        Some(body::CLIENT_IDLE) => return Code::H28,
+        Some(body::CLIENT_GONE) => return Code::H27,
+        _ => {}
+    }
+    if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+        Code::H25
+    } else {
+        Code::H13
+    }
+}
+
+/// The length of the request line the client sent (or would have, for HTTP/2).
+fn request_line_len(parts: &http::request::Parts) -> usize {
+    let uri = &parts.uri;
+    let mut target = uri.path_and_query().map_or(1, |p| p.as_str().len());
+    if let Some(a) = uri.authority() {
+        target += a.as_str().len();
+    }
+    if let Some(s) = uri.scheme() {
+        target += s.as_str().len() + 3;
+    }
+    parts.method.as_str().len() + 1 + target + " HTTP/1.1".len()
+}
+
+/// An error response with its log line: the small HTML body, `Content-Type: text/html`,
+/// the request id.
+pub(crate) fn error(mut ex: Exchange, code: Code, base: Outcome<'_>) -> Response<ResBody> {
+    let body = crate::code::html_body(code, ex.request_id.as_bytes());
+    let status = code.status();
+    ex.finish(Outcome {
+        code: Some(code),
+        status,
+        bytes: body.len() as u64,
+        ..base
+    });
+    let request_id = ex.request_id.clone();
+    let mut resp = Response::new(ResBody::Full {
+        data: Some(body),
+        _exchange: Some(ex),
+    });
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    h.insert(X_REQUEST_ID.clone(), request_id);
+    resp
+}
