@@ -1,0 +1,106 @@
+//! Names outside the zone go upstream; names inside never do.
+
+use std::net::IpAddr;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use crate::support::*;
+use crate::upstream::{self, Mode};
+
+#[tokio::test]
+async fn forwards_with_the_client_id() {
+    let up = upstream::start(Mode::Answer).await;
+    let r = start(&policy_text(&format!(
+        "upstreams = [\"{}\"]\n{}",
+        up.addr,
+        dynos_text(1)
+    )))
+    .await;
+    for id in [7u16, 0xfffe] {
+        let mut q = query("www.Example.com.", RecordType::A, None);
+        q.metadata.id = id;
+        let m = udp(r.addr, "127.0.0.1", &q).await;
+        assert_eq!(m.id, id, "the client's id comes back");
+        assert_eq!(ips(&m), vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
+        let m = tcp(r.addr, "127.0.0.1", &q).await;
+        assert_eq!(m.id, id);
+        assert_eq!(m.response_code, ResponseCode::NoError);
+    }
+    // Names inside the domain never leave, existing or not.
+    for name in ["web.big.app.localspace.", "nope.app.localspace."] {
+        udp(r.addr, "127.0.0.1", &query(name, RecordType::A, None)).await;
+    }
+    let seen = up.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4);
+    assert!(
+        seen.iter().all(|s| s.name == "www.Example.com."),
+        "{seen:?}"
+    );
+    // Upstream sees fresh random ids, not the client's (a 2^-64 chance of a false failure).
+    assert!(seen.iter().any(|s| s.id != 7 && s.id != 0xfffe), "{seen:?}");
+    let mut text = String::new();
+    r.handle.render_metrics(&mut text);
+    assert!(
+        text.contains("spaced_dns_forwarded_total{result=\"ok\"} 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("spaced_dns_upstream_latency_seconds_count 4"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn truncated_upstream_answers_are_retried_over_tcp() {
+    let up = upstream::start(Mode::Truncate).await;
+    let r = start(&policy_text(&format!("upstreams = [\"{}\"]", up.addr))).await;
+    let m = udp(
+        r.addr,
+        "127.0.0.1",
+        &query("big.example.org.", RecordType::A, None),
+    )
+    .await;
+    assert!(!m.truncation);
+    assert_eq!(ips(&m).len(), 3, "the TCP answer is relayed");
+    let seen = up.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().map(|s| s.tcp).collect::<Vec<_>>(),
+        vec![false, true]
+    );
+}
+
+#[tokio::test]
+async fn dead_upstreams_give_servfail() {
+    // One that never answers (the test options give it 500 ms), one with nothing listening.
+    let silent = upstream::start(Mode::Silent).await;
+    let closed = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap()
+    };
+    for up in [silent.addr, closed] {
+        let r = start(&policy_text(&format!("upstreams = [\"{up}\"]"))).await;
+        let mut q = query("example.net.", RecordType::A, Some(1232));
+        q.metadata.id = 4242;
+        let m = udp(r.addr, "127.0.0.1", &q).await;
+        assert_eq!(
+            (m.id, m.response_code),
+            (4242, ResponseCode::ServFail),
+            "{up}"
+        );
+        let m = tcp(r.addr, "127.0.0.1", &q).await;
+        assert_eq!(m.response_code, ResponseCode::ServFail, "{up}");
+    }
+}
+
+#[tokio::test]
+async fn no_upstreams_means_refused() {
+    let r = start(&policy_text("")).await;
+    let m = udp(
+        r.addr,
+        "127.0.0.1",
+        &query("example.com.", RecordType::A, None),
+    )
+    .await;
+    assert_eq!(m.response_code, ResponseCode::Refused);
+}

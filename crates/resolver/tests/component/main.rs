@@ -1,0 +1,10 @@
+//! Component tests: the real resolver on 127.0.0.1:0, raw hickory-proto messages over real
+//! UDP and TCP sockets, clients playing networks by their loopback source address.
+
+mod access;
+mod forward;
+mod names;
+mod reload;
+mod support;
+mod transport;
+mod upstream;
