@@ -1,0 +1,196 @@
+//! The HTTP proxy: CONNECT and absolute-form requests leave from the pinned source IP;
+//! credentials, outside clients, destination policy and `max_per_destination`.
+
+mod harness;
+
+use harness::*;
+use tokio::io::AsyncWriteExt;
+
+const POOL: [&str; 2] = ["127.0.0.10", "127.0.0.11"];
+
+fn space() -> String {
+    config(&format!("{POOL2}\ndeny = []"), APPS)
+}
+
+#[tokio::test]
+async fn connect_leaves_from_the_pinned_source_every_time() {
+    let who = Whoami::start("127.0.0.1:0").await;
+    let gw = Gateway::start(&space()).await;
+    let want = pinned("api", &POOL);
+    for _ in 0..3 {
+        let (s, head) = http_connect("127.0.0.1", gw.http(), &who.addr.to_string(), Some(("api", "s3cret"))).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(get_through(s).await, want);
+    }
+    let (s, head) = http_connect("127.0.0.1", gw.http(), &who.addr.to_string(), Some(("web", "w3b"))).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(get_through(s).await, pinned("web", &POOL));
+}
+
+#[tokio::test]
+async fn absolute_form_is_forwarded_with_keep_alive_and_without_proxy_headers() {
+    let who = Whoami::start("127.0.0.1:0").await;
+    let gw = Gateway::start(&space()).await;
+    let mut s = connect_from("127.0.0.1", gw.http()).await;
+    let auth = basic("api", "s3cret");
+    for i in 0..2 {
+        let req = format!(
+            "GET http://{}/path?i={i} HTTP/1.1\r\nHost: {}\r\nProxy-Authorization: Basic {auth}\r\nProxy-Connection: keep-alive\r\n\r\n",
+            who.addr, who.addr
+        );
+        within(s.write_all(req.as_bytes())).await.unwrap();
+        let head = read_head(&mut s).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.to_ascii_lowercase().contains("x-saw-proxy-auth: 0"), "{head}");
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse().unwrap()))
+            .unwrap();
+        let mut body = vec![0u8; len];
+        within(tokio::io::AsyncReadExt::read_exact(&mut s, &mut body)).await.unwrap();
+        assert_eq!(String::from_utf8(body).unwrap(), pinned("api", &POOL));
+    }
+}
+
+#[tokio::test]
+async fn wrong_or_missing_credentials_get_407() {
+    let who = Whoami::start("127.0.0.1:0").await;
+    let gw = Gateway::start(&space()).await;
+    let t = who.addr.to_string();
+    for creds in [Some(("api", "nope")), Some(("nobody", "s3cret")), Some(("api", "w3b")), None] {
+        let (_s, head) = http_connect("127.0.0.1", gw.http(), &t, creds).await;
+        assert!(head.starts_with("HTTP/1.1 407"), "{creds:?}: {head}");
+        assert!(head.contains("Proxy-Authenticate: Basic"), "{head}");
+    }
+    let mut s = connect_from("127.0.0.1", gw.http()).await;
+    let req = format!("GET http://{t}/ HTTP/1.1\r\nHost: {t}\r\nProxy-Authorization: Basic {}\r\n\r\n", basic("api", "x"));
+    within(s.write_all(req.as_bytes())).await.unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 407"), "{head}");
+    assert_eq!(who.count(), 0);
+}
+
+#[tokio::test]
+async fn clients_without_tokens_in_the_space_are_served_by_address() {
+    let who = Whoami::start("127.0.0.1:0").await;
+    let gw = Gateway::start(&config(&format!("{POOL2}\ndeny = []"), "")).await;
+    let (s, head) = http_connect("127.0.0.2", gw.http(), &who.addr.to_string(), None).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let pool: Vec<std::net::IpAddr> = POOL.iter().map(|p| p.parse().unwrap()).collect();
+    let key = spaced_egress::pin::PinKey::Addr("127.0.0.2".parse().unwrap());
+    let want = spaced_egress::pin::choose(key, &pool).unwrap().to_string();
+    assert_eq!(get_through(s).await, want);
+}
+
+#[tokio::test]
+async fn a_dyno_address_is_its_app() {
+    let who = Whoami::start("127.0.0.1:0").await;
+    let apps = format!("{APPS}\n[[app]]\nname = \"worker\"\n[[app.dyno]]\nprocess = \"worker\"\naddr = \"127.0.0.2:5000\"\n");
+    let gw = Gateway::start(&config(&format!("{POOL2}\ndeny = []"), &apps)).await;
+    let (s, head) = http_connect("127.0.0.2", gw.http(), &who.addr.to_string(), None).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(get_through(s).await, pinned("worker", &POOL));
+}
+
+#[tokio::test]
+async fn outside_clients_are_refused_before_any_dial() {
+    let who = Whoami::start("127.0.0.1:0").await;
+    let gw = Gateway::start(&space()).await;
+    let (_s, head) = http_connect("127.0.0.3", gw.http(), &who.addr.to_string(), Some(("api", "s3cret"))).await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let mut s = connect_from("127.0.0.3", gw.http()).await;
+    let req = format!("GET http://{0}/ HTTP/1.1\r\nHost: {0}\r\n\r\n", who.addr);
+    within(s.write_all(req.as_bytes())).await.unwrap();
+    assert!(read_head(&mut s).await.starts_with("HTTP/1.1 403"));
+    assert_eq!(who.count(), 0);
+}
+
+#[tokio::test]
+async fn denied_destinations_and_ports_never_see_a_connection() {
+    let who = Whoami::start("127.0.0.1:0").await;
+    let t = who.addr.to_string();
+    for rule in [
+        "deny = [\"127.0.0.1/32\"]".to_owned(),
+        format!("deny = []\nports = [{}]", who.addr.port().wrapping_add(1).max(1)),
+        "deny = []\nallow = [\"10.0.0.0/8\"]".to_owned(),
+    ] {
+        let gw = Gateway::start(&config(&format!("{POOL2}\n{rule}"), APPS)).await;
+        let (_s, head) = http_connect("127.0.0.1", gw.http(), &t, Some(("api", "s3cret"))).await;
+        assert!(head.starts_with("HTTP/1.1 403"), "{rule}: {head}");
+        let mut s = connect_from("127.0.0.1", gw.http()).await;
+        let req = format!("GET http://{t}/ HTTP/1.1\r\nHost: {t}\r\nProxy-Authorization: Basic {}\r\n\r\n", basic("api", "s3cret"));
+        within(s.write_all(req.as_bytes())).await.unwrap();
+        assert!(read_head(&mut s).await.starts_with("HTTP/1.1 403"), "{rule}");
+    }
+    assert_eq!(who.count(), 0);
+}
+
+#[tokio::test]
+async fn a_name_resolving_to_a_denied_address_is_refused() {
+    let who = Whoami::start("127.0.0.1:0").await;
+    // The default deny list (loopback among others) applies when `deny` is absent.
+    for deny in ["deny = [\"127.0.0.0/8\"]", ""] {
+        let gw = Gateway::start(&config(&format!("{POOL2}\n{deny}"), APPS)).await;
+        let target = format!("localhost:{}", who.addr.port());
+        let (_s, head) = http_connect("127.0.0.1", gw.http(), &target, Some(("api", "s3cret"))).await;
+        assert!(head.starts_with("HTTP/1.1 403"), "{deny}: {head}");
+    }
+    assert_eq!(who.count(), 0);
+}
+
+#[tokio::test]
+async fn max_per_destination_answers_503() {
+    let who = Whoami::start("127.0.0.1:0").await;
+    let gw = Gateway::start(&config(&format!("{POOL2}\ndeny = []\nmax_per_destination = 1"), APPS)).await;
+    let t = who.addr.to_string();
+    let (held, head) = http_connect("127.0.0.1", gw.http(), &t, Some(("api", "s3cret"))).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (_s, head) = http_connect("127.0.0.1", gw.http(), &t, Some(("api", "s3cret"))).await;
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    let src: std::net::IpAddr = pinned("api", &POOL).parse().unwrap();
+    assert_eq!(gw.handle.connections_to(src, who.addr), 1);
+    // Closing the first tunnel frees the slot.
+    assert_eq!(get_through(held).await, src.to_string());
+    let mut ok = false;
+    for _ in 0..50 {
+        let (_s, head) = http_connect("127.0.0.1", gw.http(), &t, Some(("api", "s3cret"))).await;
+        if head.starts_with("HTTP/1.1 200") {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(ok, "the slot was never released");
+    let mut m = String::new();
+    gw.handle.render_metrics(&mut m);
+    assert!(m.contains(&format!("spaced_egress_connections_total{{source_ip=\"{src}\",result=\"limit\"}} 1")), "{m}");
+}
+
+#[tokio::test]
+async fn malformed_and_origin_form_requests_get_400() {
+    let gw = Gateway::start(&space()).await;
+    for req in ["GET / HTTP/1.1\r\nHost: x\r\n\r\n", "CONNECT nohost HTTP/1.1\r\n\r\n", "BLAH\r\n\r\n"] {
+        let mut s = connect_from("127.0.0.1", gw.http()).await;
+        within(s.write_all(req.as_bytes())).await.unwrap();
+        let head = read_head(&mut s).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{req:?}: {head}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_and_nat_report_sources() {
+    let who = Whoami::start("127.0.0.1:0").await;
+    let gw = Gateway::start(&space()).await;
+    let (s, _) = http_connect("127.0.0.1", gw.http(), &who.addr.to_string(), Some(("api", "s3cret"))).await;
+    let src = get_through(s).await;
+    let nat = gw.handle.nat_json();
+    assert_eq!(nat["state"], "enabled");
+    let sources = nat["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 2);
+    let used = sources.iter().find(|s| s["ip"] == src.as_str()).unwrap();
+    assert_eq!(used["connections"], 1);
+    let mut m = String::new();
+    gw.handle.render_metrics(&mut m);
+    assert!(m.contains(&format!("spaced_egress_connections_total{{source_ip=\"{src}\",result=\"ok\"}} 1")), "{m}");
+    assert!(m.contains("spaced_egress_bytes_total"));
+}
