@@ -1,0 +1,282 @@
+//! Helpers for the router security tests: policies from TOML text, a real router on port 0,
+//! a recording backend, clients bound to chosen loopback sources, throwaway certificates.
+
+use std::convert::Infallible;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use rcgen::{CertificateParams, CertifiedIssuer, KeyPair};
+use spaced_config::{DynoBoard, Policy, Store};
+use spaced_net::Shutdown;
+use spaced_router::Handle;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+/// Every await in these tests is bounded by this.
+pub(crate) const LIMIT: Duration = Duration::from_secs(10);
+
+/// Awaits `f`, failing the test with `what` after [`LIMIT`].
+pub(crate) async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(LIMIT, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out: {what}"),
+    }
+}
+
+/// A policy from TOML text; files it names are served from `files`.
+pub(crate) fn policy(toml: &str, files: &[(String, Vec<u8>)]) -> Policy {
+    let read = |p: &Path| {
+        files
+            .iter()
+            .find(|(name, _)| p.ends_with(name))
+            .map(|(_, bytes)| bytes.clone())
+            .ok_or_else(|| std::io::Error::from(ErrorKind::NotFound))
+    };
+    let source = spaced_config::Source {
+        name: "test.toml",
+        dir: Path::new("."),
+        read: &read,
+    };
+    match spaced_config::parse(toml.as_bytes(), &source) {
+        Ok(p) => p,
+        Err(e) => panic!("test policy does not parse: {e}\n{toml}"),
+    }
+}
+
+/// A running router; cancelled when dropped.
+pub(crate) struct Router {
+    pub(crate) store: Arc<Store>,
+    pub(crate) handle: Handle,
+    shutdown: Shutdown,
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Router {
+    /// Starts a router on `policy`.
+    pub(crate) async fn start(policy: Policy) -> Self {
+        Self::try_start(policy).await.expect("router starts")
+    }
+
+    /// Starts a router, or says why it could not bind.
+    pub(crate) async fn try_start(policy: Policy) -> Result<Self, spaced_router::RouterError> {
+        let store = Arc::new(Store::new(policy, "v1".into()));
+        let shutdown = Shutdown::new();
+        let board = Arc::new(DynoBoard::new());
+        let handle = within(
+            "router spawn",
+            spaced_router::spawn(Arc::clone(&store), board, shutdown.clone()),
+        )
+        .await?;
+        Ok(Self {
+            store,
+            handle,
+            shutdown,
+        })
+    }
+
+    /// Swaps in a new policy, as a reload does.
+    pub(crate) fn reload(&self, policy: Policy, tag: &str) {
+        self.store.apply(policy, tag.into());
+    }
+
+    /// The first external plain listener, as an address a client can dial.
+    pub(crate) fn external(&self) -> SocketAddr {
+        dialable(self.handle.listen[0])
+    }
+
+    /// The first internal listener.
+    pub(crate) fn internal(&self) -> SocketAddr {
+        dialable(self.handle.internal_listen[0])
+    }
+
+    /// The first TLS listener.
+    pub(crate) fn tls(&self) -> SocketAddr {
+        dialable(self.handle.tls_listen[0])
+    }
+}
+
+/// `0.0.0.0:p`/`[::]:p` → `127.0.0.1:p`.
+fn dialable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+
+/// A dyno answering every request `200 ok`, with the `X-Forwarded-For` it received echoed
+/// in `x-seen-xff`.
+pub(crate) async fn backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let xff = req
+                        .headers()
+                        .get("x-forwarded-for")
+                        .cloned()
+                        .unwrap_or_else(|| http::HeaderValue::from_static(""));
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .header("x-seen-xff", xff)
+                            .body(Full::new(Bytes::from_static(b"ok")))
+                            .unwrap(),
+                    )
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A TCP connection to `to` from the loopback source `from` (127.0.0.x plays a network).
+pub(crate) async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(from.parse().unwrap(), 0))
+        .unwrap();
+    within("connect", socket.connect(to)).await.unwrap()
+}
+
+/// Writes `prefix` then a `Connection: close` GET for `host` with `extra` header lines, and
+/// reads everything until the router closes. A reset counts as a close.
+pub(crate) async fn exchange<S>(mut s: S, prefix: &[u8], host: &str, extra: &str) -> Vec<u8>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut req = prefix.to_vec();
+    req.extend_from_slice(
+        format!("GET / HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n").as_bytes(),
+    );
+    // A write can fail when the router already closed (L4 denial): that is an answer too.
+    if s.write_all(&req).await.is_err() {
+        return Vec::new();
+    }
+    read_to_close(&mut s).await
+}
+
+/// Everything until EOF or reset.
+pub(crate) async fn read_to_close<S: AsyncRead + Unpin>(s: &mut S) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match within("read until close", s.read(&mut buf)).await {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if is_close(&e) => return out,
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+}
+
+fn is_close(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+    )
+}
+
+/// One request from `from` to `to`, `Connection: close`: the raw response bytes.
+pub(crate) async fn get(from: &str, to: SocketAddr, host: &str, extra: &str) -> Vec<u8> {
+    let s = connect_from(from, to).await;
+    exchange(s, b"", host, extra).await
+}
+
+/// The status code of a raw HTTP/1 response, `None` for nothing or garbage.
+pub(crate) fn status(resp: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(resp.get(..12)?).ok()?;
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+/// A header's value in a raw response (case-insensitive name).
+pub(crate) fn header(resp: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(resp);
+    let head = text.split("\r\n\r\n").next()?;
+    head.lines().skip(1).find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+/// A keep-alive GET on an open connection; reads exactly one response (`Content-Length`).
+pub(crate) async fn get_keepalive(s: &mut TcpStream, host: &str) -> u16 {
+    let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    within("write", s.write_all(req.as_bytes())).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = within("read response", s.read(&mut buf)).await.unwrap();
+        assert!(n > 0, "closed before a full response: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let len: usize = header(&got, "content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + len {
+                return status(&got).unwrap_or(0);
+            }
+        }
+    }
+}
+
+/// A throwaway CA and leaves signed by it.
+pub(crate) struct Pki {
+    ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Pki {
+    pub(crate) fn new() -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Self { ca }
+    }
+
+    /// `(cert PEM, key PEM, cert DER)` for these SANs.
+    pub(crate) fn leaf(&self, sans: &[&str]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let key = KeyPair::generate().unwrap();
+        let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+        let cert = CertificateParams::new(sans)
+            .unwrap()
+            .signed_by(&key, &self.ca)
+            .unwrap();
+        (
+            cert.pem().into_bytes(),
+            key.serialize_pem().into_bytes(),
+            cert.der().to_vec(),
+        )
+    }
+
+    /// A client configuration trusting this CA, offering `alpn`.
+    pub(crate) fn client(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(config)
+    }
+}
