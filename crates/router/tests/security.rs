@@ -3,6 +3,9 @@
 //! (SNI, HTTP/2), slow clients and the connection cap. Clients play different networks by
 //! binding 127.0.0.2, 127.0.0.3, … before connecting.
 
+// Test helpers outside `#[test]` fns: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 #[path = "security/harness.rs"]
 mod harness;
 
