@@ -397,3 +397,67 @@ fn peer_ip_folds() {
     let sa: SocketAddr = "[::ffff:127.0.0.2]:80".parse().unwrap();
     assert_eq!(peer_ip(sa), ip("127.0.0.2"));
 }
+
+// === properties ===
+
+mod props {
+    use std::net::Ipv4Addr;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn outsider() -> impl Strategy<Value = IpAddr> {
+        any::<u32>()
+            .prop_map(|x| IpAddr::V4(Ipv4Addr::from(x)))
+            .prop_filter("not a trusted proxy", |ip| {
+                !policy(BASE).router.trusted_proxies.contains(*ip)
+            })
+    }
+
+    fn proxy() -> impl Strategy<Value = IpAddr> {
+        any::<u16>().prop_map(|x| IpAddr::V4(Ipv4Addr::new(10, 9, (x >> 8) as u8, x as u8)))
+    }
+
+    proptest! {
+        #[test]
+        fn entries_never_panic_and_fold(s in ".{0,80}") {
+            if let Some(ip) = parse_forwarded_entry(&s) {
+                prop_assert_eq!(ip, spaced_config::canonical(ip));
+            }
+        }
+
+        #[test]
+        fn arbitrary_headers_never_panic(values in proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 0..60), 0..4)) {
+            let p = policy(BASE);
+            let mut h = HeaderMap::new();
+            for v in values {
+                if let Ok(v) = HeaderValue::from_bytes(&v) {
+                    h.append("x-forwarded-for", v);
+                }
+            }
+            let got = client_ip(&p, ip("10.9.0.1"), &h);
+            prop_assert_eq!(got, spaced_config::canonical(got));
+        }
+
+        /// Whatever the client writes to the left, the answer is the address the first
+        /// trusted hop saw.
+        #[test]
+        fn the_client_cannot_choose_its_address(
+            forged in proptest::collection::vec("[0-9a-f.:\\[\\] ]{0,20}", 0..4),
+            client in outsider(),
+            hops in proptest::collection::vec(proxy(), 0..4),
+            peer in proxy(),
+        ) {
+            let p = policy(BASE);
+            let mut list: Vec<String> = forged;
+            list.push(client.to_string());
+            list.extend(hops.iter().map(ToString::to_string));
+            let h = xff(&[&list.join(", ")]);
+            prop_assert_eq!(client_ip(&p, peer, &h), client);
+            // The same header from the client itself is ignored.
+            prop_assert_eq!(client_ip(&p, client, &h), client);
+        }
+    }
+}
