@@ -423,7 +423,7 @@ mod props {
         #[test]
         fn entries_never_panic_and_fold(s in ".{0,80}") {
             if let Some(ip) = parse_forwarded_entry(&s) {
-                prop_assert_eq!(ip, spaced_config::canonical(ip));
+                prop_assert_eq!(ip, canonical(ip));
             }
         }
 
@@ -438,7 +438,7 @@ mod props {
                 }
             }
             let got = client_ip(&p, ip("10.9.0.1"), &h);
-            prop_assert_eq!(got, spaced_config::canonical(got));
+            prop_assert_eq!(got, canonical(got));
         }
 
         /// Whatever the client writes to the left, the answer is the address the first
