@@ -35,6 +35,8 @@ pub(crate) const CLIENT_OK: u8 = 0;
 pub(crate) const CLIENT_GONE: u8 = 1;
 /// The client was idle while sending (H28).
 pub(crate) const CLIENT_IDLE: u8 = 2;
+/// The whole body was handed over: the request is sent (the H12 clock may run).
+pub(crate) const CLIENT_DONE: u8 = 3;
 
 /// A request body for a dyno.
 #[derive(Debug)]
@@ -89,13 +91,19 @@ impl Body for ReqBody {
                 if let Some(t) = b.timer.as_mut() {
                     t.as_mut().reset(Instant::now() + b.idle);
                 }
+                if b.inner.is_end_stream() {
+                    b.fault.store(CLIENT_DONE, Ordering::Relaxed);
+                }
                 Poll::Ready(Some(Ok(f)))
             }
             Poll::Ready(Some(Err(e))) => {
                 b.fault.store(CLIENT_GONE, Ordering::Relaxed);
                 Poll::Ready(Some(Err(BodyError::Interrupted(e))))
             }
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                b.fault.store(CLIENT_DONE, Ordering::Relaxed);
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 let idle = b.idle;
                 let t = b

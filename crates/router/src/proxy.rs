@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::SystemTime;
 
 use http::header::{CONTENT_TYPE, HOST};
@@ -166,7 +166,7 @@ pub(crate) async fn handle(
                 return Ok(error(ex, Code::H13, Outcome::default()));
             };
             let sent = Instant::now();
-            let res = tokio::time::timeout(t.response, tx.try_send_request(request)).await;
+            let res = send(&mut tx, request, t.response, fault.as_deref()).await;
             let base = Outcome {
                 dyno: Some(&dyno.0.label),
                 connect_ms: Some(connect_ms),
@@ -237,8 +237,35 @@ pub(crate) async fn handle(
     Ok(error(ex, code, Outcome::default()))
 }
 
+/// Sends `request` and waits for the response head. The `response` deadline (H12) counts
+/// from the moment the request is fully sent: while a client is still uploading, its own
+/// idle timeout (H28) is what applies. `Err(())` is the H12 timeout.
+async fn send(
+    tx: &mut pool::Sender,
+    request: Request<ReqBody>,
+    response: std::time::Duration,
+    upload: Option<&AtomicU8>,
+) -> Result<Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<ReqBody>>>, ()> {
+    let fut = tx.try_send_request(request);
+    tokio::pin!(fut);
+    let deadline = tokio::time::sleep(response);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            res = &mut fut => return Ok(res),
+            () = &mut deadline => {
+                let uploading = upload.is_some_and(|f| f.load(Ordering::Relaxed) == body::CLIENT_OK);
+                if !uploading {
+                    return Err(());
+                }
+                deadline.as_mut().reset(Instant::now() + response);
+            }
+        }
+    }
+}
+
 /// The code for an exchange that failed after the request was (partly) written.
-fn send_failure(e: &hyper::Error, fault: Option<&std::sync::atomic::AtomicU8>) -> Code {
+fn send_failure(e: &hyper::Error, fault: Option<&AtomicU8>) -> Code {
     match fault.map(|f| f.load(Ordering::Relaxed)) {
         Some(body::CLIENT_IDLE) => return Code::H28,
         Some(body::CLIENT_GONE) => return Code::H27,

@@ -63,9 +63,14 @@ pub fn space(router_keys: &str, rest: &str) -> String {
 /// An app with web dynos at `addrs`.
 pub fn app(name: &str, hosts: &[&str], addrs: &[SocketAddr]) -> String {
     let hosts: Vec<String> = hosts.iter().map(|h| format!("\"{h}\"")).collect();
-    let mut s = format!("\n[[app]]\nname = \"{name}\"\nhosts = [{}]\n", hosts.join(", "));
+    let mut s = format!(
+        "\n[[app]]\nname = \"{name}\"\nhosts = [{}]\n",
+        hosts.join(", ")
+    );
     for a in addrs {
-        s.push_str(&format!("\n[[app.dyno]]\nprocess = \"web\"\naddr = \"{a}\"\n"));
+        s.push_str(&format!(
+            "\n[[app.dyno]]\nprocess = \"web\"\naddr = \"{a}\"\n"
+        ));
     }
     s
 }
@@ -175,9 +180,16 @@ impl Backend {
                 let stop = stop.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
-                        dyno(req, peer, name.clone(), Arc::clone(&seen), Arc::clone(&health))
+                        dyno(
+                            req,
+                            peer,
+                            name.clone(),
+                            Arc::clone(&seen),
+                            Arc::clone(&health),
+                        )
                     });
                     let conn = hyper::server::conn::http1::Builder::new()
+                        .max_headers(2000)
                         .serve_connection(TokioIo::new(stream), svc)
                         .with_upgrades();
                     tokio::select! {
@@ -195,7 +207,12 @@ impl Backend {
     }
 
     pub fn last(&self) -> Seen {
-        self.seen.lock().unwrap().last().cloned().expect("a request reached the backend")
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("a request reached the backend")
     }
 
     /// Stops accepting and closes its connections.
@@ -226,7 +243,10 @@ async fn dyno(
     let path = req.uri().path().to_string();
     if path == "/health" {
         let status = StatusCode::from_u16(health.load(Ordering::SeqCst)).unwrap();
-        return Ok(Response::builder().status(status).body(full("health")).unwrap());
+        return Ok(Response::builder()
+            .status(status)
+            .body(full("health"))
+            .unwrap());
     }
     if path == "/ws" {
         let on = hyper::upgrade::on(req);
@@ -249,7 +269,11 @@ async fn dyno(
             .unwrap());
     }
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     seen.lock().unwrap().push(Seen {
         method: parts.method.to_string(),
         uri: parts.uri.to_string(),
@@ -265,7 +289,9 @@ async fn dyno(
         return Err(std::io::Error::other("dropping the connection"));
     }
     if path == "/stall" {
-        return Ok(Response::builder().body(BodyExt::boxed(Stall(false))).unwrap());
+        return Ok(Response::builder()
+            .body(BodyExt::boxed(Stall(false)))
+            .unwrap());
     }
     if path == "/hop" {
         return Ok(Response::builder()
@@ -300,7 +326,9 @@ impl hyper::body::Body for Stall {
             return std::task::Poll::Pending;
         }
         self.0 = true;
-        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(b"part")))))
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from_static(
+            b"part",
+        )))))
     }
 }
 
@@ -346,9 +374,14 @@ impl Client {
     }
 
     pub async fn get(&mut self, host: &str, path: &str) -> Got {
-        self.send(Request::get(path).header("host", host).body(Full::default()).unwrap())
-            .await
-            .expect("response")
+        self.send(
+            Request::get(path)
+                .header("host", host)
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .expect("response")
     }
 
     pub async fn send(&mut self, req: Request<Full<Bytes>>) -> hyper::Result<Got> {

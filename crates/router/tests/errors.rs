@@ -1,0 +1,249 @@
+//! The error table: timeouts, dyno failures, malformed requests, Expect, upgrades, and
+//! the client-side deadlines.
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::time::Duration;
+
+use harness::*;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const FAST: &str = "retries = 1\n\n[router.timeouts]\nconnect = \"300ms\"\nresponse = \"300ms\"\nidle = \"300ms\"\nclient_header = \"400ms\"\nkeepalive = \"600ms\"\n";
+
+async fn router(b: &Backend) -> Router {
+    Router::start(&space(FAST, &app("api", &["api.test"], &[b.addr]))).await
+}
+
+#[tokio::test]
+async fn slow_dyno_is_h12() {
+    let b = Backend::start("b").await;
+    let r = router(&b).await;
+    let got = get(r.addr, "api.test", "/slow/3000").await;
+    assert_eq!(got.status, 503);
+    assert!(got.text().contains("H12"), "{}", got.text());
+}
+
+#[tokio::test]
+async fn dyno_closing_without_response_is_h13() {
+    let b = Backend::start("b").await;
+    let r = router(&b).await;
+    let got = get(r.addr, "api.test", "/drop").await;
+    assert_eq!(got.status, 503);
+    assert!(got.text().contains("H13"), "{}", got.text());
+    // The router still serves afterwards.
+    assert_eq!(get(r.addr, "api.test", "/").await.status, 200);
+}
+
+#[tokio::test]
+async fn dyno_idle_mid_response_is_h15_and_closes() {
+    let b = Backend::start("b").await;
+    let r = router(&b).await;
+    let mut c = Client::connect(r.addr).await;
+    let req = Request::get("/stall")
+        .header("host", "api.test")
+        .body(Full::default())
+        .unwrap();
+    // The head arrives; the body stops after the first part and the connection is cut.
+    assert!(c.send(req).await.is_err());
+}
+
+#[tokio::test]
+async fn connect_timeout_is_h19() {
+    // A listener with a full accept queue drops SYNs: connects time out.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    sock.listen(0).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    let mut fill = Vec::new();
+    for _ in 0..8 {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await
+        {
+            fill.push(s);
+        }
+    }
+    let r = Router::start(&space(FAST, &app("api", &["api.test"], &[addr]))).await;
+    let got = get(r.addr, "api.test", "/").await;
+    assert_eq!(got.status, 503);
+    assert!(got.text().contains("H19"), "{}", got.text());
+    drop(sock);
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400() {
+    let b = Backend::start("b").await;
+    let r = router(&b).await;
+    let long_header = format!("x-long: {}\r\n", "a".repeat(8200));
+    let many: String = (0..1001).map(|i| format!("x-{i}: v\r\n")).collect();
+    let long_target = format!(
+        "GET /{} HTTP/1.1\r\nhost: api.test\r\n\r\n",
+        "a".repeat(8200)
+    );
+    let cases: Vec<(&str, String)> = vec![
+        (
+            "two hosts",
+            "GET / HTTP/1.1\r\nhost: api.test\r\nhost: other.test\r\n\r\n".into(),
+        ),
+        (
+            "conflicting length",
+            "POST / HTTP/1.1\r\nhost: api.test\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab"
+                .into(),
+        ),
+        (
+            "long header",
+            format!("GET / HTTP/1.1\r\nhost: api.test\r\n{long_header}\r\n"),
+        ),
+        (
+            "many headers",
+            format!("GET / HTTP/1.1\r\nhost: api.test\r\n{many}\r\n"),
+        ),
+        ("long request line", long_target),
+    ];
+    for (what, req) in cases {
+        let out = raw(r.addr, req.as_bytes()).await;
+        assert!(out.starts_with("HTTP/1.1 400"), "{what}: {out}");
+    }
+    assert_eq!(b.count(), 0);
+    // Limits themselves are fine.
+    let ok: String = (0..998).map(|i| format!("x-{i}: v\r\n")).collect();
+    let out = raw(
+        r.addr,
+        format!("GET / HTTP/1.1\r\nhost: api.test\r\nconnection: close\r\n{ok}\r\n").as_bytes(),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+}
+
+#[tokio::test]
+async fn expect_100_continue_honoured_and_others_417() {
+    let b = Backend::start("b").await;
+    let r = router(&b).await;
+    let out = raw(
+        r.addr,
+        b"POST /echo HTTP/1.1\r\nhost: api.test\r\nexpect: 200-ok\r\ncontent-length: 2\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 417"), "{out}");
+
+    let mut s = within("connect", TcpStream::connect(r.addr)).await.unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nhost: api.test\r\nexpect: 100-continue\r\ncontent-length: 5\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = within("100", s.read(&mut buf)).await.unwrap();
+    let interim = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(interim.starts_with("HTTP/1.1 100 Continue"), "{interim}");
+    s.write_all(b"hello").await.unwrap();
+    let mut rest = Vec::new();
+    within("response", s.read_to_end(&mut rest)).await.unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("200 OK") && rest.ends_with("hello"), "{rest}");
+    assert!(!b.last().headers.contains_key("expect"));
+}
+
+#[tokio::test]
+async fn upgrade_relayed_both_ways() {
+    let b = Backend::start("b").await;
+    let r = router(&b).await;
+    let mut s = within("connect", TcpStream::connect(r.addr)).await.unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nhost: api.test\r\nconnection: Upgrade\r\nupgrade: echo\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        within("head", s.read_exact(&mut byte)).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    assert!(head.contains("x-request-id"), "{head}");
+    for msg in [&b"hello"[..], b"again"] {
+        s.write_all(msg).await.unwrap();
+        let mut back = vec![0u8; msg.len()];
+        within("echo", s.read_exact(&mut back)).await.unwrap();
+        assert_eq!(back, msg);
+    }
+}
+
+#[tokio::test]
+async fn slow_request_head_is_closed() {
+    let b = Backend::start("b").await;
+    let r = router(&b).await;
+    let mut s = within("connect", TcpStream::connect(r.addr)).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: api").await.unwrap();
+    let mut buf = Vec::new();
+    // Closed (EOF, possibly after a 408) well before our own 10 s guard.
+    let n = within("close", s.read_to_end(&mut buf)).await.unwrap_or(0);
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+    assert_eq!(b.count(), 0);
+}
+
+#[tokio::test]
+async fn idle_keepalive_connection_is_closed() {
+    let b = Backend::start("b").await;
+    let r = router(&b).await;
+    let mut s = within("connect", TcpStream::connect(r.addr)).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: api.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = within("response", s.read(&mut buf)).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Then nothing: closed after keepalive.
+    let n = within("keepalive close", s.read(&mut buf))
+        .await
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn client_idle_while_sending_is_h28() {
+    let b = Backend::start("b").await;
+    let r = router(&b).await;
+    let mut s = within("connect", TcpStream::connect(r.addr)).await.unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nhost: api.test\r\ncontent-length: 100\r\n\r\npartial")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = within("h28", s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 499") || text.contains("H28"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn large_bodies_stream_both_ways() {
+    let b = Backend::start("b").await;
+    let r = router(&b).await;
+    let mut c = Client::connect(r.addr).await;
+    let got = c.get("api.test", "/big/1000000").await;
+    assert_eq!(got.body.len(), 1_000_000);
+    let payload = vec![b'y'; 300_000];
+    let req = Request::post("/echo")
+        .header("host", "api.test")
+        .body(Full::new(bytes::Bytes::from(payload.clone())))
+        .unwrap();
+    let got = c.send(req).await.unwrap();
+    assert_eq!(got.body.len(), payload.len());
+    let _ = Full::new(bytes::Bytes::new()).collect();
+}
