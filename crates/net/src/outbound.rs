@@ -103,13 +103,13 @@ pub async fn connect_from(
 ) -> Result<TcpStream, ConnectError> {
     let dest = canonical_addr(dest);
     let source = source.map(|ip| canonical_addr(SocketAddr::new(ip, 0)));
-    if let Some(src) = source {
-        if src.is_ipv4() != dest.is_ipv4() {
-            return Err(ConnectError::FamilyMismatch {
-                source_ip: src.ip(),
-                dest,
-            });
-        }
+    if let Some(src) = source
+        && src.is_ipv4() != dest.is_ipv4()
+    {
+        return Err(ConnectError::FamilyMismatch {
+            source_ip: src.ip(),
+            dest,
+        });
     }
     let socket = outbound_socket(dest, source)?;
     let connecting = socket.connect(dest);

@@ -1,6 +1,9 @@
 //! The accept loop on real loopback sockets: admission before any byte, canonical peers,
 //! the connection cap, cancellation.
 
+// Helpers outside #[test] fns panic on purpose: a broken fixture should fail loudly.
+#![allow(clippy::unwrap_used)]
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,5 +1,8 @@
 //! `connect_from` and `original_dst` on loopback.
 
+// Helpers outside #[test] fns panic on purpose: a broken fixture should fail loudly.
+#![allow(clippy::unwrap_used)]
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 

@@ -1,6 +1,9 @@
 //! `read_header` on real sockets: it consumes exactly the header, copes with a header
 //! that arrives in pieces, and gives up on junk, early close and the deadline.
 
+// Helpers outside #[test] fns panic on purpose: a broken fixture should fail loudly.
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

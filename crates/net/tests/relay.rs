@@ -1,6 +1,9 @@
 //! Both relays (generic copy and `splice`) between real loopback sockets:
 //! client ⇄ [relay] ⇄ backend.
 
+// Helpers outside #[test] fns panic on purpose: a broken fixture should fail loudly.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use spaced_net::relay::{Relayed, relay, relay_detailed, relay_tcp, relay_tcp_detailed};

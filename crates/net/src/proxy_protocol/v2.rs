@@ -37,10 +37,10 @@ pub(super) fn parse(buf: &[u8]) -> Result<Parsed, ProxyError> {
         },
     };
     let family = buf.get(13).copied();
-    if let (Some(Command::Proxy), Some(fam)) = (command, family) {
-        if !matches!(fam, UNSPEC | TCP4 | TCP6 | UNIX_STREAM) {
-            return Err(ProxyError::V2Family(fam));
-        }
+    if let (Some(Command::Proxy), Some(fam)) = (command, family)
+        && !matches!(fam, UNSPEC | TCP4 | TCP6 | UNIX_STREAM)
+    {
+        return Err(ProxyError::V2Family(fam));
     }
     let (Some(command), Some(family), Some(&[hi, lo])) = (command, family, buf.get(14..16)) else {
         return Ok(Parsed::Incomplete {
