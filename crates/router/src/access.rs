@@ -116,11 +116,12 @@ impl Denied {
         }
     }
 
-    /// The short description the router log line carries as `desc`.
+    /// The short description the router log line carries as `desc` (the same text as
+    /// `code::Code::desc` for `S10`/`S11`).
     pub fn desc(&self) -> &'static str {
         match self {
             Self::NoApp { .. } => "No such app",
-            Self::AppNotTrusted { .. } => "Client not trusted",
+            Self::AppNotTrusted { .. } => "Forbidden by app trusted ranges",
             Self::NotTrusted { .. } => "Client not trusted",
             Self::Blocked { .. } => "Client blocked",
             Self::NotInternal { .. } => "Client not internal",
