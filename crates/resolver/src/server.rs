@@ -122,10 +122,10 @@ pub(crate) async fn serve_udp(
             }
             outcome
         };
-        if count(&ctx.metrics, outcome) {
-            if let Err(e) = sock.send_to(&out, peer).await {
-                tracing::debug!(client.addr = %peer, error = %e, "resolver udp send");
-            }
+        if count(&ctx.metrics, outcome)
+            && let Err(e) = sock.send_to(&out, peer).await
+        {
+            tracing::debug!(client.addr = %peer, error = %e, "resolver udp send");
         }
     }
 }
