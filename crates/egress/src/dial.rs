@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spaced_config::{Policy, canonical};
+use spaced_net::ConnectError;
 use tokio::net::TcpStream;
 
 use crate::limits::{ActiveGuard, DestGuard, SourceStats};
-use crate::outbound;
 use crate::pin::{self, PinKey};
 use crate::socks5::{Address, Reply};
 use crate::state::Shared;
@@ -56,12 +56,11 @@ pub(crate) enum DialError {
     #[error("no usable source address for {dest}")]
     NoSource { dest: SocketAddr },
     /// The destination did not accept the connection.
-    #[error("connect {dest} from {source_ip}")]
+    #[error("connect from {source_ip}")]
     Connect {
-        dest: SocketAddr,
         source_ip: IpAddr,
         #[source]
-        error: io::Error,
+        error: ConnectError,
     },
 }
 
@@ -71,7 +70,7 @@ impl DialError {
         match self {
             Self::Denied(_) => 403,
             Self::Limit { .. } => 503,
-            Self::Connect { error, .. } if error.kind() == io::ErrorKind::TimedOut => 504,
+            Self::Connect { error, .. } if error.is_timeout() => 504,
             Self::Resolve { .. } | Self::NoSource { .. } | Self::Connect { .. } => 502,
         }
     }
@@ -83,13 +82,17 @@ impl DialError {
             Self::Limit { .. } => Reply::ConnectionRefused,
             Self::Resolve { .. } => Reply::HostUnreachable,
             Self::NoSource { .. } => Reply::NetworkUnreachable,
-            Self::Connect { error, .. } => match error.kind() {
-                io::ErrorKind::ConnectionRefused => Reply::ConnectionRefused,
-                io::ErrorKind::TimedOut => Reply::TtlExpired,
+            Self::Connect { error, .. } if error.is_refused() => Reply::ConnectionRefused,
+            Self::Connect { error, .. } if error.is_timeout() => Reply::TtlExpired,
+            Self::Connect {
+                error: ConnectError::Connect { source, .. },
+                ..
+            } => match source.kind() {
                 io::ErrorKind::NetworkUnreachable => Reply::NetworkUnreachable,
                 io::ErrorKind::HostUnreachable => Reply::HostUnreachable,
                 _ => Reply::GeneralFailure,
             },
+            Self::Connect { .. } => Reply::GeneralFailure,
         }
     }
 }
@@ -179,7 +182,7 @@ async fn connect_one(
             stats.limited.inc();
             return Err(DialError::Limit { source_ip, dest });
         };
-        match outbound::connect_from(Some(source_ip), dest, egress.connect_timeout).await {
+        match spaced_net::connect_from(Some(source_ip), dest, egress.connect_timeout).await {
             Ok(stream) => {
                 stats.ok.inc();
                 let active = ActiveGuard::new(stats.clone());
@@ -192,17 +195,13 @@ async fn connect_one(
                 };
                 return Ok(Upstream { stream, lease });
             }
-            Err(error) if outbound::is_source_error(&error) => {
+            Err(error) if error.is_source_unusable() => {
                 tracing::warn!(target: "egress", source_ip = %source_ip, dest = %dest, error = %error, "source address unusable, trying the next");
                 stats.bind_failed.inc();
             }
             Err(error) => {
                 stats.connect_failed.inc();
-                return Err(DialError::Connect {
-                    dest,
-                    source_ip,
-                    error,
-                });
+                return Err(DialError::Connect { source_ip, error });
             }
         }
     }
@@ -228,16 +227,18 @@ mod tests {
         assert_eq!((e.status(), e.reply()), (503, Reply::ConnectionRefused));
         let e = DialError::Denied(Denied::Port(1));
         assert_eq!((e.status(), e.reply()), (403, Reply::NotAllowed));
+        let after = Duration::from_secs(1);
         let e = DialError::Connect {
-            dest,
             source_ip,
-            error: io::ErrorKind::TimedOut.into(),
+            error: ConnectError::Timeout { dest, after },
         };
         assert_eq!((e.status(), e.reply()), (504, Reply::TtlExpired));
         let e = DialError::Connect {
-            dest,
             source_ip,
-            error: io::ErrorKind::ConnectionRefused.into(),
+            error: ConnectError::Connect {
+                dest,
+                source: io::ErrorKind::ConnectionRefused.into(),
+            },
         };
         assert_eq!((e.status(), e.reply()), (502, Reply::ConnectionRefused));
         let e = DialError::Resolve { host: "x".into() };

@@ -100,14 +100,7 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
                 return;
             };
             let lease = up.lease;
-            let moved = relay::relay(
-                TokioIo::new(upgraded),
-                up.stream,
-                idle,
-                &lease.stats.bytes_out,
-                &lease.stats.bytes_in,
-            )
-            .await;
+            let moved = relay::relay(TokioIo::new(upgraded), up.stream, idle, &lease.stats).await;
             let record = TunnelRecord {
                 app: &app,
                 client: peer.ip(),
@@ -127,9 +120,9 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
         inner: up.stream,
         counts: counts.clone(),
     };
-    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(io)).await {
-        Ok(x) => x,
-        Err(_) => return error(502, "destination connection failed"),
+    let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await
+    else {
+        return error(502, "destination connection failed");
     };
     // The connection task holds the lease until the exchange is over, then writes the
     // tunnel's log line.
@@ -155,9 +148,8 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
         tracing::info!(target: "egress", "{}", record.line());
         drop(lease);
     });
-    let outbound = match origin_request(req, &addr) {
-        Ok(r) => r,
-        Err(()) => return error(400, "malformed request"),
+    let Ok(outbound) = origin_request(req, &addr) else {
+        return error(400, "malformed request");
     };
     match sender.send_request(outbound).await {
         Ok(mut resp) => {

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 use crate::dial::{self, DialError};
 use crate::head::{self, Head, HeadError, Host, Target};
-use crate::identity::{self, Client, Refusal};
+use crate::identity::{self, Client, Refusal, UserPass};
 use crate::logline::{Proto, TunnelRecord, refusal_line};
 use crate::relay;
 use crate::socks5::Address;
@@ -97,7 +97,7 @@ pub(crate) fn to_address(host: &Host, port: u16) -> Address {
 }
 
 /// The credentials of a `Proxy-Authorization` header, if one was sent.
-pub(crate) fn credentials(value: Option<&[u8]>) -> Result<Option<(Vec<u8>, Vec<u8>)>, Refusal> {
+pub(crate) fn credentials(value: Option<&[u8]>) -> Result<Option<UserPass>, Refusal> {
     value.map(identity::basic_credentials).transpose()
 }
 
@@ -200,14 +200,7 @@ async fn connect(
         return;
     }
     lease.stats.bytes_out.add(early.len() as u64);
-    let moved = relay::relay_tcp(
-        stream,
-        upstream,
-        policy.egress.idle_timeout,
-        &lease.stats.bytes_out,
-        &lease.stats.bytes_in,
-    )
-    .await;
+    let moved = relay::relay_tcp(stream, upstream, policy.egress.idle_timeout, &lease.stats).await;
     let record = TunnelRecord {
         app: client.app_name(),
         client: peer.ip(),

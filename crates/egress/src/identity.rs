@@ -9,6 +9,9 @@ use spaced_config::{App, Policy};
 
 use crate::pin::PinKey;
 
+/// A user name and password, as bytes.
+pub type UserPass = (Vec<u8>, Vec<u8>);
+
 /// A client the gateway serves.
 #[derive(Debug, Clone)]
 pub enum Client {
@@ -127,7 +130,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 ///
 /// # Errors
 /// `Some(Err(BadCredentials))` for any other scheme or a value that does not decode.
-pub fn basic_credentials(value: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Refusal> {
+pub fn basic_credentials(value: &[u8]) -> Result<UserPass, Refusal> {
     let value = value.trim_ascii();
     let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
         Some(i) => (&value[..i], value[i + 1..].trim_ascii()),

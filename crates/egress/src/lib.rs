@@ -4,8 +4,8 @@
 //!
 //! Pure cores, no sockets: [`pin`] (rendezvous choice of the source IP), [`socks5`] and
 //! [`head`] (wire parsers), [`identity`] (who the client is), [`vet`] (destination
-//! policy), [`logline`]. The shells around them accept, dial ([`outbound`]) and relay
-//! ([`relay`]). The policy is read once per connection, so a reload applies to new
+//! policy), [`logline`]. The shells around them accept, dial (`spaced_net::connect_from`) and
+//! relay (`spaced_net::relay_tcp`). The policy is read once per connection, so a reload applies to new
 //! connections while open tunnels keep running on the policy they started with.
 #![forbid(unsafe_code)]
 
@@ -24,9 +24,8 @@ mod http;
 pub mod identity;
 pub mod limits;
 pub mod logline;
-pub mod outbound;
 pub mod pin;
-pub mod relay;
+mod relay;
 mod socks;
 pub mod socks5;
 mod state;

@@ -52,9 +52,8 @@ pub(crate) async fn serve_conn(shared: Arc<Shared>, mut stream: TcpStream, peer:
         Some((who, req))
     })
     .await;
-    let (who, req) = match handshake {
-        Ok(Some(x)) => x,
-        Ok(None) | Err(_) => return,
+    let Ok(Some((who, req))) = handshake else {
+        return;
     };
     let req = match req {
         Ok(Some(r)) => r,
@@ -135,14 +134,7 @@ async fn tunnel(
     start: Instant,
     early: u64,
 ) {
-    let moved = relay::relay_tcp(
-        stream,
-        upstream,
-        policy.egress.idle_timeout,
-        &lease.stats.bytes_out,
-        &lease.stats.bytes_in,
-    )
-    .await;
+    let moved = relay::relay_tcp(stream, upstream, policy.egress.idle_timeout, &lease.stats).await;
     let record = TunnelRecord {
         app: client.app_name(),
         client: peer.ip(),

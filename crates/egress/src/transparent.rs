@@ -14,7 +14,6 @@ use crate::dial;
 use crate::http::dial_failed;
 use crate::identity::{self, Client};
 use crate::logline::{Proto, TunnelRecord, refusal_line};
-use crate::outbound;
 use crate::relay;
 use crate::state::Shared;
 
@@ -26,7 +25,7 @@ pub(crate) async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: Soc
         tracing::debug!(target: "egress", client = %peer, "transparent: client outside the space");
         return;
     }
-    let dest = match outbound::original_dst(&stream) {
+    let dest = match spaced_net::original_dst(&stream) {
         Ok(d) => SocketAddr::new(canonical(d.ip()), d.port()),
         Err(e) => {
             shared.refused.bad_request.inc();
@@ -74,14 +73,7 @@ pub(crate) async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: Soc
         }
     };
     let lease = up.lease;
-    let moved = relay::relay_tcp(
-        stream,
-        up.stream,
-        policy.egress.idle_timeout,
-        &lease.stats.bytes_out,
-        &lease.stats.bytes_in,
-    )
-    .await;
+    let moved = relay::relay_tcp(stream, up.stream, policy.egress.idle_timeout, &lease.stats).await;
     let record = TunnelRecord {
         app: client.app_name(),
         client: peer.ip(),

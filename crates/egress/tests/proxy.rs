@@ -1,6 +1,8 @@
 //! The HTTP proxy: CONNECT and absolute-form requests leave from the pinned source IP;
 //! credentials, outside clients, destination policy and `max_per_destination`.
 
+#![allow(clippy::unwrap_used)] // tests: a failed step should panic with its location
+
 mod harness;
 
 use harness::*;
@@ -18,11 +20,23 @@ async fn connect_leaves_from_the_pinned_source_every_time() {
     let gw = Gateway::start(&space()).await;
     let want = pinned("api", &POOL);
     for _ in 0..3 {
-        let (s, head) = http_connect("127.0.0.1", gw.http(), &who.addr.to_string(), Some(("api", "s3cret"))).await;
+        let (s, head) = http_connect(
+            "127.0.0.1",
+            gw.http(),
+            &who.addr.to_string(),
+            Some(("api", "s3cret")),
+        )
+        .await;
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         assert_eq!(get_through(s).await, want);
     }
-    let (s, head) = http_connect("127.0.0.1", gw.http(), &who.addr.to_string(), Some(("web", "w3b"))).await;
+    let (s, head) = http_connect(
+        "127.0.0.1",
+        gw.http(),
+        &who.addr.to_string(),
+        Some(("web", "w3b")),
+    )
+    .await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(get_through(s).await, pinned("web", &POOL));
 }
@@ -41,13 +55,22 @@ async fn absolute_form_is_forwarded_with_keep_alive_and_without_proxy_headers() 
         within(s.write_all(req.as_bytes())).await.unwrap();
         let head = read_head(&mut s).await;
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        assert!(head.to_ascii_lowercase().contains("x-saw-proxy-auth: 0"), "{head}");
+        assert!(
+            head.to_ascii_lowercase().contains("x-saw-proxy-auth: 0"),
+            "{head}"
+        );
         let len: usize = head
             .lines()
-            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse().unwrap()))
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(|v| v.trim().parse().unwrap())
+            })
             .unwrap();
         let mut body = vec![0u8; len];
-        within(tokio::io::AsyncReadExt::read_exact(&mut s, &mut body)).await.unwrap();
+        within(tokio::io::AsyncReadExt::read_exact(&mut s, &mut body))
+            .await
+            .unwrap();
         assert_eq!(String::from_utf8(body).unwrap(), pinned("api", &POOL));
     }
 }
@@ -57,13 +80,21 @@ async fn wrong_or_missing_credentials_get_407() {
     let who = Whoami::start("127.0.0.1:0").await;
     let gw = Gateway::start(&space()).await;
     let t = who.addr.to_string();
-    for creds in [Some(("api", "nope")), Some(("nobody", "s3cret")), Some(("api", "w3b")), None] {
+    for creds in [
+        Some(("api", "nope")),
+        Some(("nobody", "s3cret")),
+        Some(("api", "w3b")),
+        None,
+    ] {
         let (_s, head) = http_connect("127.0.0.1", gw.http(), &t, creds).await;
         assert!(head.starts_with("HTTP/1.1 407"), "{creds:?}: {head}");
         assert!(head.contains("Proxy-Authenticate: Basic"), "{head}");
     }
     let mut s = connect_from("127.0.0.1", gw.http()).await;
-    let req = format!("GET http://{t}/ HTTP/1.1\r\nHost: {t}\r\nProxy-Authorization: Basic {}\r\n\r\n", basic("api", "x"));
+    let req = format!(
+        "GET http://{t}/ HTTP/1.1\r\nHost: {t}\r\nProxy-Authorization: Basic {}\r\n\r\n",
+        basic("api", "x")
+    );
     within(s.write_all(req.as_bytes())).await.unwrap();
     let head = read_head(&mut s).await;
     assert!(head.starts_with("HTTP/1.1 407"), "{head}");
@@ -85,7 +116,9 @@ async fn clients_without_tokens_in_the_space_are_served_by_address() {
 #[tokio::test]
 async fn a_dyno_address_is_its_app() {
     let who = Whoami::start("127.0.0.1:0").await;
-    let apps = format!("{APPS}\n[[app]]\nname = \"worker\"\n[[app.dyno]]\nprocess = \"worker\"\naddr = \"127.0.0.2:5000\"\n");
+    let apps = format!(
+        "{APPS}\n[[app]]\nname = \"worker\"\n[[app.dyno]]\nprocess = \"worker\"\naddr = \"127.0.0.2:5000\"\n"
+    );
     let gw = Gateway::start(&config(&format!("{POOL2}\ndeny = []"), &apps)).await;
     let (s, head) = http_connect("127.0.0.2", gw.http(), &who.addr.to_string(), None).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
@@ -96,7 +129,13 @@ async fn a_dyno_address_is_its_app() {
 async fn outside_clients_are_refused_before_any_dial() {
     let who = Whoami::start("127.0.0.1:0").await;
     let gw = Gateway::start(&space()).await;
-    let (_s, head) = http_connect("127.0.0.3", gw.http(), &who.addr.to_string(), Some(("api", "s3cret"))).await;
+    let (_s, head) = http_connect(
+        "127.0.0.3",
+        gw.http(),
+        &who.addr.to_string(),
+        Some(("api", "s3cret")),
+    )
+    .await;
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
     let mut s = connect_from("127.0.0.3", gw.http()).await;
     let req = format!("GET http://{0}/ HTTP/1.1\r\nHost: {0}\r\n\r\n", who.addr);
@@ -111,16 +150,25 @@ async fn denied_destinations_and_ports_never_see_a_connection() {
     let t = who.addr.to_string();
     for rule in [
         "deny = [\"127.0.0.1/32\"]".to_owned(),
-        format!("deny = []\nports = [{}]", who.addr.port().wrapping_add(1).max(1)),
+        format!(
+            "deny = []\nports = [{}]",
+            who.addr.port().wrapping_add(1).max(1)
+        ),
         "deny = []\nallow = [\"10.0.0.0/8\"]".to_owned(),
     ] {
         let gw = Gateway::start(&config(&format!("{POOL2}\n{rule}"), APPS)).await;
         let (_s, head) = http_connect("127.0.0.1", gw.http(), &t, Some(("api", "s3cret"))).await;
         assert!(head.starts_with("HTTP/1.1 403"), "{rule}: {head}");
         let mut s = connect_from("127.0.0.1", gw.http()).await;
-        let req = format!("GET http://{t}/ HTTP/1.1\r\nHost: {t}\r\nProxy-Authorization: Basic {}\r\n\r\n", basic("api", "s3cret"));
+        let req = format!(
+            "GET http://{t}/ HTTP/1.1\r\nHost: {t}\r\nProxy-Authorization: Basic {}\r\n\r\n",
+            basic("api", "s3cret")
+        );
         within(s.write_all(req.as_bytes())).await.unwrap();
-        assert!(read_head(&mut s).await.starts_with("HTTP/1.1 403"), "{rule}");
+        assert!(
+            read_head(&mut s).await.starts_with("HTTP/1.1 403"),
+            "{rule}"
+        );
     }
     assert_eq!(who.count(), 0);
 }
@@ -132,7 +180,8 @@ async fn a_name_resolving_to_a_denied_address_is_refused() {
     for deny in ["deny = [\"127.0.0.0/8\"]", ""] {
         let gw = Gateway::start(&config(&format!("{POOL2}\n{deny}"), APPS)).await;
         let target = format!("localhost:{}", who.addr.port());
-        let (_s, head) = http_connect("127.0.0.1", gw.http(), &target, Some(("api", "s3cret"))).await;
+        let (_s, head) =
+            http_connect("127.0.0.1", gw.http(), &target, Some(("api", "s3cret"))).await;
         assert!(head.starts_with("HTTP/1.1 403"), "{deny}: {head}");
     }
     assert_eq!(who.count(), 0);
@@ -141,7 +190,11 @@ async fn a_name_resolving_to_a_denied_address_is_refused() {
 #[tokio::test]
 async fn max_per_destination_answers_503() {
     let who = Whoami::start("127.0.0.1:0").await;
-    let gw = Gateway::start(&config(&format!("{POOL2}\ndeny = []\nmax_per_destination = 1"), APPS)).await;
+    let gw = Gateway::start(&config(
+        &format!("{POOL2}\ndeny = []\nmax_per_destination = 1"),
+        APPS,
+    ))
+    .await;
     let t = who.addr.to_string();
     let (held, head) = http_connect("127.0.0.1", gw.http(), &t, Some(("api", "s3cret"))).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
@@ -163,13 +216,22 @@ async fn max_per_destination_answers_503() {
     assert!(ok, "the slot was never released");
     let mut m = String::new();
     gw.handle.render_metrics(&mut m);
-    assert!(m.contains(&format!("spaced_egress_connections_total{{source_ip=\"{src}\",result=\"limit\"}} 1")), "{m}");
+    assert!(
+        m.contains(&format!(
+            "spaced_egress_connections_total{{source_ip=\"{src}\",result=\"limit\"}} 1"
+        )),
+        "{m}"
+    );
 }
 
 #[tokio::test]
 async fn malformed_and_origin_form_requests_get_400() {
     let gw = Gateway::start(&space()).await;
-    for req in ["GET / HTTP/1.1\r\nHost: x\r\n\r\n", "CONNECT nohost HTTP/1.1\r\n\r\n", "BLAH\r\n\r\n"] {
+    for req in [
+        "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "CONNECT nohost HTTP/1.1\r\n\r\n",
+        "BLAH\r\n\r\n",
+    ] {
         let mut s = connect_from("127.0.0.1", gw.http()).await;
         within(s.write_all(req.as_bytes())).await.unwrap();
         let head = read_head(&mut s).await;
@@ -181,7 +243,13 @@ async fn malformed_and_origin_form_requests_get_400() {
 async fn metrics_and_nat_report_sources() {
     let who = Whoami::start("127.0.0.1:0").await;
     let gw = Gateway::start(&space()).await;
-    let (s, _) = http_connect("127.0.0.1", gw.http(), &who.addr.to_string(), Some(("api", "s3cret"))).await;
+    let (s, _) = http_connect(
+        "127.0.0.1",
+        gw.http(),
+        &who.addr.to_string(),
+        Some(("api", "s3cret")),
+    )
+    .await;
     let src = get_through(s).await;
     let nat = gw.handle.nat_json();
     assert_eq!(nat["state"], "enabled");
@@ -191,6 +259,11 @@ async fn metrics_and_nat_report_sources() {
     assert_eq!(used["connections"], 1);
     let mut m = String::new();
     gw.handle.render_metrics(&mut m);
-    assert!(m.contains(&format!("spaced_egress_connections_total{{source_ip=\"{src}\",result=\"ok\"}} 1")), "{m}");
+    assert!(
+        m.contains(&format!(
+            "spaced_egress_connections_total{{source_ip=\"{src}\",result=\"ok\"}} 1"
+        )),
+        "{m}"
+    );
     assert!(m.contains("spaced_egress_bytes_total"));
 }

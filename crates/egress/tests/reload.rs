@@ -1,6 +1,8 @@
 //! Reloads: new connections follow the new pool and policy; removing a source IP moves
 //! only the apps pinned to it; open tunnels keep running.
 
+#![allow(clippy::unwrap_used)] // tests: a failed step should panic with its location
+
 mod harness;
 
 use harness::*;
@@ -14,7 +16,10 @@ fn apps(n: usize) -> String {
 
 fn space(pool: &[&str], deny: &str, n: usize) -> String {
     let pool: Vec<String> = pool.iter().map(|p| format!("\"{p}\"")).collect();
-    config(&format!("source_ips = [{}]\n{deny}", pool.join(", ")), &apps(n))
+    config(
+        &format!("source_ips = [{}]\n{deny}", pool.join(", ")),
+        &apps(n),
+    )
 }
 
 async fn source_of(gw: &Gateway, who: &Whoami, i: usize) -> String {
@@ -42,25 +47,40 @@ async fn removing_a_source_moves_only_its_apps_and_keeps_open_tunnels() {
         assert_eq!(got, pinned(&format!("app-{i}"), &three));
         before.push(got);
     }
-    assert!(before.iter().any(|s| s == "127.0.0.12"), "no app on the IP to remove");
+    assert!(
+        before.iter().any(|s| s == "127.0.0.12"),
+        "no app on the IP to remove"
+    );
     assert!(before.iter().any(|s| s != "127.0.0.12"));
 
     // A tunnel opened before the reload...
-    let (mut held, head) = http_connect("127.0.0.1", gw.http(), &who.addr.to_string(), Some(("app-0", "t0"))).await;
+    let (mut held, head) = http_connect(
+        "127.0.0.1",
+        gw.http(),
+        &who.addr.to_string(),
+        Some(("app-0", "t0")),
+    )
+    .await;
     assert!(head.starts_with("HTTP/1.1 200"));
 
     gw.reload(&space(&two, "deny = []", N));
     for (i, was) in before.iter().enumerate() {
         let now = source_of(&gw, &who, i).await;
         if was == "127.0.0.12" {
-            assert_eq!(now, pinned(&format!("app-{i}"), &two), "app-{i} moved elsewhere");
+            assert_eq!(
+                now,
+                pinned(&format!("app-{i}"), &two),
+                "app-{i} moved elsewhere"
+            );
         } else {
             assert_eq!(&now, was, "app-{i} moved though its IP stayed");
         }
     }
 
     // ...keeps running after it.
-    within(held.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")).await.unwrap();
+    within(held.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+        .await
+        .unwrap();
     let mut resp = Vec::new();
     within(held.read_to_end(&mut resp)).await.unwrap();
     assert!(String::from_utf8_lossy(&resp).ends_with(before[0].as_str()));
@@ -74,7 +94,13 @@ async fn a_new_deny_rule_applies_to_new_connections() {
     assert_eq!(source_of(&gw, &who, 0).await, pinned("app-0", &pool));
     gw.reload(&space(&pool, "deny = [\"127.0.0.1/32\"]", 1));
     let seen = who.count();
-    let (_s, head) = http_connect("127.0.0.1", gw.http(), &who.addr.to_string(), Some(("app-0", "t0"))).await;
+    let (_s, head) = http_connect(
+        "127.0.0.1",
+        gw.http(),
+        &who.addr.to_string(),
+        Some(("app-0", "t0")),
+    )
+    .await;
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
     assert_eq!(who.count(), seen);
 }

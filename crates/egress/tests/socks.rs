@@ -1,6 +1,8 @@
 //! SOCKS5: CONNECT with IPv4, IPv6 and domain addresses, user/password, refusals with the
 //! contract's reply codes, and UDP ASSOCIATE leaving from the pinned source.
 
+#![allow(clippy::unwrap_used)] // tests: a failed step should panic with its location
+
 mod harness;
 
 use std::net::SocketAddr;
@@ -18,8 +20,12 @@ fn space(extra: &str) -> String {
 async fn connect_ipv4_and_domain_leave_from_the_pinned_source() {
     let who = Whoami::start("127.0.0.1:0").await;
     let gw = Gateway::start(&space("deny = []")).await;
-    for dest in [socks_addr(who.addr), socks_domain("localhost", who.addr.port())] {
-        let (s, code) = socks_connect("127.0.0.1", gw.socks(), &dest, Some(("api", "s3cret"))).await;
+    for dest in [
+        socks_addr(who.addr),
+        socks_domain("localhost", who.addr.port()),
+    ] {
+        let (s, code) =
+            socks_connect("127.0.0.1", gw.socks(), &dest, Some(("api", "s3cret"))).await;
         assert_eq!(code, 0, "{dest:?}");
         assert_eq!(get_through(s).await, pinned("api", &POOL));
     }
@@ -35,7 +41,13 @@ async fn connect_ipv6() {
     let who = Whoami::start("[::1]:0").await;
     let text = config("source_ips = [\"127.0.0.10\", \"::1\"]\ndeny = []", APPS);
     let gw = Gateway::start(&text).await;
-    let (s, code) = socks_connect("127.0.0.1", gw.socks(), &socks_addr(who.addr), Some(("web", "w3b"))).await;
+    let (s, code) = socks_connect(
+        "127.0.0.1",
+        gw.socks(),
+        &socks_addr(who.addr),
+        Some(("web", "w3b")),
+    )
+    .await;
     assert_eq!(code, 0);
     // The only IPv6 source carries IPv6 destinations, whatever the pin says for IPv4.
     assert_eq!(get_through(s).await, "::1");
@@ -45,7 +57,13 @@ async fn connect_ipv6() {
 async fn wrong_credentials_fail_authentication() {
     let who = Whoami::start("127.0.0.1:0").await;
     let gw = Gateway::start(&space("deny = []")).await;
-    let (_s, code) = socks_connect("127.0.0.1", gw.socks(), &socks_addr(who.addr), Some(("api", "bad"))).await;
+    let (_s, code) = socks_connect(
+        "127.0.0.1",
+        gw.socks(),
+        &socks_addr(who.addr),
+        Some(("api", "bad")),
+    )
+    .await;
     assert_eq!(code, 0x101, "auth status 0x01");
     // No credentials while apps use them, from an address that is no dyno: no method.
     let (_s, code) = socks_connect("127.0.0.1", gw.socks(), &socks_addr(who.addr), None).await;
@@ -74,7 +92,13 @@ async fn refusals_use_the_contract_codes() {
     // Denied destination: 0x02; a name resolving to it too.
     let (_s, code) = socks_connect("127.0.0.1", gw.socks(), &socks_addr(who.addr), creds).await;
     assert_eq!(code, 0x02);
-    let (_s, code) = socks_connect("127.0.0.1", gw.socks(), &socks_domain("localhost", who.addr.port()), creds).await;
+    let (_s, code) = socks_connect(
+        "127.0.0.1",
+        gw.socks(),
+        &socks_domain("localhost", who.addr.port()),
+        creds,
+    )
+    .await;
     assert_eq!(code, 0x02);
     assert_eq!(who.count(), 0);
     // Only no-auth offered while credentials are required: no acceptable method.
@@ -102,12 +126,16 @@ async fn bind_is_not_supported() {
     let gw = Gateway::start(&space("deny = []")).await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = connect_from("127.0.0.1", gw.socks()).await;
-    within(s.write_all(&[5, 1, 2, 1, 3, b'a', b'p', b'i', 6])).await.unwrap();
+    within(s.write_all(&[5, 1, 2, 1, 3, b'a', b'p', b'i', 6]))
+        .await
+        .unwrap();
     within(s.write_all(b"s3cret")).await.unwrap();
     let mut b = [0u8; 4];
     within(s.read_exact(&mut b)).await.unwrap();
     assert_eq!(b, [5, 2, 1, 0]);
-    within(s.write_all(&[5, 2, 0, 1, 127, 0, 0, 1, 0, 80])).await.unwrap();
+    within(s.write_all(&[5, 2, 0, 1, 127, 0, 0, 1, 0, 80]))
+        .await
+        .unwrap();
     let mut rep = [0u8; 10];
     within(s.read_exact(&mut rep)).await.unwrap();
     assert_eq!(rep[1], 0x07);
@@ -128,7 +156,12 @@ async fn udp_associate_relays_from_the_pinned_source() {
     let mut got = None;
     for _ in 0..5 {
         client.send_to(&dgram, relay).await.unwrap();
-        if let Ok(Ok((n, _))) = tokio::time::timeout(std::time::Duration::from_millis(500), client.recv_from(&mut buf)).await {
+        if let Ok(Ok((n, _))) = tokio::time::timeout(
+            std::time::Duration::from_millis(500),
+            client.recv_from(&mut buf),
+        )
+        .await
+        {
             got = Some(buf[..n].to_vec());
             break;
         }
@@ -136,7 +169,10 @@ async fn udp_associate_relays_from_the_pinned_source() {
     let got = got.expect("no answer through the UDP relay");
     // Header: RSV RSV FRAG ATYP=1 ADDR(4) PORT(2), then the payload.
     assert_eq!(&got[..4], &[0, 0, 0, 1]);
-    let from = SocketAddr::from(([got[4], got[5], got[6], got[7]], u16::from_be_bytes([got[8], got[9]])));
+    let from = SocketAddr::from((
+        [got[4], got[5], got[6], got[7]],
+        u16::from_be_bytes([got[8], got[9]]),
+    ));
     assert_eq!(from, echo);
     assert_eq!(String::from_utf8_lossy(&got[10..]), pinned("web", &POOL));
 }
@@ -153,12 +189,19 @@ async fn udp_to_a_denied_destination_is_dropped() {
     dgram.extend_from_slice(b"who?");
     client.send_to(&dgram, relay).await.unwrap();
     let mut buf = [0u8; 512];
-    let r = tokio::time::timeout(std::time::Duration::from_millis(300), client.recv_from(&mut buf)).await;
+    let r = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        client.recv_from(&mut buf),
+    )
+    .await;
     assert!(r.is_err(), "a denied destination answered");
 }
 
 /// UDP ASSOCIATE with user/password; returns the control stream and the relay address.
-async fn socks_udp_associate(proxy: SocketAddr, creds: (&str, &str)) -> (tokio::net::TcpStream, Option<SocketAddr>) {
+async fn socks_udp_associate(
+    proxy: SocketAddr,
+    creds: (&str, &str),
+) -> (tokio::net::TcpStream, Option<SocketAddr>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = connect_from("127.0.0.1", proxy).await;
     let (u, p) = creds;
@@ -170,12 +213,17 @@ async fn socks_udp_associate(proxy: SocketAddr, creds: (&str, &str)) -> (tokio::
     let mut b = [0u8; 4];
     within(s.read_exact(&mut b)).await.unwrap();
     assert_eq!(b, [5, 2, 1, 0]);
-    within(s.write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0])).await.unwrap();
+    within(s.write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0]))
+        .await
+        .unwrap();
     let mut rep = [0u8; 10];
     within(s.read_exact(&mut rep)).await.unwrap();
     if rep[1] != 0 || rep[3] != 1 {
         return (s, None);
     }
-    let relay = SocketAddr::from(([rep[4], rep[5], rep[6], rep[7]], u16::from_be_bytes([rep[8], rep[9]])));
+    let relay = SocketAddr::from((
+        [rep[4], rep[5], rep[6], rep[7]],
+        u16::from_be_bytes([rep[8], rep[9]]),
+    ));
     (s, Some(relay))
 }

@@ -5,6 +5,8 @@
 //! outbound connection comes from another source port, so it is not redirected again.
 //! Skipped, with the reason printed, when not root or when iptables is unavailable.
 
+#![allow(clippy::unwrap_used)] // tests: a failed step should panic with its location
+
 mod harness;
 
 use std::net::SocketAddr;
@@ -28,7 +30,10 @@ impl Rule {
             .output()
             .map_err(|e| format!("{tool}: {e}"))?;
         if !out.status.success() {
-            return Err(format!("{tool}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            return Err(format!(
+                "{tool}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
         Ok(Self { tool, args })
     }
@@ -59,12 +64,28 @@ fn bound_client(from: SocketAddr) -> (Socket, SocketAddr) {
     (s, local)
 }
 
-async fn through_redirect(tool: &'static str, client: SocketAddr, dest: SocketAddr, listener_port: u16) -> Result<String, String> {
+async fn through_redirect(
+    tool: &'static str,
+    client: SocketAddr,
+    dest: SocketAddr,
+    listener_port: u16,
+) -> Result<String, String> {
     let (sock, local) = bound_client(client);
     let args: Vec<String> = [
-        "-p", "tcp", "-s", &local.ip().to_string(), "--sport", &local.port().to_string(),
-        "-d", &dest.ip().to_string(), "--dport", &dest.port().to_string(),
-        "-j", "REDIRECT", "--to-ports", &listener_port.to_string(),
+        "-p",
+        "tcp",
+        "-s",
+        &local.ip().to_string(),
+        "--sport",
+        &local.port().to_string(),
+        "-d",
+        &dest.ip().to_string(),
+        "--dport",
+        &dest.port().to_string(),
+        "-j",
+        "REDIRECT",
+        "--to-ports",
+        &listener_port.to_string(),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -72,10 +93,17 @@ async fn through_redirect(tool: &'static str, client: SocketAddr, dest: SocketAd
     let _rule = Rule::add(tool, args)?;
     sock.set_nonblocking(true).unwrap();
     let sock = tokio::net::TcpSocket::from_std_stream(std::net::TcpStream::from(sock));
-    let mut s = within(sock.connect(dest)).await.map_err(|e| format!("connect: {e}"))?;
-    within(s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")).await.unwrap();
+    let mut s = within(sock.connect(dest))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    within(s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+        .await
+        .unwrap();
     let resp = read_all(&mut s).await;
-    Ok(resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or(resp))
+    Ok(resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or(resp))
 }
 
 #[tokio::test]
@@ -85,8 +113,7 @@ async fn redirected_ipv4_connections_leave_from_the_pinned_source() {
         return;
     }
     let who = Whoami::start("127.0.0.77:0").await;
-    let text = format!(
-        r#"
+    let text = r#"
 [space]
 name = "test"
 internal = ["127.0.0.5/32"]
@@ -99,9 +126,8 @@ name = "api"
 [[app.dyno]]
 process = "worker"
 addr = "127.0.0.5:5000"
-"#
-    );
-    let gw = Gateway::start(&text).await;
+"#;
+    let gw = Gateway::start(text).await;
     let port = gw.handle.transparent_listen[0].port();
     match through_redirect("iptables", "127.0.0.5:0".parse().unwrap(), who.addr, port).await {
         Ok(body) => assert_eq!(body, pinned("api", &["127.0.0.10", "127.0.0.11"])),
@@ -158,7 +184,9 @@ deny = []
         let _ = s.write_all(b"GET / HTTP/1.1\r\n\r\n").await;
         // Closed with unread data: EOF or a reset, never an answer.
         let mut buf = [0u8; 64];
-        let n = within(tokio::io::AsyncReadExt::read(&mut s, &mut buf)).await.unwrap_or(0);
+        let n = within(tokio::io::AsyncReadExt::read(&mut s, &mut buf))
+            .await
+            .unwrap_or(0);
         assert_eq!(n, 0, "{from}");
     }
     assert_eq!(who.count(), 0);

@@ -20,7 +20,9 @@ pub const T: Duration = Duration::from_secs(10);
 
 /// Awaits `f` within the test deadline.
 pub async fn within<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(T, f).await.expect("test step timed out")
+    tokio::time::timeout(T, f)
+        .await
+        .expect("test step timed out")
 }
 
 pub fn policy(text: &str) -> Policy {
@@ -79,7 +81,11 @@ impl Gateway {
         let handle = within(spaced_egress::spawn(store.clone(), shutdown.clone()))
             .await
             .expect("egress spawn");
-        Self { store, handle, shutdown }
+        Self {
+            store,
+            handle,
+            shutdown,
+        }
     }
 
     pub fn http(&self) -> SocketAddr {
@@ -162,8 +168,10 @@ pub async fn udp_whoami(bind: &str) -> SocketAddr {
 /// Connects to `to` from `from` (a loopback address), to play a client on another network.
 pub async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
     let from: IpAddr = from.parse().expect("source address");
-    let s = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP)).expect("socket");
-    s.bind(&SocketAddr::new(from, 0).into()).expect("bind client");
+    let s =
+        Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP)).expect("socket");
+    s.bind(&SocketAddr::new(from, 0).into())
+        .expect("bind client");
     s.set_nonblocking(true).expect("nonblocking");
     let sock = tokio::net::TcpSocket::from_std_stream(std::net::TcpStream::from(s));
     within(sock.connect(to)).await.expect("connect")
@@ -196,7 +204,12 @@ pub fn basic(user: &str, pass: &str) -> String {
 }
 
 /// CONNECT through the proxy; returns the stream and the response head.
-pub async fn http_connect(from: &str, proxy: SocketAddr, target: &str, creds: Option<(&str, &str)>) -> (TcpStream, String) {
+pub async fn http_connect(
+    from: &str,
+    proxy: SocketAddr,
+    target: &str,
+    creds: Option<(&str, &str)>,
+) -> (TcpStream, String) {
     let mut s = connect_from(from, proxy).await;
     let auth = creds
         .map(|(u, p)| format!("Proxy-Authorization: Basic {}\r\n", basic(u, p)))
@@ -209,14 +222,23 @@ pub async fn http_connect(from: &str, proxy: SocketAddr, target: &str, creds: Op
 
 /// GET / through an open tunnel; returns the body (the IP the server saw).
 pub async fn get_through(mut s: TcpStream) -> String {
-    within(s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")).await.expect("write");
+    within(s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+        .await
+        .expect("write");
     let resp = read_all(&mut s).await;
-    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or(resp)
+    resp.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or(resp)
 }
 
 /// A SOCKS5 handshake; `creds` selects user/password, else no-auth. Returns the stream
 /// and the reply code (or the failed auth / method status as `0x100 | status`).
-pub async fn socks_connect(from: &str, proxy: SocketAddr, dest: &[u8], creds: Option<(&str, &str)>) -> (TcpStream, u16) {
+pub async fn socks_connect(
+    from: &str,
+    proxy: SocketAddr,
+    dest: &[u8],
+    creds: Option<(&str, &str)>,
+) -> (TcpStream, u16) {
     let mut s = connect_from(from, proxy).await;
     let method = if creds.is_some() { 2u8 } else { 0u8 };
     within(s.write_all(&[5, 1, method])).await.expect("write");
