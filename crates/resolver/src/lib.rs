@@ -35,6 +35,9 @@ use tokio::sync::Semaphore;
 
 pub use answer::{Forward, Outcome, Reply, Request, Transport, answer};
 pub use forward::ForwardError;
+/// The wire-format library, re-exported so tests and fuzzers decode with the very version
+/// the resolver links.
+pub use hickory_proto as proto;
 pub use wire::Rcode;
 pub use zone::{Skipped, Zone};
 
