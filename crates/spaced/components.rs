@@ -11,6 +11,7 @@ use spaced_net::Shutdown;
 
 /// Handles of the running components.
 pub(crate) struct Components {
+    router: Option<spaced_router::Handle>,
     resolver: Option<spaced_resolver::Handle>,
     egress: Option<spaced_egress::Handle>,
 }
@@ -43,6 +44,19 @@ impl Components {
     ) -> Result<(Self, Bound)> {
         let policy = store.load_full();
         let mut bound = Bound::default();
+        let r = &policy.router;
+        let router =
+            if r.listen.is_empty() && r.tls_listen.is_empty() && r.internal_listen.is_empty() {
+                None
+            } else {
+                let handle = spaced_router::spawn(store.clone(), board.clone(), shutdown.child())
+                    .await
+                    .context("start the router")?;
+                bound.router.clone_from(&handle.listen);
+                bound.router_tls.clone_from(&handle.tls_listen);
+                bound.router_internal.clone_from(&handle.internal_listen);
+                Some(handle)
+            };
         let resolver = if policy.resolver.listen.is_empty() {
             None
         } else {
@@ -66,11 +80,21 @@ impl Components {
             bound.transparent.clone_from(&handle.transparent_listen);
             Some(handle)
         };
-        Ok((Self { resolver, egress }, bound))
+        Ok((
+            Self {
+                router,
+                resolver,
+                egress,
+            },
+            bound,
+        ))
     }
 
     /// Every component's Prometheus text.
     pub(crate) fn render_metrics(&self, out: &mut String) {
+        if let Some(r) = &self.router {
+            r.render_metrics(out);
+        }
         if let Some(r) = &self.resolver {
             r.render_metrics(out);
         }
@@ -81,7 +105,10 @@ impl Components {
 
     /// `GET /dynos`.
     pub(crate) fn dynos_json(&self) -> serde_json::Value {
-        serde_json::Value::Array(Vec::new())
+        match &self.router {
+            Some(r) => r.dynos_json(),
+            None => serde_json::Value::Array(Vec::new()),
+        }
     }
 
     /// `GET /nat`.

@@ -167,3 +167,5 @@ listen = "{admin}"
 "#
     )
 }
+
+pub(crate) mod backend;
