@@ -217,3 +217,32 @@ async fn dynos_held_down_are_left_out_unless_all_are() {
     assert_eq!(m.answers.len(), 1);
     assert_eq!(m.additionals.len(), 1);
 }
+
+/// The load bench's SUT script maps the peers' `hN.<zone>` records onto spaced's own names;
+/// check with the real script that they answer as the peers do.
+#[tokio::test]
+async fn load_bench_config_answers_the_harness_names() {
+    let dir = std::env::temp_dir().join(format!("spaced-sut-dns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let records = dir.join("records.txt");
+    std::fs::write(&records, "h1.app.localspace 127.1.0.1\nh2.app.localspace 127.1.0.2\n").unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../benches/load/sut_dns.sh");
+    let status = within(
+        "sut_dns.sh",
+        tokio::process::Command::new("bash")
+            .arg(script)
+            .args([dir.to_str().unwrap(), "5303", records.to_str().unwrap(), "app.localspace"])
+            .env("SPACED_BIN", "/bin/true")
+            .status(),
+    )
+    .await
+    .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(dir.join("spaced-dns.toml")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = start(&text.replace("127.0.0.1:5303", "127.0.0.1:0")).await;
+    let m = udp(r.addr, "127.0.0.1", &query("h1.app.localspace.", RecordType::A, None)).await;
+    assert_eq!(ips(&m), vec!["127.1.0.1".parse::<IpAddr>().unwrap()]);
+    let m = udp(r.addr, "127.0.0.1", &query("nx1-abcdef.app.localspace.", RecordType::A, None)).await;
+    assert_eq!(m.response_code, ResponseCode::NXDomain);
+}
