@@ -9,7 +9,11 @@ use http_body_util::Full;
 
 async fn one_app(backends: &[&Backend], router_keys: &str) -> Router {
     let addrs: Vec<_> = backends.iter().map(|b| b.addr).collect();
-    Router::start(&space(router_keys, &app("api", &["api.test", "*.api.test"], &addrs))).await
+    Router::start(&space(
+        router_keys,
+        &app("api", &["api.test", "*.api.test"], &addrs),
+    ))
+    .await
 }
 
 #[tokio::test]
@@ -38,20 +42,37 @@ async fn forwards_with_heroku_headers() {
     assert_eq!(seen.version, http::Version::HTTP_11);
     assert_eq!(seen.uri, "/orders?id=1");
     assert_eq!(seen.headers["host"], "API.test:8080");
-    assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.9, 198.51.100.1, 127.0.0.1");
+    assert_eq!(
+        seen.headers["x-forwarded-for"],
+        "203.0.113.9, 198.51.100.1, 127.0.0.1"
+    );
     assert_eq!(seen.headers["x-forwarded-proto"], "http");
-    assert_eq!(seen.headers["x-forwarded-port"], r.addr.port().to_string().as_str());
+    assert_eq!(
+        seen.headers["x-forwarded-port"],
+        r.addr.port().to_string().as_str()
+    );
     assert_eq!(seen.headers["x-request-id"], "abcdefghij0123456789+/=-");
     assert_eq!(seen.headers["via"], "1.0 fred, 1.1 spaced");
-    let start: u64 = seen.headers["x-request-start"].to_str().unwrap().parse().unwrap();
-    assert!(start >= before && start < before + 60_000, "{start} vs {before}");
+    let start: u64 = seen.headers["x-request-start"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        start >= before && start < before + 60_000,
+        "{start} vs {before}"
+    );
 }
 
 #[tokio::test]
 async fn request_id_replaced_when_invalid_and_same_both_ways() {
     let b = Backend::start("one").await;
     let r = one_app(&[&b], "").await;
-    for bad in ["short", "has spaces in it but is long enough", &"a".repeat(201)] {
+    for bad in [
+        "short",
+        "has spaces in it but is long enough",
+        &"a".repeat(201),
+    ] {
         let mut c = Client::connect(r.addr).await;
         let req = Request::get("/")
             .header("host", "api.test")
@@ -88,7 +109,14 @@ async fn hop_by_hop_removed_both_ways() {
         .unwrap();
     let got = c.send(req).await.unwrap();
     let seen = b.last();
-    for h in ["x-secret", "keep-alive", "proxy-authorization", "proxy-foo", "trailer", "upgrade"] {
+    for h in [
+        "x-secret",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-foo",
+        "trailer",
+        "upgrade",
+    ] {
         assert!(!seen.headers.contains_key(h), "{h} reached the dyno");
     }
     assert_eq!(seen.headers["x-kept"], "1");
@@ -100,9 +128,17 @@ async fn hop_by_hop_removed_both_ways() {
 
 #[tokio::test]
 async fn spreads_over_dynos() {
-    let bs = [Backend::start("a").await, Backend::start("b").await, Backend::start("c").await];
+    let bs = [
+        Backend::start("a").await,
+        Backend::start("b").await,
+        Backend::start("c").await,
+    ];
     for balance in ["least-request", "round-robin", "random"] {
-        let r = one_app(&[&bs[0], &bs[1], &bs[2]], &format!("balance = \"{balance}\"")).await;
+        let r = one_app(
+            &[&bs[0], &bs[1], &bs[2]],
+            &format!("balance = \"{balance}\""),
+        )
+        .await;
         let before: Vec<usize> = bs.iter().map(Backend::count).collect();
         let mut c = Client::connect(r.addr).await;
         for _ in 0..60 {
@@ -122,7 +158,11 @@ async fn retries_on_another_dyno_after_refusal_and_quarantines() {
     let live = Backend::start("live").await;
     let dead = dead_addr().await;
     let addrs = [dead, live.addr];
-    let r = Router::start(&space("retries = 2\nbalance = \"round-robin\"", &app("api", &["api.test"], &addrs))).await;
+    let r = Router::start(&space(
+        "retries = 2\nbalance = \"round-robin\"",
+        &app("api", &["api.test"], &addrs),
+    ))
+    .await;
     let mut c = Client::connect(r.addr).await;
     for _ in 0..10 {
         let got = c.get("api.test", "/").await;
@@ -179,8 +219,7 @@ async fn unknown_host_and_internal_app_are_s11_on_external() {
         "",
         &format!(
             "{}\nrouting = \"internal\"\n\n[[app.dyno]]\naddr = \"{}\"\n",
-            "\n[[app]]\nname = \"inner\"\nhosts = [\"inner.test\"]",
-            b.addr
+            "\n[[app]]\nname = \"inner\"\nhosts = [\"inner.test\"]", b.addr
         ),
     );
     let r = Router::start(&toml).await;
@@ -210,7 +249,10 @@ async fn app_trusted_ranges_are_s10() {
     let got = get(r.addr, "api.test", "/").await;
     assert_eq!(got.status, 403);
     assert!(got.text().contains("S10"));
-    let got = Client::connect_from(r.addr, "127.0.0.2").await.get("api.test", "/").await;
+    let got = Client::connect_from(r.addr, "127.0.0.2")
+        .await
+        .get("api.test", "/")
+        .await;
     assert_eq!(got.status, 200);
 }
 
@@ -222,8 +264,14 @@ async fn metrics_and_dynos_json() {
     get(r.addr, "nope.test", "/").await;
     let mut m = String::new();
     r.handle.render_metrics(&mut m);
-    assert!(m.contains("spaced_router_requests_total{app=\"api\",status=\"200\",code=\"\"} 1"), "{m}");
-    assert!(m.contains("spaced_router_requests_total{app=\"\",status=\"404\",code=\"S11\"} 1"), "{m}");
+    assert!(
+        m.contains("spaced_router_requests_total{app=\"api\",status=\"200\",code=\"\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("spaced_router_requests_total{app=\"\",status=\"404\",code=\"S11\"} 1"),
+        "{m}"
+    );
     assert!(m.contains("spaced_router_l4_denied_total 0"));
     assert!(m.contains("spaced_router_dyno_up{app=\"api\",dyno=\"web.1\""));
     let d = r.handle.dynos_json();

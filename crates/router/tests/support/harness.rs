@@ -145,6 +145,8 @@ pub struct Backend {
     pub seen: Arc<Mutex<Vec<Seen>>>,
     pub health: Arc<AtomicU16>,
     pub connections: Arc<AtomicUsize>,
+    /// Connections open now.
+    pub open: Arc<AtomicUsize>,
     stop: Shutdown,
 }
 
@@ -159,6 +161,7 @@ impl Backend {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let health = Arc::new(AtomicU16::new(200));
         let connections = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
         let stop = Shutdown::new();
         let b = Self {
             addr,
@@ -166,6 +169,7 @@ impl Backend {
             seen: Arc::clone(&seen),
             health: Arc::clone(&health),
             connections: Arc::clone(&connections),
+            open: Arc::clone(&open),
             stop: stop.clone(),
         };
         let name = name.to_string();
@@ -176,6 +180,8 @@ impl Backend {
                     r = listener.accept() => match r { Ok(p) => p, Err(_) => continue },
                 };
                 connections.fetch_add(1, Ordering::SeqCst);
+                open.fetch_add(1, Ordering::SeqCst);
+                let open = Arc::clone(&open);
                 let (seen, health, name) = (Arc::clone(&seen), Arc::clone(&health), name.clone());
                 let stop = stop.clone();
                 tokio::spawn(async move {
@@ -196,6 +202,7 @@ impl Backend {
                         _ = conn => {}
                         () = stop.cancelled() => {}
                     }
+                    open.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
@@ -428,4 +435,27 @@ pub async fn dead_addr() -> SocketAddr {
     let a = l.local_addr().unwrap();
     drop(l);
     a
+}
+
+/// Polls `cond` every 20 ms for up to 5 s.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..250 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// The `/dynos` entry of `addr`.
+pub fn dyno_entry(r: &Router, addr: SocketAddr) -> serde_json::Value {
+    r.handle
+        .dynos_json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["addr"] == addr.to_string())
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
 }

@@ -1,0 +1,124 @@
+//! Reloads and shutdown: a rolling replacement of every dyno under load costs nothing,
+//! removed dynos drain, client connections survive reloads, shutdown finishes in-flight
+//! requests.
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use harness::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_replacement_under_load_drops_nothing() {
+    let mut generation = vec![Backend::start("g0a").await, Backend::start("g0b").await];
+    let addrs: Vec<_> = generation.iter().map(|b| b.addr).collect();
+    let r =
+        Arc::new(Router::start(&space("retries = 2", &app("api", &["api.test"], &addrs))).await);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        let (r, stop, ok, failed) = (
+            Arc::clone(&r),
+            Arc::clone(&stop),
+            Arc::clone(&ok),
+            Arc::clone(&failed),
+        );
+        clients.push(tokio::spawn(async move {
+            // One keep-alive connection per client for the whole test: reloads never close it.
+            let mut c = Client::connect(r.addr).await;
+            let path = if i % 2 == 0 { "/" } else { "/slow/15" };
+            while !stop.load(Ordering::Relaxed) {
+                let req = http::Request::get(path)
+                    .header("host", "api.test")
+                    .body(http_body_util::Full::default())
+                    .unwrap();
+                match c.send(req).await {
+                    Ok(got) if got.status == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    other => {
+                        eprintln!("failed: {other:?}");
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+        }));
+    }
+
+    let mut retired = Vec::new();
+    for round in 1..=3 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let next = vec![
+            Backend::start(&format!("g{round}a")).await,
+            Backend::start(&format!("g{round}b")).await,
+        ];
+        let addrs: Vec<_> = next.iter().map(|b| b.addr).collect();
+        r.reload(&space("retries = 2", &app("api", &["api.test"], &addrs)));
+        eventually("new dynos get traffic", || {
+            next.iter().all(|b| b.count() > 0)
+        })
+        .await;
+        // The old ones are left running (their in-flight requests finish) and get nothing new.
+        let old = std::mem::replace(&mut generation, next);
+        let counts: Vec<usize> = old.iter().map(Backend::count).collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let later: Vec<usize> = old.iter().map(Backend::count).collect();
+        assert_eq!(
+            counts, later,
+            "round {round}: a removed dyno got new requests"
+        );
+        retired.extend(old);
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        within("client", c).await.unwrap();
+    }
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "failed requests");
+    assert!(ok.load(Ordering::Relaxed) > 20);
+    // Drained: the pooled connections to removed dynos are closed.
+    for b in &retired {
+        eventually("old pooled connections closed", || {
+            b.open.load(Ordering::SeqCst) == 0
+        })
+        .await;
+    }
+    let dynos = r.handle.dynos_json();
+    assert_eq!(dynos.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn reload_keeps_idle_client_connections_open() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[a.addr]))).await;
+    let mut c = Client::connect(r.addr).await;
+    assert_eq!(c.get("api.test", "/").await.text(), "a");
+    r.reload(&space(
+        "",
+        &app("api", &["api.test", "new.test"], &[b.addr]),
+    ));
+    // Same connection, new policy at once.
+    assert_eq!(c.get("api.test", "/").await.text(), "b");
+    assert_eq!(c.get("new.test", "/").await.text(), "b");
+}
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_and_stops_accepting() {
+    let a = Backend::start("a").await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[a.addr]))).await;
+    let addr = r.addr;
+    let mut c = Client::connect(addr).await;
+    let slow = tokio::spawn(async move { c.get("api.test", "/slow/300").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    r.shutdown.cancel();
+    let got = within("in-flight", slow).await.unwrap();
+    assert_eq!(got.status, 200);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let refused = tokio::net::TcpStream::connect(addr).await;
+    assert!(refused.is_err(), "still accepting after shutdown");
+}
