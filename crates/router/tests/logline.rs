@@ -1,0 +1,82 @@
+//! The router log line as emitted: one `router` event per request whose message is the
+//! whole line, at info/warn/error by outcome.
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::sync::{Arc, Mutex};
+
+use harness::*;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<(Level, String)>>>);
+
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for Capture {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        if event.metadata().target() == "router" {
+            let mut m = Message(String::new());
+            event.record(&mut m);
+            self.0
+                .lock()
+                .unwrap()
+                .push((*event.metadata().level(), m.0));
+        }
+    }
+}
+
+// Current-thread runtime: every task runs on this thread, under the thread's subscriber.
+#[tokio::test]
+async fn one_line_per_request_in_the_spec_format() {
+    let capture = Capture::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let b = Backend::start("b").await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
+    let mut c = Client::connect(r.addr).await;
+    let req = http::Request::get("/orders?id=1")
+        .header("host", "api.test")
+        .header("x-request-id", "abcdefghij0123456789")
+        .body(http_body_util::Full::default())
+        .unwrap();
+    c.send(req).await.unwrap();
+    c.get("nope.test", "/x%20y").await;
+    drop(c);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let lines = capture.0.lock().unwrap().clone();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+
+    let (level, ok) = &lines[0];
+    assert_eq!(*level, Level::INFO);
+    let prefix = "at=info method=GET path=\"/orders?id=1\" host=api.test request_id=abcdefghij0123456789 fwd=\"127.0.0.1\" dyno=web.1 connect=";
+    assert!(ok.starts_with(prefix), "{ok}");
+    assert!(ok.contains("ms service="), "{ok}");
+    assert!(
+        ok.ends_with("ms status=200 bytes=1 protocol=http1.1 tls=false tls_version=unknown"),
+        "{ok}"
+    );
+
+    let (level, err) = &lines[1];
+    assert_eq!(*level, Level::ERROR);
+    assert!(
+        err.starts_with("at=error code=S11 desc=\"No such app\" method=GET path=\"/x%20y\" host=nope.test request_id="),
+        "{err}"
+    );
+    assert!(
+        err.contains(" fwd=\"127.0.0.1\" dyno= connect= service= status=404 bytes="),
+        "{err}"
+    );
+}
