@@ -3,7 +3,7 @@
 //! Each `parse_*` function looks at the bytes received so far and answers `Ok(None)` when
 //! more are needed, `Ok(Some((value, consumed)))` when one message is complete, or an error
 //! that says which reply the client gets. Messages are small and bounded by the format
-//! itself (at most 513 bytes for a request), so the caller's buffer is bounded too.
+//! itself (at most [`MAX_MESSAGE`] bytes), so the caller's buffer is bounded too.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -17,8 +17,9 @@ pub const METHOD_NONE: u8 = 0x00;
 pub const METHOD_USER_PASS: u8 = 0x02;
 /// Method reply: no acceptable method.
 pub const METHOD_UNACCEPTABLE: u8 = 0xff;
-/// The longest message a client sends in a handshake (a request with a 255-byte domain).
-pub const MAX_MESSAGE: usize = 4 + 1 + 255 + 2;
+/// The longest message a client sends in a handshake: user/password with a 255-byte user
+/// and password (a request with a 255-byte domain is 262 bytes).
+pub const MAX_MESSAGE: usize = 1 + 1 + 255 + 1 + 255;
 
 /// A SOCKS5 reply code (RFC 1928 §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -375,6 +376,11 @@ mod tests {
         let (c, _) = parse_credentials(b"\x01\x00\x00").unwrap().unwrap();
         assert!(c.user.is_empty() && c.pass.is_empty());
         assert_eq!(parse_credentials(b"\x05\x01a"), Err(SocksError::Version(5)));
+        let mut longest = vec![1, 255];
+        longest.extend_from_slice(&[b'u'; 255]);
+        longest.push(255);
+        longest.extend_from_slice(&[b'p'; 255]);
+        assert_eq!(parse_credentials(&longest).unwrap().unwrap().1, MAX_MESSAGE);
     }
 
     #[test]
