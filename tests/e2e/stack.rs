@@ -162,6 +162,8 @@ async fn one_policy_drives_router_resolver_egress_and_admin() {
         .find(|s| s.path == "/via-egress")
         .unwrap();
     assert_eq!(via.peer.ip(), IpAddr::from([127, 0, 0, 10]));
+    // A tunnel still open would (rightly) hold the drain below until the grace period.
+    drop(tunnel);
 
     // Admin: every component's metrics and state in one place.
     let (status, metrics) =
