@@ -225,13 +225,22 @@ async fn load_bench_config_answers_the_harness_names() {
     let dir = std::env::temp_dir().join(format!("spaced-sut-dns-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let records = dir.join("records.txt");
-    std::fs::write(&records, "h1.app.localspace 127.1.0.1\nh2.app.localspace 127.1.0.2\n").unwrap();
+    std::fs::write(
+        &records,
+        "h1.app.localspace 127.1.0.1\nh2.app.localspace 127.1.0.2\n",
+    )
+    .unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../benches/load/sut_dns.sh");
     let status = within(
         "sut_dns.sh",
         tokio::process::Command::new("bash")
             .arg(script)
-            .args([dir.to_str().unwrap(), "5303", records.to_str().unwrap(), "app.localspace"])
+            .args([
+                dir.to_str().unwrap(),
+                "5303",
+                records.to_str().unwrap(),
+                "app.localspace",
+            ])
             .env("SPACED_BIN", "/bin/true")
             .status(),
     )
@@ -241,8 +250,38 @@ async fn load_bench_config_answers_the_harness_names() {
     let text = std::fs::read_to_string(dir.join("spaced-dns.toml")).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let r = start(&text.replace("127.0.0.1:5303", "127.0.0.1:0")).await;
-    let m = udp(r.addr, "127.0.0.1", &query("h1.app.localspace.", RecordType::A, None)).await;
+    let m = udp(
+        r.addr,
+        "127.0.0.1",
+        &query("h1.app.localspace.", RecordType::A, None),
+    )
+    .await;
     assert_eq!(ips(&m), vec!["127.1.0.1".parse::<IpAddr>().unwrap()]);
-    let m = udp(r.addr, "127.0.0.1", &query("nx1-abcdef.app.localspace.", RecordType::A, None)).await;
+    let m = udp(
+        r.addr,
+        "127.0.0.1",
+        &query("nx1-abcdef.app.localspace.", RecordType::A, None),
+    )
+    .await;
     assert_eq!(m.response_code, ResponseCode::NXDomain);
+}
+
+#[tokio::test]
+async fn wildcard_internal_listener_answers_the_address_asked() {
+    let text = policy_text(&APPS.replace("127.0.0.1:8080", "0.0.0.0:8080"));
+    let r = start(&text).await;
+    let m = udp(
+        r.addr,
+        "127.0.0.2",
+        &query("api.corp.example.", RecordType::A, None),
+    )
+    .await;
+    assert_eq!(ips(&m), vec!["127.0.0.1".parse::<IpAddr>().unwrap()]);
+    let m = tcp(
+        r.addr,
+        "127.0.0.2",
+        &query("api.corp.example.", RecordType::A, None),
+    )
+    .await;
+    assert_eq!(ips(&m), vec!["127.0.0.1".parse::<IpAddr>().unwrap()]);
 }

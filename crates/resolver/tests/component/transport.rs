@@ -188,3 +188,43 @@ async fn dig_agrees() {
     assert!(out.contains("status: NOERROR"), "{out}");
     assert!(out.contains("ADDITIONAL SECTION"), "{out}");
 }
+
+#[tokio::test]
+async fn tcp_connections_beyond_the_cap_are_closed() {
+    let r = start_with(
+        &policy_text(""),
+        spaced_resolver::Options {
+            max_tcp: 1,
+            ..spaced_resolver::Options::default()
+        },
+    )
+    .await;
+    let q = query("app.localspace.", RecordType::SOA, None);
+    let mut first = tcp_from(r.addr, "127.0.0.1").await;
+    assert_eq!(tcp_exchange(&mut first, &q).await.answers.len(), 1);
+    let mut second = tcp_from(r.addr, "127.0.0.1").await;
+    let mut buf = [0u8; 1];
+    let n = within("closed at accept", second.read(&mut buf))
+        .await
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    drop(first);
+}
+
+#[tokio::test]
+async fn serves_ipv6_loopback() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    }
+    let text = policy_text(&format!("{}\n", dynos_text(1)))
+        .replace("127.0.0.1:0", "[::1]:0")
+        .replace(
+            r#"internal = ["127.0.0.1/32", "127.0.0.2/32"]"#,
+            r#"internal = ["::1/128"]"#,
+        );
+    let r = start(&text).await;
+    let q = query("web.big.app.localspace.", RecordType::A, None);
+    assert_eq!(udp(r.addr, "::1", &q).await.answers.len(), 1);
+    assert_eq!(tcp(r.addr, "::1", &q).await.answers.len(), 1);
+}
