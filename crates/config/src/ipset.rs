@@ -1,9 +1,14 @@
-//! Sets of IP ranges compiled to sorted, disjoint intervals: a lookup is one binary search,
-//! whatever the number of CIDRs, and never a scan over rules.
+//! Sets of IP ranges compiled to sorted, disjoint intervals with a radix index: a lookup
+//! touches a bounded number of cache lines whatever the number of CIDRs, and never scans
+//! rules.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
+
+use self::ranges::Ranges;
+
+mod ranges;
 
 /// Folds an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) to the IPv4 address.
 ///
@@ -32,9 +37,10 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IpSet {
-    /// Inclusive `(first, last)` ranges, sorted, disjoint and not adjacent.
-    v4: Vec<(u32, u32)>,
-    v6: Vec<(u128, u128)>,
+    /// IPv4, mapped IPv6 folded in.
+    v4: Ranges<u32>,
+    /// IPv6 outside the mapped block.
+    v6: Ranges<u128>,
     /// How many CIDRs the set was built from, for operator messages ("(2 ranges)").
     sources: usize,
 }
@@ -75,8 +81,8 @@ impl IpSet {
             }
         }
         Self {
-            v4: merge(v4),
-            v6: merge(v6),
+            v4: Ranges::new(v4),
+            v6: Ranges::new(v6),
             sources,
         }
     }
@@ -85,8 +91,8 @@ impl IpSet {
     #[inline]
     pub fn contains(&self, ip: IpAddr) -> bool {
         match canonical(ip) {
-            IpAddr::V4(v4) => hit(&self.v4, u32::from(v4)),
-            IpAddr::V6(v6) => hit(&self.v6, u128::from(v6)),
+            IpAddr::V4(v4) => self.v4.contains(u32::from(v4)),
+            IpAddr::V6(v6) => self.v6.contains(u128::from(v6)),
         }
     }
 
@@ -109,56 +115,14 @@ impl IpSet {
     pub fn v4_ranges(&self) -> impl Iterator<Item = (Ipv4Addr, Ipv4Addr)> + '_ {
         self.v4
             .iter()
-            .map(|&(a, b)| (Ipv4Addr::from(a), Ipv4Addr::from(b)))
+            .map(|(a, b)| (Ipv4Addr::from(a), Ipv4Addr::from(b)))
     }
 
     /// The IPv6 ranges, inclusive.
     pub fn v6_ranges(&self) -> impl Iterator<Item = (Ipv6Addr, Ipv6Addr)> + '_ {
         self.v6
             .iter()
-            .map(|&(a, b)| (Ipv6Addr::from(a), Ipv6Addr::from(b)))
-    }
-}
-
-fn merge<T: Copy + Ord + num::One>(mut ranges: Vec<(T, T)>) -> Vec<(T, T)> {
-    ranges.sort_unstable();
-    let mut out: Vec<(T, T)> = Vec::with_capacity(ranges.len());
-    for (lo, hi) in ranges {
-        if let Some(last) = out.last_mut() {
-            // Adjacent ranges merge too, so a lookup never straddles two entries.
-            if lo <= last.1 || T::succ(last.1) == Some(lo) {
-                if hi > last.1 {
-                    last.1 = hi;
-                }
-                continue;
-            }
-        }
-        out.push((lo, hi));
-    }
-    out.shrink_to_fit();
-    out
-}
-
-#[inline]
-fn hit<T: Copy + Ord>(ranges: &[(T, T)], x: T) -> bool {
-    // The first range whose start is beyond x; the one before it is the only candidate.
-    let i = ranges.partition_point(|&(lo, _)| lo <= x);
-    i > 0 && x <= ranges[i - 1].1
-}
-
-mod num {
-    pub(super) trait One: Sized {
-        fn succ(self) -> Option<Self>;
-    }
-    impl One for u32 {
-        fn succ(self) -> Option<Self> {
-            self.checked_add(1)
-        }
-    }
-    impl One for u128 {
-        fn succ(self) -> Option<Self> {
-            self.checked_add(1)
-        }
+            .map(|(a, b)| (Ipv6Addr::from(a), Ipv6Addr::from(b)))
     }
 }
 

@@ -53,6 +53,38 @@ fn nets() -> impl Strategy<Value = Vec<IpNet>> {
     prop::collection::vec(prop_oneof![net_v4(), net_v6(), net_mapped()], 0..24)
 }
 
+/// Many narrow networks, so that the merged set is large enough to be indexed.
+fn many_narrow_nets() -> impl Strategy<Value = Vec<IpNet>> {
+    let v4 = (any::<u32>(), 20u8..=32).prop_map(|(a, p)| {
+        IpNet::V4(
+            Ipv4Net::new(Ipv4Addr::from(a), p)
+                .expect("prefix is in range")
+                .trunc(),
+        )
+    });
+    // Clustered in one /16 as well, where buckets fill unevenly.
+    let v4_clustered = (any::<u16>(), 24u8..=32).prop_map(|(a, p)| {
+        let a = 0x0a0b_0000 | u32::from(a);
+        IpNet::V4(
+            Ipv4Net::new(Ipv4Addr::from(a), p)
+                .expect("prefix is in range")
+                .trunc(),
+        )
+    });
+    let v6 = (any::<u128>(), 64u8..=128).prop_map(|(a, p)| {
+        IpNet::V6(
+            Ipv6Net::new(Ipv6Addr::from(a), p)
+                .expect("prefix is in range")
+                .trunc(),
+        )
+    });
+    let mapped = (any::<u32>(), 116u8..=128).prop_map(|(a, p)| {
+        let a = Ipv6Addr::from(MAPPED | u128::from(a));
+        IpNet::V6(Ipv6Net::new(a, p).expect("prefix is in range").trunc())
+    });
+    prop::collection::vec(prop_oneof![v4, v4_clustered, v6, mapped], 150..400)
+}
+
 fn addr() -> impl Strategy<Value = IpAddr> {
     prop_oneof![
         any::<u32>().prop_map(|a| IpAddr::V4(Ipv4Addr::from(a))),
@@ -96,7 +128,7 @@ fn edges(nets: &[IpNet]) -> Vec<IpAddr> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn contains_matches_a_linear_scan(nets in nets(), probes in prop::collection::vec(addr(), 0..32)) {
@@ -117,6 +149,19 @@ proptest! {
         let v6: Vec<(u128, u128)> = set.v6_ranges().map(|(a, b)| (a.into(), b.into())).collect();
         for w in v6.windows(2) {
             prop_assert!(w[0].0 <= w[0].1 && w[0].1.checked_add(1).is_some_and(|n| n < w[1].0));
+        }
+    }
+}
+
+proptest! {
+    // Large sets: fewer cases, each with hundreds of networks and thousands of probes.
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn indexed_contains_matches_a_linear_scan(nets in many_narrow_nets(), probes in prop::collection::vec(addr(), 0..64)) {
+        let set = IpSet::from_nets(nets.iter().copied());
+        for probe in probes.into_iter().chain(edges(&nets)) {
+            prop_assert_eq!(set.contains(probe), oracle(&nets, probe), "probe {}", probe);
         }
     }
 }
