@@ -121,7 +121,7 @@ pub fn answer(zone: &Zone, req: &Request<'_>, out: &mut Vec<u8>) -> Outcome {
     }
     match node {
         Some(node) => authoritative(zone, &q, node, req, limit, out),
-        None if in_domain => negative(zone, &q, req.query, Rcode::NxDomain, true, limit, out),
+        None if in_domain => nxdomain(zone, &q, req.query, limit, out),
         None if ra => Outcome::Forward(Forward {
             id: q.id,
             qtype: q.qtype,
@@ -171,29 +171,14 @@ fn bare(
     }
 }
 
-/// NXDOMAIN or NODATA: the SOA of the domain in authority when the name is in it.
-fn negative(
-    zone: &Zone,
-    q: &Question,
-    query: &[u8],
-    rcode: Rcode,
-    with_soa: bool,
-    limit: usize,
-    out: &mut Vec<u8>,
-) -> Outcome {
+/// NXDOMAIN, with the SOA of the domain in authority (RFC 2308 §3).
+fn nxdomain(zone: &Zone, q: &Question, query: &[u8], limit: usize, out: &mut Vec<u8>) -> Outcome {
     let ra = !zone.upstreams.is_empty();
-    wire::put_header(
-        out,
-        q.id,
-        wire::response_flags(q.flags, true, ra, rcode),
-        [1, 0, 0, 0],
-    );
+    let flags = wire::response_flags(q.flags, true, ra, Rcode::NxDomain);
+    wire::put_header(out, q.id, flags, [1, 0, 1, 0]);
     out.extend_from_slice(&query[HEADER..q.end]);
-    if with_soa {
-        put_soa(zone, q, out);
-        wire::set_count(out, 2, 1);
-    }
-    finish(q, HEADER + (q.end - HEADER), out.len(), rcode, limit, out)
+    put_soa(zone, q, out);
+    finish(q, q.end, out.len(), Rcode::NxDomain, limit, out)
 }
 
 fn authoritative(
