@@ -76,6 +76,9 @@ impl ResolverError {
     }
 }
 
+/// TCP connections from outside the space at once (each answered REFUSED once, then closed).
+const OUTSIDER_TCP: usize = 16;
+
 /// Knobs the contract does not expose; the defaults are what the daemon runs with.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -83,7 +86,8 @@ pub struct Options {
     pub upstream_timeout: Duration,
     /// A TCP connection idle this long between queries (or mid-message) is closed.
     pub tcp_idle: Duration,
-    /// TCP connections open at once, over every listener; beyond: closed at accept.
+    /// TCP connections from inside the space open at once, over every listener; beyond:
+    /// closed at accept. (Outsiders have a separate pool of 16 and one query each.)
     pub max_tcp: usize,
     /// Forwards in flight from UDP clients; beyond: SERVFAIL.
     pub max_forwards: usize,
@@ -168,6 +172,7 @@ pub async fn spawn_with(
         metrics: metrics::Metrics::default(),
         forwards: Arc::new(Semaphore::new(options.max_forwards)),
         tcp_conns: Arc::new(Semaphore::new(options.max_tcp)),
+        tcp_outsiders: Arc::new(Semaphore::new(OUTSIDER_TCP)),
         options,
     });
     let reloader = server::reload(store, versions, ctx.clone(), shutdown.clone());

@@ -30,8 +30,11 @@ pub(crate) struct Ctx {
     /// Forwards in flight from UDP clients; beyond, SERVFAIL at once instead of piling up
     /// sockets and tasks.
     pub(crate) forwards: Arc<Semaphore>,
-    /// TCP connections open, over every listener.
+    /// TCP connections open from inside the space, over every listener.
     pub(crate) tcp_conns: Arc<Semaphore>,
+    /// TCP connections open from outside: a small pool of their own, so outsiders (who only
+    /// ever get REFUSED) cannot hold the slots the space needs.
+    pub(crate) tcp_outsiders: Arc<Semaphore>,
 }
 
 /// Largest UDP query read: a query is a few dozen bytes, and EDNS0 clients may pad.
@@ -221,7 +224,13 @@ pub(crate) async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>, shutdown: Sh
                 continue;
             }
         };
-        let Ok(permit) = ctx.tcp_conns.clone().try_acquire_owned() else {
+        let inside = ctx.zone.load().allows(peer.ip());
+        let pool = if inside {
+            &ctx.tcp_conns
+        } else {
+            &ctx.tcp_outsiders
+        };
+        let Ok(permit) = pool.clone().try_acquire_owned() else {
             ctx.metrics.tcp_rejected.inc();
             drop(stream);
             continue;
@@ -230,7 +239,9 @@ pub(crate) async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>, shutdown: Sh
         let (ctx, conn_shutdown) = (ctx.clone(), shutdown.clone());
         shutdown.spawn(async move {
             let _permit = permit;
-            if let Err(e) = serve_conn(stream, peer, &ctx, &conn_shutdown).await {
+            // An outsider gets its REFUSED and the connection ends.
+            let one_shot = !inside;
+            if let Err(e) = serve_conn(stream, peer, &ctx, &conn_shutdown, one_shot).await {
                 tracing::debug!(client.addr = %peer, error = %e, "resolver tcp connection");
             }
         });
@@ -244,6 +255,7 @@ async fn serve_conn(
     peer: SocketAddr,
     ctx: &Ctx,
     shutdown: &Shutdown,
+    one_shot: bool,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let local: Option<IpAddr> = stream
@@ -302,6 +314,9 @@ async fn serve_conn(
         framed.extend_from_slice(&len.to_be_bytes());
         framed.extend_from_slice(&out);
         timed(opts.tcp_idle, stream.write_all(&framed)).await?;
+        if one_shot {
+            return Ok(());
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
+use tokio::io::AsyncReadExt;
 
 use crate::support::*;
 use crate::upstream::{self, Mode};
@@ -20,8 +21,15 @@ async fn outside_the_space_is_refused_and_nothing_forwarded() {
         let m = udp(r.addr, "127.0.0.3", &q).await;
         assert_eq!(m.response_code, ResponseCode::Refused, "{name} over udp");
         assert!(m.answers.is_empty());
-        let m = tcp(r.addr, "127.0.0.3", &q).await;
+        let mut conn = tcp_from(r.addr, "127.0.0.3").await;
+        let m = tcp_exchange(&mut conn, &q).await;
         assert_eq!(m.response_code, ResponseCode::Refused, "{name} over tcp");
+        // One answer, then the connection ends: outsiders cannot hold TCP slots.
+        let mut buf = [0u8; 1];
+        let n = within("outsider closed", conn.read(&mut buf))
+            .await
+            .unwrap_or(0);
+        assert_eq!(n, 0);
     }
     assert!(
         up.seen.lock().unwrap().is_empty(),
