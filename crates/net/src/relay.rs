@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+mod pipe;
 mod splice;
 
 pub use splice::{relay_tcp, relay_tcp_detailed};

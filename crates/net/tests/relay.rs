@@ -230,3 +230,100 @@ async fn reset_keeps_the_counts() {
         assert!(relayed.a_to_b >= 5, "{kind:?}: {relayed:?}");
     }
 }
+
+/// Throughput and CPU cost of each relay against a direct connection, for the integrator
+/// (the egress gateway must reach 0.9× direct). Not a pass/fail test: timing is never
+/// asserted. The relay runs on its own single-thread runtime, so it does not share
+/// threads with the load; the CPU figure is the whole process (sender, receiver, relay,
+/// loopback softirq), so "relay overhead" is the difference from the direct line.
+/// `cargo test --release -p spaced-net --test relay -- --ignored --nocapture`
+#[test]
+#[ignore = "measures throughput; run by hand in release"]
+fn throughput_report() {
+    const SIZE: usize = 2 << 30;
+    async fn pump(mut tx: TcpStream, mut rx: TcpStream) {
+        let sender = tokio::spawn(async move {
+            let chunk = vec![7u8; 256 << 10];
+            let mut left = SIZE;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                tx.write_all(&chunk[..n]).await.unwrap();
+                left -= n;
+            }
+            tx.shutdown().await.unwrap();
+        });
+        let mut buf = vec![0u8; 256 << 10];
+        let mut got = 0;
+        loop {
+            let n = rx.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        sender.await.unwrap();
+        assert_eq!(got, SIZE);
+    }
+    /// User + system CPU seconds of this process so far.
+    fn cpu_s() -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let fields: Vec<&str> = stat.rsplit(") ").next().unwrap().split(' ').collect();
+        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+        ticks / 100.0
+    }
+    let load = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let relay_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let relay_rt = std::sync::Arc::new(relay_rt);
+    let gib = SIZE as f64 / f64::from(1u32 << 30);
+    let measure = |name: &str, relay_kind: Option<Kind>, direct: Option<f64>| -> f64 {
+        let (tx, rx) = load.block_on(async {
+            let (client, front) = pair().await;
+            let Some(kind) = relay_kind else {
+                return (client, front);
+            };
+            let (backend, back) = pair().await;
+            let (front, back) = (front.into_std().unwrap(), back.into_std().unwrap());
+            let rt = std::sync::Arc::clone(&relay_rt);
+            let spawned = std::thread::Builder::new()
+                .name("relay".into())
+                .spawn(move || {
+                    rt.block_on(async move {
+                        let front = TcpStream::from_std(front).unwrap();
+                        let back = TcpStream::from_std(back).unwrap();
+                        match kind {
+                            Kind::Generic => relay(front, back, T).await,
+                            Kind::Splice => relay_tcp(front, back, T).await,
+                        }
+                    })
+                });
+            drop(spawned.unwrap());
+            (client, backend)
+        });
+        let (cpu0, start) = (cpu_s(), std::time::Instant::now());
+        load.block_on(async { timeout(BIG, pump(tx, rx)).await.unwrap() });
+        let (secs, cpu) = (start.elapsed().as_secs_f64(), cpu_s() - cpu0);
+        let ratio = direct.map_or(String::new(), |d| format!(" ({:.2}x direct)", d / secs));
+        println!(
+            "{name:8} {:6.0} MiB/s{ratio}, process CPU {:.2} s/GiB",
+            gib * 1024.0 / secs,
+            cpu / gib
+        );
+        secs
+    };
+    // RELAY_ONLY=generic|splice measures just that one (for perf).
+    let only = std::env::var("RELAY_ONLY").ok();
+    let direct = measure("direct", None, None);
+    if only.as_deref() != Some("splice") {
+        measure("generic", Some(Kind::Generic), Some(direct));
+    }
+    if only.as_deref() != Some("generic") {
+        measure("splice", Some(Kind::Splice), Some(direct));
+    }
+}

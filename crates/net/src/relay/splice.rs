@@ -6,17 +6,15 @@
 //! is ordinary non-blocking I/O on the runtime, not a blocking thread per tunnel.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+use super::pipe::{Pipe, splice};
 use super::{IdleTimer, Relayed, finish, relay_detailed};
-
-/// Bytes asked of one socket → pipe splice: a default pipe's 16 pages.
-const CHUNK: usize = 64 * 1024;
 
 /// [`super::relay`] for two TCP sockets, moving bytes with `splice(2)` through one pipe per
 /// direction. Same contract: half-close, rolling `idle` over both directions.
@@ -70,7 +68,8 @@ pub async fn relay_tcp_detailed(
 
 /// One direction: `src` → pipe → `dst`.
 struct SpliceHalf {
-    pipe: Pipe,
+    /// Held while bytes are in flight; returned to the pool when `src` runs dry.
+    pipe: Option<Pipe>,
     /// Bytes in the pipe not yet spliced out.
     in_pipe: usize,
     eof: bool,
@@ -79,9 +78,10 @@ struct SpliceHalf {
 }
 
 impl SpliceHalf {
+    /// Starts with a pipe, so a relay that cannot get one falls back before any byte.
     fn new() -> io::Result<Self> {
         Ok(Self {
-            pipe: Pipe::new()?,
+            pipe: Some(Pipe::take()?),
             in_pipe: 0,
             eof: false,
             done: false,
@@ -91,9 +91,9 @@ impl SpliceHalf {
 
     /// Drains the pipe completely before splicing in again. That keeps `EAGAIN`
     /// unambiguous: with data in the pipe a socket → pipe splice can fail because the pipe
-    /// is full (its 16 slots may hold far less than 64 KiB), and `try_io` would then clear
-    /// the socket's readiness wrongly and the direction would stall. With an empty pipe,
-    /// `EAGAIN` can only mean the socket has nothing.
+    /// is full (its slots may hold far less than its byte size), and `try_io` would then
+    /// clear the socket's readiness wrongly and the direction would stall. With an empty
+    /// pipe, `EAGAIN` can only mean the socket has nothing.
     fn poll_splice(
         &mut self,
         cx: &mut Context<'_>,
@@ -103,9 +103,13 @@ impl SpliceHalf {
     ) -> Poll<io::Result<()>> {
         loop {
             while self.in_pipe > 0 {
+                let Some(pipe) = &self.pipe else {
+                    // Bytes are only counted in a pipe we hold; never reached.
+                    return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+                };
                 ready!(dst.poll_write_ready(cx))?;
                 let res = dst.try_io(Interest::WRITABLE, || {
-                    splice(self.pipe.read.as_fd(), dst.as_fd(), self.in_pipe)
+                    splice(pipe.read.as_fd(), dst.as_fd(), self.in_pipe)
                 });
                 match res {
                     // The pipe holds data, so 0 cannot be EOF; refuse to spin on it.
@@ -120,16 +124,26 @@ impl SpliceHalf {
                 }
             }
             if self.eof {
+                self.release();
                 // Half-close: the peer of `dst` sees EOF, the other direction goes on.
                 return match socket2::SockRef::from(dst).shutdown(std::net::Shutdown::Write) {
                     Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
                     _ => Poll::Ready(Ok(())),
                 };
             }
-            ready!(src.poll_read_ready(cx))?;
+            if src.poll_read_ready(cx)?.is_pending() {
+                // Nothing to move: an idle tunnel holds no pipe.
+                self.release();
+                return Poll::Pending;
+            }
+            let pipe = match self.pipe.take() {
+                Some(pipe) => pipe,
+                None => Pipe::take()?,
+            };
             let res = src.try_io(Interest::READABLE, || {
-                splice(src.as_fd(), self.pipe.write.as_fd(), CHUNK)
+                splice(src.as_fd(), pipe.write.as_fd(), pipe.cap)
             });
+            self.pipe = Some(pipe);
             match res {
                 Ok(0) => self.eof = true,
                 Ok(n) => {
@@ -141,75 +155,19 @@ impl SpliceHalf {
             }
         }
     }
-}
 
-/// A non-blocking, close-on-exec pipe; both ends close on drop.
-#[derive(Debug)]
-struct Pipe {
-    read: OwnedFd,
-    write: OwnedFd,
-}
-
-impl Pipe {
-    #[allow(unsafe_code)]
-    fn new() -> io::Result<Self> {
-        let mut fds = [-1; 2];
-        // SAFETY: `fds` is a valid, writable array of two c_ints, as pipe2 requires.
-        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
+    /// Gives the pipe back to the pool if it is empty (bytes left in it die with it).
+    fn release(&mut self) {
+        if self.in_pipe == 0
+            && let Some(pipe) = self.pipe.take()
+        {
+            pipe.give_back();
         }
-        // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else;
-        // each is wrapped exactly once and closed by its OwnedFd.
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        Ok(Self { read, write })
     }
 }
 
-/// One non-blocking `splice(2)` of up to `len` bytes from `from` to `to` (one of them a
-/// pipe). Returns the bytes moved; 0 means EOF on `from`.
-#[allow(unsafe_code)]
-fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
-    // SAFETY: both descriptors are borrowed, hence open for the call; null offsets are
-    // allowed (and required for pipes and sockets); no memory of ours is passed.
-    let n = unsafe {
-        libc::splice(
-            from.as_raw_fd(),
-            std::ptr::null_mut(),
-            to.as_raw_fd(),
-            std::ptr::null_mut(),
-            len,
-            libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
-        )
-    };
-    // A negative return is the error flag; any other value fits usize.
-    usize::try_from(n).map_err(|_| io::Error::last_os_error())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::{Read, Write};
-
-    #[test]
-    fn pipe_and_splice_move_bytes() {
-        let a = Pipe::new().unwrap();
-        let b = Pipe::new().unwrap();
-        std::fs::File::from(a.write.try_clone().unwrap())
-            .write_all(b"hello")
-            .unwrap();
-        let n = splice(a.read.as_fd(), b.write.as_fd(), 64).unwrap();
-        assert_eq!(n, 5);
-        let mut out = [0u8; 8];
-        let got = std::fs::File::from(b.read.try_clone().unwrap())
-            .read(&mut out)
-            .unwrap();
-        assert_eq!(&out[..got], b"hello");
-        // Empty pipe, non-blocking: EAGAIN rather than a hang.
-        let err = splice(a.read.as_fd(), b.write.as_fd(), 64).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
-        // Writer closed: EOF is 0.
-        drop(a.write);
-        assert_eq!(splice(a.read.as_fd(), b.write.as_fd(), 64).unwrap(), 0);
+impl Drop for SpliceHalf {
+    fn drop(&mut self) {
+        self.release();
     }
 }
