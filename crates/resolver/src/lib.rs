@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod answer;
+mod bind;
 mod forward;
 mod metrics;
 mod server;
@@ -30,7 +31,6 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use spaced_config::{DynoBoard, Store};
 use spaced_net::{BindError, Shutdown};
-use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Semaphore;
 
 pub use answer::{Forward, Outcome, Reply, Request, Transport, answer};
@@ -91,7 +91,8 @@ pub struct Options {
     pub max_tcp: usize,
     /// Forwards in flight from UDP clients; beyond: SERVFAIL.
     pub max_forwards: usize,
-    /// Receive loops per UDP socket (0: one per CPU, at most 4).
+    /// UDP sockets (`SO_REUSEPORT`, one receive loop each) per listen address (0: one per
+    /// CPU, at most 4). The kernel keeps each client flow on one of them.
     pub udp_tasks: usize,
 }
 
@@ -156,16 +157,16 @@ pub async fn spawn_with(
     let mut versions = store.subscribe();
     let version = *versions.borrow_and_update();
     let policy = store.load_full();
-    let mut bound = Vec::new();
-    for &addr in &policy.resolver.listen {
-        bound.push(bind_pair(addr)?);
-    }
-    let (zone, skipped) = Zone::compile(&policy, version);
-    log_skipped(&skipped);
     let udp_tasks = match options.udp_tasks {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
         n => n,
     };
+    let mut bound = Vec::new();
+    for &addr in &policy.resolver.listen {
+        bound.push(bind::bind_group(addr, udp_tasks)?);
+    }
+    let (zone, skipped) = Zone::compile(&policy, version);
+    log_skipped(&skipped);
     let ctx = Arc::new(Ctx {
         zone: ArcSwap::from_pointee(zone),
         board,
@@ -178,38 +179,16 @@ pub async fn spawn_with(
     let reloader = server::reload(store, versions, ctx.clone(), shutdown.clone());
     shutdown.spawn(reloader);
     let mut listen = Vec::new();
-    for (udp, tcp, addr) in bound {
+    for (group, tcp, addr) in bound {
         listen.push(addr);
-        let udp = Arc::new(udp);
-        for seed in 0..udp_tasks {
-            let task = server::serve_udp(udp.clone(), ctx.clone(), shutdown.clone(), seed * 7919);
+        for (i, udp) in group.into_iter().enumerate() {
+            let task = server::serve_udp(Arc::new(udp), ctx.clone(), shutdown.clone(), i * 7919);
             shutdown.spawn(task);
         }
         shutdown.spawn(server::serve_tcp(tcp, ctx.clone(), shutdown.clone()));
         tracing::info!(server.addr = %addr, "resolver listening (udp+tcp)");
     }
     Ok(Handle { listen, ctx })
-}
-
-/// UDP first, then TCP on the port UDP got; with port 0, a few tries in case TCP's is taken.
-fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr), ResolverError> {
-    let wrap = |source| ResolverError::Bind { addr, source };
-    let tries = if addr.port() == 0 { 8 } else { 1 };
-    let mut last = None;
-    for _ in 0..tries {
-        let udp = spaced_net::udp_socket(addr).map_err(wrap)?;
-        let local = udp
-            .local_addr()
-            .map_err(|source| wrap(BindError::Bind { addr, source }))?;
-        match spaced_net::tcp_listener(local) {
-            Ok(tcp) => return Ok((udp, tcp, local)),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(wrap(last.unwrap_or_else(|| BindError::Bind {
-        addr,
-        source: std::io::ErrorKind::AddrInUse.into(),
-    })))
 }
 
 fn log_skipped(skipped: &[Skipped]) {
