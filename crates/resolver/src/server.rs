@@ -8,7 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use spaced_config::{DynoBoard, Store};
 use spaced_net::Shutdown;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -278,7 +278,7 @@ pub(crate) async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>, shutdown: Sh
 /// One TCP connection: length-prefixed queries answered in order until the client closes,
 /// idles out, or the resolver stops.
 async fn serve_conn(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     ctx: &Ctx,
     shutdown: &Shutdown,
@@ -289,6 +289,8 @@ async fn serve_conn(
         .local_addr()
         .ok()
         .map(|a| spaced_config::canonical(a.ip()));
+    // Pipelined queries (RFC 7766 §6.2.1.1) then cost one read between them, not two each.
+    let mut stream = BufReader::with_capacity(4096, stream);
     let opts = &ctx.options;
     let mut buf = Vec::new();
     let mut out = Vec::new();
@@ -340,7 +342,7 @@ async fn serve_conn(
         framed.clear();
         framed.extend_from_slice(&len.to_be_bytes());
         framed.extend_from_slice(&out);
-        timed(opts.tcp_idle, stream.write_all(&framed)).await?;
+        timed(opts.tcp_idle, stream.get_mut().write_all(&framed)).await?;
         if one_shot {
             return Ok(());
         }

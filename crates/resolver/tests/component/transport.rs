@@ -228,3 +228,27 @@ async fn serves_ipv6_loopback() {
     assert_eq!(udp(r.addr, "::1", &q).await.answers.len(), 1);
     assert_eq!(tcp(r.addr, "::1", &q).await.answers.len(), 1);
 }
+
+#[tokio::test]
+async fn tcp_pipelined_queries_are_answered_in_order() {
+    use tokio::io::AsyncWriteExt;
+    let r = start(&policy_text(&dynos_text(2))).await;
+    let mut s = tcp_from(r.addr, "127.0.0.1").await;
+    let mut all = Vec::new();
+    for id in 1..=3u16 {
+        let mut q = query("web.big.app.localspace.", RecordType::A, None);
+        q.metadata.id = id;
+        let bytes = q.to_vec().unwrap();
+        all.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        all.extend_from_slice(&bytes);
+    }
+    within("pipelined write", s.write_all(&all)).await.unwrap();
+    for id in 1..=3u16 {
+        let mut len = [0u8; 2];
+        within("len", s.read_exact(&mut len)).await.unwrap();
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        within("body", s.read_exact(&mut buf)).await.unwrap();
+        let m = Message::from_vec(&buf).unwrap();
+        assert_eq!((m.id, m.answers.len()), (id, 2));
+    }
+}
