@@ -495,3 +495,82 @@ fn edns_version_above_zero_is_badvers() {
     // 16 is both BADVERS and BADSIG; hickory names it the latter.
     assert_eq!(u16::from(m.unwrap().response_code), 16);
 }
+
+mod property {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A valid query for a name built from zone-ish labels, then mutated byte by byte.
+    fn mutated_query() -> impl Strategy<Value = Vec<u8>> {
+        let labels = prop::sample::select(vec![
+            "web",
+            "api",
+            "app",
+            "localspace",
+            "_web",
+            "_tcp",
+            "1",
+            "2",
+            "WEB",
+            "x",
+            "svc",
+            "example",
+            "internal",
+        ]);
+        let types = prop::sample::select(vec![
+            RecordType::A,
+            RecordType::AAAA,
+            RecordType::SRV,
+            RecordType::SOA,
+            RecordType::NS,
+            RecordType::ANY,
+            RecordType::TXT,
+        ]);
+        (
+            prop::collection::vec(labels, 1..7),
+            types,
+            prop::option::of(0u16..5000),
+            prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        )
+            .prop_map(|(labels, ty, edns, flips)| {
+                let mut q = query(&format!("{}.", labels.join(".")), ty, edns);
+                for (at, byte) in flips {
+                    let i = at.index(q.len());
+                    q[i] = byte;
+                }
+                q
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn replies_decode_and_fit(q in mutated_query(), tcp in any::<bool>(), inside in any::<bool>()) {
+            let z = zone_of(POLICY);
+            let down: HashSet<SocketAddr> = ["10.0.1.5:5000".parse().unwrap()].into();
+            let req = Request {
+                query: &q,
+                client_in_space: inside,
+                transport: if tcp { Transport::Tcp } else { Transport::Udp },
+                local: Some("10.9.9.9".parse().unwrap()),
+                down: Some(&down),
+                rotate: q.len(),
+            };
+            let mut out = Vec::new();
+            match answer(&z, &req, &mut out) {
+                Outcome::Drop => prop_assert!(q.len() < 12 || q[2] & 0x80 != 0),
+                Outcome::Forward(f) => {
+                    prop_assert!(inside);
+                    prop_assert!(f.question_end <= q.len());
+                }
+                Outcome::Reply(_) => {
+                    prop_assert_eq!(&out[..2], &q[..2]);
+                    prop_assert!(tcp || out.len() <= 1232);
+                    prop_assert!(Message::from_vec(&out).is_ok(), "answer {:02x?}", out);
+                }
+            }
+        }
+    }
+}
