@@ -228,7 +228,12 @@ pub struct Forward<'a> {
 pub fn rewrite_request(headers: &mut HeaderMap, f: &Forward<'_>) {
     strip_hop_by_hop(headers, f.upgrade);
     headers.remove(header::EXPECT);
-    let xff = append_list(headers, &X_FORWARDED_FOR, f.peer.as_bytes());
+    // Usually absent: then the per-connection value is shared, not copied.
+    let xff = if headers.contains_key(&X_FORWARDED_FOR) {
+        append_list(headers, &X_FORWARDED_FOR, f.peer.as_bytes())
+    } else {
+        f.peer.clone()
+    };
     headers.insert(X_FORWARDED_FOR.clone(), xff);
     let proto = if f.https { "https" } else { "http" };
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));

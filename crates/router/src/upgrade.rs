@@ -20,6 +20,7 @@ pub(crate) fn spawn_relay(
     idle: Duration,
     slot: InFlight,
 ) {
+    let stop = shutdown.clone();
     shutdown.spawn(async move {
         let (client, dyno_io) = match tokio::try_join!(client, dyno) {
             Ok(pair) => pair,
@@ -28,8 +29,16 @@ pub(crate) fn spawn_relay(
                 return;
             }
         };
-        let res = spaced_net::relay(TokioIo::new(client), TokioIo::new(dyno_io), idle).await;
-        debug!(dyno.addr = %slot.0.addr, result = ?res, "upgraded connection ended");
+        // An upgraded connection is not a request: shutdown ends it rather than waiting out
+        // the drain grace for a websocket that may never close.
+        tokio::select! {
+            res = spaced_net::relay(TokioIo::new(client), TokioIo::new(dyno_io), idle) => {
+                debug!(dyno.addr = %slot.0.addr, result = ?res, "upgraded connection ended");
+            }
+            () = stop.cancelled() => {
+                debug!(dyno.addr = %slot.0.addr, "upgraded connection closed by shutdown");
+            }
+        }
         drop(slot);
     });
 }

@@ -281,3 +281,41 @@ async fn metrics_and_dynos_json() {
     assert_eq!(d[0]["up"], true);
     assert_eq!(d[0]["in_flight"], 0);
 }
+
+#[tokio::test]
+async fn bench_config_routes_what_wrk_sends() {
+    // benches/load/sut_http.sh: hosts "127.0.0.1" and "localhost"; wrk sends the port too.
+    let b = Backend::start("b").await;
+    let r = Router::start(&space(
+        "balance = \"round-robin\"",
+        &app("bench", &["127.0.0.1", "localhost"], &[b.addr]),
+    ))
+    .await;
+    let host = format!("127.0.0.1:{}", r.addr.port());
+    assert_eq!(get(r.addr, &host, "/").await.status, 200);
+    assert_eq!(get(r.addr, "localhost", "/").await.status, 200);
+}
+
+#[tokio::test]
+async fn head_and_no_host() {
+    let b = Backend::start("b").await;
+    let r = one_app(&[&b], "").await;
+    let mut c = Client::connect(r.addr).await;
+    let req = Request::head("/big/1234")
+        .header("host", "api.test")
+        .body(Full::default())
+        .unwrap();
+    let got = c.send(req).await.unwrap();
+    assert_eq!(got.status, 200);
+    assert_eq!(got.headers["content-length"], "1234");
+    assert!(got.body.is_empty());
+    // The connection is still usable after a HEAD.
+    assert_eq!(c.get("api.test", "/").await.text(), "b");
+    let out = raw(r.addr, b"GET / HTTP/1.1\r\nconnection: close\r\n\r\n").await;
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    let out = raw(r.addr, b"GET / HTTP/1.0\r\n\r\n").await;
+    assert!(
+        out.starts_with("HTTP/1.1 404") || out.starts_with("HTTP/1.0 404"),
+        "{out}"
+    );
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The router against its peers: wrk -> (spaced | nginx | haproxy) -> the same 3 nginx
+# backends, HTTP/1.1 keep-alive, CONNS (64) connections; unpinned and pinned in one run
+# (PIN=1: the proxy on CPU 0, wrk and the backends on CPU 1), then spaced's ratios to each
+# peer: req/s (higher is better), p99 and CPU µs per request (lower is better).
+#
+# Adapted from shared/bench-peers/http.sh: every target is started first (nginx :8080,
+# haproxy :8081, spaced :8090 through sut_http.sh), then measured in RUNS interleaved
+# rounds, the order rotated each round.
+#
+# Usage:  cargo build --release        # once, from the repository root
+#         benches/load/router.sh       [WORKERS=1] [PINS="0 1"] [TARGETS="nginx haproxy spaced"]
+# Env: DURATION (10), RUNS (3), WARMUP (2), CONNS (64), WRK_THREADS (1), RESULTS_DIR,
+#      KEEP_WORK, SPACED_BIN, SPACED_LOG (warn), SPACED_BALANCE (round-robin).
+# Output: results/router-w<WORKERS>-<pinned|unpinned>.tsv, and the ratio table on stdout.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+
+if [[ "${ROUTER_SH_INNER:-0}" != 1 ]]; then
+  WORKERS="${WORKERS:-1}"
+  RESULTS_DIR="${RESULTS_DIR:-$HERE/results}"
+  export WORKERS RESULTS_DIR
+  for pin in ${PINS:-0 1}; do
+    ROUTER_SH_INNER=1 PIN="$pin" "$0"
+  done
+  python3 - "$RESULTS_DIR" "$WORKERS" <<'PY'
+import csv, statistics, sys, os
+results, workers = sys.argv[1], sys.argv[2]
+for label in ("unpinned", "pinned"):
+    path = os.path.join(results, f"router-w{workers}-{label}.tsv")
+    if not os.path.exists(path):
+        continue
+    vals = {}
+    with open(path) as f:
+        for row in csv.reader(f, delimiter="\t"):
+            if len(row) < 6 or row[3] == "0":
+                continue
+            try:
+                vals.setdefault((row[2], row[4]), []).append(float(row[5]))
+            except ValueError:
+                pass
+    med = {k: statistics.median(v) for k, v in vals.items()}
+    print(f"\n## router w{workers} {label}: spaced / peer (medians of the runs)")
+    print("| peer | req/s ratio (>1 better) | p99 ratio (<1 better) | CPU us/req ratio (<1 better) | spaced CPU us/req |")
+    print("|---|---|---|---|---|")
+    for peer in ("nginx", "haproxy"):
+        row = [peer]
+        for metric in ("rps", "p99", "cpu_us_per_req"):
+            s, p = med.get(("spaced", metric)), med.get((peer, metric))
+            row.append(f"{s / p:.2f}" if s is not None and p else "n/a")
+        s_cpu = med.get(("spaced", "cpu_us_per_req"))
+        row.append(f"{s_cpu:.1f}" if s_cpu is not None else "n/a")
+        print("| " + " | ".join(row) + " |")
+PY
+  exit 0
+fi
+
+source "$HERE/lib.sh"
+source "$PEERS_DIR/http_lib.sh"
+
+WORKERS="${WORKERS:-1}"
+SPACED_PORT="${SPACED_PORT:-8090}"
+VARIANT="w${WORKERS}-${PIN_LABEL}"
+TARGETS="${TARGETS:-nginx haproxy spaced}"
+SUT_TEMPLATE="$HERE/sut_http.sh {WORKDIR} {PORT} {BACKENDS} {WORKERS}"
+
+results_open "router-$VARIANT"
+log "router suite: variant=$VARIANT targets=[$TARGETS] duration=${DURATION}s runs=$RUNS conns=$CONNS"
+start_backends
+
+for target in $TARGETS; do
+  STARTUP_MS="" TARGET_CMD=""
+  case $target in
+    nginx)
+      start_nginx_proxy nginx-proxy 8080 "$WORKERS"
+      check_proxy 8080 3
+      register_target nginx "$TARGET_PID" "http://127.0.0.1:8080/" ;;
+    haproxy)
+      start_haproxy haproxy 8081 "$WORKERS"
+      check_proxy 8081 3
+      register_target haproxy "$TARGET_PID" "http://127.0.0.1:8081/" ;;
+    spaced)
+      start_http_sut spaced "$SPACED_PORT" "$SUT_TEMPLATE"
+      check_proxy "$SPACED_PORT" 3
+      register_target spaced "$TARGET_PID" "http://127.0.0.1:$SPACED_PORT/" ;;
+    *) die "unknown target $target" ;;
+  esac
+done
+
+for t in "${TGT_LABELS[@]}"; do wrk_warm "${TGT_URL[$t]}"; done
+for run in $(seq "$RUNS"); do
+  for t in $(rotated $(( run - 1 )) "${TGT_LABELS[@]}"); do wrk_run router "$VARIANT" "$t" "$run"; done
+done
+for t in "${TGT_LABELS[@]}"; do target_info router "$VARIANT" "$t"; done
+log "done: $RESULT_FILE"
