@@ -113,17 +113,30 @@ async fn exchange(
     if answer[2] & 0x02 == 0 {
         return checked(upstream, answer.to_vec());
     }
+    match over_tcp(upstream, &msg, fwd).await {
+        Ok(full) => Ok(full),
+        // The truncated answer still tells the client to try TCP: better than SERVFAIL.
+        Err(e) => {
+            tracing::debug!(error = %e, "resolver forward: tcp retry failed");
+            checked(upstream, answer.to_vec())
+        }
+    }
+}
+
+/// The same query over TCP, for an answer that did not fit UDP.
+async fn over_tcp(upstream: SocketAddr, msg: &[u8], fwd: Forward) -> Result<Vec<u8>, ForwardError> {
+    let io = |source| ForwardError::Io { upstream, source };
     let mut stream = TcpStream::connect(upstream).await.map_err(io)?;
     let len = u16::try_from(msg.len()).map_err(|_| ForwardError::BadAnswer { upstream })?;
     let mut framed = Vec::with_capacity(2 + msg.len());
     framed.extend_from_slice(&len.to_be_bytes());
-    framed.extend_from_slice(&msg);
+    framed.extend_from_slice(msg);
     stream.write_all(&framed).await.map_err(io)?;
     let mut len = [0u8; 2];
     stream.read_exact(&mut len).await.map_err(io)?;
     let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
     stream.read_exact(&mut answer).await.map_err(io)?;
-    if !matches(&msg, &answer, fwd.question_end) {
+    if !matches(msg, &answer, fwd.question_end) {
         return Err(ForwardError::BadAnswer { upstream });
     }
     checked(upstream, answer)

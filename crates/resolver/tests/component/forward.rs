@@ -71,6 +71,20 @@ async fn truncated_upstream_answers_are_retried_over_tcp() {
 }
 
 #[tokio::test]
+async fn a_failed_tcp_retry_relays_the_truncated_answer() {
+    let up = upstream::start(Mode::TruncateTcpDown).await;
+    let r = start(&policy_text(&format!("upstreams = [\"{}\"]", up.addr))).await;
+    let m = udp(
+        r.addr,
+        "127.0.0.1",
+        &query("big.example.org.", RecordType::A, None),
+    )
+    .await;
+    assert_eq!(m.response_code, ResponseCode::NoError);
+    assert!(m.truncation, "the client learns to ask over TCP");
+}
+
+#[tokio::test]
 async fn dead_upstreams_give_servfail() {
     // One that never answers (the test options give it 500 ms), one with nothing listening.
     let silent = upstream::start(Mode::Silent).await;

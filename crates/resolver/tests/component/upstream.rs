@@ -17,6 +17,8 @@ pub(crate) enum Mode {
     Answer,
     /// UDP answers empty with TC; TCP answers `192.0.2.1`, `192.0.2.2`, `192.0.2.3`.
     Truncate,
+    /// UDP answers empty with TC; TCP connections are closed at once.
+    TruncateTcpDown,
     /// Never answers.
     Silent,
 }
@@ -85,7 +87,7 @@ pub(crate) async fn start(mode: Mode) -> Upstream {
             record(&s, &q, false);
             let answer = match mode {
                 Mode::Answer => respond(&q, &[1], false),
-                Mode::Truncate => respond(&q, &[], true),
+                Mode::Truncate | Mode::TruncateTcpDown => respond(&q, &[], true),
                 Mode::Silent => continue,
             };
             let _ = udp.send_to(&answer, peer).await;
@@ -94,6 +96,9 @@ pub(crate) async fn start(mode: Mode) -> Upstream {
     let s = seen.clone();
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = tcp.accept().await {
+            if mode == Mode::TruncateTcpDown {
+                continue;
+            }
             let s = s.clone();
             tokio::spawn(async move {
                 let mut len = [0u8; 2];
