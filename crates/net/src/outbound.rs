@@ -228,6 +228,28 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn freebind_lets_an_absent_source_bind() {
+        // 192.0.2.55 (TEST-NET-1) is on no interface here: without IP_FREEBIND the bind
+        // fails with EADDRNOTAVAIL. Nothing is sent: the socket is never connected.
+        let dest: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let src: SocketAddr = "192.0.2.55:0".parse().unwrap();
+        let socket = outbound_socket(dest, Some(src)).unwrap();
+        let sock = SockRef::from(&socket);
+        assert!(sock.freebind_v4().unwrap());
+        // Bound to the address with no port yet: IP_BIND_ADDRESS_NO_PORT defers it.
+        assert_eq!(socket.local_addr().unwrap(), src);
+        let plain = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let err = plain.bind(&src.into()).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EADDRNOTAVAIL));
+
+        let src6: SocketAddr = "[2001:db8::55]:0".parse().unwrap();
+        let dest6: SocketAddr = "[::1]:9".parse().unwrap();
+        if let Ok(socket) = outbound_socket(dest6, Some(src6)) {
+            assert_eq!(socket.local_addr().unwrap(), src6);
+        }
+    }
+
     #[test]
     fn error_classes() {
         let dest: SocketAddr = "127.0.0.1:1".parse().unwrap();

@@ -74,8 +74,13 @@ fn parse_line(rest: &[u8]) -> Result<ProxyHeader, ProxyError> {
         }
         _ => return Err(field("protocol")),
     };
-    let fields: Vec<&[u8]> = tokens.collect();
-    let [src, dst, sport, dport] = fields[..] else {
+    let (Some(src), Some(dst), Some(sport), Some(dport), None) = (
+        tokens.next(),
+        tokens.next(),
+        tokens.next(),
+        tokens.next(),
+        tokens.next(),
+    ) else {
         return Err(field("field count"));
     };
     let src_ip = parse_ip(proto, src, "source address")?;
@@ -224,12 +229,18 @@ fn check_prefix(window: &[u8]) -> Result<usize, ProxyError> {
             Err(field("protocol"))
         };
     };
-    let fields: Vec<&[u8]> = tokens.collect();
-    if fields.len() > FIELDS {
-        return Err(field("field count"));
+    // At most FIELDS tokens; `proto_done` means at least one (maybe empty) field.
+    let mut fields: [&[u8]; FIELDS] = [&[]; FIELDS];
+    let mut count = 0;
+    for tok in tokens {
+        let Some(slot) = fields.get_mut(count) else {
+            return Err(field("field count"));
+        };
+        *slot = tok;
+        count += 1;
     }
-    let last = fields.len() - 1; // `proto_done` means at least one (maybe empty) field
-    for (idx, tok) in fields.iter().enumerate() {
+    let last = count.saturating_sub(1);
+    for (idx, tok) in fields[..count].iter().enumerate() {
         let name = field_name(idx);
         if idx < last {
             // A finished field: it must parse now.
