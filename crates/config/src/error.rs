@@ -151,6 +151,27 @@ pub enum ErrorKind {
     },
 }
 
+impl ErrorKind {
+    /// Whether a file could not be read (the config itself, `trusted_file`, a certificate
+    /// or key) rather than holding a wrong value. Editors and orchestrators replace files
+    /// by rename, so a reload triggered mid-swap may see such an error that a retry a
+    /// moment later would not.
+    pub fn is_io(&self) -> bool {
+        match self {
+            Self::Read { .. } => true,
+            Self::Tls { reason, .. } => reason.starts_with("cannot read"),
+            _ => false,
+        }
+    }
+}
+
+impl Errors {
+    /// Whether every error is a file that could not be read (see [`ErrorKind::is_io`]).
+    pub fn is_io(&self) -> bool {
+        !self.0.is_empty() && self.0.iter().all(|e| e.kind.is_io())
+    }
+}
+
 /// Every problem found in one file: validation collects them all, so one edit fixes all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Errors(pub Vec<ConfigError>);

@@ -349,3 +349,17 @@ fn error_count_is_bounded() {
     text.push_str("]\n");
     assert_eq!(errors(&text).lines().count(), 100);
 }
+
+#[test]
+fn unreadable_files_are_classified_as_io() {
+    let read = |_: &Path| -> io::Result<Vec<u8>> { Err(io::ErrorKind::NotFound.into()) };
+    let source = Source {
+        name: "t.toml",
+        dir: Path::new("/cfg"),
+        read: &read,
+    };
+    let missing = "[space]\nname = \"s\"\ntrusted_file = \"x\"\n[[tls]]\ncert = \"a\"\nkey = \"b\"\n";
+    assert!(parse(missing.as_bytes(), &source).unwrap_err().is_io());
+    let wrong = "[space]\nname = \"s\"\ntrusted = [\"x\"]\n";
+    assert!(!parse(wrong.as_bytes(), &source).unwrap_err().is_io());
+}
