@@ -177,8 +177,13 @@ fn set_bind_address_no_port(socket: &Socket) -> io::Result<()> {
 }
 
 /// The destination a client originally asked for, on a connection that iptables
-/// `REDIRECT`/`TPROXY`-ed to a transparent listener (`SO_ORIGINAL_DST`, or
+/// `REDIRECT`ed (or `DNAT`ed) to a transparent listener (`SO_ORIGINAL_DST`, or
 /// `IP6T_SO_ORIGINAL_DST` for IPv6). The result is folded to IPv4 when mapped.
+///
+/// A connection made straight to the listener (not redirected) has a conntrack entry too,
+/// and its "original" destination is the listener itself: callers must refuse a result
+/// equal to `stream.local_addr()`, or a client could make the gateway connect to itself
+/// in a loop.
 ///
 /// # Errors
 /// When conntrack has no entry for the connection (`ENOENT`: it was not redirected or

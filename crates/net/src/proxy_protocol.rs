@@ -173,8 +173,8 @@ pub fn parse(buf: &[u8]) -> Result<Parsed, ProxyError> {
 /// (an HTTP request, a TLS ClientHello) is still unread, so the stream can go straight to
 /// the next protocol.
 ///
-/// Reads are sized by [`Parsed::Incomplete::need_at_least`], so a v1 header typically takes
-/// two to four reads and a v2 header two. `deadline` bounds the whole header. Not
+/// Reads are sized by [`Parsed::Incomplete::need_at_least`], so a v2 header takes two
+/// reads and a v1 header a handful (each read asks for the least the rest can be). `deadline` bounds the whole header. Not
 /// cancel-safe (bytes read so far are lost); use the deadline instead of `select!`.
 ///
 /// # Errors

@@ -136,6 +136,8 @@ impl SpliceHalf {
                 self.release();
                 return Poll::Pending;
             }
+            // Out of descriptors mid-relay ends this relay with the error; only the first
+            // pipes (taken before any byte) can fall back to the generic copy.
             let pipe = match self.pipe.take() {
                 Some(pipe) => pipe,
                 None => Pipe::take()?,
