@@ -1,4 +1,5 @@
 //! Active health checks take a dyno out and bring it back, and publish to the DynoBoard.
+#![allow(clippy::unwrap_used)]
 
 #[path = "support/harness.rs"]
 mod harness;

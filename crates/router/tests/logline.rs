@@ -1,5 +1,6 @@
 //! The router log line as emitted: one `router` event per request whose message is the
 //! whole line, at info/warn/error by outcome.
+#![allow(clippy::unwrap_used)]
 
 #[path = "support/harness.rs"]
 mod harness;

@@ -1,4 +1,5 @@
 //! The proxy path end to end: headers both ways, spreading, retries, routing refusals.
+#![allow(clippy::unwrap_used)]
 
 #[path = "support/harness.rs"]
 mod harness;

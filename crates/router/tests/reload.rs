@@ -1,6 +1,7 @@
 //! Reloads and shutdown: a rolling replacement of every dyno under load costs nothing,
 //! removed dynos drain, client connections survive reloads, shutdown finishes in-flight
 //! requests.
+#![allow(clippy::unwrap_used)]
 
 #[path = "support/harness.rs"]
 mod harness;

@@ -2,6 +2,7 @@
 //! failures, clock jumps, in-flight changes and reloads (state kept by address), with the
 //! invariants of BEHAVIOR.md "Choosing a dyno" checked after every step. A failure names
 //! its seed; rerun one with `SIM_SEED=<n>`.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
 //! Test harness: a real router started with `spawn` on 127.0.0.1:0, real dynos (small hyper
 //! servers on 127.0.0.1:0 that record what they saw), and small clients.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::convert::Infallible;
 use std::future::Future;
