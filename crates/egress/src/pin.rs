@@ -6,7 +6,7 @@
 //! only the clients whose top score was that address, and adding one moves only the clients
 //! for which the newcomer scores highest (about 1/n of them).
 //!
-//! The hash is fixed and seeded here (FNV-1a folded through the MurmurHash3 finaliser), not
+//! The hash is fixed and seeded here (FNV-1a and the MurmurHash3 finaliser), not
 //! `RandomState`: an app must keep its address across restarts and across replicas of the
 //! gateway, so the score may depend on nothing but its inputs.
 
@@ -24,9 +24,34 @@ pub enum PinKey<'a> {
 /// Fixed seed: changing it would move every app, so it never changes.
 const SEED: u64 = 0x5bd1_e995_9e37_79b9;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+/// 2^64 / φ: spreads the source's hash before it is combined with the key's.
+const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// The score of `source` for `key`; the highest score wins.
 pub fn score(key: PinKey<'_>, source: IpAddr) -> u64 {
+    combine(key_hash(key), source)
+}
+
+/// The source to use for `key`: the highest-scoring address of `pool` (ties broken by the
+/// address, so the choice never depends on pool order). `None` for an empty pool.
+pub fn choose(key: PinKey<'_>, pool: &[IpAddr]) -> Option<IpAddr> {
+    let k = key_hash(key);
+    pool.iter().copied().max_by_key(|&ip| (combine(k, ip), ip))
+}
+
+/// Every address of `pool` in rendezvous order for `key`: the pinned one first, then the
+/// fallbacks. Duplicates in `pool` are kept once.
+pub fn order(key: PinKey<'_>, pool: &[IpAddr]) -> Vec<IpAddr> {
+    let k = key_hash(key);
+    let mut scored: Vec<(u64, IpAddr)> = pool.iter().map(|&ip| (combine(k, ip), ip)).collect();
+    scored.sort_unstable_by(|a, b| b.cmp(a));
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().map(|(_, ip)| ip).collect()
+}
+
+/// The key's half of every score, computed once per choice: FNV-1a over a tagged encoding
+/// (an app name and an address can never collide), then mixed.
+fn key_hash(key: PinKey<'_>) -> u64 {
     let mut h = Fnv(SEED);
     match key {
         PinKey::App(name) => {
@@ -35,40 +60,28 @@ pub fn score(key: PinKey<'_>, source: IpAddr) -> u64 {
         }
         PinKey::Addr(ip) => {
             h.write(b"i");
-            write_ip(&mut h, ip);
+            h.write(&ip_word(ip).to_le_bytes());
         }
     }
-    // A separator no name can contain keeps ("ab", x) and ("a", "b"+x) apart.
-    h.write(&[0xff]);
-    write_ip(&mut h, source);
     fmix64(h.0)
 }
 
-/// The source to use for `key`: the highest-scoring address of `pool` (ties broken by the
-/// address, so the choice never depends on pool order). `None` for an empty pool.
-pub fn choose(key: PinKey<'_>, pool: &[IpAddr]) -> Option<IpAddr> {
-    pool.iter().copied().max_by_key(|&ip| (score(key, ip), ip))
+/// One source's score for a key hash: the source's own hash, spread, added to the key's and
+/// mixed again, so the scores of different sources are independent for every key.
+#[inline]
+fn combine(key: u64, source: IpAddr) -> u64 {
+    fmix64(key.wrapping_add(fmix64(ip_word(source)).wrapping_mul(GOLDEN)))
 }
 
-/// Every address of `pool` in rendezvous order for `key`: the pinned one first, then the
-/// fallbacks. Duplicates in `pool` are kept once.
-pub fn order(key: PinKey<'_>, pool: &[IpAddr]) -> Vec<IpAddr> {
-    let mut scored: Vec<(u64, IpAddr)> = pool.iter().map(|&ip| (score(key, ip), ip)).collect();
-    scored.sort_unstable_by(|a, b| b.cmp(a));
-    scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().map(|(_, ip)| ip).collect()
-}
-
-fn write_ip(h: &mut Fnv, ip: IpAddr) {
-    // Fold IPv4-mapped addresses so `::ffff:a.b.c.d` pins like `a.b.c.d`.
+/// An address as one word: IPv4-mapped IPv6 folded to IPv4 (so both pin alike), the
+/// families kept apart by a tag above any IPv4 value.
+#[inline]
+fn ip_word(ip: IpAddr) -> u64 {
     match spaced_config::canonical(ip) {
-        IpAddr::V4(v4) => {
-            h.write(&[4]);
-            h.write(&v4.octets());
-        }
+        IpAddr::V4(v4) => u64::from(u32::from(v4)) | (4 << 56),
         IpAddr::V6(v6) => {
-            h.write(&[6]);
-            h.write(&v6.octets());
+            let v = u128::from(v6);
+            fmix64((v >> 64) as u64 ^ fmix64(v as u64 ^ (6 << 56)))
         }
     }
 }
@@ -133,6 +146,14 @@ mod tests {
     #[test]
     fn fixed_values_never_change() {
         // Pinning must survive restarts and upgrades: these values are part of the contract.
+        // If this fails, every app in every space would move to another source IP.
+        let api = score(PinKey::App("api"), "127.0.0.10".parse().unwrap());
+        assert_eq!(api, 0xaeef_823d_22f6_4468);
+        let by_addr = score(
+            PinKey::Addr("10.0.1.5".parse().unwrap()),
+            "2001:db8::1".parse().unwrap(),
+        );
+        assert_eq!(by_addr, 0x4002_f89d_15e6_a409);
         let a = score(PinKey::App("api"), "127.0.0.10".parse().unwrap());
         let b = score(PinKey::App("api"), "127.0.0.10".parse().unwrap());
         assert_eq!(a, b);
