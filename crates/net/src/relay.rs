@@ -37,7 +37,7 @@ pub struct Relayed {
 }
 
 /// Copies `a` → `b` and `b` → `a` until both directions have ended or nothing has moved in
-/// either direction for `idle`.
+/// either direction for `idle` (a zero `idle` ends the relay at its first lull).
 ///
 /// When one side reaches EOF, the other side's write half is shut down (flushed first) and
 /// the opposite direction goes on: a client may send its request, half-close, and still
@@ -197,6 +197,13 @@ impl CopyHalf {
     }
 }
 
+/// `from + idle`, saturating: an absurd configured timeout means "about never", not a
+/// panic on `Instant` overflow.
+fn after(from: Instant, idle: Duration) -> Instant {
+    from.checked_add(idle)
+        .unwrap_or_else(|| from + Duration::from_secs(30 * 365 * 86_400))
+}
+
 /// The rolling idle deadline shared by both directions. The timer is only re-armed when it
 /// fires (to `last activity + idle`), so busy relays do not touch the timer wheel per
 /// chunk.
@@ -212,7 +219,7 @@ impl IdleTimer {
         Self {
             idle,
             last: now,
-            sleep: Box::pin(tokio::time::sleep_until(now + idle)),
+            sleep: Box::pin(tokio::time::sleep_until(after(now, idle))),
         }
     }
 
@@ -223,7 +230,7 @@ impl IdleTimer {
             self.last = Instant::now();
         }
         while self.sleep.as_mut().poll(cx).is_ready() {
-            let deadline = self.last + self.idle;
+            let deadline = after(self.last, self.idle);
             if deadline <= Instant::now() {
                 return Poll::Ready(true);
             }

@@ -327,3 +327,44 @@ fn throughput_report() {
         measure("splice", Some(Kind::Splice), Some(direct));
     }
 }
+
+#[tokio::test]
+async fn huge_idle_does_not_overflow() {
+    for kind in KINDS {
+        let (mut client, mut backend, task) = setup(kind, Duration::MAX).await;
+        client.write_all(b"ok").await.unwrap();
+        client.shutdown().await.unwrap();
+        assert_eq!(read_all(&mut backend).await, b"ok");
+        backend.shutdown().await.unwrap();
+        let relayed = timeout(T, task).await.unwrap().unwrap().unwrap();
+        assert_eq!(relayed.a_to_b, 2, "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn generic_relay_over_in_memory_streams() {
+    // Not sockets: the shape of a hyper upgrade or a TLS stream on one side.
+    let (mut client, front) = tokio::io::duplex(1024);
+    let (mut backend, back) = tokio::io::duplex(1024);
+    let task = tokio::spawn(relay(front, back, T));
+    let payload = pattern(3, 100_000);
+    let expected = payload.clone();
+    let writer = tokio::spawn(async move {
+        client.write_all(&payload).await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        client.read_to_end(&mut back).await.unwrap();
+        back
+    });
+    let mut got = Vec::new();
+    timeout(T, backend.read_to_end(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(got == expected);
+    backend.write_all(b"done").await.unwrap();
+    backend.shutdown().await.unwrap();
+    assert_eq!(timeout(T, writer).await.unwrap().unwrap(), b"done");
+    let relayed = timeout(T, task).await.unwrap().unwrap().unwrap();
+    assert_eq!((relayed.a_to_b, relayed.b_to_a), (100_000, 4));
+}
