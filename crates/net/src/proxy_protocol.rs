@@ -114,9 +114,12 @@ pub enum ProxyError {
     /// v2 header longer than [`V2_MAX_LEN`].
     #[error("v2 header of {0} bytes exceeds {V2_MAX_LEN}")]
     V2TooLong(usize),
-    /// A v2 TLV runs past the end of the header.
+    /// A v2 TLV runs past the end of the header (or a CRC32c TLV is not 4 bytes).
     #[error("malformed v2 TLV")]
     V2Tlv,
+    /// The v2 header's CRC32c TLV does not match its bytes.
+    #[error("v2 header checksum mismatch")]
+    V2Checksum,
     /// The connection ended before the header was complete.
     #[error("connection closed inside the PROXY header")]
     Truncated,

@@ -252,6 +252,33 @@ fn v2_tlvs_are_skipped_and_checked() {
 }
 
 #[test]
+fn crc32c_known_vector() {
+    assert_eq!(!v2::crc32c(!0, b"123456789"), 0xe306_9283);
+}
+
+#[test]
+fn v2_crc32c_tlv_is_checked() {
+    let with_crc = |corrupt: bool| {
+        let mut body = TCP4_BODY.to_vec();
+        body.extend_from_slice(&[0x03, 0, 4, 0, 0, 0, 0]);
+        let mut wire = v2(0x21, 0x11, &body);
+        let crc = !v2::crc32c(!0, &wire);
+        let at = wire.len() - 4;
+        wire[at..].copy_from_slice(&crc.to_be_bytes());
+        if corrupt {
+            wire[17] ^= 1; // one bit of the source address
+        }
+        wire
+    };
+    let (h, _) = complete(&with_crc(false));
+    assert_eq!(h.source, Some(sa("192.0.2.1:56324")));
+    assert!(matches!(err(&with_crc(true)), ProxyError::V2Checksum));
+    let mut body = TCP4_BODY.to_vec();
+    body.extend_from_slice(&[0x03, 0, 2, 0, 0]); // a CRC TLV must be 4 bytes
+    assert!(matches!(err(&v2(0x21, 0x11, &body)), ProxyError::V2Tlv));
+}
+
+#[test]
 fn v2_malformed() {
     let short4 = v2(0x21, 0x11, &TCP4_BODY[..11]);
     assert!(matches!(

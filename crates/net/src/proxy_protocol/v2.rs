@@ -73,7 +73,7 @@ pub(super) fn parse(buf: &[u8]) -> Result<Parsed, ProxyError> {
     // For LOCAL and UNSPEC the spec says to ignore the whole block (it may hold addresses
     // we do not decode), so only a decoded address block is followed by checked TLVs.
     if addr_len > 0 {
-        check_tlvs(tlvs)?;
+        check_tlvs(&buf[..total], total - tlvs.len())?;
     }
     let (source, destination) = match (command, family) {
         (Command::Proxy, TCP4) => {
@@ -116,14 +116,53 @@ fn port(block: &[u8], at: usize) -> u16 {
     u16::from_be_bytes(octets::<2>(block, at))
 }
 
-/// Each TLV is type (1), big-endian length (2), value; they must tile the rest exactly.
-fn check_tlvs(mut rest: &[u8]) -> Result<(), ProxyError> {
-    while !rest.is_empty() {
-        let Some(&[_kind, hi, lo]) = rest.get(..3) else {
+/// TLV type of the header's CRC32c (spec section 2.2.5).
+const PP2_TYPE_CRC32C: u8 = 0x03;
+
+/// Each TLV is type (1), big-endian length (2), value; they must tile `header[start..]`
+/// exactly. A CRC32c TLV, when present, must be 4 bytes and match: the spec requires a
+/// receiver that supports it to check it, and refusing a corrupted header is cheap.
+fn check_tlvs(header: &[u8], start: usize) -> Result<(), ProxyError> {
+    let mut at = start;
+    while at < header.len() {
+        let Some(&[kind, hi, lo]) = header.get(at..at + 3) else {
             return Err(ProxyError::V2Tlv);
         };
-        let end = 3 + usize::from(u16::from_be_bytes([hi, lo]));
-        rest = rest.get(end..).ok_or(ProxyError::V2Tlv)?;
+        let value = at + 3;
+        let end = value + usize::from(u16::from_be_bytes([hi, lo]));
+        let Some(bytes) = header.get(value..end) else {
+            return Err(ProxyError::V2Tlv);
+        };
+        if kind == PP2_TYPE_CRC32C {
+            let Ok(sent) = <[u8; 4]>::try_from(bytes) else {
+                return Err(ProxyError::V2Tlv);
+            };
+            // The checksum covers the whole header with its own value zeroed.
+            let crc = crc32c(
+                crc32c(crc32c(!0, &header[..value]), &[0; 4]),
+                &header[end..],
+            );
+            if !crc != u32::from_be_bytes(sent) {
+                return Err(ProxyError::V2Checksum);
+            }
+        }
+        at = end;
     }
     Ok(())
+}
+
+/// CRC-32C (Castagnoli), bitwise: headers are at most 536 bytes, so a table buys nothing.
+/// `crc` is the running register (start with `!0`, finish with `!`).
+pub(super) fn crc32c(mut crc: u32, data: &[u8]) -> u32 {
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
 }
