@@ -119,14 +119,20 @@ pub fn parse(bytes: &[u8], source: &Source<'_>) -> Result<Policy, Errors> {
         errors: Vec::new(),
         files: Vec::new(),
     };
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        cx.push(
-            0..0,
-            ErrorKind::Toml {
-                message: "the file is not valid UTF-8".into(),
-            },
-        );
-        return Err(Errors(cx.errors));
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            // Locate the first bad byte within the valid prefix, which is text.
+            let valid = bytes.get(..e.valid_up_to()).unwrap_or_default();
+            cx.text = std::str::from_utf8(valid).unwrap_or_default();
+            cx.push(
+                valid.len()..valid.len(),
+                ErrorKind::Toml {
+                    message: "invalid UTF-8: a TOML file is UTF-8 text".into(),
+                },
+            );
+            return Err(Errors(cx.errors));
+        }
     };
     cx.text = text;
     let raw: RawConfig = match toml::from_str(text) {

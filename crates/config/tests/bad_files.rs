@@ -323,6 +323,21 @@ fn columns_count_characters_not_bytes() {
 }
 
 #[test]
+fn invalid_utf8_is_located() {
+    let read = |_: &Path| -> io::Result<Vec<u8>> { Err(io::ErrorKind::NotFound.into()) };
+    let source = Source {
+        name: "t.toml",
+        dir: Path::new("/cfg"),
+        read: &read,
+    };
+    let e = parse(b"[space]\nname = \"\xc3\xa9\xff\"\n", &source).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "t.toml:2:10: invalid UTF-8: a TOML file is UTF-8 text"
+    );
+}
+
+#[test]
 fn hostile_input_never_panics() {
     for text in [
         &b"\xff\xfe"[..],
@@ -358,7 +373,8 @@ fn unreadable_files_are_classified_as_io() {
         dir: Path::new("/cfg"),
         read: &read,
     };
-    let missing = "[space]\nname = \"s\"\ntrusted_file = \"x\"\n[[tls]]\ncert = \"a\"\nkey = \"b\"\n";
+    let missing =
+        "[space]\nname = \"s\"\ntrusted_file = \"x\"\n[[tls]]\ncert = \"a\"\nkey = \"b\"\n";
     assert!(parse(missing.as_bytes(), &source).unwrap_err().is_io());
     let wrong = "[space]\nname = \"s\"\ntrusted = [\"x\"]\n";
     assert!(!parse(wrong.as_bytes(), &source).unwrap_err().is_io());
