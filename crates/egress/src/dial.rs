@@ -148,8 +148,10 @@ pub(crate) async fn dial(
             Err(e) => last = Some(e),
         }
     }
-    // `dests` is never empty, so `last` is set; answer a generic failure otherwise.
-    Err(last.unwrap_or(DialError::NoSource { dest: dests[0] }))
+    // `resolve` never returns an empty list, so `last` is set; stay total anyway.
+    Err(last.unwrap_or_else(|| DialError::Resolve {
+        host: crate::http::address_text(addr),
+    }))
 }
 
 /// Vets and connects to an address that needs no resolution (transparent mode, UDP).

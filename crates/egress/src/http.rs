@@ -38,9 +38,7 @@ pub(crate) async fn serve_conn(
         Ok(Ok(h)) => h,
         Ok(Err(Some(e))) => {
             shared.refused.bad_request.inc();
-            let _ = stream
-                .write_all(&error_response(e.status(), &e.to_string()))
-                .await;
+            refuse(&mut stream, &error_response(e.status(), &e.to_string())).await;
             return;
         }
         // The client went away or was too slow: nothing useful to say.
@@ -66,19 +64,25 @@ pub(crate) async fn serve_conn(
         Target::Origin(_) | Target::Asterisk => {
             shared.refused.bad_request.inc();
             let msg = "this is a proxy: send absolute-form requests or CONNECT";
-            let _ = stream.write_all(&error_response(400, msg)).await;
+            refuse(&mut stream, &error_response(400, msg)).await;
         }
     }
 }
 
 /// Reads until a complete head is in `buf`. `Err(None)`: the client closed or failed.
 async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Head, Option<HeadError>> {
+    // Where the search for the blank line resumes: a client sending its head a byte at a
+    // time must not make us rescan everything it sent on every read.
+    let mut searched: usize = 0;
     loop {
-        match head::parse_request_head(buf) {
-            Ok(h) => return Ok(h),
-            Err(HeadError::Incomplete) => {}
-            Err(e) => return Err(Some(e)),
+        let from = searched.saturating_sub(3);
+        if buf[from..].windows(4).any(|w| w == b"\r\n\r\n") {
+            return head::parse_request_head(buf).map_err(Some);
         }
+        if buf.len() >= head::MAX_HEAD {
+            return Err(Some(HeadError::TooLarge));
+        }
+        searched = buf.len();
         if buf.len() == buf.capacity() {
             buf.reserve(buf.len().clamp(1024, head::MAX_HEAD));
         }
@@ -169,9 +173,7 @@ async fn connect(
     let client = match identify(shared, policy, peer.ip(), auth, &dest_text, Proto::Connect) {
         Ok(c) => c,
         Err(r) => {
-            let _ = stream
-                .write_all(&error_response(r.status(), &r.to_string()))
-                .await;
+            refuse(&mut stream, &error_response(r.status(), &r.to_string())).await;
             return;
         }
     };
@@ -180,9 +182,7 @@ async fn connect(
         Ok(up) => up,
         Err(e) => {
             dial_failed(shared, &client, peer.ip(), &dest_text, Proto::Connect, &e);
-            let _ = stream
-                .write_all(&error_response(e.status(), &e.to_string()))
-                .await;
+            refuse(&mut stream, &error_response(e.status(), &e.to_string())).await;
             return;
         }
     };
@@ -220,6 +220,26 @@ pub(crate) fn address_text(addr: &Address) -> String {
         Address::Ip(sa) => sa.to_string(),
         Address::Domain(h, p) => format!("{h}:{p}"),
     }
+}
+
+/// Writes an error response and closes gracefully: our half first, then what the client
+/// still sends is read and dropped for a moment, so that closing with unread bytes does
+/// not reset the connection and destroy the response before the client has read it.
+async fn refuse(stream: &mut TcpStream, response: &[u8]) {
+    if stream.write_all(response).await.is_err() || stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        let mut total = 0usize;
+        while total < 256 * 1024 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
 }
 
 /// A complete error response that closes the connection.

@@ -128,7 +128,22 @@ async fn original_dst_of_a_plain_connection() {
     let addr = listener.local_addr().unwrap();
     let (_c, a) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
     let (server, _) = a.unwrap();
-    match original_dst(&server) {
+    let got = original_dst(&server);
+    eprintln!("original_dst: {got:?}");
+    match got {
+        Ok(dst) => assert_eq!(dst, addr),
+        Err(e) => assert!(e.raw_os_error().is_some(), "{e}"),
+    }
+    // The same through a dual-stack listener (an IPv4 client on an AF_INET6 socket).
+    let Ok(listener) = tcp_listener("[::]:0".parse().unwrap()) else {
+        return;
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], listener.local_addr().unwrap().port()));
+    let (_c, a) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+    let (server, _) = a.unwrap();
+    let got = original_dst(&server);
+    eprintln!("original_dst: {got:?}");
+    match got {
         Ok(dst) => assert_eq!(dst, addr),
         Err(e) => assert!(e.raw_os_error().is_some(), "{e}"),
     }

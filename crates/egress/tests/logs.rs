@@ -1,0 +1,149 @@
+//! The log lines: one per tunnel, exactly the contract's format, as the whole message of
+//! an event with target `egress`; refusals name the rule that refused.
+
+#![allow(clippy::unwrap_used)] // tests: a failed step should panic with its location
+
+mod harness;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use harness::*;
+use tokio::io::AsyncWriteExt;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<String> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        text.lines().map(str::to_owned).collect()
+    }
+}
+
+/// Installs a subscriber for this thread (the test runtime is single-threaded, so every
+/// task of the gateway logs here) that prints only the message of `egress` events.
+fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let out = Captured::default();
+    let w = out.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_writer(move || w.clone())
+        .with_target(true)
+        .with_level(false)
+        .without_time()
+        .with_ansi(false)
+        .with_env_filter("egress=info")
+        .finish();
+    (out, tracing::subscriber::set_default(sub))
+}
+
+async fn wait_for(out: &Captured, pat: &str) -> String {
+    for _ in 0..200 {
+        if let Some(l) = out.lines().into_iter().find(|l| l.contains(pat)) {
+            return l;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no log line with {pat:?} in {:?}", out.lines());
+}
+
+#[tokio::test]
+async fn every_tunnel_ends_with_one_line_in_the_contract_format() {
+    let (out, _guard) = capture();
+    let who = Whoami::start("127.0.0.1:0").await;
+    let gw = Gateway::start(&config(&format!("{POOL2}\ndeny = []"), APPS)).await;
+    let (s, _) = http_connect(
+        "127.0.0.1",
+        gw.http(),
+        &who.addr.to_string(),
+        Some(("api", "s3cret")),
+    )
+    .await;
+    let src = get_through(s).await;
+    let line = wait_for(&out, "proto=connect").await;
+    let msg = line.trim_start_matches("egress: ");
+    let prefix = format!(
+        "at=info app=api client=127.0.0.1 egress_ip={src} dest={} proto=connect bytes_out=",
+        who.addr
+    );
+    assert!(msg.starts_with(&prefix), "{msg}");
+    let rest = &msg[prefix.len()..];
+    let (out_b, rest) = rest.split_once(" bytes_in=").unwrap();
+    let (in_b, dur) = rest.split_once(" duration=").unwrap();
+    assert_eq!(out_b, "27", "GET / HTTP/1.1 + Host header");
+    assert!(in_b.parse::<u64>().unwrap() > 0);
+    assert!(
+        dur.ends_with("ms") && dur.trim_end_matches("ms").parse::<u64>().is_ok(),
+        "{dur}"
+    );
+
+    let (mut s, code) = socks_connect(
+        "127.0.0.1",
+        gw.socks(),
+        &socks_addr(who.addr),
+        Some(("web", "w3b")),
+    )
+    .await;
+    assert_eq!(code, 0);
+    s.shutdown().await.unwrap();
+    let line = wait_for(&out, "proto=socks5 ").await;
+    assert!(
+        line.contains("at=info app=web client=127.0.0.1 egress_ip="),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn a_denial_names_its_rule() {
+    let (out, _guard) = capture();
+    let who = Whoami::start("127.0.0.1:0").await;
+    let gw = Gateway::start(&config(&format!("{POOL2}\ndeny = [\"127.0.0.0/8\"]"), APPS)).await;
+    let target = format!("localhost:{}", who.addr.port());
+    let (_s, head) = http_connect("127.0.0.2", gw.http(), &target, Some(("api", "s3cret"))).await;
+    assert!(head.starts_with("HTTP/1.1 403"));
+    let line = wait_for(&out, "refused=denied").await;
+    assert!(line.contains("app=api client=127.0.0.2 "), "{line}");
+    assert!(
+        line.contains(&format!("dest={target} proto=connect")),
+        "{line}"
+    );
+    assert!(
+        line.contains("rule=deny:127.0.0.0/8") || line.contains("rule=deny:::1"),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn a_head_dripped_byte_by_byte_works_and_an_endless_one_is_cut() {
+    let who = Whoami::start("127.0.0.1:0").await;
+    let gw = Gateway::start(&config(&format!("{POOL2}\ndeny = []"), "")).await;
+    let mut s = connect_from("127.0.0.1", gw.http()).await;
+    let req = format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", who.addr);
+    for b in req.as_bytes() {
+        within(s.write_all(&[*b])).await.unwrap();
+    }
+    assert!(read_head(&mut s).await.starts_with("HTTP/1.1 200"));
+    let mut s = connect_from("127.0.0.1", gw.http()).await;
+    within(s.write_all(b"CONNECT a:1 HTTP/1.1\r\n"))
+        .await
+        .unwrap();
+    let filler = format!("X-Filler: {}\r\n", "a".repeat(1000));
+    let mut answer = String::new();
+    for _ in 0..80 {
+        if s.write_all(filler.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    answer.push_str(&read_head(&mut s).await);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+}
