@@ -20,6 +20,8 @@ use crate::Shared;
 use crate::health::{self, Active, Transition};
 use crate::state::DynoRt;
 
+/// The shortest pause between two checks of one dyno.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
 /// Longest status line read from a health endpoint.
 const MAX_STATUS_LINE: usize = 1024;
 
@@ -140,7 +142,8 @@ async fn check_loop(shared: Arc<Shared>, dyno: Arc<DynoRt>, spec: Spec, stop: Ca
         Active::new()
     };
     loop {
-        let wait = health::jittered(spec.interval, fastrand::f64());
+        // A floor, so a zero interval cannot spin.
+        let wait = health::jittered(spec.interval, fastrand::f64()).max(MIN_INTERVAL);
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(wait) => {}

@@ -131,24 +131,32 @@ impl ConnCtx {
 
     fn verdict(&self, now: u64, t: &Timeouts) -> Verdict {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
-            return Verdict::Wait(now + t.keepalive.as_millis() as u64);
+            return Verdict::Wait(now.saturating_add(ms(t.keepalive)));
         }
         let head = self.head_since.load(Ordering::Relaxed);
         if head > 0 {
-            let deadline = head - 1 + t.client_header.as_millis() as u64;
+            let deadline = (head - 1).saturating_add(ms(t.client_header));
             return if now >= deadline {
                 Verdict::SlowHead
             } else {
                 Verdict::Wait(deadline)
             };
         }
-        let deadline = self.idle_since.load(Ordering::Relaxed) + t.keepalive.as_millis() as u64;
+        let deadline = self
+            .idle_since
+            .load(Ordering::Relaxed)
+            .saturating_add(ms(t.keepalive));
         if now >= deadline {
             Verdict::Idle
         } else {
             Verdict::Wait(deadline)
         }
     }
+}
+
+/// A duration in whole milliseconds, saturating (config durations may be absurdly long).
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Serves HTTP on `io` until the client leaves, a deadline passes, or shutdown.
@@ -188,7 +196,7 @@ where
     let shutdown = ctx.shared.shutdown.clone();
     let runtime = &ctx.shared.runtime;
     tokio::pin!(conn);
-    let first = runtime.instant_at(runtime.now_ms() + t.client_header.as_millis() as u64);
+    let first = runtime.instant_at(runtime.now_ms().saturating_add(ms(t.client_header)));
     let timer = tokio::time::sleep_until(first);
     tokio::pin!(timer);
     let mut closing = false;

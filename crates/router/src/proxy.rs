@@ -51,6 +51,10 @@ pub(crate) async fn handle(
         debug!(client.addr = %ex.conn.peer, reason = %e, "malformed request");
         return Ok(error(ex, Code::H26, Outcome::default()));
     }
+    if parts.method == http::Method::CONNECT {
+        // A reverse proxy has no tunnel to offer; dynos are reached by Host.
+        return Ok(error(ex, Code::H26, Outcome::default()));
+    }
     if ex.host.is_none() && parts.version == Version::HTTP_11 {
         // RFC 9112 §3.2: an HTTP/1.1 request without Host is answered 400.
         return Ok(error(ex, Code::H26, Outcome::default()));

@@ -203,7 +203,9 @@ impl Runtime {
 
     /// The instant of router-clock `ms`.
     pub(crate) fn instant_at(&self, ms: u64) -> Instant {
-        self.epoch + std::time::Duration::from_millis(ms)
+        // Far-future deadlines (absurd config durations) saturate at about 30 years.
+        let capped = ms.min(1_000_000_000_000);
+        self.epoch + std::time::Duration::from_millis(capped)
     }
 
     /// The view of the store's current policy: one `store.load()`, rebuilt when a reload
