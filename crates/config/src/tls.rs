@@ -46,8 +46,8 @@ pub(crate) fn load(
             },
         )
     };
-    let cert_pem = read(cert_path).map_err(|e| cert_err(format!("cannot read ({e})")))?;
-    let key_pem = read(key_path).map_err(|e| key_err(format!("cannot read ({e})")))?;
+    let cert_pem = read(cert_path).map_err(|e| cert_err(format!("cannot read: {e}")))?;
+    let key_pem = read(key_path).map_err(|e| key_err(format!("cannot read: {e}")))?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| cert_err(format!("not a PEM certificate chain ({e})")))?;

@@ -168,12 +168,12 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "unreadable certificate",
         "[[tls]]\ncert = \"tls/missing.crt\"\nkey = \"tls/a.key\"\n",
-        "t.toml:4:8: certificate \"/cfg/tls/missing.crt\": cannot read (entity not found)",
+        "t.toml:4:8: certificate \"/cfg/tls/missing.crt\": cannot read: entity not found",
     ),
     (
         "unreadable key",
         "[[tls]]\ncert = \"tls/a.crt\"\nkey = \"tls/missing.key\"\n",
-        "t.toml:5:7: key \"/cfg/tls/missing.key\": cannot read (entity not found)",
+        "t.toml:5:7: key \"/cfg/tls/missing.key\": cannot read: entity not found",
     ),
     (
         "not a certificate",
