@@ -267,3 +267,53 @@ async fn metrics_and_nat_report_sources() {
     );
     assert!(m.contains("spaced_egress_bytes_total"));
 }
+
+#[tokio::test]
+async fn connect_after_a_forwarded_request_on_the_same_connection() {
+    let who = Whoami::start("127.0.0.1:0").await;
+    let gw = Gateway::start(&space()).await;
+    let mut s = connect_from("127.0.0.1", gw.http()).await;
+    let auth = basic("web", "w3b");
+    let t = who.addr;
+    let req = format!(
+        "GET http://{t}/ HTTP/1.1\r\nHost: {t}\r\nProxy-Authorization: Basic {auth}\r\n\r\n"
+    );
+    within(s.write_all(req.as_bytes())).await.unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut body = vec![0u8; pinned("web", &POOL).len()];
+    within(tokio::io::AsyncReadExt::read_exact(&mut s, &mut body))
+        .await
+        .unwrap();
+    let req =
+        format!("CONNECT {t} HTTP/1.1\r\nHost: {t}\r\nProxy-Authorization: Basic {auth}\r\n\r\n");
+    within(s.write_all(req.as_bytes())).await.unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(get_through(s).await, pinned("web", &POOL));
+}
+
+#[tokio::test]
+async fn a_dual_stack_listener_folds_mapped_clients() {
+    let who = Whoami::start("127.0.0.1:0").await;
+    let text = space().replace("listen = [\"127.0.0.1:0\"]", "listen = [\"[::]:0\"]");
+    let gw = Gateway::start(&text).await;
+    let port = gw.http().port();
+    let (s, head) = http_connect(
+        "127.0.0.1",
+        ([127, 0, 0, 1], port).into(),
+        &who.addr.to_string(),
+        Some(("api", "s3cret")),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(get_through(s).await, pinned("api", &POOL));
+    let (_s, head) = http_connect(
+        "127.0.0.3",
+        ([127, 0, 0, 1], port).into(),
+        &who.addr.to_string(),
+        Some(("api", "s3cret")),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+}
