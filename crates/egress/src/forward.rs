@@ -31,6 +31,9 @@ use crate::state::Shared;
 
 type Body = Either<Incoming, Full<Bytes>>;
 
+/// How long a kept-alive client connection may wait for (and take to send) its next head.
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Serves `stream` with hyper; `read` holds the bytes already read from it.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
@@ -50,7 +53,9 @@ pub(crate) async fn serve(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(crate::HANDSHAKE_TIMEOUT)
+        // Hyper runs this timer from the moment it waits for a head, so it is also the
+        // keep-alive idle limit: long enough for client pools to reuse connections.
+        .header_read_timeout(KEEPALIVE)
         .max_buf_size(MAX_HEAD.max(8192))
         .keep_alive(true);
     let conn = builder.serve_connection(io, svc).with_upgrades();
