@@ -211,3 +211,23 @@ fn ports_accept_numbers_and_strings() {
     let p = parse_text("[space]\nname = \"s\"\n[egress]\nports = [443, \"5432\", 443]\n");
     assert_eq!(p.egress.ports.0, [443, 5432]);
 }
+
+#[test]
+fn trusted_file_alone_replaces_the_trust_everyone_default() {
+    let dir = std::env::temp_dir().join(format!("spaced-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("allow.txt"), "198.51.100.0/24 # partner\n").unwrap();
+    std::fs::write(
+        dir.join("only-file.toml"),
+        "[space]\nname = \"s\"\ntrusted_file = \"allow.txt\"\n",
+    )
+    .unwrap();
+    let loaded = load_file(&dir.join("only-file.toml"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let p = match loaded {
+        Ok(l) => l.policy,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(p.space.trusted.contains(ip("198.51.100.9")));
+    assert!(!p.space.trusted.contains(ip("203.0.113.9")));
+}

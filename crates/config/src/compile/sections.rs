@@ -43,11 +43,14 @@ impl Cx<'_> {
         let internal = self.ipset(&raw.internal);
         let mut trusted_nets = match &raw.trusted {
             Some(list) => self.nets(list),
-            // A new space trusts everyone; `trusted` narrows it.
-            None => vec![
+            // A new space trusts everyone. Saying anything about trust (`trusted` or
+            // `trusted_file`) replaces that default: otherwise a file-only allowlist
+            // would be added to "everyone" and narrow nothing.
+            None if raw.trusted_file.is_none() => vec![
                 IpNet::V4(ipnet::Ipv4Net::default()),
                 IpNet::V6(ipnet::Ipv6Net::default()),
             ],
+            None => Vec::new(),
         };
         if let Some(file) = &raw.trusted_file {
             trusted_nets.extend(self.trusted_file(file));
