@@ -151,9 +151,12 @@ async fn tunnel(
 /// Method selection and, for user/password, the sub-negotiation. Returns who the client
 /// is (or why its request will be refused), or `None` when the connection is over.
 ///
-/// User/password is preferred whenever offered, so that credentials are checked. A client
-/// outside the space is let through the handshake and refused at its request with 0x02,
-/// the answer the contract gives (nothing is dialled either way).
+/// No-auth is chosen when offered and enough: the client is known by address (a dyno) or
+/// the space needs no credentials. Otherwise user/password, when offered. Asking a client
+/// that offers both for credentials it does not need would break some of them: Java's
+/// SOCKS client (JDBC) answers with the local user name and an empty password. A client
+/// outside the space goes through the handshake and is refused at its request with 0x02,
+/// the contract's answer (nothing is dialled either way).
 async fn negotiate(
     policy: &spaced_config::Policy,
     stream: &mut TcpStream,
@@ -161,6 +164,15 @@ async fn negotiate(
     peer: IpAddr,
 ) -> Option<Who> {
     let greeting = read_msg(stream, buf, socks5::parse_greeting).await.ok()??;
+    let by_address = identity::identify(policy, peer, None);
+    let needs_credentials = matches!(by_address, Err(Refusal::MissingCredentials));
+    if greeting.no_auth && !needs_credentials {
+        stream
+            .write_all(&[socks5::VERSION, socks5::METHOD_NONE])
+            .await
+            .ok()?;
+        return Some(by_address);
+    }
     if greeting.user_pass {
         stream
             .write_all(&[socks5::VERSION, socks5::METHOD_USER_PASS])
@@ -177,21 +189,7 @@ async fn negotiate(
             .ok()?;
         return (status == 0).then_some(who);
     }
-    if greeting.no_auth {
-        let who = identity::identify(policy, peer, None);
-        if matches!(who, Err(Refusal::MissingCredentials)) {
-            // Credentials are required and the client has none to offer.
-            let _ = stream
-                .write_all(&[socks5::VERSION, socks5::METHOD_UNACCEPTABLE])
-                .await;
-            return None;
-        }
-        stream
-            .write_all(&[socks5::VERSION, socks5::METHOD_NONE])
-            .await
-            .ok()?;
-        return Some(who);
-    }
+    // Nothing acceptable offered (or no-auth while credentials are required).
     let _ = stream
         .write_all(&[socks5::VERSION, socks5::METHOD_UNACCEPTABLE])
         .await;

@@ -227,3 +227,23 @@ async fn socks_udp_associate(
     ));
     (s, Some(relay))
 }
+
+#[tokio::test]
+async fn method_choice_when_both_are_offered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let apps = format!(
+        "{APPS}\n[[app]]\nname = \"jdbc\"\n[[app.dyno]]\nprocess = \"worker\"\naddr = \"127.0.0.2:5000\"\n"
+    );
+    let gw = Gateway::start(&config(&format!("{POOL2}\ndeny = []"), &apps)).await;
+    // A dyno address needs no credentials: no-auth, even when user/password is offered.
+    let mut s = connect_from("127.0.0.2", gw.socks()).await;
+    within(s.write_all(&[5, 2, 0, 2])).await.unwrap();
+    let mut b = [0u8; 2];
+    within(s.read_exact(&mut b)).await.unwrap();
+    assert_eq!(b, [5, 0]);
+    // Anyone else in a space with tokens is asked for them.
+    let mut s = connect_from("127.0.0.1", gw.socks()).await;
+    within(s.write_all(&[5, 2, 0, 2])).await.unwrap();
+    within(s.read_exact(&mut b)).await.unwrap();
+    assert_eq!(b, [5, 2]);
+}
