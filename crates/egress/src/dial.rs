@@ -198,7 +198,7 @@ async fn connect_one(
                 return Ok(Upstream { stream, lease });
             }
             Err(error) if error.is_source_unusable() => {
-                tracing::warn!(target: "egress", source_ip = %source_ip, dest = %dest, error = %error, "source address unusable, trying the next");
+                tracing::warn!(source_ip = %source_ip, dest = %dest, error = %error, "source address unusable, trying the next");
                 stats.bind_failed.inc();
             }
             Err(error) => {
@@ -208,7 +208,7 @@ async fn connect_one(
         }
     }
     if !tried {
-        tracing::debug!(target: "egress", dest = %dest, "no source address of this family");
+        tracing::debug!(dest = %dest, "no source address of this family");
     }
     Err(DialError::NoSource { dest })
 }

@@ -156,7 +156,7 @@ pub(crate) fn dial_failed(
     };
     let line = refusal_line(client.app_name(), peer, dest, proto, reason, &rule);
     tracing::info!(target: "egress", "{line}");
-    tracing::debug!(target: "egress", error = %e, "dial failed");
+    tracing::debug!(error = %e, "dial failed");
 }
 
 async fn connect(

@@ -5,8 +5,13 @@
 //! Pure cores, no sockets: [`pin`] (rendezvous choice of the source IP), [`socks5`] and
 //! [`head`] (wire parsers), [`identity`] (who the client is), [`vet`] (destination
 //! policy), [`logline`]. The shells around them accept, dial (`spaced_net::connect_from`) and
-//! relay (`spaced_net::relay_tcp`). The policy is read once per connection, so a reload applies to new
-//! connections while open tunnels keep running on the policy they started with.
+//! relay (`spaced_net::relay_tcp`).
+//!
+//! The policy is read once per connection, so a reload applies to new connections while
+//! open tunnels keep running on the policy they started with.
+//!
+//! Log lines of the contract (one per tunnel, and refusals) are events with target `egress`
+//! whose message is the whole line; diagnostics with fields use the module targets.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -174,7 +179,7 @@ async fn serve(listener: TcpListener, kind: Kind, shared: Arc<Shared>, shutdown:
             Ok(x) => x,
             Err(e) => {
                 if e.kind() != std::io::ErrorKind::ConnectionAborted {
-                    tracing::warn!(target: "egress", error = %e, "accept failed");
+                    tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 continue;

@@ -29,7 +29,7 @@ pub(crate) async fn relay_tcp(
     let (r, err) = spaced_net::relay_tcp_detailed(client, dest, idle).await;
     if let Some(e) = err {
         // A reset by either peer is how many tunnels end: not our failure.
-        tracing::debug!(target: "egress", error = %e, "tunnel ended with an error");
+        tracing::debug!(error = %e, "tunnel ended with an error");
     }
     credit(stats, r.a_to_b, r.b_to_a)
 }
@@ -47,7 +47,7 @@ where
 {
     let (r, err) = spaced_net::relay_detailed(client, dest, idle).await;
     if let Some(e) = err {
-        tracing::debug!(target: "egress", error = %e, "tunnel ended with an error");
+        tracing::debug!(error = %e, "tunnel ended with an error");
     }
     credit(stats, r.a_to_b, r.b_to_a)
 }

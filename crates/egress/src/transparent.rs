@@ -22,14 +22,14 @@ pub(crate) async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: Soc
     // Outside clients are closed at once, before anything is read or dialled.
     if !identity::is_internal(&policy, peer.ip()) {
         shared.refused.outside.inc();
-        tracing::debug!(target: "egress", client = %peer, "transparent: client outside the space");
+        tracing::debug!(client = %peer, "transparent: client outside the space");
         return;
     }
     let dest = match spaced_net::original_dst(&stream) {
         Ok(d) => SocketAddr::new(canonical(d.ip()), d.port()),
         Err(e) => {
             shared.refused.bad_request.inc();
-            tracing::debug!(target: "egress", client = %peer, error = %e, "transparent: no original destination");
+            tracing::debug!(client = %peer, error = %e, "transparent: no original destination");
             return;
         }
     };
