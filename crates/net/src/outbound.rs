@@ -93,6 +93,7 @@ impl ConnectError {
 /// an ephemeral port; the kernel picks one at connect, per destination, so one busy source
 /// address serves far more than 64k connections across destinations). `TCP_NODELAY` is set
 /// on the connected stream. A v4-mapped `source` or `dest` is folded to IPv4 first.
+/// Cancel-safe: dropping the future closes the half-open socket.
 ///
 /// # Errors
 /// See [`ConnectError`] and its classification methods.

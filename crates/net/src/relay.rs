@@ -43,6 +43,9 @@ pub struct Relayed {
 /// the opposite direction goes on: a client may send its request, half-close, and still
 /// read the whole answer. Pass `&mut stream` to keep ownership of a stream.
 ///
+/// Dropping the future (e.g. on shutdown) drops both streams; bytes in its buffers are
+/// lost, which is what closing a tunnel means anyway.
+///
 /// # Errors
 /// The first read, write or flush error of either direction ends both; the byte counts are
 /// then lost — use [`relay_detailed`] when they matter (tunnel logs).
