@@ -317,3 +317,112 @@ async fn a_dual_stack_listener_folds_mapped_clients() {
     .await;
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
 }
+
+/// A server that answers with the request's method, path, and body as it received it
+/// (Content-Length or chunked), to check what the forwarder sends.
+async fn echo_server() -> std::net::SocketAddr {
+    use tokio::io::AsyncReadExt;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let lower = head.to_ascii_lowercase();
+                let mut body = buf[head_end..].to_vec();
+                if let Some(len) = lower.lines().find_map(|l| {
+                    l.strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                }) {
+                    while body.len() < len {
+                        let n = s.read(&mut chunk).await.unwrap();
+                        body.extend_from_slice(&chunk[..n]);
+                    }
+                } else if lower.contains("transfer-encoding: chunked") {
+                    while !body.ends_with(b"0\r\n\r\n") {
+                        let n = s.read(&mut chunk).await.unwrap();
+                        body.extend_from_slice(&chunk[..n]);
+                    }
+                    body = dechunk(&body);
+                }
+                let first = head.lines().next().unwrap_or_default().to_owned();
+                let reply = format!("{first}|{}", String::from_utf8_lossy(&body));
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nKeep-Alive: timeout=5\r\nConnection: keep-alive, keep-alive\r\n\r\n{reply}",
+                    reply.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let i = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..i]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[i + 2..i + 2 + n]);
+        b = &b[i + 2 + n + 2..];
+    }
+}
+
+#[tokio::test]
+async fn request_bodies_are_forwarded_in_origin_form() {
+    let echo = echo_server().await;
+    let gw = Gateway::start(&space()).await;
+    let auth = basic("api", "s3cret");
+    for (framing, body) in [
+        ("Content-Length: 5\r\n", "hello".to_owned()),
+        (
+            "Transfer-Encoding: chunked\r\n",
+            "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n".to_owned(),
+        ),
+    ] {
+        let mut s = connect_from("127.0.0.1", gw.http()).await;
+        let req = format!(
+            "POST http://{echo}/submit?x=1 HTTP/1.1\r\nHost: {echo}\r\nProxy-Authorization: Basic {auth}\r\n{framing}\r\n{body}"
+        );
+        within(s.write_all(req.as_bytes())).await.unwrap();
+        let head = read_head(&mut s).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let lower = head.to_ascii_lowercase();
+        assert!(
+            !lower.contains("keep-alive: timeout"),
+            "hop-by-hop header passed back: {head}"
+        );
+        let len: usize = lower
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("content-length: ")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap();
+        let mut got = vec![0u8; len];
+        within(tokio::io::AsyncReadExt::read_exact(&mut s, &mut got))
+            .await
+            .unwrap();
+        let got = String::from_utf8(got).unwrap();
+        let want_body = if framing.contains("chunked") {
+            "hello world"
+        } else {
+            "hello"
+        };
+        assert_eq!(got, format!("POST /submit?x=1 HTTP/1.1|{want_body}"));
+    }
+}
