@@ -19,6 +19,7 @@ use crate::raw::RawConfig;
 use crate::{IpSet, parse_duration};
 
 mod apps;
+mod listeners;
 mod sections;
 
 /// At most this many errors are reported for one file: enough to fix a file in one edit,
@@ -118,6 +119,7 @@ pub fn parse(bytes: &[u8], source: &Source<'_>) -> Result<Policy, Errors> {
         lines: Vec::new(),
         errors: Vec::new(),
         files: Vec::new(),
+        claims: Vec::new(),
     };
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
@@ -182,6 +184,8 @@ pub(crate) struct Cx<'a> {
     lines: Vec<usize>,
     pub(crate) errors: Vec<ConfigError>,
     pub(crate) files: Vec<PathBuf>,
+    /// Every listener address, for the conflict check at the end.
+    claims: Vec<listeners::Claim>,
 }
 
 impl Cx<'_> {
@@ -237,9 +241,11 @@ impl Cx<'_> {
         let resolver = self.resolver(raw.resolver);
         let egress = self.egress(raw.egress);
         let admin = raw.admin.and_then(|a| {
-            self.socket_addr(&a.listen)
-                .map(|listen| crate::Admin { listen })
+            self.listeners("admin.listen", std::slice::from_ref(&a.listen))
+                .first()
+                .map(|&listen| crate::Admin { listen })
         });
+        self.check_listeners();
         let (apps, hosts, dyno_ips) = self.apps(raw.app, &router);
         Policy {
             space,

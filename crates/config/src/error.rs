@@ -138,6 +138,18 @@ pub enum ErrorKind {
         /// Why.
         reason: String,
     },
+    /// Two listeners on one socket address.
+    #[error("listener {addr} ({key}) conflicts with {other} ({other_key}): both cannot be bound")]
+    ListenerConflict {
+        /// The later listener.
+        addr: std::net::SocketAddr,
+        /// Its key.
+        key: &'static str,
+        /// The earlier one it clashes with.
+        other: std::net::SocketAddr,
+        /// Its key.
+        other_key: &'static str,
+    },
     /// Egress listeners and no `source_ips`.
     #[error("egress listeners need at least one address in egress.source_ips")]
     EgressWithoutSourceIps,

@@ -231,6 +231,21 @@ const CASES: &[(&str, &str, &str)] = &[
         "t.toml:4:8: invalid router.zone \"a b\": expected 1 to 63 characters of [A-Za-z0-9._-]",
     ),
     (
+        "one address for two listeners",
+        "[router]\nlisten = [\"127.0.0.1:8080\"]\n[egress]\nlisten = [\"127.0.0.1:8080\"]\nsource_ips = [\"127.0.0.1\"]\n",
+        "t.toml:6:11: listener 127.0.0.1:8080 (egress.listen) conflicts with 127.0.0.1:8080 (router.listen): both cannot be bound",
+    ),
+    (
+        "one address twice in one list",
+        "[router]\nlisten = [\"[::1]:80\", \"[::1]:80\"]\n",
+        "t.toml:4:23: listener [::1]:80 (router.listen) conflicts with [::1]:80 (router.listen): both cannot be bound",
+    ),
+    (
+        "port 0, distinct addresses and wildcards never conflict",
+        "[router]\nlisten = [\"127.0.0.1:0\", \"[::1]:80\", \"0.0.0.0:80\"]\ninternal_listen = [\"127.0.0.1:0\", \"10.0.0.2:80\"]\n[resolver]\nlisten = [\"[::]:80\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+        "ok",
+    ),
+    (
         "TOML syntax",
         "[router\n",
         "t.toml:3:8: unclosed table, expected `]`",

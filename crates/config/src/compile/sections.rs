@@ -124,9 +124,9 @@ impl Cx<'_> {
             health: None,
         };
         let Some(raw) = raw else { return router };
-        router.listen = self.socket_addrs(&raw.listen);
-        router.tls_listen = self.socket_addrs(items(&raw.tls_listen));
-        router.internal_listen = self.socket_addrs(&raw.internal_listen);
+        router.listen = self.listeners("router.listen", &raw.listen);
+        router.tls_listen = self.listeners("router.tls_listen", items(&raw.tls_listen));
+        router.internal_listen = self.listeners("router.internal_listen", &raw.internal_listen);
         if let Some(b) = &raw.balance {
             router.balance = match b.get_ref().as_str() {
                 "least-request" => Balance::LeastRequest,
@@ -243,7 +243,7 @@ impl Cx<'_> {
             upstreams: Vec::new(),
         };
         let Some(raw) = raw else { return resolver };
-        resolver.listen = self.socket_addrs(&raw.listen);
+        resolver.listen = self.listeners("resolver.listen", &raw.listen);
         resolver.upstreams = self.socket_addrs(&raw.upstreams);
         if let Some(d) = &raw.domain {
             let domain = d.get_ref().trim_end_matches('.').to_ascii_lowercase();
@@ -281,9 +281,10 @@ impl Cx<'_> {
             idle_timeout: Duration::from_secs(350),
         };
         let Some(raw) = raw else { return egress };
-        egress.listen = self.socket_addrs(items(&raw.listen));
-        egress.socks_listen = self.socket_addrs(items(&raw.socks_listen));
-        egress.transparent_listen = self.socket_addrs(items(&raw.transparent_listen));
+        egress.listen = self.listeners("egress.listen", items(&raw.listen));
+        egress.socks_listen = self.listeners("egress.socks_listen", items(&raw.socks_listen));
+        egress.transparent_listen =
+            self.listeners("egress.transparent_listen", items(&raw.transparent_listen));
         for ip in &raw.source_ips {
             match ip.get_ref().parse::<IpAddr>() {
                 Ok(a) => egress.source_ips.push(crate::canonical(a)),
