@@ -145,3 +145,62 @@ async fn in_memory_stream_works_too() {
     assert_eq!(&tail, b"tail");
     drop(timeout(T, writer).await.unwrap().unwrap());
 }
+
+mod chunked {
+    //! Whatever way the bytes are split across writes, the reader takes exactly the header.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    fn header_and_tail() -> impl Strategy<Value = (Vec<u8>, Vec<u8>, Vec<usize>)> {
+        let v4 = (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, p)| SocketAddr::from((ip, p)));
+        let v6 = (any::<[u8; 16]>(), any::<u16>()).prop_map(|(ip, p)| SocketAddr::from((ip, p)));
+        let addr = prop_oneof![v4, v6];
+        (
+            addr.clone(),
+            addr,
+            any::<bool>(),
+            proptest::collection::vec(any::<u8>(), 1..64),
+            proptest::collection::vec(1usize..40, 1..20),
+        )
+            .prop_map(|(src, dst, v1, tail, cuts)| {
+                let wire = if v1 {
+                    encode_v1(src, dst)
+                } else {
+                    encode_v2(Command::Proxy, src, dst)
+                };
+                (wire, tail, cuts)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn exact_read_under_any_split((wire, tail, cuts) in header_and_tail()) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let (mut a, mut b) = tokio::io::duplex(1024);
+                let all = [wire.clone(), tail.clone()].concat();
+                let writer = tokio::spawn(async move {
+                    let mut at = 0;
+                    for cut in cuts.iter().cycle() {
+                        if at >= all.len() {
+                            break;
+                        }
+                        let end = (at + cut).min(all.len());
+                        a.write_all(&all[at..end]).await.unwrap();
+                        tokio::task::yield_now().await;
+                        at = end;
+                    }
+                    a
+                });
+                let header = timeout(T, read_header(&mut b, T)).await.unwrap().unwrap();
+                assert!(header.source.is_some());
+                let mut rest = vec![0; tail.len()];
+                timeout(T, b.read_exact(&mut rest)).await.unwrap().unwrap();
+                assert_eq!(rest, tail);
+                drop(writer.await.unwrap());
+            });
+        }
+    }
+}
