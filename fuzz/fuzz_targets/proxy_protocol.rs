@@ -12,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(len <= data.len() && len <= MAX_HEADER_LEN);
             // The header alone parses to the same thing: nothing after it was looked at.
             match parse(&data[..len]) {
-                Ok(Parsed::Complete { header: again, len: again_len }) => {
+                Ok(Parsed::Complete {
+                    header: again,
+                    len: again_len,
+                }) => {
                     assert_eq!((again, again_len), (header, len));
                 }
                 other => panic!("header alone re-parsed as {other:?}"),
@@ -21,7 +24,9 @@ fuzz_target!(|data: &[u8]| {
                 (header.command, header.source, header.destination)
             {
                 for wire in [encode_v1(src, dst), encode_v2(Command::Proxy, src, dst)] {
-                    assert!(matches!(parse(&wire), Ok(Parsed::Complete { len, .. }) if len == wire.len()));
+                    assert!(
+                        matches!(parse(&wire), Ok(Parsed::Complete { len, .. }) if len == wire.len())
+                    );
                 }
             }
         }
