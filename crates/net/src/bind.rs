@@ -22,7 +22,8 @@ pub enum BindError {
 
 const BACKLOG: i32 = 4096;
 
-/// A TCP listener: `SO_REUSEADDR` (restart without waiting out TIME_WAIT), a deep backlog,
+/// A TCP listener: `SO_REUSEADDR` (restart without waiting out TIME_WAIT), `SO_REUSEPORT`
+/// (a specific address beside a wildcard on one port), a deep backlog,
 /// and for IPv6 addresses `IPV6_V6ONLY` off so `[::]:80` takes IPv4 clients too (they show
 /// up as mapped addresses, which callers fold with `spaced_config::canonical`).
 ///
@@ -33,6 +34,11 @@ pub fn tcp_listener(addr: SocketAddr) -> Result<TcpListener, BindError> {
     let socket =
         Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(wrap)?;
     socket.set_reuse_address(true).map_err(wrap)?;
+    // Linux refuses a specific address (10.0.0.2:80) beside a wildcard one (0.0.0.0:80) on
+    // the same port unless both sockets set SO_REUSEPORT, and CONFIG.md's own example does
+    // exactly that (external `0.0.0.0:80`, internal `10.0.0.2:80`). Two listeners on the
+    // very same address are rejected by config validation, so nothing shares by accident.
+    socket.set_reuse_port(true).map_err(wrap)?;
     if addr.is_ipv6() {
         socket.set_only_v6(false).map_err(wrap)?;
     }

@@ -173,3 +173,12 @@ async fn already_cancelled_returns_before_accepting() {
     let res = timeout(T, serve(listener, shutdown, |_| panic!("admit"), |_, _| {})).await;
     assert!(res.unwrap().is_ok());
 }
+
+/// CONFIG.md's example binds `0.0.0.0:80` (external) and `10.0.0.2:80` (internal) at once.
+#[tokio::test]
+async fn a_specific_address_binds_beside_a_wildcard_on_the_same_port() {
+    let wildcard = spaced_net::tcp_listener("0.0.0.0:0".parse().unwrap()).unwrap();
+    let port = wildcard.local_addr().unwrap().port();
+    let specific = spaced_net::tcp_listener(std::net::SocketAddr::from(([127, 0, 0, 2], port)));
+    assert!(specific.is_ok(), "{specific:?}");
+}
