@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `spaced` binary (subprocess, for signals and the CLI) or the
 //! real daemon in-process, on loopback ports, with real clients.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod harness;
 

@@ -177,8 +177,8 @@ async fn already_cancelled_returns_before_accepting() {
 /// CONFIG.md's example binds `0.0.0.0:80` (external) and `10.0.0.2:80` (internal) at once.
 #[tokio::test]
 async fn a_specific_address_binds_beside_a_wildcard_on_the_same_port() {
-    let wildcard = spaced_net::tcp_listener("0.0.0.0:0".parse().unwrap()).unwrap();
+    let wildcard = tcp_listener("0.0.0.0:0".parse().unwrap()).unwrap();
     let port = wildcard.local_addr().unwrap().port();
-    let specific = spaced_net::tcp_listener(std::net::SocketAddr::from(([127, 0, 0, 2], port)));
+    let specific = tcp_listener(SocketAddr::from(([127, 0, 0, 2], port)));
     assert!(specific.is_ok(), "{specific:?}");
 }
