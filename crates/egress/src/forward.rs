@@ -203,10 +203,10 @@ fn origin_request(req: Request<Incoming>, addr: &Address) -> Result<Request<Body
     parts.uri = path.parse().map_err(|_| ())?;
     parts.version = http::Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
-    if !parts.headers.contains_key(header::HOST) {
-        let v = HeaderValue::from_str(&host_header).map_err(|_| ())?;
-        parts.headers.insert(header::HOST, v);
-    }
+    // RFC 9112 §3.2.2: the target's authority replaces whatever Host the client sent, so
+    // the destination cannot be told a different name than the one that was vetted.
+    let v = HeaderValue::from_str(&host_header).map_err(|_| ())?;
+    parts.headers.insert(header::HOST, v);
     Ok(Request::from_parts(parts, Either::Left(body)))
 }
 

@@ -357,7 +357,13 @@ async fn echo_server() -> std::net::SocketAddr {
                     body = dechunk(&body);
                 }
                 let first = head.lines().next().unwrap_or_default().to_owned();
-                let reply = format!("{first}|{}", String::from_utf8_lossy(&body));
+                let host = lower
+                    .lines()
+                    .find_map(|l| l.strip_prefix("host: "))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                let reply = format!("{first}|{host}|{}", String::from_utf8_lossy(&body));
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nKeep-Alive: timeout=5\r\nConnection: keep-alive, keep-alive\r\n\r\n{reply}",
                     reply.len()
@@ -396,7 +402,7 @@ async fn request_bodies_are_forwarded_in_origin_form() {
     ] {
         let mut s = connect_from("127.0.0.1", gw.http()).await;
         let req = format!(
-            "POST http://{echo}/submit?x=1 HTTP/1.1\r\nHost: {echo}\r\nProxy-Authorization: Basic {auth}\r\n{framing}\r\n{body}"
+            "POST http://{echo}/submit?x=1 HTTP/1.1\r\nHost: other.example\r\nProxy-Authorization: Basic {auth}\r\n{framing}\r\n{body}"
         );
         within(s.write_all(req.as_bytes())).await.unwrap();
         let head = read_head(&mut s).await;
@@ -423,6 +429,6 @@ async fn request_bodies_are_forwarded_in_origin_form() {
         } else {
             "hello"
         };
-        assert_eq!(got, format!("POST /submit?x=1 HTTP/1.1|{want_body}"));
+        assert_eq!(got, format!("POST /submit?x=1 HTTP/1.1|{echo}|{want_body}"));
     }
 }
