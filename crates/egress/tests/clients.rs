@@ -48,7 +48,7 @@ async fn run(program: &str, args: &[String], env: &[(&str, String)]) -> Option<S
     let out = match tokio::time::timeout(Duration::from_secs(60), cmd.output()).await {
         Ok(Ok(o)) => o,
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            println!("skipped: {program} is not installed");
+            eprintln!("skipped: {program} is not installed");
             return None;
         }
         Ok(Err(e)) => panic!("{program}: {e}"),
@@ -118,9 +118,6 @@ async fn python_requests_with_http_proxy_in_the_environment() {
     let Some(out) = run("python3", &args, &env).await else {
         return;
     };
-    if out.is_empty() {
-        return;
-    }
     assert_eq!(out, pinned("web", &POOL));
 }
 
@@ -145,21 +142,18 @@ async fn node_connect_tunnel() {
 #[tokio::test]
 async fn java_socks5_client_as_jdbc_uses_it() {
     let who = Whoami::start("127.0.0.1:0").await;
-    // `jdbc` is known by its dyno address (127.0.0.2) and has no token; `api` authenticates.
-    let apps = format!(
-        "{APPS}\n[[app]]\nname = \"jdbc\"\n[[app.dyno]]\nprocess = \"worker\"\naddr = \"127.0.0.2:5000\"\n"
-    );
-    let gw = Gateway::start(&config(&format!("{POOL2}\ndeny = []"), &apps)).await;
-    let base = vec![
+    // Java offers no-auth and user/password; credentials being required here, it is asked
+    // for them and answers from its Authenticator.
+    let gw = Gateway::start(&space()).await;
+    let mut args = vec![
         script("Socks.java").display().to_string(),
         "127.0.0.1".to_owned(),
         gw.socks().port().to_string(),
         "127.0.0.1".to_owned(),
         who.addr.port().to_string(),
     ];
-    let mut with_creds = base.clone();
-    with_creds.extend(["api".to_owned(), "s3cret".to_owned()]);
-    let Some(out) = run("java", &with_creds, &[]).await else {
+    args.extend(["api".to_owned(), "s3cret".to_owned()]);
+    let Some(out) = run("java", &args, &[]).await else {
         return;
     };
     assert_eq!(out, pinned("api", &POOL));
