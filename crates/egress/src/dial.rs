@@ -197,9 +197,9 @@ async fn connect_one(
                 };
                 return Ok(Upstream { stream, lease });
             }
-            Err(error) if error.is_source_unusable() => {
+            Err(error) if source_unusable(&error) => {
                 tracing::warn!(source_ip = %source_ip, dest = %dest, error = %error, "source address unusable, trying the next");
-                stats.bind_failed.inc();
+                stats.unusable.inc();
             }
             Err(error) => {
                 stats.connect_failed.inc();
@@ -211,6 +211,20 @@ async fn connect_one(
         tracing::debug!(dest = %dest, "no source address of this family");
     }
     Err(DialError::NoSource { dest })
+}
+
+/// Whether the next source should be tried: the source could not be bound, or the kernel
+/// refused at once to route from it (`ENETUNREACH`, `EADDRNOTAVAIL`, `EINVAL`: an address
+/// not on this host, or of the wrong scope). These fail before a packet leaves, so trying
+/// the next source costs nothing even when the destination is the problem.
+fn source_unusable(e: &ConnectError) -> bool {
+    e.is_source_unusable()
+        || matches!(e, ConnectError::Connect { source, .. } if matches!(
+            source.kind(),
+            io::ErrorKind::NetworkUnreachable
+                | io::ErrorKind::AddrNotAvailable
+                | io::ErrorKind::InvalidInput
+        ))
 }
 
 fn same_family(a: IpAddr, b: IpAddr) -> bool {

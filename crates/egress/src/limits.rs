@@ -113,8 +113,9 @@ pub struct SourceStats {
     pub connect_failed: Counter,
     /// Dials refused by `max_per_destination`.
     pub limited: Counter,
-    /// The source address could not be bound (then the next one was tried).
-    pub bind_failed: Counter,
+    /// The source address could not be used (bind failed, no route from it): the next
+    /// one in rendezvous order was tried.
+    pub unusable: Counter,
     /// Bytes client → destination.
     pub bytes_out: Counter,
     /// Bytes destination → client.

@@ -95,7 +95,7 @@ impl Shared {
                 ("ok", &s.ok),
                 ("connect_failed", &s.connect_failed),
                 ("limit", &s.limited),
-                ("bind_failed", &s.bind_failed),
+                ("source_unusable", &s.unusable),
             ] {
                 sample(
                     out,
@@ -156,7 +156,7 @@ impl Shared {
                     "connections": s.ok.get(),
                     "connect_failed": s.connect_failed.get(),
                     "limited": s.limited.get(),
-                    "bind_failed": s.bind_failed.get(),
+                    "unusable": s.unusable.get(),
                     "bytes_out": s.bytes_out.get(),
                     "bytes_in": s.bytes_in.get(),
                 })

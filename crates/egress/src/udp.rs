@@ -237,7 +237,7 @@ fn bind_out(shared: &Shared, order: &[IpAddr], dest: SocketAddr) -> Option<Out> 
             }
             Err(e) => {
                 tracing::warn!(source_ip = %source, error = %e, "udp source address unusable, trying the next");
-                stats.bind_failed.inc();
+                stats.unusable.inc();
             }
         }
     }

@@ -104,3 +104,26 @@ async fn a_new_deny_rule_applies_to_new_connections() {
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
     assert_eq!(who.count(), seen);
 }
+
+#[tokio::test]
+async fn an_unusable_source_passes_to_the_next_in_rendezvous_order() {
+    // 192.0.2.1 (TEST-NET-1) is on no interface: the kernel refuses to route from it to
+    // loopback before any packet leaves, and the app goes to its second choice.
+    let pool = ["192.0.2.1", "127.0.0.10"];
+    let who = Whoami::start("127.0.0.1:0").await;
+    let n = 8;
+    let gw = Gateway::start(&space(&pool, "deny = []", n)).await;
+    let i = (0..n)
+        .find(|i| pinned(&format!("app-{i}"), &pool) == "192.0.2.1")
+        .expect("an app pinned to the unusable address");
+    assert_eq!(source_of(&gw, &who, i).await, "127.0.0.10");
+    let nat = gw.handle.nat_json();
+    let bad = nat["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["ip"] == "192.0.2.1")
+        .unwrap();
+    assert_eq!(bad["unusable"], 1);
+    assert_eq!(bad["connections"], 0);
+}
