@@ -15,7 +15,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::code::Code;
 use crate::exchange::{Exchange, Outcome};
-use crate::pool::Sender;
+use crate::pool::Upstream;
 use crate::state::DynoRt;
 
 /// Why a relayed body stopped early.
@@ -170,8 +170,9 @@ pub(crate) struct RelayEnd {
     pub exchange: Exchange,
     /// The dyno's slot.
     pub dyno: InFlight,
-    /// The connection, pooled again after a complete exchange.
-    pub tx: Option<Sender>,
+    /// The connection, driven while the body streams and pooled again after a complete
+    /// exchange.
+    pub up: Option<Upstream>,
     /// Connection time, ms.
     pub connect_ms: u64,
     /// When the request was handed to the dyno.
@@ -206,11 +207,11 @@ impl Relay {
         let Some(mut end) = self.end.take() else {
             return;
         };
-        if let Some(tx) = end.tx.take()
+        if let Some(up) = end.up.take()
             && complete
             && !end.dyno.0.removed.load(Ordering::Relaxed)
         {
-            end.dyno.0.pool.put(tx, Instant::now());
+            end.dyno.0.pool.put(up, Instant::now());
         }
         let service_ms = end.sent.elapsed().as_millis() as u64;
         end.exchange.finish(Outcome {
@@ -245,6 +246,10 @@ impl Body for ResBody {
             Self::Full { data, .. } => return Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             Self::Relay(r) => r,
         };
+        // The dyno connection is driven from here: it reads the response into `inner`.
+        if let Some(up) = r.end.as_mut().and_then(|e| e.up.as_mut()) {
+            up.drive(cx);
+        }
         match Pin::new(&mut r.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(f))) => {
                 if let Some(d) = f.data_ref() {

@@ -5,7 +5,9 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::client::conn::http1::{self, SendRequest};
@@ -63,6 +65,88 @@ impl ConnectError {
     }
 }
 
+/// One connection to a dyno: the sender and, for pooled connections, the connection's
+/// driver, polled by whichever request task holds it (so a proxied exchange needs no
+/// hand-off to another task). Upgrade requests use a spawned driver instead, since the
+/// upgraded socket outlives the request.
+pub(crate) struct Upstream {
+    /// Sends requests on the connection.
+    pub tx: Sender,
+    /// The connection state machine (boxed once per connection: it is large and moves in
+    /// and out of the pool); `None` when it runs as its own task.
+    conn: Option<Box<Driver>>,
+    /// The driver finished (closed or failed): never reuse.
+    done: bool,
+}
+
+type Driver = http1::Connection<TokioIo<TcpStream>, ReqBody>;
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("inline", &self.conn.is_some())
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl Upstream {
+    /// Polls the inline driver, if any, so the connection makes progress (reads the
+    /// response, notices a close). Registers the caller's waker.
+    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) {
+        self.split().1.drive(cx);
+    }
+
+    /// Waits until a request may be sent; `false` when the connection is dead.
+    pub(crate) async fn ready(&mut self) -> bool {
+        std::future::poll_fn(|cx| {
+            self.drive(cx);
+            if self.done {
+                return Poll::Ready(false);
+            }
+            self.tx.poll_ready(cx).map(|r| r.is_ok())
+        })
+        .await
+    }
+
+    /// Whether it can serve another exchange.
+    pub(crate) fn reusable(&self) -> bool {
+        self.conn.is_some() && !self.done && !self.tx.is_closed()
+    }
+
+    /// The sender and a driver hook, borrowed apart.
+    pub(crate) fn split(&mut self) -> (&mut Sender, DriveHook<'_>) {
+        (
+            &mut self.tx,
+            DriveHook {
+                conn: self.conn.as_mut(),
+                done: &mut self.done,
+            },
+        )
+    }
+}
+
+/// The driver half of a borrowed [`Upstream`].
+pub(crate) struct DriveHook<'a> {
+    conn: Option<&'a mut Box<Driver>>,
+    done: &'a mut bool,
+}
+
+impl DriveHook<'_> {
+    /// As [`Upstream::drive`].
+    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) {
+        if let Some(conn) = self.conn.as_mut()
+            && !*self.done
+            && let Poll::Ready(res) = Pin::new(&mut ***conn).poll(cx)
+        {
+            *self.done = true;
+            if let Err(e) = res {
+                debug!(error = %e, "dyno connection ended");
+            }
+        }
+    }
+}
+
 /// The idle connections of one dyno.
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
@@ -71,37 +155,38 @@ pub(crate) struct Pool {
 
 #[derive(Debug)]
 struct Idle {
-    tx: Sender,
+    up: Upstream,
     since: Instant,
 }
 
 impl Pool {
-    /// The most recently returned live connection not idle for longer than `max_idle`.
-    pub(crate) fn checkout(&self, now: Instant, max_idle: Duration) -> Option<Sender> {
+    /// The most recently returned connection not idle for longer than `max_idle` (it may
+    /// still turn out closed: see [`Upstream::ready`]).
+    pub(crate) fn checkout(&self, now: Instant, max_idle: Duration) -> Option<Upstream> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(c) = idle.pop() {
-            if !c.tx.is_closed() && now.saturating_duration_since(c.since) < max_idle {
-                return Some(c.tx);
+            if c.up.reusable() && now.saturating_duration_since(c.since) < max_idle {
+                return Some(c.up);
             }
         }
         None
     }
 
     /// Returns a connection after a complete exchange.
-    pub(crate) fn put(&self, tx: Sender, now: Instant) {
-        if tx.is_closed() {
+    pub(crate) fn put(&self, up: Upstream, now: Instant) {
+        if !up.reusable() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE {
-            idle.push(Idle { tx, since: now });
+            idle.push(Idle { up, since: now });
         }
     }
 
     /// Closes connections idle for `max_idle` or longer (and dead ones).
     pub(crate) fn sweep(&self, now: Instant, max_idle: Duration) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|c| !c.tx.is_closed() && now.saturating_duration_since(c.since) < max_idle);
+        idle.retain(|c| c.up.reusable() && now.saturating_duration_since(c.since) < max_idle);
     }
 
     /// Closes every idle connection (the dyno left the policy, or shutdown).
@@ -116,9 +201,14 @@ impl Pool {
     }
 }
 
-/// Opens a new HTTP/1.1 connection to `addr` within `timeout`; the connection's driver runs
-/// as its own task and ends when the sender is dropped and the exchange is over.
-pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Sender, ConnectError> {
+/// Opens a new HTTP/1.1 connection to `addr` within `timeout`. With `upgrade`, the
+/// connection is driven by its own task (an upgraded socket outlives the request) and is
+/// never pooled; otherwise whoever holds the [`Upstream`] drives it.
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+    upgrade: bool,
+) -> Result<Upstream, ConnectError> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Err(_) => return Err(ConnectError::Timeout { addr }),
         Ok(Err(source)) => return Err(ConnectError::Io { addr, source }),
@@ -129,10 +219,21 @@ pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Sende
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|source| ConnectError::Handshake { addr, source })?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            debug!(dyno.addr = %addr, error = %e, "dyno connection ended");
-        }
-    });
-    Ok(tx)
+    if upgrade {
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                debug!(dyno.addr = %addr, error = %e, "dyno connection ended");
+            }
+        });
+        return Ok(Upstream {
+            tx,
+            conn: None,
+            done: false,
+        });
+    }
+    Ok(Upstream {
+        tx,
+        conn: Some(Box::new(conn)),
+        done: false,
+    })
 }

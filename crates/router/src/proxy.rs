@@ -5,7 +5,10 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::SystemTime;
+use std::task::Poll;
+use std::time::{Duration, SystemTime};
+
+use hyper::client::conn::TrySendError;
 
 use http::header::{CONTENT_TYPE, HOST};
 use http::uri::{PathAndQuery, Uri};
@@ -22,7 +25,7 @@ use crate::code::Code;
 use crate::conn::ConnCtx;
 use crate::exchange::{Exchange, Outcome};
 use crate::headers::{self, Expect, Forward, X_REQUEST_ID};
-use crate::pool::{self, ConnectError};
+use crate::pool::{self, ConnectError, Upstream};
 use crate::upgrade;
 
 /// Most dynos one request is tried on, whatever `retries` says.
@@ -147,12 +150,17 @@ pub(crate) async fn handle(
         n_tried += 1;
         let dyno = InFlight::new(Arc::clone(&app.dynos[i]));
         let t0 = Instant::now();
-        let mut pooled = dyno.0.pool.checkout(t0, t.pool_idle);
+        // An upgrade needs a connection of its own (its socket outlives the request).
+        let mut pooled = if upgrade {
+            None
+        } else {
+            dyno.0.pool.checkout(t0, t.pool_idle)
+        };
         loop {
-            let (mut tx, fresh) = match pooled.take() {
-                Some(tx) => (tx, false),
-                None => match pool::connect(dyno.0.addr, t.connect).await {
-                    Ok(tx) => (tx, true),
+            let (mut up, fresh) = match pooled.take() {
+                Some(up) => (up, false),
+                None => match pool::connect(dyno.0.addr, t.connect, upgrade).await {
+                    Ok(up) => (up, true),
                     Err(e) => {
                         debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno connect failed, quarantined");
                         dyno.0.quarantine(runtime.now_ms());
@@ -161,7 +169,7 @@ pub(crate) async fn handle(
                     }
                 },
             };
-            if tx.ready().await.is_err() {
+            if !up.ready().await {
                 if fresh {
                     dyno.0.quarantine(runtime.now_ms());
                     last = Some(ConnectError::Timeout { addr: dyno.0.addr });
@@ -174,7 +182,7 @@ pub(crate) async fn handle(
                 return Ok(error(ex, Code::H13, Outcome::default()));
             };
             let sent = Instant::now();
-            let res = send(&mut tx, request, t.response, fault.as_deref()).await;
+            let res = send(&mut up, request, t.response, fault.as_deref()).await;
             let base = Outcome {
                 dyno: Some(&dyno.0.label),
                 connect_ms: Some(connect_ms),
@@ -232,7 +240,7 @@ pub(crate) async fn handle(
             let end = RelayEnd {
                 exchange: ex,
                 dyno,
-                tx: Some(tx),
+                up: Some(up),
                 connect_ms,
                 sent,
                 status: status.as_u16(),
@@ -249,27 +257,32 @@ pub(crate) async fn handle(
 /// from the moment the request is fully sent: while a client is still uploading, its own
 /// idle timeout (H28) is what applies. `Err(())` is the H12 timeout.
 async fn send(
-    tx: &mut pool::Sender,
+    up: &mut Upstream,
     request: Request<ReqBody>,
-    response: std::time::Duration,
+    response: Duration,
     upload: Option<&AtomicU8>,
-) -> Result<Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<ReqBody>>>, ()> {
+) -> Result<Result<Response<Incoming>, TrySendError<Request<ReqBody>>>, ()> {
+    let (tx, mut hook) = up.split();
     let fut = tx.try_send_request(request);
     tokio::pin!(fut);
     let deadline = tokio::time::sleep(response);
     tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            res = &mut fut => return Ok(res),
-            () = &mut deadline => {
-                let uploading = upload.is_some_and(|f| f.load(Ordering::Relaxed) == body::CLIENT_OK);
-                if !uploading {
-                    return Err(());
-                }
-                deadline.as_mut().reset(Instant::now() + response);
-            }
+    std::future::poll_fn(|cx| {
+        // Drive the connection first: it writes the request and reads the response head.
+        hook.drive(cx);
+        if let Poll::Ready(res) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(res));
         }
-    }
+        while deadline.as_mut().poll(cx).is_ready() {
+            let uploading = upload.is_some_and(|f| f.load(Ordering::Relaxed) == body::CLIENT_OK);
+            if !uploading {
+                return Poll::Ready(Err(()));
+            }
+            deadline.as_mut().reset(Instant::now() + response);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// The code for an exchange that failed after the request was (partly) written.
