@@ -25,7 +25,9 @@ DNS_LAT_QPS="${DNS_LAT_QPS:-20000}"   # offered load of the latency-percentile r
 SUT_DNS_PORT="${SUT_DNS_PORT:-5303}"
 SUT_NAME="${SUT_NAME:-spaced}"
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
-SUT_DNS_CMD="${SUT_DNS_CMD:-$REPO/benches/load/sut_dns.sh {WORKDIR} {PORT} {RECORDS_FILE} {ZONE}}"
+# (A default inside ${VAR:-…} would end at the first "}" of the placeholders.)
+default_sut_dns_cmd="$REPO/benches/load/sut_dns.sh {WORKDIR} {PORT} {RECORDS_FILE} {ZONE}"
+SUT_DNS_CMD="${SUT_DNS_CMD:-$default_sut_dns_cmd}"
 if [[ -z "${SPACED_BIN:-}" && ! -x "$REPO/target/release/spaced" && "${NO_BUILD:-0}" != 1 ]]; then
   log "building target/release/spaced"
   (cd "$REPO" && cargo build --release --bin spaced) >&2
