@@ -14,6 +14,7 @@ use http::header::{CONTENT_TYPE, HOST};
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use spaced_config::Balance;
 use tokio::time::Instant;
 use tracing::debug;
@@ -26,6 +27,7 @@ use crate::conn::ConnCtx;
 use crate::exchange::{Exchange, Outcome};
 use crate::headers::{self, Expect, Forward, X_REQUEST_ID};
 use crate::pool::{self, ConnectError, Upstream};
+use crate::state::View;
 use crate::upgrade;
 
 /// Most dynos one request is tried on, whatever `retries` says.
@@ -49,20 +51,39 @@ pub(crate) async fn handle(
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
     };
+    let (view, index) = match admit(&mut ex, &parts) {
+        Ok(routed) => routed,
+        Err(code) => return Ok(error(ex, code, Outcome::default())),
+    };
+    dyno_head(&mut parts, &ex, upgrade);
+    let t = view.policy.router.timeouts;
+    let (body, fault) = ReqBody::client(body, t.idle);
+    let req = Request::from_parts(parts, body);
+    let attempt = Attempt {
+        view: &view,
+        index,
+        upgrade,
+        fault: fault.as_deref(),
+    };
+    Ok(attempt.forward(ex, req, on_client).await)
+}
 
-    if let Err(e) = headers::check_limits(request_line_len(&parts), &parts.headers) {
+/// The checks before any dyno is chosen, in order: request limits, method, Host, the
+/// route (S10/S11), web dynos (H14), `Expect`. Returns the view and the app's index.
+fn admit(ex: &mut Exchange, parts: &http::request::Parts) -> Result<(Arc<View>, usize), Code> {
+    if let Err(e) = headers::check_limits(request_line_len(parts), &parts.headers) {
         debug!(client.addr = %ex.conn.peer, reason = %e, "malformed request");
-        return Ok(error(ex, Code::H26, Outcome::default()));
+        return Err(Code::H26);
     }
     if parts.method == http::Method::CONNECT {
         // A reverse proxy has no tunnel to offer; dynos are reached by Host.
-        return Ok(error(ex, Code::H26, Outcome::default()));
+        return Err(Code::H26);
     }
     if ex.host.is_none() && parts.version == Version::HTTP_11 {
         // RFC 9112 §3.2: an HTTP/1.1 request without Host is answered 400.
-        return Ok(error(ex, Code::H26, Outcome::default()));
+        return Err(Code::H26);
     }
-    let shared = Arc::clone(&ex.conn.shared);
+    let shared = &ex.conn.shared;
     let view = shared.runtime.view(&shared.store);
     let policy = &view.policy;
     ex.fwd = access::client_ip(policy, ex.conn.peer, &parts.headers);
@@ -71,26 +92,27 @@ pub(crate) async fn handle(
         Ok(i) => i,
         Err(denied) => {
             debug!(client.addr = %ex.conn.peer, reason = %denied, "request refused");
-            let code = if denied.code() == Some("S10") {
+            return Err(if denied.code() == Some("S10") {
                 Code::S10
             } else {
                 Code::S11
-            };
-            return Ok(error(ex, code, Outcome::default()));
+            });
         }
     };
-    let Some(app) = view.apps.get(index) else {
-        return Ok(error(ex, Code::S11, Outcome::default()));
-    };
+    let app = view.apps.get(index).ok_or(Code::S11)?;
     ex.stats = Some(Arc::clone(&app.stats));
     if app.dynos.is_empty() {
-        return Ok(error(ex, Code::H14, Outcome::default()));
+        return Err(Code::H14);
     }
     if headers::expect(&parts.headers) == Expect::Unsupported {
-        return Ok(error(ex, Code::H26Expect, Outcome::default()));
+        return Err(Code::H26Expect);
     }
+    Ok((view, index))
+}
 
-    // The head for the dyno: HTTP/1.1, origin-form target, Host present.
+/// Turns the client's head into the dyno's: HTTP/1.1, origin-form target, Host present,
+/// headers rewritten (BEHAVIOR.md "Headers to the dyno").
+fn dyno_head(parts: &mut http::request::Parts, ex: &Exchange, upgrade: bool) {
     if parts.headers.get(HOST).is_none()
         && let Some(h) = &ex.host
     {
@@ -119,39 +141,83 @@ pub(crate) async fn handle(
             upgrade,
         },
     );
-    let t = policy.router.timeouts;
-    let (body, fault) = ReqBody::client(body, t.idle);
-    let mut req = Some(Request::from_parts(parts, body));
+}
 
-    let tries = (policy.router.retries as usize)
-        .saturating_add(1)
-        .min(MAX_TRIES);
-    let mut tried = [usize::MAX; MAX_TRIES];
-    let mut n_tried = 0;
-    let mut last: Option<ConnectError> = None;
-    let runtime = &shared.runtime;
-    while n_tried < tries {
-        let now_ms = runtime.now_ms();
-        let excluded = &tried[..n_tried];
-        let cursor = match policy.router.balance {
-            Balance::RoundRobin => app.stats.rr.fetch_add(1, Ordering::Relaxed),
-            _ => 0,
-        };
-        let Some((i, _)) = balance::pick(
-            policy.router.balance,
-            app.dynos.len(),
-            |i| app.candidate(i, now_ms, excluded),
-            cursor,
-            |k| fastrand::usize(..k),
-        ) else {
-            break;
-        };
-        tried[n_tried] = i;
-        n_tried += 1;
-        let dyno = InFlight::new(Arc::clone(&app.dynos[i]));
+/// What one routed request needs to be forwarded.
+struct Attempt<'a> {
+    view: &'a View,
+    index: usize,
+    upgrade: bool,
+    /// What the client's upload reported (H27/H28), when it has a body.
+    fault: Option<&'a AtomicU8>,
+}
+
+/// A try that sent nothing: the request comes back to be tried on another dyno.
+type Retry = (Exchange, Request<ReqBody>, ConnectError);
+
+impl Attempt<'_> {
+    /// Picks dynos and tries them until one answers, a request is sent and fails, or the
+    /// tries run out (`retries` + 1, at most [`MAX_TRIES`]).
+    async fn forward(
+        &self,
+        mut ex: Exchange,
+        mut req: Request<ReqBody>,
+        mut on_client: Option<OnUpgrade>,
+    ) -> Response<ResBody> {
+        let policy = &self.view.policy;
+        let app = &self.view.apps[self.index];
+        let tries = (policy.router.retries as usize)
+            .saturating_add(1)
+            .min(MAX_TRIES);
+        let mut tried = [usize::MAX; MAX_TRIES];
+        let mut n_tried = 0;
+        let mut last: Option<ConnectError> = None;
+        while n_tried < tries {
+            let now_ms = ex.conn.shared.runtime.now_ms();
+            let excluded = &tried[..n_tried];
+            let cursor = match policy.router.balance {
+                Balance::RoundRobin => app.stats.rr.fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
+            let Some((i, _)) = balance::pick(
+                policy.router.balance,
+                app.dynos.len(),
+                |i| app.candidate(i, now_ms, excluded),
+                cursor,
+                |k| fastrand::usize(..k),
+            ) else {
+                break;
+            };
+            tried[n_tried] = i;
+            n_tried += 1;
+            let dyno = InFlight::new(Arc::clone(&app.dynos[i]));
+            match self.try_dyno(ex, req, dyno, &mut on_client).await {
+                Ok(resp) => return resp,
+                Err((back_ex, back, e)) => {
+                    ex = back_ex;
+                    req = back;
+                    last = Some(e);
+                }
+            }
+        }
+        let code = last.as_ref().map_or(Code::H21, ConnectError::code);
+        error(ex, code, Outcome::default())
+    }
+
+    /// One dyno: a pooled connection (or a new one when the pooled ones are dead), then the
+    /// exchange. Connect failures quarantine the dyno and hand the request back.
+    async fn try_dyno(
+        &self,
+        ex: Exchange,
+        mut req: Request<ReqBody>,
+        dyno: InFlight,
+        on_client: &mut Option<OnUpgrade>,
+    ) -> Result<Response<ResBody>, Retry> {
+        let t = self.view.policy.router.timeouts;
+        let runtime = &ex.conn.shared.runtime;
         let t0 = Instant::now();
         // An upgrade needs a connection of its own (its socket outlives the request).
-        let mut pooled = if upgrade {
+        let mut pooled = if self.upgrade {
             None
         } else {
             dyno.0.pool.checkout(t0, t.pool_idle)
@@ -159,98 +225,129 @@ pub(crate) async fn handle(
         loop {
             let (mut up, fresh) = match pooled.take() {
                 Some(up) => (up, false),
-                None => match pool::connect(dyno.0.addr, t.connect, upgrade).await {
+                None => match pool::connect(dyno.0.addr, t.connect, self.upgrade).await {
                     Ok(up) => (up, true),
                     Err(e) => {
                         debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno connect failed, quarantined");
                         dyno.0.quarantine(runtime.now_ms());
-                        last = Some(e);
-                        break;
+                        return Err((ex, req, e));
                     }
                 },
             };
             if !up.ready().await {
                 if fresh {
                     dyno.0.quarantine(runtime.now_ms());
-                    last = Some(ConnectError::Timeout { addr: dyno.0.addr });
-                    break;
+                    return Err((ex, req, reset(dyno.0.addr)));
                 }
                 continue; // a pooled connection the dyno closed: open a new one
             }
             let connect_ms = t0.elapsed().as_millis() as u64;
-            let Some(request) = req.take() else {
-                return Ok(error(ex, Code::H13, Outcome::default()));
-            };
             let sent = Instant::now();
-            let res = send(&mut up, request, t.response, fault.as_deref()).await;
+            let res = send(&mut up, req, t.response, self.fault).await;
             let base = Outcome {
                 dyno: Some(&dyno.0.label),
                 connect_ms: Some(connect_ms),
                 service_ms: Some(sent.elapsed().as_millis() as u64),
                 ..Outcome::default()
             };
-            let mut resp = match res {
-                Err(_) => return Ok(error(ex, Code::H12, base)),
+            let resp = match res {
+                Err(()) => return Ok(error(ex, Code::H12, base)),
                 Ok(Ok(resp)) => resp,
                 Ok(Err(mut e)) => {
-                    if let Some(back) = e.take_message() {
-                        // Never written: safe to send elsewhere.
-                        req = Some(back);
-                        if fresh {
-                            dyno.0.quarantine(runtime.now_ms());
-                            last = Some(ConnectError::Io {
-                                addr: dyno.0.addr,
-                                source: std::io::ErrorKind::ConnectionReset.into(),
-                            });
-                            break;
-                        }
-                        continue;
+                    let Some(back) = e.take_message() else {
+                        let code = send_failure(e.error(), self.fault);
+                        debug!(dyno.addr = %dyno.0.addr, error = %e.error(), code = code.as_str(), "dyno exchange failed");
+                        return Ok(error(ex, code, base));
+                    };
+                    // Never written: safe to send again, here on a new connection or elsewhere.
+                    req = back;
+                    if fresh {
+                        dyno.0.quarantine(runtime.now_ms());
+                        return Err((ex, req, reset(dyno.0.addr)));
                     }
-                    let code = send_failure(e.error(), fault.as_deref());
-                    debug!(dyno.addr = %dyno.0.addr, error = %e.error(), code = code.as_str(), "dyno exchange failed");
-                    return Ok(error(ex, code, base));
+                    continue;
                 }
             };
-            let status = resp.status();
-            if status == StatusCode::SWITCHING_PROTOCOLS {
-                let Some(on_client) = on_client else {
-                    return Ok(error(ex, Code::H25, base));
-                };
-                let on_dyno = hyper::upgrade::on(&mut resp);
-                let (mut rparts, _) = resp.into_parts();
-                headers::rewrite_response(&mut rparts.headers, &ex.request_id, true);
-                ex.finish(Outcome {
-                    status: status.as_u16(),
-                    ..base
-                });
-                upgrade::spawn_relay(&shared.shutdown, on_client, on_dyno, t.idle, dyno);
-                let body = ResBody::Full {
-                    data: None,
-                    _exchange: Some(ex),
-                };
-                return Ok(Response::from_parts(rparts, body));
-            }
-            let (mut rparts, rbody) = resp.into_parts();
-            headers::rewrite_response(&mut rparts.headers, &ex.request_id, false);
-            rparts.version = if ex.version == Version::HTTP_2 {
-                Version::HTTP_2
-            } else {
-                Version::HTTP_11
-            };
-            let end = RelayEnd {
-                exchange: ex,
+            let sent_at = Sent {
                 dyno,
-                up: Some(up),
+                up,
                 connect_ms,
                 sent,
-                status: status.as_u16(),
+                idle: t.idle,
             };
-            let body = ResBody::Relay(Relay::new(rbody, t.idle, end));
-            return Ok(Response::from_parts(rparts, body));
+            return Ok(respond(ex, resp, sent_at, on_client));
         }
     }
-    let code = last.as_ref().map_or(Code::H21, ConnectError::code);
-    Ok(error(ex, code, Outcome::default()))
+}
+
+/// A connection failure that is not an OS error of its own (the socket died at once).
+fn reset(addr: std::net::SocketAddr) -> ConnectError {
+    ConnectError::Io {
+        addr,
+        source: std::io::ErrorKind::ConnectionReset.into(),
+    }
+}
+
+/// What a sent request carries into its response.
+struct Sent {
+    dyno: InFlight,
+    up: Upstream,
+    connect_ms: u64,
+    sent: Instant,
+    idle: Duration,
+}
+
+/// The client's response: the dyno's relayed (headers rewritten), or for a 101 the
+/// upgrade handed to a relay task.
+fn respond(
+    mut ex: Exchange,
+    mut resp: Response<Incoming>,
+    s: Sent,
+    on_client: &mut Option<OnUpgrade>,
+) -> Response<ResBody> {
+    let status = resp.status();
+    let base = Outcome {
+        dyno: Some(&s.dyno.0.label),
+        connect_ms: Some(s.connect_ms),
+        service_ms: Some(s.sent.elapsed().as_millis() as u64),
+        ..Outcome::default()
+    };
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        let Some(on_client) = on_client.take() else {
+            // 101 to a request that asked for no upgrade: not valid HTTP.
+            return error(ex, Code::H25, base);
+        };
+        let on_dyno = hyper::upgrade::on(&mut resp);
+        let (mut rparts, _) = resp.into_parts();
+        headers::rewrite_response(&mut rparts.headers, &ex.request_id, true);
+        ex.finish(Outcome {
+            status: status.as_u16(),
+            ..base
+        });
+        let shutdown = ex.conn.shared.shutdown.clone();
+        upgrade::spawn_relay(&shutdown, on_client, on_dyno, s.idle, s.dyno);
+        let body = ResBody::Full {
+            data: None,
+            _exchange: Some(ex),
+        };
+        return Response::from_parts(rparts, body);
+    }
+    let (mut rparts, rbody) = resp.into_parts();
+    headers::rewrite_response(&mut rparts.headers, &ex.request_id, false);
+    rparts.version = if ex.version == Version::HTTP_2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
+    let end = RelayEnd {
+        exchange: ex,
+        dyno: s.dyno,
+        up: Some(s.up),
+        connect_ms: s.connect_ms,
+        sent: s.sent,
+        status: status.as_u16(),
+    };
+    Response::from_parts(rparts, ResBody::Relay(Relay::new(rbody, s.idle, end)))
 }
 
 /// Sends `request` and waits for the response head. The `response` deadline (H12) counts
