@@ -320,3 +320,51 @@ async fn head_and_no_host() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn zone_preferred_while_half_healthy() {
+    let near = Backend::start("near").await;
+    let far = Backend::start("far").await;
+    let toml = space(
+        "zone = \"a\"",
+        &format!(
+            "\n[[app]]\nname = \"api\"\nhosts = [\"api.test\"]\n\n[[app.dyno]]\naddr = \"{}\"\nzone = \"a\"\n\n[[app.dyno]]\naddr = \"{}\"\nzone = \"b\"\n",
+            near.addr, far.addr
+        ),
+    );
+    let r = Router::start(&toml).await;
+    let mut c = Client::connect(r.addr).await;
+    for _ in 0..20 {
+        assert_eq!(c.get("api.test", "/").await.text(), "near");
+    }
+    // The zone's only dyno refuses: quarantined, so the other zone takes over.
+    near.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    for _ in 0..5 {
+        assert_eq!(get(r.addr, "api.test", "/").await.text(), "far");
+    }
+}
+
+#[tokio::test]
+async fn client_leaving_before_the_response_is_h27() {
+    let b = Backend::start("b").await;
+    let r = one_app(&[&b], "").await;
+    let mut s = within("connect", tokio::net::TcpStream::connect(r.addr))
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut s,
+        b"GET /slow/300 HTTP/1.1\r\nhost: api.test\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    eventually("request reached the dyno", || b.count() == 1).await;
+    drop(s);
+    let h27 = "spaced_router_requests_total{app=\"api\",status=\"499\",code=\"H27\"} 1";
+    eventually("H27 counted", || {
+        let mut m = String::new();
+        r.handle.render_metrics(&mut m);
+        m.contains(h27)
+    })
+    .await;
+}
