@@ -130,8 +130,11 @@ impl ConnCtx {
     }
 
     fn verdict(&self, now: u64, t: &Timeouts) -> Verdict {
+        // Reads only note when a head starts; the timer looks at least every
+        // `client_header`, so a slow head is cut within twice that at worst.
+        let look_again = now.saturating_add(ms(t.client_header).min(ms(t.keepalive)).max(1));
         if self.in_flight.load(Ordering::Relaxed) > 0 {
-            return Verdict::Wait(now.saturating_add(ms(t.keepalive)));
+            return Verdict::Wait(look_again);
         }
         let head = self.head_since.load(Ordering::Relaxed);
         if head > 0 {
@@ -149,7 +152,7 @@ impl ConnCtx {
         if now >= deadline {
             Verdict::Idle
         } else {
-            Verdict::Wait(deadline)
+            Verdict::Wait(deadline.min(look_again))
         }
     }
 }

@@ -247,3 +247,21 @@ async fn large_bodies_stream_both_ways() {
     let got = c.send(req).await.unwrap();
     assert_eq!(got.body.len(), payload.len());
 }
+
+#[tokio::test]
+async fn slow_second_head_on_a_keepalive_connection_is_closed() {
+    let b = Backend::start("b").await;
+    let keys = "\n[router.timeouts]\nclient_header = \"300ms\"\nkeepalive = \"60s\"\n";
+    let r = Router::start(&space(keys, &app("api", &["api.test"], &[b.addr]))).await;
+    let mut s = within("connect", TcpStream::connect(r.addr)).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: api.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = within("response", s.read(&mut buf)).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // A second head that never completes: closed by client_header, long before keepalive.
+    s.write_all(b"GET / HTTP/1.1\r\nhost: api").await.unwrap();
+    let n = within("closed", s.read(&mut buf)).await.unwrap_or(0);
+    assert_eq!(n, 0);
+}
