@@ -87,15 +87,13 @@ impl Exchange {
             return;
         }
         self.done = true;
-        let metrics = &self.conn.shared.metrics;
         let elapsed_us = self.arrived.elapsed().as_micros() as u64;
-        metrics.latency.observe_us(elapsed_us);
-        if let Some(s) = &self.stats {
-            s.count(o.code, o.status);
-            s.latency.observe_us(elapsed_us);
-        } else {
-            metrics.unrouted.count(o.code, o.status);
-        }
+        let stats = match &self.stats {
+            Some(s) => &**s,
+            None => &self.conn.shared.metrics.unrouted,
+        };
+        stats.count(o.code, o.status);
+        stats.latency.observe_us(elapsed_us);
         let line = LogLine {
             code: o.code,
             method: self.method.as_str(),

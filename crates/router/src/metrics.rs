@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
-use spaced_net::metrics::{Counter, Gauge, Histogram, header, sample};
+use spaced_net::metrics::{Counter, Gauge, header, sample};
 
 use crate::Shared;
 use crate::state::AppStats;
@@ -18,8 +18,6 @@ pub(crate) struct Metrics {
     pub l4_denied: Counter,
     /// Connections closed because `max_connections` were open.
     pub over_limit: Counter,
-    /// Latency of every request, arrival to log line.
-    pub latency: Histogram,
     /// Counters of requests that reached no app (S11, malformed).
     pub unrouted: AppStats,
     /// Active-check transitions (up or down).
@@ -32,7 +30,6 @@ impl Metrics {
             in_flight: Gauge::new(),
             l4_denied: Counter::new(),
             over_limit: Counter::new(),
-            latency: Histogram::default(),
             unrouted: AppStats::new(""),
             health_transitions: Counter::new(),
         }
@@ -63,15 +60,12 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
         out,
         "spaced_router_request_duration_seconds",
         "histogram",
-        "Request latency, arrival to log line.",
+        "Request latency by app, arrival to log line (app=\"\": reached no app).",
     );
-    m.latency
-        .render(out, "spaced_router_request_duration_seconds", "");
-    for a in &view.apps {
-        let labels = format!("app=\"{}\"", a.stats.name);
-        a.stats
-            .latency
-            .render(out, "spaced_router_app_request_duration_seconds", &labels);
+    for s in &stats {
+        let labels = format!("app=\"{}\"", s.name);
+        s.latency
+            .render(out, "spaced_router_request_duration_seconds", &labels);
     }
     header(
         out,
