@@ -52,6 +52,27 @@ pub fn policy(toml: &str) -> Policy {
     .unwrap_or_else(|e| panic!("bad test policy: {e:?}\n{toml}"))
 }
 
+/// A policy whose named files (`[[tls]]` certificates and keys) are read from `files`.
+pub fn policy_with_files(toml: &str, files: &[(&str, Vec<u8>)]) -> Policy {
+    let read = |p: &Path| {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        files
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    };
+    spaced_config::parse(
+        toml.as_bytes(),
+        &spaced_config::Source {
+            name: "test.toml",
+            dir: Path::new("."),
+            read: &read,
+        },
+    )
+    .unwrap_or_else(|e| panic!("bad test policy: {e:?}\n{toml}"))
+}
+
 /// The TOML of a space with one router listener on 127.0.0.1:0 and the given extra text
 /// (router keys first, then sections).
 pub fn space(router_keys: &str, rest: &str) -> String {
@@ -87,8 +108,12 @@ pub struct Router {
 
 impl Router {
     pub async fn start(toml: &str) -> Self {
+        Self::start_with(policy(toml)).await
+    }
+
+    pub async fn start_with(policy: Policy) -> Self {
         init_tracing();
-        let store = Arc::new(Store::new(policy(toml), "v1".into()));
+        let store = Arc::new(Store::new(policy, "v1".into()));
         let board = Arc::new(DynoBoard::new());
         let shutdown = Shutdown::new();
         let handle = within(

@@ -1,0 +1,164 @@
+//! TLS listeners end to end: HTTP/2 and HTTP/1.1 over TLS, `X-Forwarded-Proto: https`,
+//! and the log line's `protocol`, `tls`, `tls_version`.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use harness::*;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use tokio_rustls::TlsConnector;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<String>>>);
+
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for Capture {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        if event.metadata().target() == "router" {
+            let mut m = Message(String::new());
+            event.record(&mut m);
+            self.0.lock().unwrap().push(m.0);
+        }
+    }
+}
+
+fn client_config(cert_der: Vec<u8>, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert_der.into()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+#[tokio::test]
+async fn h2_and_h1_over_tls_with_https_headers_and_log_fields() {
+    let capture = Capture::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["api.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let b = Backend::start("b").await;
+    let toml = space(
+        "tls_listen = [\"127.0.0.1:0\"]",
+        &(app("api", &["api.test"], &[b.addr])
+            + "\n[[tls]]\ncert = \"api.crt\"\nkey = \"api.key\"\n"),
+    );
+    let files = [
+        ("api.crt", cert.pem().into_bytes()),
+        ("api.key", key.serialize_pem().into_bytes()),
+    ];
+    let r = Router::start_with(policy_with_files(&toml, &files)).await;
+    let tls_addr = r.handle.tls_listen[0];
+
+    // HTTP/2 (ALPN h2).
+    let connector = TlsConnector::from(client_config(cert.der().to_vec(), &[b"h2", b"http/1.1"]));
+    let tcp = within("connect", tokio::net::TcpStream::connect(tls_addr))
+        .await
+        .unwrap();
+    let name = ServerName::try_from("api.test").unwrap();
+    let tls = within("handshake", connector.connect(name, tcp))
+        .await
+        .unwrap();
+    let (mut sender, conn) = within(
+        "h2 handshake",
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get("https://api.test/h2?x=1")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = within("h2 request", sender.send_request(req))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().contains_key("x-request-id"));
+    let body = within("h2 body", resp.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(&body[..], b"b");
+    let seen = b.last();
+    assert_eq!(seen.version, http::Version::HTTP_11);
+    assert_eq!(seen.uri, "/h2?x=1");
+    assert_eq!(seen.headers["host"], "api.test");
+    assert_eq!(seen.headers["x-forwarded-proto"], "https");
+    assert_eq!(
+        seen.headers["x-forwarded-port"],
+        tls_addr.port().to_string().as_str()
+    );
+
+    // HTTP/1.1 (no ALPN).
+    let connector = TlsConnector::from(client_config(cert.der().to_vec(), &[]));
+    let tcp = within("connect", tokio::net::TcpStream::connect(tls_addr))
+        .await
+        .unwrap();
+    let name = ServerName::try_from("api.test").unwrap();
+    let tls = within("handshake", connector.connect(name, tcp))
+        .await
+        .unwrap();
+    let (mut sender, conn) = within(
+        "h1 handshake",
+        hyper::client::conn::http1::handshake(TokioIo::new(tls)),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get("/h1")
+        .header("host", "api.test")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = within("h1 request", sender.send_request(req))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    within("h1 body", resp.into_body().collect()).await.unwrap();
+
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let lines = capture.0.lock().unwrap().clone();
+    let h2 = lines
+        .iter()
+        .find(|l| l.contains("path=\"/h2?x=1\""))
+        .expect("h2 line");
+    assert!(
+        h2.ends_with("protocol=http2.0 tls=true tls_version=tls1.3"),
+        "{h2}"
+    );
+    assert!(h2.contains(" host=api.test "), "{h2}");
+    let h1 = lines
+        .iter()
+        .find(|l| l.contains("path=\"/h1\""))
+        .expect("h1 line");
+    assert!(
+        h1.ends_with("protocol=http1.1 tls=true tls_version=tls1.3"),
+        "{h1}"
+    );
+}
