@@ -265,3 +265,24 @@ async fn slow_second_head_on_a_keepalive_connection_is_closed() {
     let n = within("closed", s.read(&mut buf)).await.unwrap_or(0);
     assert_eq!(n, 0);
 }
+
+#[tokio::test]
+async fn invalid_dyno_response_is_h25() {
+    // A "dyno" that answers with something that is not HTTP.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(b"NOT HTTP AT ALL\r\n\r\n").await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            });
+        }
+    });
+    let r = Router::start(&space(FAST, &app("api", &["api.test"], &[addr]))).await;
+    let got = get(r.addr, "api.test", "/").await;
+    assert_eq!(got.status, 502);
+    assert!(got.text().contains("H25"), "{}", got.text());
+}
