@@ -286,3 +286,36 @@ async fn invalid_dyno_response_is_h25() {
     assert_eq!(got.status, 502);
     assert!(got.text().contains("H25"), "{}", got.text());
 }
+
+#[tokio::test]
+async fn dyno_closing_mid_response_is_h18() {
+    // A "dyno" that promises 100 bytes, sends 4, and hangs up.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npart")
+                    .await;
+            });
+        }
+    });
+    let r = Router::start(&space(FAST, &app("api", &["api.test"], &[addr]))).await;
+    let mut c = Client::connect(r.addr).await;
+    let req = Request::get("/")
+        .header("host", "api.test")
+        .body(Full::default())
+        .unwrap();
+    // The head was relayed; the body is cut: the client sees an incomplete message.
+    assert!(c.send(req).await.is_err());
+    let h18 = "spaced_router_requests_total{app=\"api\",status=\"503\",code=\"H18\"} 1";
+    eventually("H18 counted", || {
+        let mut m = String::new();
+        r.handle.render_metrics(&mut m);
+        m.contains(h18)
+    })
+    .await;
+}
