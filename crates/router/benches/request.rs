@@ -15,7 +15,8 @@ use spaced_router::headers::{self, Forward};
 use spaced_router::logline::LogLine;
 
 fn policy(apps: usize) -> spaced_config::Policy {
-    let mut toml = String::from("[space]\nname = \"bench\"\n\n[router]\nlisten = [\"127.0.0.1:0\"]\n");
+    let mut toml =
+        String::from("[space]\nname = \"bench\"\n\n[router]\nlisten = [\"127.0.0.1:0\"]\n");
     for i in 0..apps {
         toml.push_str(&format!(
             "\n[[app]]\nname = \"app{i}\"\nhosts = [\"app{i}.example.com\", \"*.app{i}.example.com\"]\n\n[[app.dyno]]\naddr = \"127.0.0.1:{}\"\n",
@@ -25,7 +26,11 @@ fn policy(apps: usize) -> spaced_config::Policy {
     let read = |p: &Path| std::fs::read(p);
     spaced_config::parse(
         toml.as_bytes(),
-        &spaced_config::Source { name: "bench.toml", dir: Path::new("."), read: &read },
+        &spaced_config::Source {
+            name: "bench.toml",
+            dir: Path::new("."),
+            read: &read,
+        },
     )
     .unwrap()
 }
@@ -50,16 +55,35 @@ fn bench(c: &mut Criterion) {
     for apps in [10usize, 1000] {
         let p = policy(apps);
         c.bench_function(&format!("request/route_exact/{apps}"), |b| {
-            b.iter(|| access::route(black_box(&p), Listener::External, black_box("app7.example.com:8080"), client))
+            b.iter(|| {
+                access::route(
+                    black_box(&p),
+                    Listener::External,
+                    black_box("app7.example.com:8080"),
+                    client,
+                )
+            })
         });
         c.bench_function(&format!("request/route_wildcard/{apps}"), |b| {
-            b.iter(|| access::route(black_box(&p), Listener::External, black_box("x.y.app7.example.com"), client))
+            b.iter(|| {
+                access::route(
+                    black_box(&p),
+                    Listener::External,
+                    black_box("x.y.app7.example.com"),
+                    client,
+                )
+            })
         });
     }
 
     for n in [3usize, 50] {
         let cands: Vec<Candidate> = (0..n)
-            .map(|i| Candidate { in_flight: (i % 7) as u32, up: i % 5 != 0, local: false, excluded: false })
+            .map(|i| Candidate {
+                in_flight: (i % 7) as u32,
+                up: i % 5 != 0,
+                local: false,
+                excluded: false,
+            })
             .collect();
         for (name, bal) in [
             ("least_request", Balance::LeastRequest),
@@ -87,7 +111,14 @@ fn bench(c: &mut Criterion) {
                 let id = headers::request_id(&h);
                 headers::rewrite_request(
                     &mut h,
-                    &Forward { peer: &peer, https: false, port: &port, start_ms: 1_700_000_000_000, request_id: &id, upgrade: false },
+                    &Forward {
+                        peer: &peer,
+                        https: false,
+                        port: &port,
+                        start_ms: 1_700_000_000_000,
+                        request_id: &id,
+                        upgrade: false,
+                    },
                 );
                 h
             },
@@ -97,7 +128,10 @@ fn bench(c: &mut Criterion) {
     let mut resp = HeaderMap::new();
     resp.insert("content-type", HeaderValue::from_static("text/plain"));
     resp.insert("content-length", HeaderValue::from_static("12"));
-    resp.insert("date", HeaderValue::from_static("Sat, 28 Nov 2026 23:00:00 GMT"));
+    resp.insert(
+        "date",
+        HeaderValue::from_static("Sat, 28 Nov 2026 23:00:00 GMT"),
+    );
     let id = headers::new_request_id();
     c.bench_function("request/rewrite_response/3", |b| {
         b.iter_batched(
@@ -109,7 +143,9 @@ fn bench(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         )
     });
-    c.bench_function("request/new_request_id/1", |b| b.iter(headers::new_request_id));
+    c.bench_function("request/new_request_id/1", |b| {
+        b.iter(headers::new_request_id)
+    });
 
     let mut buf = String::with_capacity(512);
     c.bench_function("request/log_line/1", |b| {
