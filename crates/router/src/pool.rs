@@ -183,10 +183,17 @@ impl Pool {
         }
     }
 
-    /// Closes connections idle for `max_idle` or longer (and dead ones).
+    /// Closes connections idle for `max_idle` or longer, and those the dyno closed: each
+    /// idle driver is polled once (with a no-op waker: nobody waits on an idle connection;
+    /// checkout polls again with a real one), so a dyno's close is noticed within a sweep
+    /// instead of leaving the socket in CLOSE_WAIT until `max_idle`.
     pub(crate) fn sweep(&self, now: Instant, max_idle: Duration) {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain(|c| c.up.reusable() && now.saturating_duration_since(c.since) < max_idle);
+        idle.retain_mut(|c| {
+            c.up.drive(&mut cx);
+            c.up.reusable() && now.saturating_duration_since(c.since) < max_idle
+        });
     }
 
     /// Closes every idle connection (the dyno left the policy, or shutdown).

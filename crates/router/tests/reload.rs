@@ -142,3 +142,28 @@ async fn pooled_connections_close_after_pool_idle() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn pooled_connections_closed_by_the_dyno_are_dropped() {
+    let a = Backend::start("a").await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[a.addr]))).await;
+    let mut c = Client::connect(r.addr).await;
+    assert_eq!(c.get("api.test", "/").await.status, 200);
+    eventually("pooled", || {
+        let mut m = String::new();
+        r.handle.render_metrics(&mut m);
+        m.contains("spaced_router_pool_idle_connections{app=\"api\",dyno=\"web.1\"")
+            && m.contains("\"} 1\n")
+    })
+    .await;
+    // The dyno goes away (closing its connections): the sweep notices and drops the pooled one.
+    a.stop();
+    eventually("pool emptied", || {
+        let mut m = String::new();
+        r.handle.render_metrics(&mut m);
+        m.lines().any(|l| {
+            l.starts_with("spaced_router_pool_idle_connections{app=\"api\"") && l.ends_with(" 0")
+        })
+    })
+    .await;
+}
