@@ -239,7 +239,9 @@ impl Attempt<'_> {
                     dyno.0.quarantine(runtime.now_ms());
                     return Err((ex, req, reset(dyno.0.addr)));
                 }
-                continue; // a pooled connection the dyno closed: open a new one
+                // A pooled connection the dyno closed: the next pooled one, else a new one.
+                pooled = dyno.0.pool.checkout(Instant::now(), t.pool_idle);
+                continue;
             }
             let connect_ms = t0.elapsed().as_millis() as u64;
             let sent = Instant::now();
@@ -265,6 +267,7 @@ impl Attempt<'_> {
                         dyno.0.quarantine(runtime.now_ms());
                         return Err((ex, req, reset(dyno.0.addr)));
                     }
+                    pooled = dyno.0.pool.checkout(Instant::now(), t.pool_idle);
                     continue;
                 }
             };
