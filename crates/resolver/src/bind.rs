@@ -10,7 +10,10 @@ use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use spaced_net::BindError;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
+
+/// A blocking UDP socket: each is served by its own thread (see `server::serve_udp_thread`).
+type UdpSocket = std::net::UdpSocket;
 
 use crate::ResolverError;
 
@@ -69,7 +72,6 @@ fn udp(addr: SocketAddr) -> Result<UdpSocket, BindError> {
     if addr.is_ipv6() {
         socket.set_only_v6(false).map_err(wrap)?;
     }
-    socket.set_nonblocking(true).map_err(wrap)?;
     socket.bind(&addr.into()).map_err(wrap)?;
-    UdpSocket::from_std(socket.into()).map_err(wrap)
+    Ok(socket.into())
 }

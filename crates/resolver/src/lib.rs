@@ -182,8 +182,18 @@ pub async fn spawn_with(
     for (group, tcp, addr) in bound {
         listen.push(addr);
         for (i, udp) in group.into_iter().enumerate() {
-            let task = server::serve_udp(Arc::new(udp), ctx.clone(), shutdown.clone(), i * 7919);
-            shutdown.spawn(task);
+            let (ctx, shutdown, rt) = (
+                ctx.clone(),
+                shutdown.clone(),
+                tokio::runtime::Handle::current(),
+            );
+            std::thread::Builder::new()
+                .name(format!("spaced-dns-udp-{i}"))
+                .spawn(move || server::serve_udp_thread(udp, ctx, shutdown, rt, i * 7919))
+                .map_err(|source| ResolverError::Bind {
+                    addr,
+                    source: BindError::Bind { addr, source },
+                })?;
         }
         shutdown.spawn(server::serve_tcp(tcp, ctx.clone(), shutdown.clone()));
         tracing::info!(server.addr = %addr, "resolver listening (udp+tcp)");
