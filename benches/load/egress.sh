@@ -32,8 +32,11 @@ SUT_CONNECT_PORT="${SUT_CONNECT_PORT:-3129}"
 SUT_SOCKS_PORT="${SUT_SOCKS_PORT:-1081}"
 SUT_NAME="${SUT_NAME:-spaced}"
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
-SUT_CONNECT_CMD="${SUT_CONNECT_CMD-$REPO/benches/load/sut_egress.sh connect {WORKDIR} {PORT} {BIND_ADDR}}"
-SUT_SOCKS_CMD="${SUT_SOCKS_CMD-$REPO/benches/load/sut_egress.sh socks {WORKDIR} {PORT} {BIND_ADDR}}"
+# (Defaults go through variables: inside ${VAR-…} the first "}" of a placeholder would end it.)
+default_connect_cmd="$REPO/benches/load/sut_egress.sh connect {WORKDIR} {PORT} {BIND_ADDR}"
+default_socks_cmd="$REPO/benches/load/sut_egress.sh socks {WORKDIR} {PORT} {BIND_ADDR}"
+SUT_CONNECT_CMD="${SUT_CONNECT_CMD-$default_connect_cmd}"
+SUT_SOCKS_CMD="${SUT_SOCKS_CMD-$default_socks_cmd}"
 if [[ -z "${SPACED_BIN:-}" && ! -x "$REPO/target/release/spaced" && "${NO_BUILD:-0}" != 1 ]]; then
   log "building target/release/spaced"
   (cd "$REPO" && cargo build --release --bin spaced) >&2
