@@ -36,9 +36,10 @@ for label in ("unpinned", "pinned"):
             if len(row) < 6 or row[3] == "0":
                 continue
             try:
-                vals.setdefault((row[2], row[4]), []).append(float(row[5]))
+                value = float(row[5])  # the header row has no number: skip it
             except ValueError:
-                pass
+                continue
+            vals.setdefault((row[2], row[4]), []).append(value)
     med = {k: statistics.median(v) for k, v in vals.items()}
     print(f"\n## router w{workers} {label}: spaced / peer (medians of the runs)")
     print("| peer | req/s ratio (>1 better) | p99 ratio (<1 better) | CPU us/req ratio (<1 better) | spaced CPU us/req |")
