@@ -24,7 +24,7 @@ pub fn init() {
         .try_init();
 }
 
-/// The default format, with bare lines for [`BARE_TARGETS`].
+/// The default format, with bare lines for the `router` and `egress` targets.
 #[derive(Default)]
 pub struct SpacedFormat {
     inner: Format<Full>,
