@@ -49,14 +49,14 @@ pub async fn spawn_dyno(addr: SocketAddr, app: String, dyno: String) -> Result<S
     let local = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else {
+            let Ok((tcp, peer)) = listener.accept().await else {
                 continue;
             };
             let app = app.clone();
             let dyno = dyno.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| {
-                    let body = answer(&app, &dyno, &req);
+                    let body = answer(&app, &dyno, peer, &req);
                     async move { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body)))) }
                 });
                 if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -72,12 +72,12 @@ pub async fn spawn_dyno(addr: SocketAddr, app: String, dyno: String) -> Result<S
     Ok(local)
 }
 
-fn answer(app: &str, dyno: &str, req: &Request<Incoming>) -> String {
+fn answer(app: &str, dyno: &str, peer: SocketAddr, req: &Request<Incoming>) -> String {
     if req.uri().path() == "/health" {
         return "ok\n".into();
     }
     let mut body = format!(
-        "hello from {dyno} of app {app}\n{} {}\n",
+        "hello from {dyno} of app {app}\nconnection from {peer}\n{} {}\n",
         req.method(),
         req.uri()
     );

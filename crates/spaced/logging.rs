@@ -17,8 +17,11 @@ const BARE_TARGETS: [&str; 2] = ["router", "egress"];
 /// Installs the global subscriber: stdout, `RUST_LOG` filter (default `info`).
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for a person at a terminal; files and log shippers get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .event_format(SpacedFormat::default())
         .fmt_fields(DefaultFields::new())
         .try_init();
