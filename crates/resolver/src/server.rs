@@ -118,6 +118,10 @@ pub(crate) fn serve_udp_thread(
                 continue;
             }
         };
+        // The receive may have blocked across a shutdown: nothing is answered after it.
+        if shutdown.is_cancelled() {
+            break;
+        }
         rotate = rotate.wrapping_add(1);
         let outcome = {
             let zone = ctx.zone.load();
