@@ -109,7 +109,7 @@ async fn python_requests_with_http_proxy_in_the_environment() {
     let who = Whoami::start("127.0.0.1:0").await;
     let gw = Gateway::start(&space()).await;
     // python3 without the requests package is a machine without the client: skip.
-    let probe = tokio::process::Command::new("python3")
+    let probe = Command::new("python3")
         .args(["-c", "import requests"])
         .output()
         .await;
