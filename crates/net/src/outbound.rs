@@ -135,9 +135,14 @@ fn outbound_socket(
     source: Option<SocketAddr>,
 ) -> Result<TcpSocket, ConnectError> {
     let sock_err = |source| ConnectError::Socket { dest, source };
-    let socket = Socket::new(Domain::for_address(dest), Type::STREAM, Some(Protocol::TCP))
-        .map_err(sock_err)?;
-    socket.set_nonblocking(true).map_err(sock_err)?;
+    // SOCK_NONBLOCK at creation: two fcntl calls fewer per tunnel than setting it after
+    // (the egress profile counts ~20 syscalls per tunnel; every one shows).
+    let socket = Socket::new(
+        Domain::for_address(dest),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )
+    .map_err(sock_err)?;
     if let Some(src) = source {
         let bind_err = |source| ConnectError::Bind {
             source_ip: src.ip(),
