@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use spaced_net::metrics::{Counter, Gauge, header, sample};
 
 use crate::Shared;
-use crate::state::AppStats;
+use crate::state::{AppStats, DynoRt};
 
 /// Router-wide metrics (per-app counters live in [`AppStats`]).
 #[derive(Debug)]
@@ -118,56 +118,46 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
         m.health_transitions.get(),
     );
 
-    header(
+    let dynos = || {
+        view.apps
+            .iter()
+            .flat_map(|a| a.dynos.iter().map(AsRef::as_ref))
+    };
+    per_dyno(
         out,
         "spaced_router_dyno_up",
-        "gauge",
         "1 when the dyno takes traffic.",
+        dynos(),
+        |d| u64::from(d.is_up(now)),
     );
-    for a in &view.apps {
-        for d in &a.dynos {
-            let labels = format!("app=\"{}\",dyno=\"{}\",addr=\"{}\"", d.app, d.label, d.addr);
-            sample(
-                out,
-                "spaced_router_dyno_up",
-                &labels,
-                u8::from(d.is_up(now)),
-            );
-        }
-    }
-    header(
+    per_dyno(
         out,
         "spaced_router_dyno_in_flight",
-        "gauge",
         "Requests in flight per dyno.",
+        dynos(),
+        |d| u64::from(d.in_flight.load(Ordering::Relaxed)),
     );
-    for a in &view.apps {
-        for d in &a.dynos {
-            let labels = format!("app=\"{}\",dyno=\"{}\",addr=\"{}\"", d.app, d.label, d.addr);
-            sample(
-                out,
-                "spaced_router_dyno_in_flight",
-                &labels,
-                d.in_flight.load(Ordering::Relaxed),
-            );
-        }
-    }
-    header(
+    per_dyno(
         out,
         "spaced_router_pool_idle_connections",
-        "gauge",
         "Idle pooled connections per dyno.",
+        dynos(),
+        |d| d.pool.len() as u64,
     );
-    for a in &view.apps {
-        for d in &a.dynos {
-            let labels = format!("app=\"{}\",dyno=\"{}\",addr=\"{}\"", d.app, d.label, d.addr);
-            sample(
-                out,
-                "spaced_router_pool_idle_connections",
-                &labels,
-                d.pool.len(),
-            );
-        }
+}
+
+/// One gauge with a sample per dyno, labelled by app, dyno and address.
+fn per_dyno<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    dynos: impl Iterator<Item = &'a DynoRt>,
+    value: impl Fn(&DynoRt) -> u64,
+) {
+    header(out, name, "gauge", help);
+    for d in dynos {
+        let labels = format!("app=\"{}\",dyno=\"{}\",addr=\"{}\"", d.app, d.label, d.addr);
+        sample(out, name, &labels, value(d));
     }
 }
 
