@@ -108,7 +108,7 @@ start_spaced() {
 
 # start_nginx_tls NAME PORT WORKERS : nginx TLS 1.3 termination in front of the backends.
 start_nginx_tls() {
-  local name=$1 port=$2 workers=$3 conf t0
+  local name=$1 port=$2 workers=$3 conf
   conf="$WORK/$name.conf"
   mkdir -p "$WORK/$name"
   cat >"$conf" <<EOF
@@ -141,19 +141,14 @@ http {
     }
 }
 EOF
-  t0=$(now_ms)
-  start "$name" "${PIN_SUT[@]}" nginx -p "$WORK/$name" -e "$WORK/$name.err" -c "$conf" -g 'daemon off;'
-  TARGET_PID=$LAST_PID
-  wait_tcp "$port" "$TARGET_PID" || die "$name did not start"
-  STARTUP_MS=$(( $(now_ms) - t0 ))
-  sleep 0.2
+  launch_server "$name" "$port" "nginx -c \$WORK/$name.conf -g 'daemon off;'" \
+    nginx -p "$WORK/$name" -e "$WORK/$name.err" -c "$conf" -g 'daemon off;'
   remember_kids "$TARGET_PID"
-  TARGET_CMD="nginx -c \$WORK/$name.conf -g 'daemon off;'"
 }
 
 # start_haproxy_tls NAME PORT NBTHREAD : haproxy TLS 1.3 termination.
 start_haproxy_tls() {
-  local name=$1 port=$2 threads=$3 conf t0
+  local name=$1 port=$2 threads=$3 conf
   conf="$WORK/$name.cfg"
   cat >"$conf" <<EOF
 global
@@ -180,13 +175,7 @@ backend be
     server s2 127.0.0.1:9002
     server s3 127.0.0.1:9003
 EOF
-  t0=$(now_ms)
-  start "$name" "${PIN_SUT[@]}" haproxy -db -f "$conf"
-  TARGET_PID=$LAST_PID
-  wait_tcp "$port" "$TARGET_PID" || die "$name did not start"
-  STARTUP_MS=$(( $(now_ms) - t0 ))
-  sleep 0.2
-  TARGET_CMD="haproxy -db -f \$WORK/$name.cfg"
+  launch_server "$name" "$port" "haproxy -db -f \$WORK/$name.cfg" haproxy -db -f "$conf"
 }
 
 expect_403() {   # expect_403 PORT
