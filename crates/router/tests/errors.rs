@@ -269,18 +269,7 @@ async fn slow_second_head_on_a_keepalive_connection_is_closed() {
 #[tokio::test]
 async fn invalid_dyno_response_is_h25() {
     // A "dyno" that answers with something that is not HTTP.
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let _ = s.write_all(b"NOT HTTP AT ALL\r\n\r\n").await;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            });
-        }
-    });
+    let addr = raw_dyno(b"NOT HTTP AT ALL\r\n\r\n", Duration::from_secs(1)).await;
     let r = Router::start(&space(FAST, &app("api", &["api.test"], &[addr]))).await;
     let got = get(r.addr, "api.test", "/").await;
     assert_eq!(got.status, 502);
@@ -290,19 +279,11 @@ async fn invalid_dyno_response_is_h25() {
 #[tokio::test]
 async fn dyno_closing_mid_response_is_h18() {
     // A "dyno" that promises 100 bytes, sends 4, and hangs up.
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf).await;
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npart")
-                    .await;
-            });
-        }
-    });
+    let addr = raw_dyno(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npart",
+        Duration::ZERO,
+    )
+    .await;
     let r = Router::start(&space(FAST, &app("api", &["api.test"], &[addr]))).await;
     let mut c = Client::connect(r.addr).await;
     let req = Request::get("/")
@@ -318,4 +299,22 @@ async fn dyno_closing_mid_response_is_h18() {
         m.contains(h18)
     })
     .await;
+}
+
+/// A fake dyno that reads one request, writes `reply` byte for byte, keeps the connection
+/// open for `linger`, then hangs up.
+async fn raw_dyno(reply: &'static [u8], linger: Duration) -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(reply).await;
+                tokio::time::sleep(linger).await;
+            });
+        }
+    });
+    addr
 }
