@@ -11,6 +11,7 @@ pub mod outbound;
 pub mod proxy_protocol;
 pub mod relay;
 pub mod shutdown;
+pub mod udp_batch;
 
 pub use accept::{AcceptError, ConnGuard, ConnLimit, canonical_addr, canonical_ip, serve};
 pub use bind::{BindError, tcp_listener, udp_socket};

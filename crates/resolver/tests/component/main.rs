@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod access;
+mod batch;
 mod forward;
 mod names;
 mod reload;

@@ -1,0 +1,167 @@
+//! A burst of UDP queries from several sources, IPv4, IPv4-mapped and IPv6, inside and
+//! outside the space, mixed with malformed datagrams: the server takes them in batches
+//! (`recvmmsg`) and answers them together (`sendmmsg`), and every answer must still be the
+//! one its query alone would get, sent to its own source.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+use spaced_resolver::Options;
+
+use crate::support::*;
+
+/// What a query of the burst must get back.
+#[derive(Debug, Clone, PartialEq)]
+enum Want {
+    /// NOERROR with this one address.
+    One(String),
+    NxDomain,
+    /// TC set, no answers (60 records over 512 bytes).
+    Truncated,
+    /// NOERROR with all 60 records (EDNS0 4096).
+    All,
+    Refused,
+}
+
+#[tokio::test]
+async fn a_burst_from_several_sources_is_answered_query_by_query() {
+    let have_v6 = UdpSocket::bind("[::1]:0").is_ok();
+    let (listen, internal) = if have_v6 {
+        (
+            "[::]:0",
+            r#"internal = ["127.0.0.1/32", "127.0.0.2/32", "::1/128"]"#,
+        )
+    } else {
+        (
+            "127.0.0.1:0",
+            r#"internal = ["127.0.0.1/32", "127.0.0.2/32"]"#,
+        )
+    };
+    let text = policy_text(&dynos_text(60))
+        .replace("127.0.0.1:0", listen)
+        .replace(r#"internal = ["127.0.0.1/32", "127.0.0.2/32"]"#, internal);
+    // One socket: every flow lands on the same loop, so the burst queues up behind it.
+    let options = Options {
+        udp_tasks: 1,
+        ..Options::default()
+    };
+    let r = start_with(&text, options).await;
+    let port = r.addr.port();
+    let v4_server = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut sources = vec![
+        ("127.0.0.1", true),
+        ("127.0.0.2", true),
+        ("127.0.0.3", false),
+    ];
+    if have_v6 {
+        sources.push(("::1", true));
+    }
+    let clients: Vec<(UdpSocket, SocketAddr, bool)> = sources
+        .iter()
+        .map(|&(src, inside)| {
+            let s = UdpSocket::bind((src, 0)).unwrap();
+            s.set_read_timeout(Some(T)).unwrap();
+            let to = if src == "::1" {
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))
+            } else {
+                v4_server
+            };
+            (s, to, inside)
+        })
+        .collect();
+
+    // Build every datagram first, then send them back to back: the server wakes on the
+    // first and finds the others queued.
+    let mut burst = Vec::new();
+    let mut wants: Vec<HashMap<u16, (String, Want)>> = vec![HashMap::new(); clients.len()];
+    let mut garbage = 0;
+    for i in 0..96u16 {
+        let c = usize::from(i) % clients.len();
+        let inside = clients[c].2;
+        let (name, edns, want) = match i % 4 {
+            0 => {
+                let n = usize::from(i) % 60;
+                let name = format!("{}.web.big.app.localspace.", n + 1);
+                (name, None, Want::One(format!("10.1.0.{}", n + 1)))
+            }
+            1 => (format!("nx{i}.big.app.localspace."), None, Want::NxDomain),
+            2 => ("web.big.app.localspace.".to_string(), None, Want::Truncated),
+            _ => ("web.big.app.localspace.".to_string(), Some(4096), Want::All),
+        };
+        let want = if inside { want } else { Want::Refused };
+        let mut q = query(&name, RecordType::A, edns);
+        q.metadata.id = 1000 + i;
+        wants[c].insert(q.metadata.id, (name, want));
+        burst.push((c, q.to_vec().unwrap()));
+        if i % 16 == 5 {
+            // Too short for a header: dropped, and nothing else with it.
+            burst.push((c, vec![1, 2, 3]));
+            garbage += 1;
+        }
+    }
+    for (c, bytes) in &burst {
+        let (sock, to, _) = &clients[*c];
+        sock.send_to(bytes, to).unwrap();
+    }
+
+    let checks = tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; 65535];
+        for ((sock, _, _), mut wanted) in clients.into_iter().zip(wants) {
+            while !wanted.is_empty() {
+                let (n, _) = sock.recv_from(&mut buf).expect("every query is answered");
+                let m = Message::from_vec(&buf[..n]).expect("answer decodes");
+                let (name, want) = wanted
+                    .remove(&m.metadata.id)
+                    .unwrap_or_else(|| panic!("unexpected or repeated id {}", m.metadata.id));
+                check(&m, &name, &want);
+            }
+            // Nothing more: the garbage got no answer, no answer went to another source.
+            sock.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            assert!(
+                sock.recv_from(&mut buf).is_err(),
+                "an extra datagram arrived"
+            );
+        }
+    });
+    within("burst answered", checks).await.unwrap();
+
+    let mut text = String::new();
+    r.handle.render_metrics(&mut text);
+    assert!(
+        text.contains(&format!("spaced_dns_dropped_total {garbage}")),
+        "{text}"
+    );
+}
+
+fn check(m: &Message, name: &str, want: &Want) {
+    assert_eq!(m.queries.len(), 1, "{name}");
+    assert_eq!(m.queries[0].name().to_ascii(), name);
+    let what = format!("{name} {want:?}");
+    match want {
+        Want::One(ip) => {
+            assert_eq!(m.response_code, ResponseCode::NoError, "{what}");
+            assert_eq!(
+                ips(m),
+                vec![ip.parse::<std::net::IpAddr>().unwrap()],
+                "{what}"
+            );
+        }
+        Want::NxDomain => assert_eq!(m.response_code, ResponseCode::NXDomain, "{what}"),
+        Want::Truncated => {
+            assert!(m.truncation, "{what}");
+            assert!(m.answers.is_empty(), "{what}");
+        }
+        Want::All => {
+            assert!(!m.truncation, "{what}");
+            assert_eq!(m.answers.len(), 60, "{what}");
+        }
+        Want::Refused => {
+            assert_eq!(m.response_code, ResponseCode::Refused, "{what}");
+            assert!(m.answers.is_empty(), "{what}");
+        }
+    }
+}
