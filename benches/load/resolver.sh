@@ -7,20 +7,45 @@
 # all started at once, measured with dnsperf (UDP) in RUNS interleaved rounds on two query
 # files: hit (the 100 names, shuffled) and mix10nx (90 % existing, 10 % NXDOMAIN).
 # Reported per target: q/s and latency (avg/max/stddev) of saturating runs, CPU µs per
-# query (the server's user+system time over answered queries), and p50/p99/p99.9 at a fixed
-# offered load; then spaced's q/s as a multiple of the faster peer and its CPU/query.
+# query (the server's user+system time over answered queries), the server's CPU use during
+# the run (100 % = one core: the server, not dnsperf, is the limit), and p50/p99/p99.9 at a
+# fixed offered load; then spaced's q/s as a multiple of the faster peer, its CPU/query, and
+# the per-core capacity ratio (peer CPU/query over spaced's).
 #
-# Usage:  benches/load/resolver.sh   [PIN=0|1] [TARGETS="unbound dnsmasq sut"] [DURATION=10] [RUNS=3]
+# Two variants, each run by default (PINS="0 1"), each the same for all three targets:
+#   unpinned  dnsperf -c 1 -q 100, nothing pinned (the historical setup);
+#   pinned    the server on CPU 0 and dnsperf on CPU 1 (taskset), dnsperf -c 8 -q 160: eight
+#             client sockets (source ports), as a server with many clients sees them. Not
+#             more outstanding: unbound and dnsmasq keep the default 208 KiB receive buffer,
+#             which overflows at dnsperf's opening burst of ~200 queries, and each query lost
+#             then holds one of dnsperf's slots for its 5 s timeout (-q 500 cost both peers
+#             307 slots while spaced, with its 1 MiB buffer, lost none).
+# DNS_CLIENTS / DNS_OUTSTANDING / DNS_THREADS (dnsperf -c / -q / -T) override both variants.
+#
+# Usage:  benches/load/resolver.sh   [PINS="0 1"] [TARGETS="unbound dnsmasq sut"] [DURATION=10] [RUNS=3]
 #         SPACED_BIN=path/to/spaced benches/load/resolver.sh
 # Builds target/release/spaced first unless it exists (NO_BUILD=1 never builds).
 # Output: results/dns-spaced-<pinned|unpinned>.tsv and a comparison on stderr.
 # Goals (ISSUE): <= 5 us CPU per query, >= 1.5x the faster peer's q/s.
+set -euo pipefail
+if [[ "${RESOLVER_SH_INNER:-0}" != 1 ]]; then
+  for pin in ${PINS:-0 1}; do
+    RESOLVER_SH_INNER=1 PIN="$pin" "$0"
+  done
+  exit 0
+fi
 source "$(dirname "$0")/lib.sh"
 
 ZONE="${ZONE:-app.localspace}"
 NRECORDS="${NRECORDS:-100}"
-DNS_CLIENTS="${DNS_CLIENTS:-1}"
-DNS_OUTSTANDING="${DNS_OUTSTANDING:-100}"
+if [[ "${PIN:-0}" == 1 ]]; then
+  DNS_CLIENTS="${DNS_CLIENTS:-8}"
+  DNS_OUTSTANDING="${DNS_OUTSTANDING:-160}"
+else
+  DNS_CLIENTS="${DNS_CLIENTS:-1}"
+  DNS_OUTSTANDING="${DNS_OUTSTANDING:-100}"
+fi
+DNS_THREADS="${DNS_THREADS:-1}"
 DNS_LAT_QPS="${DNS_LAT_QPS:-20000}"   # offered load of the latency-percentile runs
 SUT_DNS_PORT="${SUT_DNS_PORT:-5303}"
 SUT_NAME="${SUT_NAME:-spaced}"
@@ -121,8 +146,8 @@ for target in $TARGETS; do
 done
 
 dnsperf_sat() {   # dnsperf_sat LABEL QUERYSET RUN|warm : saturating run
-  local t=$1 qf=$2 run=$3 out c0 c1 cpu qps avg mn mx sd sent comp lost nxpct cmdline
-  local base=(dnsperf -s 127.0.0.1 -p "${D_PORT[$t]}" -d "$WORK/dns/queries_$qf.txt" -c "$DNS_CLIENTS" -q "$DNS_OUTSTANDING")
+  local t=$1 qf=$2 run=$3 out c0 c1 cpu util qps avg mn mx sd sent comp lost nxpct cmdline
+  local base=(dnsperf -s 127.0.0.1 -p "${D_PORT[$t]}" -d "$WORK/dns/queries_$qf.txt" -c "$DNS_CLIENTS" -T "$DNS_THREADS" -q "$DNS_OUTSTANDING")
   if [[ "$run" == warm ]]; then
     [[ "$WARMUP" -gt 0 ]] && "${PIN_LOAD[@]}" "${base[@]}" -l "$WARMUP" >/dev/null 2>&1
     return 0
@@ -133,6 +158,7 @@ dnsperf_sat() {   # dnsperf_sat LABEL QUERYSET RUN|warm : saturating run
   c1=$(tree_cpu_s "${D_PID[$t]}")
   read -r qps avg mn mx sd sent comp lost nxpct < <($PYTHON "$HARNESS" parse-dnsperf "$out")
   cpu=$(awk -v a="$c0" -v b="$c1" -v n="$comp" 'BEGIN{printf "%.2f", (b-a)*1e6/n}')
+  util=$(awk -v a="$c0" -v b="$c1" -v d="$DURATION" 'BEGIN{printf "%.0f", (b-a)*100/d}')
   cmdline=$(shjoin "${PIN_LOAD[@]}" "${base[@]}" -l "$DURATION")
   record dns "$VARIANT" "$t-$qf" "$run" qps "$qps" q/s "$cmdline"
   record dns "$VARIANT" "$t-$qf" "$run" avg "$avg" ms ""
@@ -141,7 +167,8 @@ dnsperf_sat() {   # dnsperf_sat LABEL QUERYSET RUN|warm : saturating run
   record dns "$VARIANT" "$t-$qf" "$run" lost "$lost" count ""
   record dns "$VARIANT" "$t-$qf" "$run" nxdomain_pct "$nxpct" % ""
   record dns "$VARIANT" "$t-$qf" "$run" cpu_us_per_q "$cpu" us ""
-  log "dns/$t/$qf run $run: $qps q/s avg=${avg}ms max=${mx}ms sd=${sd}ms lost=$lost nx=${nxpct}% cpu/q=${cpu}us"
+  record dns "$VARIANT" "$t-$qf" "$run" server_cpu_pct "$util" % ""
+  log "dns/$t/$qf run $run: $qps q/s avg=${avg}ms max=${mx}ms sd=${sd}ms lost=$lost nx=${nxpct}% cpu/q=${cpu}us server=${util}%"
 }
 
 # Latency percentiles at a fixed offered load (below every peer's capacity),
@@ -149,7 +176,7 @@ dnsperf_sat() {   # dnsperf_sat LABEL QUERYSET RUN|warm : saturating run
 # which is why the saturating runs do not use it.
 dnsperf_lat() {   # dnsperf_lat LABEL RUN
   local t=$1 run=$2 out c0 c1 cpu p50 p99 p999 answers timeouts aqps cmdline
-  local lat=(dnsperf -s 127.0.0.1 -p "${D_PORT[$t]}" -d "$WORK/dns/queries_hit.txt" -c "$DNS_CLIENTS" -q "$DNS_OUTSTANDING" -Q "$DNS_LAT_QPS" -v -l "$DURATION")
+  local lat=(dnsperf -s 127.0.0.1 -p "${D_PORT[$t]}" -d "$WORK/dns/queries_hit.txt" -c "$DNS_CLIENTS" -T "$DNS_THREADS" -q "$DNS_OUTSTANDING" -Q "$DNS_LAT_QPS" -v -l "$DURATION")
   local label="$t-hit@${DNS_LAT_QPS}qps"
   out="$WORK/dnsperf-$t-lat-$run.txt"
   c0=$(tree_cpu_s "${D_PID[$t]}")
@@ -206,7 +233,17 @@ for qf in ("hit", "mix10nx"):
     if ours is None or not peers:
         continue
     best = max(peers, key=peers.get)
+    util = {t: med.get((f"{t}-{qf}", "server_cpu_pct")) for t in [sut, *peers]}
     print(f"[{qf}] {sut}: {ours:.0f} q/s = {ours / peers[best]:.2f}x {best} ({peers[best]:.0f} q/s); "
-          f"cpu {cpu:.2f} us/query (goals: >= 1.5x, <= 5 us)")
+          f"cpu {cpu:.2f} us/query (goals: >= 1.5x, <= 5 us); server CPU "
+          + ", ".join(f"{t} {u:.0f}%" for t, u in util.items() if u is not None))
+    # Per core: the q/s one fully busy core would serve, 1 / (CPU per query). It is what the
+    # q/s ratio becomes once every server, rather than dnsperf, is the limit.
+    pcpu = {t: med.get((f"{t}-{qf}", "cpu_us_per_q")) for t in peers}
+    pcpu = {t: c for t, c in pcpu.items() if c}
+    if cpu and pcpu:
+        lean = min(pcpu, key=pcpu.get)
+        print(f"[{qf}] per core: {sut} {1e6 / cpu:.0f} q/s = {pcpu[lean] / cpu:.2f}x {lean} "
+              f"({1e6 / pcpu[lean]:.0f} q/s)")
 PY
 log "done: $RESULT_FILE"
