@@ -74,6 +74,14 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
     let connect = req.method() == Method::CONNECT;
     let Some(addr) = target(req.uri(), connect) else {
         shared.refused.bad_request.inc();
+        // The same answer as on the connection's first request (the strict parser's):
+        // an https:// URL is told to use CONNECT.
+        if let Some(scheme) = req.uri().scheme_str().filter(|_| !connect)
+            && !scheme.eq_ignore_ascii_case("http")
+        {
+            let e = crate::head::scheme_error(scheme);
+            return error(e.status(), &e.to_string());
+        }
         return error(
             400,
             "absolute-form http:// URL or CONNECT host:port required",

@@ -59,7 +59,9 @@ pub(crate) async fn serve_conn(
             .await;
         }
         Target::Absolute { .. } => {
-            crate::forward::serve(shared, stream, buf, peer, shutdown).await;
+            // Boxed: hyper's connection state is large, and every connection task (most of
+            // them CONNECTs) would otherwise carry and move its size.
+            Box::pin(crate::forward::serve(shared, stream, buf, peer, shutdown)).await;
         }
         Target::Origin(_) | Target::Asterisk => {
             shared.refused.bad_request.inc();
@@ -264,6 +266,7 @@ pub(crate) fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         407 => "Proxy Authentication Required",
         431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
@@ -285,7 +288,7 @@ mod tests {
         assert!(head.contains(&format!("Content-Length: {}", body.len())));
         let r = String::from_utf8(error_response(403, "x")).unwrap();
         assert!(!r.contains("Proxy-Authenticate"));
-        for s in [400, 403, 407, 431, 502, 503, 504, 505, 599] {
+        for s in [400, 403, 407, 431, 501, 502, 503, 504, 505, 599] {
             assert!(!reason(s).is_empty());
         }
     }
