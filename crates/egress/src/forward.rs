@@ -88,12 +88,11 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
         );
     };
     let proto = if connect { Proto::Connect } else { Proto::Http };
-    let dest_text = address_text(&addr);
     let auth = req
         .headers()
         .get(header::PROXY_AUTHORIZATION)
         .map(HeaderValue::as_bytes);
-    let client = match identify(&shared, &policy, peer.ip(), auth, &dest_text, proto) {
+    let client = match identify(&shared, &policy, peer.ip(), auth, &addr, proto) {
         Ok(c) => c,
         Err(r) => return error(r.status(), &r.to_string()),
     };
@@ -101,7 +100,7 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
     let up = match dial::dial(&shared, &policy, client.pin_key(), &addr).await {
         Ok(up) => up,
         Err(e) => {
-            dial_failed(&shared, &client, peer.ip(), &dest_text, proto, &e);
+            dial_failed(&shared, &client, peer.ip(), &addr, proto, &e);
             return error(e.status(), &e.to_string());
         }
     };

@@ -107,13 +107,14 @@ pub(crate) fn credentials(value: Option<&[u8]>) -> Result<Option<UserPass>, Refu
     value.map(identity::basic_credentials).transpose()
 }
 
-/// Identifies the client of one request, counting and logging a refusal.
+/// Identifies the client of one request, counting and logging a refusal. `dest` is only
+/// formatted for the log line of a refusal (not per tunnel).
 pub(crate) fn identify(
     shared: &Shared,
     policy: &Policy,
     peer: IpAddr,
     auth: Option<&[u8]>,
-    dest: &str,
+    dest: &Address,
     proto: Proto,
 ) -> Result<Client, Refusal> {
     let result = if !identity::is_internal(policy, peer) {
@@ -126,7 +127,8 @@ pub(crate) fn identify(
     };
     if let Err(r) = result {
         shared.refused.identity(r).inc();
-        tracing::info!(target: "egress", "{}", refusal_line("", peer, dest, proto, r.reason(), ""));
+        let dest = address_text(dest);
+        tracing::info!(target: "egress", "{}", refusal_line("", peer, &dest, proto, r.reason(), ""));
     }
     result
 }
@@ -136,7 +138,7 @@ pub(crate) fn dial_failed(
     shared: &Shared,
     client: &Client,
     peer: IpAddr,
-    dest: &str,
+    dest: &Address,
     proto: Proto,
     e: &DialError,
 ) {
@@ -156,7 +158,14 @@ pub(crate) fn dial_failed(
         DialError::Limit { .. } => ("limit", String::new()),
         DialError::Connect { .. } => ("connect_failed", String::new()),
     };
-    let line = refusal_line(client.app_name(), peer, dest, proto, reason, &rule);
+    let line = refusal_line(
+        client.app_name(),
+        peer,
+        &address_text(dest),
+        proto,
+        reason,
+        &rule,
+    );
     tracing::info!(target: "egress", "{line}");
     tracing::debug!(error = %e, "dial failed");
 }
@@ -170,9 +179,8 @@ async fn connect(
     addr: Address,
     early: &[u8],
 ) {
-    let dest_text = address_text(&addr);
     let auth = head.header("proxy-authorization");
-    let client = match identify(shared, policy, peer.ip(), auth, &dest_text, Proto::Connect) {
+    let client = match identify(shared, policy, peer.ip(), auth, &addr, Proto::Connect) {
         Ok(c) => c,
         Err(r) => {
             refuse(&mut stream, &error_response(r.status(), &r.to_string())).await;
@@ -183,7 +191,7 @@ async fn connect(
     let up = match dial::dial(shared, policy, client.pin_key(), &addr).await {
         Ok(up) => up,
         Err(e) => {
-            dial_failed(shared, &client, peer.ip(), &dest_text, Proto::Connect, &e);
+            dial_failed(shared, &client, peer.ip(), &addr, Proto::Connect, &e);
             refuse(&mut stream, &error_response(e.status(), &e.to_string())).await;
             return;
         }
@@ -231,7 +239,9 @@ async fn refuse(stream: &mut TcpStream, response: &[u8]) {
     if stream.write_all(response).await.is_err() || stream.shutdown().await.is_err() {
         return;
     }
-    let mut sink = [0u8; 4096];
+    // On the heap: an array here would be part of every connection task's state (this
+    // future is inlined into it), which the runtime moves when it spawns the task.
+    let mut sink = vec![0u8; 4096];
     let drain = async {
         let mut total = 0usize;
         while total < 256 * 1024 {
