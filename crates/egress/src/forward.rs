@@ -74,18 +74,25 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
     let connect = req.method() == Method::CONNECT;
     let Some(addr) = target(req.uri(), connect) else {
         shared.refused.bad_request.inc();
+        // The same answer as on the connection's first request (the strict parser's):
+        // an https:// URL is told to use CONNECT.
+        if let Some(scheme) = req.uri().scheme_str().filter(|_| !connect)
+            && !scheme.eq_ignore_ascii_case("http")
+        {
+            let e = crate::head::scheme_error(scheme);
+            return error(e.status(), &e.to_string());
+        }
         return error(
             400,
             "absolute-form http:// URL or CONNECT host:port required",
         );
     };
     let proto = if connect { Proto::Connect } else { Proto::Http };
-    let dest_text = address_text(&addr);
     let auth = req
         .headers()
         .get(header::PROXY_AUTHORIZATION)
         .map(HeaderValue::as_bytes);
-    let client = match identify(&shared, &policy, peer.ip(), auth, &dest_text, proto) {
+    let client = match identify(&shared, &policy, peer.ip(), auth, &addr, proto) {
         Ok(c) => c,
         Err(r) => return error(r.status(), &r.to_string()),
     };
@@ -93,7 +100,7 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
     let up = match dial::dial(&shared, &policy, client.pin_key(), &addr).await {
         Ok(up) => up,
         Err(e) => {
-            dial_failed(&shared, &client, peer.ip(), &dest_text, proto, &e);
+            dial_failed(&shared, &client, peer.ip(), &addr, proto, &e);
             return error(e.status(), &e.to_string());
         }
     };

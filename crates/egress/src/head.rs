@@ -99,8 +99,17 @@ pub enum HeadError {
     /// A target that is no authority, absolute URL, path or `*`, or a bad host or port.
     #[error("malformed request target")]
     Target,
-    /// An absolute URL with a scheme other than `http`.
-    #[error("unsupported URL scheme")]
+    /// An absolute `https://` URL. The gateway does not originate TLS (it would have to
+    /// verify certificates on the client's behalf); HTTPS goes through a `CONNECT` tunnel,
+    /// which every client supports, so the answer says so instead of a bare 400.
+    #[error(
+        "https:// URLs are not fetched by this proxy (no TLS origination): use CONNECT host:443 for https"
+    )]
+    Https,
+    /// An absolute URL with a scheme other than `http` or `https`.
+    #[error(
+        "unsupported URL scheme: this proxy forwards http:// URLs and tunnels anything else with CONNECT"
+    )]
     Scheme,
     /// A malformed header line.
     #[error("malformed header line")]
@@ -113,9 +122,10 @@ impl HeadError {
         match self {
             Self::TooLarge | Self::LineTooLong | Self::TooManyHeaders => 431,
             Self::Version => 505,
-            Self::Incomplete | Self::RequestLine | Self::Target | Self::Scheme | Self::Header => {
-                400
-            }
+            // A well-formed request for something the proxy does not do (RFC 9110 §15.6.2),
+            // the answer Squid gives for a protocol it was built without.
+            Self::Https | Self::Scheme => 501,
+            Self::Incomplete | Self::RequestLine | Self::Target | Self::Header => 400,
         }
     }
 }
@@ -242,11 +252,7 @@ fn parse_target(raw: &[u8], connect: bool) -> Result<Target, HeadError> {
     };
     let scheme = &text[..colon];
     if !scheme.eq_ignore_ascii_case("http") {
-        return Err(if scheme.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            HeadError::Scheme
-        } else {
-            HeadError::Target
-        });
+        return Err(scheme_error(scheme));
     }
     let rest = &text[colon + 3..];
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -261,6 +267,19 @@ fn parse_target(raw: &[u8], connect: bool) -> Result<Target, HeadError> {
         return Err(HeadError::Target);
     }
     Ok(Target::Absolute { host, port, path })
+}
+
+/// Why an absolute URL with a scheme other than `http` is refused: [`HeadError::Https`]
+/// (use CONNECT), [`HeadError::Scheme`] for another well-formed scheme, and
+/// [`HeadError::Target`] for something that is no scheme at all.
+pub fn scheme_error(scheme: &str) -> HeadError {
+    if scheme.eq_ignore_ascii_case("https") {
+        HeadError::Https
+    } else if !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        HeadError::Scheme
+    } else {
+        HeadError::Target
+    }
 }
 
 /// `host:port`, `[v6]:port`, or with `default`, a bare host.
@@ -439,8 +458,20 @@ mod tests {
         );
         assert_eq!(
             parse("GET https://example.com/ HTTP/1.1\r\n\r\n"),
+            Err(HeadError::Https)
+        );
+        assert_eq!(
+            parse("GET HTTPS://example.com/ HTTP/1.1\r\n\r\n"),
+            Err(HeadError::Https)
+        );
+        assert_eq!(
+            parse("GET ftp://example.com/ HTTP/1.1\r\n\r\n"),
             Err(HeadError::Scheme)
         );
+        assert_eq!(HeadError::Https.status(), 501);
+        assert_eq!(HeadError::Scheme.status(), 501);
+        assert_eq!(scheme_error("h-t"), HeadError::Target);
+        assert_eq!(scheme_error(""), HeadError::Target);
         assert_eq!(
             parse("GET http://u:p@example.com/ HTTP/1.1\r\n\r\n"),
             Err(HeadError::Target)

@@ -59,7 +59,9 @@ pub(crate) async fn serve_conn(
             .await;
         }
         Target::Absolute { .. } => {
-            crate::forward::serve(shared, stream, buf, peer, shutdown).await;
+            // Boxed: hyper's connection state is large, and every connection task (most of
+            // them CONNECTs) would otherwise carry and move its size.
+            Box::pin(crate::forward::serve(shared, stream, buf, peer, shutdown)).await;
         }
         Target::Origin(_) | Target::Asterisk => {
             shared.refused.bad_request.inc();
@@ -105,13 +107,14 @@ pub(crate) fn credentials(value: Option<&[u8]>) -> Result<Option<UserPass>, Refu
     value.map(identity::basic_credentials).transpose()
 }
 
-/// Identifies the client of one request, counting and logging a refusal.
+/// Identifies the client of one request, counting and logging a refusal. `dest` is only
+/// formatted for the log line of a refusal (not per tunnel).
 pub(crate) fn identify(
     shared: &Shared,
     policy: &Policy,
     peer: IpAddr,
     auth: Option<&[u8]>,
-    dest: &str,
+    dest: &Address,
     proto: Proto,
 ) -> Result<Client, Refusal> {
     let result = if !identity::is_internal(policy, peer) {
@@ -124,7 +127,8 @@ pub(crate) fn identify(
     };
     if let Err(r) = result {
         shared.refused.identity(r).inc();
-        tracing::info!(target: "egress", "{}", refusal_line("", peer, dest, proto, r.reason(), ""));
+        let dest = address_text(dest);
+        tracing::info!(target: "egress", "{}", refusal_line("", peer, &dest, proto, r.reason(), ""));
     }
     result
 }
@@ -134,7 +138,7 @@ pub(crate) fn dial_failed(
     shared: &Shared,
     client: &Client,
     peer: IpAddr,
-    dest: &str,
+    dest: &Address,
     proto: Proto,
     e: &DialError,
 ) {
@@ -154,7 +158,14 @@ pub(crate) fn dial_failed(
         DialError::Limit { .. } => ("limit", String::new()),
         DialError::Connect { .. } => ("connect_failed", String::new()),
     };
-    let line = refusal_line(client.app_name(), peer, dest, proto, reason, &rule);
+    let line = refusal_line(
+        client.app_name(),
+        peer,
+        &address_text(dest),
+        proto,
+        reason,
+        &rule,
+    );
     tracing::info!(target: "egress", "{line}");
     tracing::debug!(error = %e, "dial failed");
 }
@@ -168,9 +179,8 @@ async fn connect(
     addr: Address,
     early: &[u8],
 ) {
-    let dest_text = address_text(&addr);
     let auth = head.header("proxy-authorization");
-    let client = match identify(shared, policy, peer.ip(), auth, &dest_text, Proto::Connect) {
+    let client = match identify(shared, policy, peer.ip(), auth, &addr, Proto::Connect) {
         Ok(c) => c,
         Err(r) => {
             refuse(&mut stream, &error_response(r.status(), &r.to_string())).await;
@@ -181,7 +191,7 @@ async fn connect(
     let up = match dial::dial(shared, policy, client.pin_key(), &addr).await {
         Ok(up) => up,
         Err(e) => {
-            dial_failed(shared, &client, peer.ip(), &dest_text, Proto::Connect, &e);
+            dial_failed(shared, &client, peer.ip(), &addr, Proto::Connect, &e);
             refuse(&mut stream, &error_response(e.status(), &e.to_string())).await;
             return;
         }
@@ -229,7 +239,9 @@ async fn refuse(stream: &mut TcpStream, response: &[u8]) {
     if stream.write_all(response).await.is_err() || stream.shutdown().await.is_err() {
         return;
     }
-    let mut sink = [0u8; 4096];
+    // On the heap: an array here would be part of every connection task's state (this
+    // future is inlined into it), which the runtime moves when it spawns the task.
+    let mut sink = vec![0u8; 4096];
     let drain = async {
         let mut total = 0usize;
         while total < 256 * 1024 {
@@ -264,6 +276,7 @@ pub(crate) fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         407 => "Proxy Authentication Required",
         431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
@@ -285,7 +298,7 @@ mod tests {
         assert!(head.contains(&format!("Content-Length: {}", body.len())));
         let r = String::from_utf8(error_response(403, "x")).unwrap();
         assert!(!r.contains("Proxy-Authenticate"));
-        for s in [400, 403, 407, 431, 502, 503, 504, 505, 599] {
+        for s in [400, 403, 407, 431, 501, 502, 503, 504, 505, 599] {
             assert!(!reason(s).is_empty());
         }
     }

@@ -151,6 +151,7 @@ pub async fn spawn(store: Arc<Store>, shutdown: Shutdown) -> Result<Handle, Egre
             let local = l
                 .local_addr()
                 .map_err(|source| EgressError::LocalAddr { kind: name, source })?;
+            nodelay_for_accepted(&l);
             match kind {
                 Kind::Http => handle.listen.push(local),
                 Kind::Socks => handle.socks_listen.push(local),
@@ -185,10 +186,19 @@ async fn serve(listener: TcpListener, kind: Kind, shared: Arc<Shared>, shutdown:
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
+        // TCP_NODELAY came from the listener (see `nodelay_for_accepted`).
         let shared = shared.clone();
         let sd = shutdown.clone();
         shutdown.spawn(handle_conn(kind, shared, stream, peer, sd));
+    }
+}
+
+/// Sets `TCP_NODELAY` on a listener: Linux copies it to every accepted socket, so a tunnel's
+/// small writes (a TLS handshake through CONNECT) are not held back by Nagle, without one
+/// setsockopt per connection. Failing only means Nagle's default, which still works.
+fn nodelay_for_accepted(listener: &TcpListener) {
+    if let Err(e) = socket2::SockRef::from(listener).set_tcp_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY on the egress listener");
     }
 }
 
@@ -204,5 +214,20 @@ async fn handle_conn(
         Kind::Http => http::serve_conn(shared, stream, peer, shutdown).await,
         Kind::Socks => socks::serve_conn(shared, stream, peer).await,
         Kind::Transparent => transparent::serve_conn(shared, stream, peer).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let listener = spaced_net::tcp_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        nodelay_for_accepted(&listener);
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let (_client, (server, _)) = (client.unwrap(), accepted.unwrap());
+        assert!(server.nodelay().unwrap());
     }
 }

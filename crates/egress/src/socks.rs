@@ -66,7 +66,6 @@ pub(crate) async fn serve_conn(shared: Arc<Shared>, mut stream: TcpStream, peer:
             return;
         }
     };
-    let dest_text = address_text(&req.address);
     let proto = if req.command == Command::UdpAssociate {
         Proto::Socks5Udp
     } else {
@@ -76,7 +75,8 @@ pub(crate) async fn serve_conn(shared: Arc<Shared>, mut stream: TcpStream, peer:
         Ok(c) => c,
         Err(r) => {
             shared.refused.identity(r).inc();
-            tracing::info!(target: "egress", "{}", refusal_line("", peer.ip(), &dest_text, proto, r.reason(), ""));
+            let dest = address_text(&req.address);
+            tracing::info!(target: "egress", "{}", refusal_line("", peer.ip(), &dest, proto, r.reason(), ""));
             reply(&mut stream, Reply::NotAllowed, unspecified()).await;
             return;
         }
@@ -84,14 +84,17 @@ pub(crate) async fn serve_conn(shared: Arc<Shared>, mut stream: TcpStream, peer:
     match req.command {
         Command::Bind => reply(&mut stream, Reply::CommandNotSupported, unspecified()).await,
         Command::UdpAssociate => {
-            crate::udp::associate(&shared, &policy, stream, peer, client, req.address).await
+            // Boxed: the association's state is large, and every SOCKS connection task
+            // (most of them CONNECTs) would otherwise carry and move its size.
+            let udp = crate::udp::associate(&shared, &policy, stream, peer, client, req.address);
+            Box::pin(udp).await
         }
         Command::Connect => {
             let start = Instant::now();
             let up = match dial::dial(&shared, &policy, client.pin_key(), &req.address).await {
                 Ok(up) => up,
                 Err(e) => {
-                    dial_failed(&shared, &client, peer.ip(), &dest_text, proto, &e);
+                    dial_failed(&shared, &client, peer.ip(), &req.address, proto, &e);
                     reply(&mut stream, e.reply(), unspecified()).await;
                     return;
                 }

@@ -15,6 +15,7 @@ use crate::http::dial_failed;
 use crate::identity::{self, Client};
 use crate::logline::{Proto, TunnelRecord, refusal_line};
 use crate::relay;
+use crate::socks5::Address;
 use crate::state::Shared;
 
 pub(crate) async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
@@ -65,7 +66,7 @@ pub(crate) async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: Soc
                 &shared,
                 &client,
                 peer.ip(),
-                &dest.to_string(),
+                &Address::Ip(dest),
                 Proto::Transparent,
                 &e,
             );

@@ -5,7 +5,13 @@
 //! first port it sends from) may use the relay; only destinations it has sent to may answer
 //! through it, so the outbound socket is never an open door into the client. The
 //! association ends with its TCP control connection or after `idle_timeout` of silence.
+//!
+//! Each destination an association sends to is a flow that holds one `max_per_destination`
+//! slot of (source IP, destination IP, port) until the association ends, like a TCP
+//! tunnel: otherwise UDP would be a way around the limit. A datagram to a destination
+//! whose slots are all taken is dropped (counted and logged once per destination).
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,7 +25,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use crate::dial;
 use crate::http::address_text;
 use crate::identity::Client;
-use crate::limits::{ActiveGuard, SourceStats};
+use crate::limits::{ActiveGuard, DestGuard, SourceStats};
 use crate::logline::{Proto, TunnelRecord, refusal_line};
 use crate::pin;
 use crate::socks::{reply, unspecified};
@@ -71,7 +77,7 @@ pub(crate) async fn associate(
     let start = Instant::now();
     let (mut out4, mut out6): (Option<Out>, Option<Out>) = (None, None);
     let mut client_udp: Option<SocketAddr> = None;
-    let mut contacted: HashSet<SocketAddr> = HashSet::new();
+    let mut flows = Flows::default();
     let mut names: HashMap<String, Vec<SocketAddr>> = HashMap::new();
     let mut first_dest: Option<SocketAddr> = None;
     let (mut bytes_out, mut bytes_in) = (0u64, 0u64);
@@ -102,20 +108,20 @@ pub(crate) async fn associate(
                     *slot = bind_out(shared, &order, dest);
                 }
                 let Some(out) = slot.as_ref() else { continue };
+                if !flows.admit(shared, policy, &client, peer, out, dest) {
+                    continue;
+                }
                 if out.socket.send_to(payload, dest).await.is_ok() {
-                    if contacted.len() < MAX_PEERS {
-                        contacted.insert(dest);
-                    }
                     first_dest.get_or_insert(dest);
                     bytes_out += payload.len() as u64;
                     out.stats.bytes_out.add(payload.len() as u64);
                 }
             },
             r = recv(&out4, &mut buf4) => {
-                bytes_in += back(&relay, &out4, r, &buf4, &contacted, client_udp).await;
+                bytes_in += back(&relay, &out4, r, &buf4, &flows, client_udp).await;
             },
             r = recv(&out6, &mut buf6) => {
-                bytes_in += back(&relay, &out6, r, &buf6, &contacted, client_udp).await;
+                bytes_in += back(&relay, &out6, r, &buf6, &flows, client_udp).await;
             },
             _ = tokio::time::sleep(idle) => break,
         }
@@ -153,14 +159,14 @@ async fn back(
     out: &Option<Out>,
     r: std::io::Result<(usize, SocketAddr)>,
     buf: &[u8],
-    contacted: &HashSet<SocketAddr>,
+    flows: &Flows,
     client_udp: Option<SocketAddr>,
 ) -> u64 {
     let (Ok((n, from)), Some(to), Some(out)) = (r, client_udp, out.as_ref()) else {
         return 0;
     };
     let from = SocketAddr::new(canonical(from.ip()), from.port());
-    if !contacted.contains(&from) {
+    if !flows.slots.contains_key(&from) {
         return 0;
     }
     let mut msg = Vec::with_capacity(n + 22);
@@ -172,6 +178,58 @@ async fn back(
             n as u64
         }
         Err(_) => 0,
+    }
+}
+
+/// The destinations of one association.
+#[derive(Default)]
+struct Flows {
+    /// Destinations sent to, each with its `max_per_destination` slot, held until the
+    /// association ends; only these may answer.
+    slots: HashMap<SocketAddr, DestGuard>,
+    /// Destinations refused for the limit, so the refusal is logged once, not per datagram.
+    limited: HashSet<SocketAddr>,
+}
+
+impl Flows {
+    /// Whether a datagram may go to `dest`: a destination already contacted holds its
+    /// slot; a new one takes a `max_per_destination` slot of (`out.source`, `dest`),
+    /// unless they are all taken or the association already has [`MAX_PEERS`].
+    fn admit(
+        &mut self,
+        shared: &Shared,
+        policy: &Policy,
+        client: &Client,
+        peer: SocketAddr,
+        out: &Out,
+        dest: SocketAddr,
+    ) -> bool {
+        let full = self.slots.len() >= MAX_PEERS;
+        let Entry::Vacant(free) = self.slots.entry(dest) else {
+            return true;
+        };
+        if full {
+            tracing::debug!(dest = %dest, "udp association has too many destinations, datagram dropped");
+            return false;
+        }
+        let max = policy.egress.max_per_destination;
+        let Some(guard) = shared.dests.try_acquire(out.source, dest, max) else {
+            if self.limited.len() < MAX_PEERS && self.limited.insert(dest) {
+                out.stats.limited.inc();
+                let line = refusal_line(
+                    client.app_name(),
+                    peer.ip(),
+                    &dest.to_string(),
+                    Proto::Socks5Udp,
+                    "limit",
+                    "",
+                );
+                tracing::info!(target: "egress", "{line}");
+            }
+            return false;
+        };
+        free.insert(guard);
+        true
     }
 }
 

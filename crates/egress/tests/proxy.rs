@@ -240,6 +240,53 @@ async fn malformed_and_origin_form_requests_get_400() {
 }
 
 #[tokio::test]
+async fn https_urls_get_501_telling_to_use_connect() {
+    let who = Whoami::start("127.0.0.1:0").await;
+    let gw = Gateway::start(&space()).await;
+    let t = who.addr;
+    let auth = basic("api", "s3cret");
+    // As the connection's first request (the strict head parser) ...
+    let req = format!(
+        "GET https://{t}/ HTTP/1.1\r\nHost: {t}\r\nProxy-Authorization: Basic {auth}\r\n\r\n"
+    );
+    let mut s = connect_from("127.0.0.1", gw.http()).await;
+    within(s.write_all(req.as_bytes())).await.unwrap();
+    let answer = read_all(&mut s).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 501 Not Implemented\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("use CONNECT host:443 for https"),
+        "{answer}"
+    );
+    // ... and on a kept-alive connection after a forwarded request (hyper's parser).
+    let mut s = connect_from("127.0.0.1", gw.http()).await;
+    let first = format!(
+        "GET http://{t}/ HTTP/1.1\r\nHost: {t}\r\nProxy-Authorization: Basic {auth}\r\n\r\n"
+    );
+    within(s.write_all(first.as_bytes())).await.unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut body = vec![0u8; pinned("api", &POOL).len()];
+    within(tokio::io::AsyncReadExt::read_exact(&mut s, &mut body))
+        .await
+        .unwrap();
+    within(s.write_all(req.as_bytes())).await.unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 501"), "{head}");
+    // Another scheme: 501 too, with its own reason; nothing was dialled for either.
+    let mut s = connect_from("127.0.0.1", gw.http()).await;
+    within(s.write_all(format!("GET ftp://{t}/ HTTP/1.1\r\n\r\n").as_bytes()))
+        .await
+        .unwrap();
+    let answer = read_all(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 501"), "{answer}");
+    assert!(answer.contains("unsupported URL scheme"), "{answer}");
+    assert_eq!(who.count(), 1);
+}
+
+#[tokio::test]
 async fn metrics_and_nat_report_sources() {
     let who = Whoami::start("127.0.0.1:0").await;
     let gw = Gateway::start(&space()).await;

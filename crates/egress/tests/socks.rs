@@ -197,6 +197,72 @@ async fn udp_to_a_denied_destination_is_dropped() {
     assert!(r.is_err(), "a denied destination answered");
 }
 
+/// Sends `who?` to `echo` through `relay` from `client` (a few tries: UDP may drop); the
+/// answer's payload, or `None` when nothing came back.
+async fn udp_ask(client: &UdpSocket, relay: SocketAddr, echo: SocketAddr) -> Option<String> {
+    let mut dgram = vec![0, 0, 0];
+    dgram.extend_from_slice(&socks_addr(echo));
+    dgram.extend_from_slice(b"who?");
+    let mut buf = [0u8; 512];
+    for _ in 0..3 {
+        client.send_to(&dgram, relay).await.unwrap();
+        let wait = std::time::Duration::from_millis(300);
+        if let Ok(Ok((n, _))) = tokio::time::timeout(wait, client.recv_from(&mut buf)).await {
+            return Some(String::from_utf8_lossy(&buf[10..n]).into_owned());
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn udp_flows_count_against_max_per_destination() {
+    let echo = udp_whoami("127.0.0.1:0").await;
+    let gw = Gateway::start(&space("deny = []\nmax_per_destination = 1")).await;
+    let src: std::net::IpAddr = pinned("web", &POOL).parse().unwrap();
+    let (first_ctl, relay1) = socks_udp_associate(gw.socks(), ("web", "w3b")).await;
+    let client1 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let got = udp_ask(&client1, relay1.unwrap(), echo).await;
+    assert_eq!(got.as_deref(), Some(src.to_string().as_str()));
+    assert_eq!(gw.handle.connections_to(src, echo), 1);
+    // A second association of the same app to the same destination: the slot is taken.
+    let (_second_ctl, relay2) = socks_udp_associate(gw.socks(), ("web", "w3b")).await;
+    let relay2 = relay2.unwrap();
+    let client2 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    assert_eq!(udp_ask(&client2, relay2, echo).await, None);
+    // A TCP tunnel to the same address and port is refused too (one count for both; the
+    // metric below tells this refusal from a refused connect).
+    let (_s, code) = socks_connect(
+        "127.0.0.1",
+        gw.socks(),
+        &socks_addr(echo),
+        Some(("web", "w3b")),
+    )
+    .await;
+    assert_eq!(code, 5, "max_per_destination answers 0x05");
+    let mut m = String::new();
+    gw.handle.render_metrics(&mut m);
+    assert!(
+        m.contains(&format!(
+            "spaced_egress_connections_total{{source_ip=\"{src}\",result=\"limit\"}} 2"
+        )),
+        "{m}"
+    );
+    // The first association ends with its control connection: its slot is freed.
+    drop(first_ctl);
+    let mut freed = false;
+    for _ in 0..50 {
+        if gw.handle.connections_to(src, echo) == 0 {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(freed, "the association's slot was never released");
+    let got = udp_ask(&client2, relay2, echo).await;
+    assert_eq!(got.as_deref(), Some(src.to_string().as_str()));
+    assert_eq!(gw.handle.connections_to(src, echo), 1);
+}
+
 /// UDP ASSOCIATE with user/password; returns the control stream and the relay address.
 async fn socks_udp_associate(
     proxy: SocketAddr,

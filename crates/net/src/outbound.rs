@@ -7,7 +7,8 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::io::Interest;
+use tokio::net::TcpStream;
 
 use crate::accept::canonical_addr;
 
@@ -88,12 +89,16 @@ impl ConnectError {
 
 /// Connects to `dest` within `timeout`, leaving from `source` when given.
 ///
-/// The socket gets `IP_FREEBIND` (a standby source address can be configured before it is
-/// up on an interface) and `IP_BIND_ADDRESS_NO_PORT` (binding `source:0` does not reserve
-/// an ephemeral port; the kernel picks one at connect, per destination, so one busy source
-/// address serves far more than 64k connections across destinations). `TCP_NODELAY` is set
-/// on the connected stream. A v4-mapped `source` or `dest` is folded to IPv4 first.
-/// Cancel-safe: dropping the future closes the half-open socket.
+/// The socket gets `IP_BIND_ADDRESS_NO_PORT` (binding `source:0` does not reserve an
+/// ephemeral port; the kernel picks one at connect, per destination, so one busy source
+/// address serves far more than 64k connections across destinations), and `IP_FREEBIND`
+/// when the source is not (yet) on an interface: a standby address can be configured before
+/// it is up. `TCP_NODELAY` is set on the connected stream. A v4-mapped `source` or `dest` is
+/// folded to IPv4 first. Cancel-safe: dropping the future closes the half-open socket.
+///
+/// Every system call here is paid once per egress tunnel, so none is spent without need:
+/// the socket is created non-blocking, `IP_FREEBIND` is only set after a plain bind failed,
+/// and a successful connect is not followed by a `getsockopt(SO_ERROR)`.
 ///
 /// # Errors
 /// See [`ConnectError`] and its classification methods.
@@ -113,8 +118,7 @@ pub async fn connect_from(
         });
     }
     let socket = outbound_socket(dest, source)?;
-    let connecting = socket.connect(dest);
-    let stream = match tokio::time::timeout(timeout, connecting).await {
+    let stream = match tokio::time::timeout(timeout, connect(socket, dest)).await {
         Err(_) => {
             return Err(ConnectError::Timeout {
                 dest,
@@ -129,11 +133,30 @@ pub async fn connect_from(
     Ok(stream)
 }
 
+/// A non-blocking connect of `socket` to `dest`, as tokio's `TcpSocket::connect` does it,
+/// minus the `getsockopt(SO_ERROR)` after every connect: the error is only read when the
+/// poller reported one (a failed connect shows as `EPOLLHUP`/`EPOLLERR`, which tokio
+/// reports as write-closed), so a successful connect costs no extra system call.
+async fn connect(socket: Socket, dest: SocketAddr) -> io::Result<TcpStream> {
+    match socket.connect(&dest.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let stream = TcpStream::from_std(socket.into())?;
+    let ready = stream.ready(Interest::WRITABLE).await?;
+    if ready.is_write_closed() {
+        // A reset or an ICMP error during the handshake; no error left (someone read it)
+        // still means the connection is gone.
+        return Err(stream
+            .take_error()?
+            .unwrap_or_else(|| io::ErrorKind::NotConnected.into()));
+    }
+    Ok(stream)
+}
+
 /// A non-blocking TCP socket for `dest`, bound to `source:0` if given.
-fn outbound_socket(
-    dest: SocketAddr,
-    source: Option<SocketAddr>,
-) -> Result<TcpSocket, ConnectError> {
+fn outbound_socket(dest: SocketAddr, source: Option<SocketAddr>) -> Result<Socket, ConnectError> {
     let sock_err = |source| ConnectError::Socket { dest, source };
     // SOCK_NONBLOCK at creation: two fcntl calls fewer per tunnel than setting it after
     // (the egress profile counts ~20 syscalls per tunnel; every one shows).
@@ -148,15 +171,23 @@ fn outbound_socket(
             source_ip: src.ip(),
             source,
         };
-        if src.is_ipv4() {
-            socket.set_freebind_v4(true).map_err(bind_err)?;
-        } else {
-            socket.set_freebind_v6(true).map_err(bind_err)?;
-        }
         set_bind_address_no_port(&socket).map_err(bind_err)?;
-        socket.bind(&src.into()).map_err(bind_err)?;
+        match socket.bind(&src.into()) {
+            // Not on any interface (yet): bind it anyway, the address may be a standby
+            // one that is brought up later. The same outcome as setting IP_FREEBIND
+            // up front, without the setsockopt on every tunnel from a live address.
+            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {
+                if src.is_ipv4() {
+                    socket.set_freebind_v4(true).map_err(bind_err)?;
+                } else {
+                    socket.set_freebind_v6(true).map_err(bind_err)?;
+                }
+                socket.bind(&src.into()).map_err(bind_err)?;
+            }
+            other => other.map_err(bind_err)?,
+        }
     }
-    Ok(TcpSocket::from_std_stream(socket.into()))
+    Ok(socket)
 }
 
 /// Sets `IP_BIND_ADDRESS_NO_PORT` (Linux ≥ 4.2), which socket2 does not wrap. The option
@@ -239,26 +270,47 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn freebind_lets_an_absent_source_bind() {
+    #[test]
+    fn freebind_lets_an_absent_source_bind() {
         // 192.0.2.55 (TEST-NET-1) is on no interface here: without IP_FREEBIND the bind
         // fails with EADDRNOTAVAIL. Nothing is sent: the socket is never connected.
         let dest: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let src: SocketAddr = "192.0.2.55:0".parse().unwrap();
         let socket = outbound_socket(dest, Some(src)).unwrap();
-        let sock = SockRef::from(&socket);
-        assert!(sock.freebind_v4().unwrap());
+        assert!(socket.freebind_v4().unwrap());
         // Bound to the address with no port yet: IP_BIND_ADDRESS_NO_PORT defers it.
-        assert_eq!(socket.local_addr().unwrap(), src);
+        assert_eq!(socket.local_addr().unwrap().as_socket(), Some(src));
         let plain = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
         let err = plain.bind(&src.into()).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EADDRNOTAVAIL));
 
+        // A live address binds without it (one setsockopt fewer per tunnel).
+        let live: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let socket = outbound_socket(dest, Some(live)).unwrap();
+        assert!(!socket.freebind_v4().unwrap());
+        assert_eq!(socket.local_addr().unwrap().as_socket(), Some(live));
+
         let src6: SocketAddr = "[2001:db8::55]:0".parse().unwrap();
         let dest6: SocketAddr = "[::1]:9".parse().unwrap();
         if let Ok(socket) = outbound_socket(dest6, Some(src6)) {
-            assert_eq!(socket.local_addr().unwrap(), src6);
+            assert_eq!(socket.local_addr().unwrap().as_socket(), Some(src6));
         }
+    }
+
+    #[tokio::test]
+    async fn connect_reports_refusal_without_asking_on_success() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap();
+        let t = Duration::from_secs(5);
+        let stream = connect_from(Some("127.0.0.1".parse().unwrap()), open, t)
+            .await
+            .unwrap();
+        assert_eq!(stream.peer_addr().unwrap(), open);
+        assert!(stream.nodelay().unwrap());
+        drop(listener);
+        // Nothing listens there any more: the RST shows as write-closed, its error is read.
+        let err = connect_from(None, open, t).await.unwrap_err();
+        assert!(err.is_refused(), "{err:?}");
     }
 
     #[test]

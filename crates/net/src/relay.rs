@@ -1,10 +1,12 @@
 //! Byte relays between two connections: a generic bidirectional copy for any async stream
-//! ([`relay`]) and a Linux `splice(2)` fast path for two TCP sockets ([`relay_tcp`]), where
-//! bytes move kernel to kernel through a pipe without being copied into user space.
+//! ([`relay`]) and one for two TCP sockets ([`relay_tcp`]) that copies short exchanges and
+//! moves bulk streams with Linux `splice(2)`, kernel to kernel through a pipe without
+//! copying them into user space.
 //!
 //! Both handle half-close (EOF from one side becomes `shutdown(SHUT_WR)` on the other, and
 //! the other direction keeps going), stop after `idle` without a byte moving in either
-//! direction, and keep memory bounded ([`RELAY_BUF`] per direction, or one pipe).
+//! direction, and keep memory bounded ([`RELAY_BUF`] per direction, or a small copy buffer
+//! or one pipe per busy direction of a TCP relay).
 
 use std::future::Future;
 use std::io;

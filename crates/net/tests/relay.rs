@@ -195,6 +195,61 @@ async fn large_transfer_integrity() {
     }
 }
 
+/// The TCP relay copies short exchanges and splices bulk: many small request/answer
+/// rounds, then small writes to a reader that waits before reading (the relay must keep
+/// what the destination does not take at once), then the close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chatty_rounds_then_a_slow_reader() {
+    const ROUNDS: u32 = 100;
+    let data = pattern(3, 4 << 20);
+    for kind in KINDS {
+        let (mut client, mut backend, task) = setup(kind, T).await;
+        for i in 0..ROUNDS {
+            let msg = i.to_be_bytes();
+            let mut got = [0u8; 4];
+            client.write_all(&msg).await.unwrap();
+            timeout(T, backend.read_exact(&mut got))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(got, msg, "{kind:?}");
+            backend.write_all(&got).await.unwrap();
+            timeout(T, client.read_exact(&mut got))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(got, msg, "{kind:?}");
+        }
+        let (mut client_r, mut client_w) = client.into_split();
+        let chunks = data.clone();
+        let send = tokio::spawn(async move {
+            for chunk in chunks.chunks(3000) {
+                client_w.write_all(chunk).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            client_w.shutdown().await.unwrap();
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let got = read_all(&mut backend).await;
+        assert!(got == data, "{kind:?}: corrupted ({} bytes)", got.len());
+        timeout(T, send).await.unwrap().unwrap();
+        backend.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        timeout(T, client_r.read_to_end(&mut rest))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(rest.is_empty(), "{kind:?}");
+        let relayed = timeout(T, task).await.unwrap().unwrap().unwrap();
+        let rounds = u64::from(ROUNDS) * 4;
+        assert_eq!(
+            (relayed.a_to_b, relayed.b_to_a),
+            (rounds + data.len() as u64, rounds),
+            "{kind:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn reset_keeps_the_counts() {
     for kind in KINDS {

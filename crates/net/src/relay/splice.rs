@@ -1,25 +1,42 @@
-//! The `splice(2)` relay for TCP ↔ TCP: per direction, socket → pipe → socket, so payload
-//! pages move inside the kernel and never cross into user space (HAProxy's and Cloudflare's
-//! fast path for bulk tunnels).
+//! The relay for TCP ↔ TCP. A direction starts by copying through a small user-space
+//! buffer with plain `read`/`write`, and switches to `splice(2)` (socket → pipe → socket, so
+//! payload pages move inside the kernel and never cross into user space: HAProxy's and
+//! Cloudflare's fast path for bulk tunnels) once one read fills that buffer.
 //!
-//! Readiness comes from tokio (`poll_read_ready`/`poll_write_ready` + `try_io`), so this
-//! is ordinary non-blocking I/O on the runtime, not a blocking thread per tunnel.
+//! Why not splice from the first byte: most tunnels are short exchanges (a request, an
+//! answer, close). For those, splice costs two calls per chunk (in, out) where a copy
+//! costs one read and one write, plus a pipe from the pool; and tokio's `poll_read` treats
+//! a short read as "socket drained" (edge-triggered epoll), which saves the extra
+//! read-until-`EAGAIN` that `try_io` needs. Bulk streams fill the buffer on their first
+//! read and are spliced from then on.
+//!
+//! Readiness comes from tokio (`poll_read`/`poll_write`, or `poll_*_ready` + `try_io` for
+//! splice), so this is ordinary non-blocking I/O on the runtime, not a blocking thread per
+//! tunnel.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
+use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use tokio::io::Interest;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::pipe::{Pipe, splice};
-use super::{IdleTimer, Relayed, finish, relay_detailed};
+use super::{IdleTimer, Relayed, finish};
 
-/// [`super::relay`] for two TCP sockets, moving bytes with `splice(2)` through one pipe per
-/// direction. Same contract: half-close, rolling `idle` over both directions.
+/// The read size of a direction that has not switched to splice (a stack buffer). A read
+/// that fills it marks the stream as bulk: a short exchange fits (an HTTP request, a TLS
+/// ClientHello), a download fills it at once.
+const COPY_BUF: usize = 8 * 1024;
+
+/// [`super::relay`] for two TCP sockets: copy for short exchanges, `splice(2)` through a
+/// pooled pipe once a direction proves bulk (see the module docs). Same contract:
+/// half-close, rolling `idle` over both directions.
 ///
-/// If the pipes cannot be created (out of descriptors), falls back to the generic copy.
+/// When no pipe can be had (out of descriptors), the direction keeps copying.
 ///
 /// # Errors
 /// The first I/O error of either direction (see [`relay_tcp_detailed`] to keep the
@@ -32,27 +49,30 @@ pub async fn relay_tcp(a: TcpStream, b: TcpStream, idle: Duration) -> io::Result
 }
 
 /// [`relay_tcp`], returning the bytes moved even when an error ended it.
+///
+/// Both sockets are closed when it returns. The direction that ends last therefore skips
+/// its `shutdown(SHUT_WR)`: its destination already sent EOF (that ended the other
+/// direction), so nothing is left unread on it and the close sends the same FIN, one
+/// system call fewer per tunnel.
 pub async fn relay_tcp_detailed(
-    a: TcpStream,
-    b: TcpStream,
+    mut a: TcpStream,
+    mut b: TcpStream,
     idle: Duration,
 ) -> (Relayed, Option<io::Error>) {
-    let (mut ab, mut ba) = match (SpliceHalf::new(), SpliceHalf::new()) {
-        (Ok(ab), Ok(ba)) => (ab, ba),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::debug!(error = %e, "pipe for splice; relaying through user space");
-            return relay_detailed(a, b, idle).await;
-        }
-    };
+    let (mut ab, mut ba) = (Half::new(), Half::new());
     let mut timer = IdleTimer::new(idle);
     let outcome = std::future::poll_fn(|cx| {
         let mut progressed = false;
-        for (half, src, dst) in [(&mut ab, &a, &b), (&mut ba, &b, &a)] {
-            if half.done {
-                continue;
+        if !ab.done {
+            match ab.poll_relay(cx, &mut a, &mut b, ba.done, &mut progressed) {
+                Poll::Ready(Ok(())) => ab.done = true,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
             }
-            match half.poll_splice(cx, src, dst, &mut progressed) {
-                Poll::Ready(Ok(())) => half.done = true,
+        }
+        if !ba.done {
+            match ba.poll_relay(cx, &mut b, &mut a, ab.done, &mut progressed) {
+                Poll::Ready(Ok(())) => ba.done = true,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {}
             }
@@ -66,8 +86,20 @@ pub async fn relay_tcp_detailed(
     finish(ab.bytes, ba.bytes, outcome)
 }
 
-/// One direction: `src` → pipe → `dst`.
-struct SpliceHalf {
+/// One direction, `src` → `dst`: copying through `buf` until a read fills it, then
+/// `src` → pipe → `dst`.
+struct Half {
+    /// Copy mode: bytes read that `dst` did not take yet (usually none, and then no
+    /// allocation).
+    buf: Vec<u8>,
+    /// `buf[pos..]` is still to be written.
+    pos: usize,
+    /// A read filled the buffer: switch to splice once `buf` is written out.
+    bulk: bool,
+    /// Splice mode (for good: a bulk stream stays bulk).
+    splicing: bool,
+    /// Cleared when no pipe could be had: the direction then copies to the end.
+    may_splice: bool,
     /// Held while bytes are in flight; returned to the pool when `src` runs dry.
     pipe: Option<Pipe>,
     /// Bytes in the pipe not yet spliced out.
@@ -77,16 +109,123 @@ struct SpliceHalf {
     bytes: u64,
 }
 
-impl SpliceHalf {
-    /// Starts with a pipe, so a relay that cannot get one falls back before any byte.
-    fn new() -> io::Result<Self> {
-        Ok(Self {
-            pipe: Some(Pipe::take()?),
+impl Half {
+    fn new() -> Self {
+        Self {
+            buf: Vec::new(),
+            pos: 0,
+            bulk: false,
+            splicing: false,
+            may_splice: true,
+            pipe: None,
             in_pipe: 0,
             eof: false,
             done: false,
             bytes: 0,
-        })
+        }
+    }
+
+    /// Moves what `src` has to `dst`. `last`: the other direction is over, so at EOF the
+    /// write shutdown is left to the close (see [`relay_tcp_detailed`]).
+    fn poll_relay(
+        &mut self,
+        cx: &mut Context<'_>,
+        src: &mut TcpStream,
+        dst: &mut TcpStream,
+        last: bool,
+        progressed: &mut bool,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            if self.splicing {
+                ready!(self.poll_splice(cx, src, dst, progressed))?;
+                return Poll::Ready(self.end(dst, last));
+            }
+            ready!(self.poll_copy(cx, src, dst, progressed))?;
+            if self.eof {
+                return Poll::Ready(self.end(dst, last));
+            }
+            // Bulk, and the copy buffer is written out: splice from here on.
+            self.bulk = false;
+            match Pipe::take() {
+                Ok(pipe) => {
+                    self.pipe = Some(pipe);
+                    self.splicing = true;
+                }
+                Err(e) => {
+                    // Out of descriptors: keep copying, and stop asking for a pipe.
+                    tracing::debug!(error = %e, "pipe for splice; relaying through user space");
+                    self.may_splice = false;
+                }
+            }
+        }
+    }
+
+    /// Copy mode until EOF (`Ready` with `eof` set) or until a read fills the buffer and
+    /// its bytes are written out (`Ready` with `bulk` set).
+    ///
+    /// A read lands in a stack buffer and is written straight on; only what `dst` does not
+    /// take at once is kept, on the heap. The usual short exchange thus costs no
+    /// allocation and no zeroing, and an idle or drained direction holds no memory.
+    fn poll_copy(
+        &mut self,
+        cx: &mut Context<'_>,
+        src: &mut TcpStream,
+        dst: &mut TcpStream,
+        progressed: &mut bool,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            while self.pos < self.buf.len() {
+                let n = ready!(Pin::new(&mut *dst).poll_write(cx, &self.buf[self.pos..]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.pos += n;
+                self.bytes += n as u64;
+                *progressed = true;
+            }
+            if !self.buf.is_empty() {
+                (self.buf, self.pos) = (Vec::new(), 0);
+            }
+            if self.eof || self.bulk {
+                return Poll::Ready(Ok(()));
+            }
+            let mut raw = [MaybeUninit::<u8>::uninit(); COPY_BUF];
+            let mut rb = ReadBuf::uninit(&mut raw);
+            // tokio's read: a short read clears the readiness (the socket is drained under
+            // edge-triggered epoll), so no extra read only to learn `EAGAIN`.
+            ready!(Pin::new(&mut *src).poll_read(cx, &mut rb))?;
+            let data = rb.filled();
+            if data.is_empty() {
+                self.eof = true;
+                continue;
+            }
+            *progressed = true;
+            self.bulk = self.may_splice && data.len() == COPY_BUF;
+            let written = match Pin::new(&mut *dst).poll_write(cx, data) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => 0,
+            };
+            self.bytes += written as u64;
+            if let Some(rest) = data.get(written..).filter(|r| !r.is_empty()) {
+                self.buf.extend_from_slice(rest);
+            }
+        }
+    }
+
+    /// The direction is over: give the pipe back and pass the EOF on as a write shutdown
+    /// (half-close: the peer of `dst` sees EOF, the other direction goes on), unless the
+    /// other direction is over too and the close will do it.
+    fn end(&mut self, dst: &TcpStream, last: bool) -> io::Result<()> {
+        self.release();
+        if last {
+            return Ok(());
+        }
+        match socket2::SockRef::from(dst).shutdown(std::net::Shutdown::Write) {
+            Err(e) if e.kind() != io::ErrorKind::NotConnected => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Drains the pipe completely before splicing in again. That keeps `EAGAIN`
@@ -124,20 +263,15 @@ impl SpliceHalf {
                 }
             }
             if self.eof {
-                self.release();
-                // Half-close: the peer of `dst` sees EOF, the other direction goes on.
-                return match socket2::SockRef::from(dst).shutdown(std::net::Shutdown::Write) {
-                    Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
-                    _ => Poll::Ready(Ok(())),
-                };
+                return Poll::Ready(Ok(()));
             }
             if src.poll_read_ready(cx)?.is_pending() {
                 // Nothing to move: an idle tunnel holds no pipe.
                 self.release();
                 return Poll::Pending;
             }
-            // Out of descriptors mid-relay ends this relay with the error; only the first
-            // pipes (taken before any byte) can fall back to the generic copy.
+            // Out of descriptors when a bulk direction comes back from idle ends this relay
+            // with the error; only the switch to splice falls back to copying.
             let pipe = match self.pipe.take() {
                 Some(pipe) => pipe,
                 None => Pipe::take()?,
@@ -168,7 +302,7 @@ impl SpliceHalf {
     }
 }
 
-impl Drop for SpliceHalf {
+impl Drop for Half {
     fn drop(&mut self) {
         self.release();
     }
