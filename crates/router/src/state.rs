@@ -111,7 +111,10 @@ impl AppStats {
     pub(crate) fn count(&self, code: Option<Code>, status: u16) {
         match code {
             Some(c @ (Code::H15 | Code::H18)) => {
-                let mut map = self.interrupted.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut map = self
+                    .interrupted
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
                 *map.entry((status, c.index())).or_insert(0) += 1;
             }
             Some(c) => self.codes[c.index()].inc(),
@@ -137,7 +140,10 @@ impl AppStats {
             .iter()
             .map(|c| (c.status(), c.as_str(), self.codes[c.index()].get()));
         let mut out: Vec<_> = by_status.chain(by_code).filter(|s| s.2 > 0).collect();
-        let map = self.interrupted.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = self
+            .interrupted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for (&(status, index), &n) in map.iter() {
             if let Some(c) = code::ALL.get(index) {
                 out.push((status, c.as_str(), n));

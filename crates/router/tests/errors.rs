@@ -202,10 +202,15 @@ async fn upgrade_survives_shutdown_until_closed() {
     let shutdown = r.shutdown.clone();
     let drain = tokio::spawn(async move { shutdown.drain(Duration::from_secs(20)).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!drain.is_finished(), "drain must wait for the upgraded connection");
+    assert!(
+        !drain.is_finished(),
+        "drain must wait for the upgraded connection"
+    );
     s.write_all(b"still here").await.unwrap();
     let mut back = [0u8; 10];
-    within("echo after shutdown", s.read_exact(&mut back)).await.unwrap();
+    within("echo after shutdown", s.read_exact(&mut back))
+        .await
+        .unwrap();
     assert_eq!(&back, b"still here");
     drop(s);
     assert!(within("drain", drain).await.unwrap(), "drain completes");
@@ -327,7 +332,10 @@ async fn dyno_response_header_limit_is_the_request_one() {
     )
     .await;
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
-    assert!(got.contains("x-h149: v") && got.ends_with("\r\n\r\nok"), "{got}");
+    assert!(
+        got.contains("x-h149: v") && got.ends_with("\r\n\r\nok"),
+        "{got}"
+    );
     // ...and more than 1000 are H25.
     let addr = raw_dyno(reply(1001), Duration::from_secs(1)).await;
     let r = Router::start(&space(FAST, &app("api", &["api.test"], &[addr]))).await;
