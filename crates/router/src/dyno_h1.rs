@@ -16,7 +16,8 @@ mod tests;
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
-use std::task::{Context, Poll, ready};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -116,17 +117,13 @@ impl RawConn {
     }
 
     /// Reads more bytes into the buffer once the socket is readable; `Ok(0)` at EOF.
+    /// Through `AsyncRead` on purpose: tokio clears the socket's readiness after a short
+    /// read, so the next exchange does not begin with a read that finds nothing.
     pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.io.poll_read_ready(cx))?;
-            if self.buf.capacity() - self.buf.len() < MIN_READ {
-                self.buf.reserve(READ_BUF);
-            }
-            match self.io.try_read_buf(&mut self.buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                res => return Poll::Ready(res),
-            }
+        if self.buf.capacity() - self.buf.len() < MIN_READ {
+            self.buf.reserve(READ_BUF);
         }
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
     }
 
     /// Reads the response head, skipping interim (1xx other than 101) responses.
