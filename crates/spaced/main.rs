@@ -12,6 +12,12 @@ use spaced::{Options, logging, reload};
 
 use crate::cli::{Cli, Command, ListenerArg};
 
+/// mimalloc rather than glibc malloc: the proxy paths make a dozen short-lived allocations
+/// per request (hyper's header maps and buffers), and glibc spent ~5 % of the router's CPU
+/// in malloc/free/consolidate under load (benches/README.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {

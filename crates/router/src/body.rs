@@ -14,6 +14,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::{Instant, Sleep};
 
 use crate::code::Code;
+use crate::dyno_h1::body::RawRelay;
 use crate::exchange::{Exchange, Outcome};
 use crate::pool::Upstream;
 use crate::state::DynoRt;
@@ -27,6 +28,15 @@ pub(crate) enum BodyError {
     /// The sending side failed or closed mid-body.
     #[error("body interrupted")]
     Interrupted(#[source] hyper::Error),
+    /// The dyno closed the connection mid-body.
+    #[error("dyno closed the connection mid-body")]
+    Closed,
+    /// The dyno's socket failed mid-body.
+    #[error("dyno connection failed mid-body")]
+    Io(#[source] std::io::Error),
+    /// The dyno's chunked coding is invalid.
+    #[error("invalid chunked body from the dyno")]
+    Framing,
 }
 
 /// Set by a [`ReqBody`] when the client failed mid-upload, read by the proxy to pick the code.
@@ -161,6 +171,8 @@ pub(crate) enum ResBody {
     },
     /// A dyno's response, relayed.
     Relay(Relay),
+    /// A dyno's response read from a raw connection (requests without a body).
+    Raw(RawRelay),
 }
 
 /// What finishes a relayed response.
@@ -204,22 +216,29 @@ impl Relay {
     }
 
     fn finish(&mut self, code: Option<Code>, complete: bool) {
-        let Some(mut end) = self.end.take() else {
-            return;
-        };
-        if let Some(up) = end.up.take()
-            && complete
-            && !end.dyno.0.removed.load(Ordering::Relaxed)
-        {
-            end.dyno.0.pool.put(up, Instant::now());
+        if let Some(end) = self.end.take() {
+            end.finish(code, complete, self.bytes, Instant::now());
         }
-        let service_ms = end.sent.elapsed().as_millis() as u64;
-        end.exchange.finish(Outcome {
+    }
+}
+
+impl RelayEnd {
+    /// Writes the log line at `now`; after a complete exchange the hyper connection, if
+    /// any, goes back to the dyno's pool.
+    pub(crate) fn finish(mut self, code: Option<Code>, complete: bool, bytes: u64, now: Instant) {
+        if let Some(up) = self.up.take()
+            && complete
+            && !self.dyno.0.removed.load(Ordering::Relaxed)
+        {
+            self.dyno.0.pool.put(up, now);
+        }
+        let service_ms = now.saturating_duration_since(self.sent).as_millis() as u64;
+        self.exchange.finish(Outcome {
             code,
-            status: end.status,
-            bytes: self.bytes,
-            dyno: Some(&end.dyno.0.label),
-            connect_ms: Some(end.connect_ms),
+            status: self.status,
+            bytes,
+            dyno: Some(&self.dyno.0.label),
+            connect_ms: Some(self.connect_ms),
             service_ms: Some(service_ms),
         });
     }
@@ -245,6 +264,7 @@ impl Body for ResBody {
         let r = match self.get_mut() {
             Self::Full { data, .. } => return Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             Self::Relay(r) => r,
+            Self::Raw(r) => return r.poll_frame(cx),
         };
         // The dyno connection is driven from here: it reads the response into `inner`.
         if let Some(up) = r.end.as_mut().and_then(|e| e.up.as_mut()) {
@@ -287,6 +307,7 @@ impl Body for ResBody {
         match self {
             Self::Full { data, .. } => data.as_ref().is_none_or(Bytes::is_empty),
             Self::Relay(r) => r.inner.is_end_stream(),
+            Self::Raw(r) => r.is_end_stream(),
         }
     }
 
@@ -296,6 +317,7 @@ impl Body for ResBody {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
             Self::Relay(r) => r.inner.size_hint(),
+            Self::Raw(r) => r.size_hint(),
         }
     }
 }

@@ -24,6 +24,8 @@ use tracing::debug;
 
 use crate::Shared;
 use crate::access::Listener;
+use crate::code::Code;
+use crate::exchange::{Exchange, Outcome};
 use crate::proxy;
 
 /// Largest request head buffered (all headers together); beyond it hyper answers 431.
@@ -185,13 +187,45 @@ where
             .header_read_timeout(None)
             .serve_connection(io, svc)
             .with_upgrades();
-        drive(conn, &ctx, timeouts, |c| c.graceful_shutdown()).await;
+        if let Some(e) = drive(conn, &ctx, timeouts, |c| c.graceful_shutdown()).await {
+            log_rejected_head(ctx, &e);
+        }
     }
 }
 
+/// hyper answers a request head it cannot parse itself (400; 431 or 414 when too large),
+/// before any request reaches the router: conflicting `Content-Length`, a head over
+/// [`MAX_HEAD_BUF`], bad syntax. Such a request still gets its log line (H26, with a new
+/// request id) and is counted, like every other request.
+fn log_rejected_head(ctx: Arc<ConnCtx>, e: &hyper::Error) {
+    if !e.is_parse() || e.is_parse_version_h2() {
+        return;
+    }
+    let status = if !e.is_parse_too_large() {
+        400
+    } else if e.to_string().contains("URI") {
+        414
+    } else {
+        431
+    };
+    let mut ex = Exchange::new(
+        ctx,
+        http::Method::GET,
+        http::Version::HTTP_11,
+        crate::headers::new_request_id(),
+    );
+    ex.unparsed = true;
+    ex.finish(Outcome {
+        code: Some(Code::H26),
+        status,
+        ..Outcome::default()
+    });
+}
+
 /// Polls `conn` until it ends, watching the connection's deadlines and shutdown;
-/// `graceful` asks hyper to finish in-flight requests and stop.
-async fn drive<C, F>(conn: C, ctx: &ConnCtx, t: Timeouts, graceful: F)
+/// `graceful` asks hyper to finish in-flight requests and stop. Returns the error the
+/// connection ended with, if any.
+async fn drive<C, F>(conn: C, ctx: &ConnCtx, t: Timeouts, graceful: F) -> Option<hyper::Error>
 where
     C: Future<Output = Result<(), hyper::Error>>,
     F: Fn(Pin<&mut C>),
@@ -208,8 +242,9 @@ where
             res = conn.as_mut() => {
                 if let Err(e) = res {
                     debug!(client.addr = %ctx.peer, error = %e, "client connection ended");
+                    return Some(e);
                 }
-                return;
+                return None;
             }
             () = shutdown.cancelled(), if !closing => {
                 closing = true;
@@ -224,7 +259,7 @@ where
                     }
                     Verdict::SlowHead => {
                         debug!(client.addr = %ctx.peer, "request head too slow, closing");
-                        return;
+                        return None;
                     }
                 }
             }

@@ -54,6 +54,8 @@ pub(crate) struct Exchange {
     pub version: Version,
     /// The app's counters, once routed.
     pub stats: Option<Arc<AppStats>>,
+    /// The head could not be parsed: the line shows `method=-` and `path="-"`.
+    pub unparsed: bool,
     /// Whether the line was written.
     done: bool,
 }
@@ -77,6 +79,7 @@ impl Exchange {
             request_id,
             version,
             stats: None,
+            unparsed: false,
             done: false,
         }
     }
@@ -96,11 +99,16 @@ impl Exchange {
         stats.latency.observe_us(elapsed_us);
         let line = LogLine {
             code: o.code,
-            method: self.method.as_str(),
-            path: self
-                .path
-                .as_ref()
-                .map_or(b"/".as_slice(), |p| p.as_str().as_bytes()),
+            method: if self.unparsed {
+                "-"
+            } else {
+                self.method.as_str()
+            },
+            path: match &self.path {
+                _ if self.unparsed => b"-".as_slice(),
+                Some(p) => p.as_str().as_bytes(),
+                None => b"/".as_slice(),
+            },
             host: self
                 .host
                 .as_ref()

@@ -18,9 +18,14 @@ use tracing::debug;
 
 use crate::body::ReqBody;
 use crate::code::Code;
+use crate::dyno_h1::RawConn;
 
 /// Most idle connections kept per dyno; more are closed when returned.
 const MAX_IDLE: usize = 512;
+
+/// Most header lines in a dyno's response; more is H25. The request limit applies both
+/// ways, as on Heroku (hyper's default of 100 would turn ordinary responses into H25s).
+const MAX_RESPONSE_HEADERS: usize = crate::headers::MAX_HEADERS;
 
 /// A sender to a dyno.
 pub(crate) type Sender = SendRequest<ReqBody>;
@@ -147,10 +152,18 @@ impl DriveHook<'_> {
     }
 }
 
-/// The idle connections of one dyno.
+/// The idle connections of one dyno: hyper ones (left by requests with a body) and raw
+/// ones (left by requests without, see `dyno_h1`).
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
     idle: Mutex<Vec<Idle>>,
+    raw: Mutex<Vec<IdleRaw>>,
+}
+
+#[derive(Debug)]
+struct IdleRaw {
+    conn: RawConn,
+    since: Instant,
 }
 
 #[derive(Debug)]
@@ -170,6 +183,26 @@ impl Pool {
             }
         }
         None
+    }
+
+    /// The most recently returned raw connection that is still open and not idle for
+    /// longer than `max_idle`.
+    pub(crate) fn checkout_raw(&self, now: Instant, max_idle: Duration) -> Option<RawConn> {
+        let mut idle = self.raw.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(c) = idle.pop() {
+            if c.conn.idle_ok() && now.saturating_duration_since(c.since) < max_idle {
+                return Some(c.conn);
+            }
+        }
+        None
+    }
+
+    /// Returns a raw connection after a complete keep-alive exchange.
+    pub(crate) fn put_raw(&self, conn: RawConn, now: Instant) {
+        let mut idle = self.raw.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(IdleRaw { conn, since: now });
+        }
     }
 
     /// Returns a connection after a complete exchange.
@@ -194,17 +227,23 @@ impl Pool {
             c.up.drive(&mut cx);
             c.up.reusable() && now.saturating_duration_since(c.since) < max_idle
         });
+        drop(idle);
+        let mut raw = self.raw.lock().unwrap_or_else(|p| p.into_inner());
+        raw.retain(|c| c.conn.idle_ok() && now.saturating_duration_since(c.since) < max_idle);
     }
 
     /// Closes every idle connection (the dyno left the policy, or shutdown).
     pub(crate) fn clear(&self) {
         let drained = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
         drop(drained);
+        let drained = std::mem::take(&mut *self.raw.lock().unwrap_or_else(|p| p.into_inner()));
+        drop(drained);
     }
 
     /// Idle connections held now.
     pub(crate) fn len(&self) -> usize {
         self.idle.lock().map(|v| v.len()).unwrap_or(0)
+            + self.raw.lock().map(|v| v.len()).unwrap_or(0)
     }
 }
 
@@ -223,6 +262,7 @@ pub(crate) async fn connect(
     };
     let _ = stream.set_nodelay(true);
     let (tx, conn) = http1::Builder::new()
+        .max_headers(MAX_RESPONSE_HEADERS)
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|source| ConnectError::Handshake { addr, source })?;

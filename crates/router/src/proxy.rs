@@ -24,6 +24,8 @@ use crate::balance;
 use crate::body::{self, InFlight, Relay, RelayEnd, ReqBody, ResBody};
 use crate::code::Code;
 use crate::conn::ConnCtx;
+use crate::dyno_h1::body::RawRelay;
+use crate::dyno_h1::{self, HeadError, RawConn};
 use crate::exchange::{Exchange, Outcome};
 use crate::headers::{self, Expect, Forward, X_REQUEST_ID};
 use crate::pool::{self, ConnectError, Upstream};
@@ -213,6 +215,9 @@ impl Attempt<'_> {
         dyno: InFlight,
         on_client: &mut Option<OnUpgrade>,
     ) -> Result<Response<ResBody>, Retry> {
+        if !self.upgrade && matches!(req.body(), ReqBody::Empty) {
+            return self.try_dyno_raw(ex, req, dyno).await;
+        }
         let t = self.view.policy.router.timeouts;
         let runtime = &ex.conn.shared.runtime;
         let t0 = Instant::now();
@@ -281,6 +286,114 @@ impl Attempt<'_> {
             return Ok(respond(ex, resp, sent_at, on_client));
         }
     }
+}
+
+impl Attempt<'_> {
+    /// [`Attempt::try_dyno`] for a request without a body: a raw connection (see
+    /// `dyno_h1`). A pooled connection the dyno had closed (no byte of response) is
+    /// replaced and the request sent again when its method is idempotent.
+    async fn try_dyno_raw(
+        &self,
+        ex: Exchange,
+        req: Request<ReqBody>,
+        dyno: InFlight,
+    ) -> Result<Response<ResBody>, Retry> {
+        let t = self.view.policy.router.timeouts;
+        let runtime = &ex.conn.shared.runtime;
+        let target = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+        let mut head = Vec::with_capacity(512);
+        dyno_h1::encode_request(&mut head, req.method(), target, req.headers());
+        let t0 = Instant::now();
+        let mut pooled = dyno.0.pool.checkout_raw(t0, t.pool_idle);
+        loop {
+            let (mut conn, fresh) = match pooled.take() {
+                Some(c) => (c, false),
+                None => match RawConn::connect(dyno.0.addr, t.connect).await {
+                    Ok(c) => (c, true),
+                    Err(e) => {
+                        debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno connect failed, quarantined");
+                        dyno.0.quarantine(runtime.now_ms());
+                        return Err((ex, req, e));
+                    }
+                },
+            };
+            let sent = if fresh { Instant::now() } else { t0 };
+            let connect_ms = sent.saturating_duration_since(t0).as_millis() as u64;
+            let base = |now: Instant| Outcome {
+                dyno: Some(&dyno.0.label),
+                connect_ms: Some(connect_ms),
+                service_ms: Some(now.saturating_duration_since(sent).as_millis() as u64),
+                ..Outcome::default()
+            };
+            if conn.send(&head).await.is_err() {
+                // Nothing was taken in: safe to send elsewhere.
+                if fresh {
+                    dyno.0.quarantine(runtime.now_ms());
+                    return Err((ex, req, reset(dyno.0.addr)));
+                }
+                pooled = dyno.0.pool.checkout_raw(Instant::now(), t.pool_idle);
+                continue;
+            }
+            let read = tokio::time::timeout(t.response, conn.read_head(req.method())).await;
+            let code = match read {
+                Err(_) => Code::H12,
+                Ok(Ok(h)) if h.parts.status == StatusCode::SWITCHING_PROTOCOLS => Code::H25,
+                Ok(Ok(h)) => {
+                    let s = RawSent {
+                        dyno,
+                        connect_ms,
+                        sent,
+                        idle: t.idle,
+                    };
+                    return Ok(respond_raw(ex, h, conn, s));
+                }
+                Ok(Err(HeadError::Empty)) if !fresh && req.method().is_idempotent() => {
+                    pooled = dyno.0.pool.checkout_raw(Instant::now(), t.pool_idle);
+                    continue;
+                }
+                Ok(Err(HeadError::Invalid(why))) => {
+                    debug!(dyno.addr = %dyno.0.addr, error = why, "invalid dyno response");
+                    Code::H25
+                }
+                Ok(Err(e)) => {
+                    debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno exchange failed");
+                    Code::H13
+                }
+            };
+            return Ok(error(ex, code, base(Instant::now())));
+        }
+    }
+}
+
+/// What a request sent on a raw connection carries into its response.
+struct RawSent {
+    dyno: InFlight,
+    connect_ms: u64,
+    sent: Instant,
+    idle: Duration,
+}
+
+/// The client's response from a dyno's head on a raw connection, headers rewritten; the
+/// body follows from the socket.
+fn respond_raw(ex: Exchange, h: dyno_h1::Head, conn: RawConn, s: RawSent) -> Response<ResBody> {
+    let mut parts = h.parts;
+    let status = parts.status.as_u16();
+    headers::rewrite_response(&mut parts.headers, &ex.request_id, false);
+    parts.version = if ex.version == Version::HTTP_2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
+    let end = RelayEnd {
+        exchange: ex,
+        dyno: s.dyno,
+        up: None,
+        connect_ms: s.connect_ms,
+        sent: s.sent,
+        status,
+    };
+    let body = RawRelay::new(conn, h.framing, h.keep_alive, s.idle, end);
+    Response::from_parts(parts, ResBody::Raw(body))
 }
 
 /// A connection failure that is not an OS error of its own (the socket died at once).

@@ -4,10 +4,10 @@
 //! the runtime entries of its apps and dynos; it is rebuilt once per policy swap and read
 //! lock-free by requests.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 use spaced_config::{Policy, Store};
@@ -84,6 +84,10 @@ pub(crate) struct AppStats {
     statuses: Box<[Counter; 500]>,
     /// Coded responses by [`Code::index`].
     codes: [Counter; code::ALL.len()],
+    /// H15/H18 by the status already relayed (what their log line shows), keyed
+    /// `(status, code index)`. These end a response that was under way, so the status is
+    /// the dyno's, not the code's; they are rare, hence a map behind a lock off the hot path.
+    interrupted: Mutex<BTreeMap<(u16, usize), u64>>,
     /// Request latency, arrival to log line.
     pub latency: Histogram,
     /// Round-robin cursor.
@@ -97,6 +101,7 @@ impl AppStats {
             name: name.into(),
             statuses: Box::new(std::array::from_fn(|_| Counter::new())),
             codes: std::array::from_fn(|_| Counter::new()),
+            interrupted: Mutex::new(BTreeMap::new()),
             latency: Histogram::default(),
             rr: AtomicUsize::new(0),
         }
@@ -105,6 +110,13 @@ impl AppStats {
     /// Counts one finished request.
     pub(crate) fn count(&self, code: Option<Code>, status: u16) {
         match code {
+            Some(c @ (Code::H15 | Code::H18)) => {
+                let mut map = self
+                    .interrupted
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                *map.entry((status, c.index())).or_insert(0) += 1;
+            }
             Some(c) => self.codes[c.index()].inc(),
             None => {
                 if let Some(c) = usize::from(status)
@@ -118,7 +130,7 @@ impl AppStats {
     }
 
     /// `(status, code, count)` for every non-zero counter.
-    pub(crate) fn samples(&self) -> impl Iterator<Item = (u16, &'static str, u64)> + '_ {
+    pub(crate) fn samples(&self) -> Vec<(u16, &'static str, u64)> {
         let by_status = self
             .statuses
             .iter()
@@ -127,7 +139,17 @@ impl AppStats {
         let by_code = code::ALL
             .iter()
             .map(|c| (c.status(), c.as_str(), self.codes[c.index()].get()));
-        by_status.chain(by_code).filter(|s| s.2 > 0)
+        let mut out: Vec<_> = by_status.chain(by_code).filter(|s| s.2 > 0).collect();
+        let map = self
+            .interrupted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (&(status, index), &n) in map.iter() {
+            if let Some(c) = code::ALL.get(index) {
+                out.push((status, c.as_str(), n));
+            }
+        }
+        out
     }
 }
 

@@ -1,6 +1,11 @@
 //! Upgraded connections (WebSocket and any other `Upgrade`): once the dyno answered 101 and
 //! the client got it, bytes are relayed both ways until either side ends or nothing moves
 //! for `timeouts.idle`.
+//!
+//! An upgraded connection counts as in-flight work: shutdown (and the removal of its
+//! listener by a reload) does not cut it; the daemon's drain waits for it up to the grace
+//! period, as HAProxy's soft-stop does until `hard-stop-after`. A second signal, or the end
+//! of the grace period, ends the process and with it the relay.
 
 use std::time::Duration;
 
@@ -20,7 +25,6 @@ pub(crate) fn spawn_relay(
     idle: Duration,
     slot: InFlight,
 ) {
-    let stop = shutdown.clone();
     shutdown.spawn(async move {
         let (client, dyno_io) = match tokio::try_join!(client, dyno) {
             Ok(pair) => pair,
@@ -29,16 +33,8 @@ pub(crate) fn spawn_relay(
                 return;
             }
         };
-        // An upgraded connection is not a request: shutdown ends it rather than waiting out
-        // the drain grace for a websocket that may never close.
-        tokio::select! {
-            res = spaced_net::relay(TokioIo::new(client), TokioIo::new(dyno_io), idle) => {
-                debug!(dyno.addr = %slot.0.addr, result = ?res, "upgraded connection ended");
-            }
-            () = stop.cancelled() => {
-                debug!(dyno.addr = %slot.0.addr, "upgraded connection closed by shutdown");
-            }
-        }
+        let res = spaced_net::relay(TokioIo::new(client), TokioIo::new(dyno_io), idle).await;
+        debug!(dyno.addr = %slot.0.addr, result = ?res, "upgraded connection ended");
         drop(slot);
     });
 }

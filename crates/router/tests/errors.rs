@@ -180,6 +180,42 @@ async fn upgrade_relayed_both_ways() {
     }
 }
 
+/// Shutdown drains an upgraded connection like a request: it keeps relaying through the
+/// grace period and the drain completes once the client closes it.
+#[tokio::test]
+async fn upgrade_survives_shutdown_until_closed() {
+    let b = Backend::start("b").await;
+    let r = router(&b).await;
+    let mut s = within("connect", TcpStream::connect(r.addr)).await.unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nhost: api.test\r\nconnection: Upgrade\r\nupgrade: echo\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        within("head", s.read_exact(&mut byte)).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    let shutdown = r.shutdown.clone();
+    let drain = tokio::spawn(async move { shutdown.drain(Duration::from_secs(20)).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !drain.is_finished(),
+        "drain must wait for the upgraded connection"
+    );
+    s.write_all(b"still here").await.unwrap();
+    let mut back = [0u8; 10];
+    within("echo after shutdown", s.read_exact(&mut back))
+        .await
+        .unwrap();
+    assert_eq!(&back, b"still here");
+    drop(s);
+    assert!(within("drain", drain).await.unwrap(), "drain completes");
+}
+
 #[tokio::test]
 async fn slow_request_head_is_closed() {
     let b = Backend::start("b").await;
@@ -277,6 +313,38 @@ async fn invalid_dyno_response_is_h25() {
 }
 
 #[tokio::test]
+async fn dyno_response_header_limit_is_the_request_one() {
+    let reply = |n: usize| -> &'static [u8] {
+        let mut r = String::from("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n");
+        for i in 0..n {
+            r.push_str(&format!("x-h{i}: v\r\n"));
+        }
+        r.push_str("\r\nok");
+        Box::leak(r.into_bytes().into_boxed_slice())
+    };
+    // 150 headers (over hyper's default of 100) are relayed...
+    let addr = raw_dyno(reply(150), Duration::from_secs(1)).await;
+    let r = Router::start(&space(FAST, &app("api", &["api.test"], &[addr]))).await;
+    // (read raw: the test's own hyper client stops at 100 headers)
+    let got = raw(
+        r.addr,
+        b"GET / HTTP/1.1\r\nhost: api.test\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(
+        got.contains("x-h149: v") && got.ends_with("\r\n\r\nok"),
+        "{got}"
+    );
+    // ...and more than 1000 are H25.
+    let addr = raw_dyno(reply(1001), Duration::from_secs(1)).await;
+    let r = Router::start(&space(FAST, &app("api", &["api.test"], &[addr]))).await;
+    let got = get(r.addr, "api.test", "/").await;
+    assert_eq!(got.status, 502);
+    assert!(got.text().contains("H25"), "{}", got.text());
+}
+
+#[tokio::test]
 async fn dyno_closing_mid_response_is_h18() {
     // A "dyno" that promises 100 bytes, sends 4, and hangs up.
     let addr = raw_dyno(
@@ -292,7 +360,8 @@ async fn dyno_closing_mid_response_is_h18() {
         .unwrap();
     // The head was relayed; the body is cut: the client sees an incomplete message.
     assert!(c.send(req).await.is_err());
-    let h18 = "spaced_router_requests_total{app=\"api\",status=\"503\",code=\"H18\"} 1";
+    // Counted under the status that was relayed, as its log line shows it.
+    let h18 = "spaced_router_requests_total{app=\"api\",status=\"200\",code=\"H18\"} 1";
     eventually("H18 counted", || {
         let mut m = String::new();
         r.handle.render_metrics(&mut m);

@@ -81,3 +81,36 @@ async fn one_line_per_request_in_the_spec_format() {
         "{err}"
     );
 }
+
+/// A head hyper refuses before the router sees a request (here conflicting Content-Length)
+/// still gets its line and its count.
+#[tokio::test]
+async fn head_refused_by_the_parser_is_logged_and_counted() {
+    let capture = Capture::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let b = Backend::start("b").await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
+    let got = raw(
+        r.addr,
+        b"POST / HTTP/1.1\r\nhost: api.test\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab",
+    )
+    .await;
+    assert!(got.starts_with("HTTP/1.1 400"), "{got}");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let lines = capture.0.lock().unwrap().clone();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let (level, line) = &lines[0];
+    assert_eq!(*level, Level::ERROR);
+    assert!(
+        line.starts_with(
+            "at=error code=H26 desc=\"Request Error\" method=- path=\"-\" host= request_id="
+        ),
+        "{line}"
+    );
+    assert!(line.contains(" status=400 bytes=0 "), "{line}");
+    assert_eq!(b.count(), 0);
+    let mut m = String::new();
+    r.handle.render_metrics(&mut m);
+    assert!(m.contains("code=\"H26\"} 1"), "{m}");
+}

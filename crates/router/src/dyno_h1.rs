@@ -1,0 +1,298 @@
+//! The dyno side of a request without a body, without hyper's client: the rewritten head
+//! is written straight to a pooled socket, the response head is parsed with httparse, and
+//! the body is relayed from the socket by its framing (RFC 9112 §6.3, in [`body`]).
+//!
+//! Why: most proxied requests (GET, HEAD, DELETE, OPTIONS) carry no body, and for them
+//! hyper's client machinery (a request channel, a response oneshot, a body channel, a
+//! dispatcher per connection) was a fifth of the router's user-space CPU per request.
+//! Requests with a body and upgrades keep the hyper client (`pool::Upstream`), which
+//! streams uploads and hands over upgraded sockets.
+
+pub(crate) mod body;
+mod chunked;
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Version};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+pub(crate) use chunked::Chunked;
+
+use crate::pool::ConnectError;
+
+/// Most header lines in a response head (the request limit, as on Heroku).
+const MAX_HEADERS: usize = crate::headers::MAX_HEADERS;
+/// Largest response head buffered; beyond it the response is H25 (hyper's default).
+const MAX_HEAD: usize = 400 * 1024;
+/// Read buffer size, grown when a read would have less than [`MIN_READ`] room.
+const READ_BUF: usize = 16 * 1024;
+const MIN_READ: usize = 4 * 1024;
+/// Bodies up to this size that are wholly buffered are copied out rather than split off,
+/// so the read buffer stays unshared and is reused as is by the next exchange.
+pub(crate) const COPY_MAX: usize = 4 * 1024;
+
+/// One HTTP/1.1 connection to a dyno, between exchanges or in one.
+#[derive(Debug)]
+pub(crate) struct RawConn {
+    io: TcpStream,
+    /// Bytes read and not yet consumed; empty between exchanges.
+    pub(crate) buf: BytesMut,
+}
+
+/// How a response body is delimited (RFC 9112 §6.3).
+#[derive(Debug)]
+pub(crate) enum Framing {
+    /// No body: a response to HEAD, 1xx, 204, 304, or `Content-Length: 0`.
+    Empty,
+    /// This many bytes remain.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked(Chunked),
+    /// Until the dyno closes the connection (then not reusable).
+    Close,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub(crate) struct Head {
+    /// Status, version and headers.
+    pub parts: http::response::Parts,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// The dyno allows another request on the connection afterwards.
+    pub keep_alive: bool,
+}
+
+/// Why no response head could be had. Only [`HeadError::Empty`] may be retried, and only
+/// on a reused connection with a method that is safe to send twice.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HeadError {
+    /// Closed or reset before a single byte of response (a stale keep-alive connection).
+    #[error("dyno closed the connection without a response")]
+    Empty,
+    /// Closed or failed after part of a head.
+    #[error("dyno closed the connection mid-head")]
+    Incomplete(#[source] Option<io::Error>),
+    /// Not valid HTTP/1.x, or over a limit.
+    #[error("invalid response head: {0}")]
+    Invalid(&'static str),
+}
+
+impl RawConn {
+    /// Opens a connection to `addr` within `timeout`.
+    pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, ConnectError> {
+        let io = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Err(_) => return Err(ConnectError::Timeout { addr }),
+            Ok(Err(source)) => return Err(ConnectError::Io { addr, source }),
+            Ok(Ok(s)) => s,
+        };
+        let _ = io.set_nodelay(true);
+        Ok(Self {
+            io,
+            buf: BytesMut::with_capacity(READ_BUF),
+        })
+    }
+
+    /// Whether an idle connection may carry a request: nothing unread and no close seen.
+    /// Costs no syscall unless the reactor has seen the socket become readable.
+    pub(crate) fn idle_ok(&self) -> bool {
+        let mut probe = [0u8; 1];
+        self.buf.is_empty()
+            && matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Writes a whole request head.
+    pub(crate) async fn send(&mut self, head: &[u8]) -> io::Result<()> {
+        self.io.write_all(head).await
+    }
+
+    /// Reads more bytes into the buffer once the socket is readable; `Ok(0)` at EOF.
+    /// Through `AsyncRead` on purpose: tokio clears the socket's readiness after a short
+    /// read, so the next exchange does not begin with a read that finds nothing.
+    pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < MIN_READ {
+            self.buf.reserve(READ_BUF);
+        }
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
+    }
+
+    /// Reads the response head, skipping interim (1xx other than 101) responses.
+    pub(crate) async fn read_head(&mut self, method: &Method) -> Result<Head, HeadError> {
+        let mut seen_any = false;
+        loop {
+            if !self.buf.is_empty() {
+                seen_any = true;
+                if let Some(head) = parse_head(&mut self.buf, method)? {
+                    let interim = head.parts.status.is_informational()
+                        && head.parts.status != StatusCode::SWITCHING_PROTOCOLS;
+                    if !interim {
+                        return Ok(head);
+                    }
+                    continue;
+                }
+            }
+            match std::future::poll_fn(|cx| self.poll_fill(cx)).await {
+                Ok(0) if !seen_any => return Err(HeadError::Empty),
+                Ok(0) => return Err(HeadError::Incomplete(None)),
+                Ok(_) => {}
+                Err(_) if !seen_any => return Err(HeadError::Empty),
+                Err(e) => return Err(HeadError::Incomplete(Some(e))),
+            }
+        }
+    }
+}
+
+/// Writes the request head for a dyno: request line, then every header as is.
+pub(crate) fn encode_request(
+    out: &mut Vec<u8>,
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Parses one response head from the front of `buf`, consuming it; `None` when more bytes
+/// are needed.
+pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, HeadError> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots);
+    let len = match parsed {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+            return Err(HeadError::Invalid("head too large"));
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::Invalid("too many headers")),
+        Err(_) => return Err(HeadError::Invalid("not HTTP/1.x")),
+    };
+    let code = resp.code.unwrap_or(0);
+    let status = StatusCode::from_u16(code).map_err(|_| HeadError::Invalid("status"))?;
+    let version = if resp.version == Some(1) {
+        Version::HTTP_11
+    } else {
+        Version::HTTP_10
+    };
+    // One copy of the head, shared by every header value, leaves `buf` unshared.
+    let head = Bytes::copy_from_slice(&buf[..len]);
+    let base = buf.as_ptr() as usize;
+    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    for h in resp.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| HeadError::Invalid("header name"))?;
+        let start = h.value.as_ptr() as usize - base;
+        let value = HeaderValue::from_maybe_shared(head.slice(start..start + h.value.len()))
+            .map_err(|_| HeadError::Invalid("header value"))?;
+        headers.append(name, value);
+    }
+    bytes::Buf::advance(buf, len);
+    let (framing, reusable) = framing(method, status, &headers)?;
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        // The coding decides the length; a Content-Length beside it must not reach the
+        // client, whose framing hyper derives from the headers (RFC 9112 §6.1).
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    let keep_alive = reusable && keep_alive(version, &headers);
+    let mut parts = http::Response::new(()).into_parts().0;
+    parts.status = status;
+    parts.version = version;
+    parts.headers = headers;
+    Ok(Some(Head {
+        parts,
+        framing,
+        keep_alive,
+    }))
+}
+
+/// The body's framing, and whether the connection can be reused after it (RFC 9112 §6.3).
+fn framing(
+    method: &Method,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Result<(Framing, bool), HeadError> {
+    if method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok((Framing::Empty, true));
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        // Chunked must be the last coding; anything else runs until close. A
+        // Content-Length beside it is ignored, and the connection is not reused.
+        let last = headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .next_back()
+            .and_then(|v| v.as_bytes().rsplit(|&b| b == b',').next())
+            .map(<[u8]>::trim_ascii);
+        let chunked = last.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
+        let reusable = !headers.contains_key(header::CONTENT_LENGTH);
+        return Ok(if chunked {
+            (Framing::Chunked(Chunked::default()), reusable)
+        } else {
+            (Framing::Close, false)
+        });
+    }
+    let mut length = None;
+    for v in headers.get_all(header::CONTENT_LENGTH) {
+        for item in v.as_bytes().split(|&b| b == b',') {
+            let n = parse_length(item.trim_ascii()).ok_or(HeadError::Invalid("content-length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HeadError::Invalid("conflicting content-length"));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(0) => (Framing::Empty, true),
+        Some(n) => (Framing::Length(n), true),
+        None => (Framing::Close, false),
+    })
+}
+
+fn parse_length(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+/// Whether the dyno keeps the connection open: HTTP/1.1 unless `Connection: close`,
+/// HTTP/1.0 only with `Connection: keep-alive`.
+fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
+    let has = |token: &[u8]| {
+        headers.get_all(header::CONNECTION).iter().any(|v| {
+            v.as_bytes()
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+        })
+    };
+    if version == Version::HTTP_11 {
+        !has(b"close")
+    } else {
+        has(b"keep-alive")
+    }
+}

@@ -1,0 +1,195 @@
+//! A dyno's response body read straight from its socket by the head's framing, with the
+//! same rolling idle timeout (H15), interruption (H18), byte count and log line as the
+//! hyper-relayed body; after a complete, keep-alive exchange the socket is pooled again.
+
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use hyper::body::{Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+use super::chunked::Step;
+use super::{COPY_MAX, Framing, RawConn};
+use crate::body::{BodyError, RelayEnd};
+use crate::code::Code;
+
+/// A dyno's response body on a [`RawConn`].
+#[derive(Debug)]
+pub(crate) struct RawRelay {
+    conn: Option<RawConn>,
+    framing: Framing,
+    keep_alive: bool,
+    idle: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    bytes: u64,
+    end: Option<RelayEnd>,
+}
+
+impl RawRelay {
+    /// Relays the body that follows a head on `conn`; `end` is finished when it ends,
+    /// fails, or is dropped.
+    pub(crate) fn new(
+        conn: RawConn,
+        framing: Framing,
+        keep_alive: bool,
+        idle: Duration,
+        end: RelayEnd,
+    ) -> Self {
+        Self {
+            conn: Some(conn),
+            framing,
+            keep_alive,
+            idle,
+            timer: None,
+            bytes: 0,
+            end: Some(end),
+        }
+    }
+
+    /// Whether the body is known to be over.
+    pub(crate) fn is_end_stream(&self) -> bool {
+        matches!(self.framing, Framing::Empty | Framing::Length(0)) || self.end.is_none()
+    }
+
+    /// The exact length when the framing says it.
+    pub(crate) fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Empty => SizeHint::with_exact(0),
+            Framing::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
+    }
+
+    /// Writes the log line; a complete exchange on a keep-alive connection with nothing
+    /// left over gives the socket back to the dyno's pool.
+    fn finish(&mut self, code: Option<Code>, complete: bool) {
+        let Some(end) = self.end.take() else {
+            return;
+        };
+        let now = Instant::now();
+        if let Some(conn) = self.conn.take()
+            && complete
+            && self.keep_alive
+            && conn.buf.is_empty()
+            && !end.dyno.0.removed.load(Ordering::Relaxed)
+        {
+            end.dyno.0.pool.put_raw(conn, now);
+        }
+        end.finish(code, false, self.bytes, now);
+    }
+
+    /// The next frame of the body.
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        loop {
+            if self.end.is_none() {
+                return Poll::Ready(None);
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            // Take what the buffer holds first.
+            let got = match &mut self.framing {
+                Framing::Empty | Framing::Length(0) => Next::Done,
+                Framing::Length(left) if !conn.buf.is_empty() => {
+                    let n =
+                        usize::try_from(*left).map_or(conn.buf.len(), |l| l.min(conn.buf.len()));
+                    *left -= n as u64;
+                    Next::Data(take(&mut conn.buf, n))
+                }
+                Framing::Close if !conn.buf.is_empty() => {
+                    let n = conn.buf.len();
+                    Next::Data(take(&mut conn.buf, n))
+                }
+                Framing::Chunked(c) => match c.step(&mut conn.buf, COPY_MAX) {
+                    Ok(Step::Data(d)) => Next::Data(d),
+                    Ok(Step::Done) => Next::Done,
+                    Ok(Step::More) => Next::Read,
+                    Err(_) => Next::Invalid,
+                },
+                Framing::Length(_) | Framing::Close => Next::Read,
+            };
+            let polled = match got {
+                Next::Data(d) => {
+                    self.bytes += d.len() as u64;
+                    if let Some(t) = self.timer.as_mut() {
+                        t.as_mut().reset(Instant::now() + self.idle);
+                    }
+                    if matches!(self.framing, Framing::Length(0)) {
+                        self.finish(None, true);
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(d))));
+                }
+                Next::Done => {
+                    self.finish(None, true);
+                    return Poll::Ready(None);
+                }
+                Next::Invalid => {
+                    self.finish(Some(Code::H18), false);
+                    return Poll::Ready(Some(Err(BodyError::Framing)));
+                }
+                Next::Read => conn.poll_fill(cx),
+            };
+            // Nothing buffered: read more, or wait under the idle timer.
+            match polled {
+                Poll::Ready(Ok(0)) => {
+                    if matches!(self.framing, Framing::Close) {
+                        // Close-delimited: the end of the body; the socket is spent.
+                        self.finish(None, false);
+                        return Poll::Ready(None);
+                    }
+                    self.finish(Some(Code::H18), false);
+                    return Poll::Ready(Some(Err(BodyError::Closed)));
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => {
+                    self.finish(Some(Code::H18), false);
+                    return Poll::Ready(Some(Err(BodyError::Io(e))));
+                }
+                Poll::Pending => {
+                    let idle = self.idle;
+                    let t = self
+                        .timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                    ready!(t.as_mut().poll(cx));
+                    self.finish(Some(Code::H15), false);
+                    return Poll::Ready(Some(Err(BodyError::Idle(idle))));
+                }
+            }
+        }
+    }
+}
+
+/// What the buffer gave.
+enum Next {
+    Data(Bytes),
+    Done,
+    Invalid,
+    Read,
+}
+
+impl Drop for RawRelay {
+    fn drop(&mut self) {
+        // Dropped before its end: the client went away mid-response, or the body was never
+        // polled because it is empty (HEAD, 204, 304): then it is complete and reusable.
+        let complete = matches!(self.framing, Framing::Empty | Framing::Length(0));
+        self.finish(None, complete);
+    }
+}
+
+/// `n` bytes off the front of `buf`: copied when they empty a small buffer (so it stays
+/// unshared and is reused as is), split off otherwise (no copy of large bodies).
+fn take(buf: &mut bytes::BytesMut, n: usize) -> Bytes {
+    if n == buf.len() && n <= COPY_MAX {
+        let d = Bytes::copy_from_slice(&buf[..n]);
+        buf.advance(n);
+        d
+    } else {
+        buf.split_to(n).freeze()
+    }
+}

@@ -1,0 +1,147 @@
+//! Dyno responses as they come on the wire, relayed for requests without a body (the raw
+//! dyno path): chunked, close-delimited, interim 1xx, HEAD, and keep-alive connections
+//! the dyno closed while they sat in the pool.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use harness::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A fake dyno: for each connection, reads request heads and answers each with `reply`;
+/// with `one_shot`, closes the connection after one answer (without saying so).
+async fn scripted_dyno(reply: &'static [u8], one_shot: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&conns);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = s.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        if s.write_all(reply).await.is_err() {
+                            return;
+                        }
+                        if one_shot {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, conns)
+}
+
+async fn router_for(addr: SocketAddr) -> Router {
+    Router::start(&space("", &app("api", &["api.test"], &[addr]))).await
+}
+
+const GET: &[u8] = b"GET / HTTP/1.1\r\nhost: api.test\r\nconnection: close\r\n\r\n";
+
+#[tokio::test]
+async fn chunked_response_is_decoded_and_reframed() {
+    let (addr, _) = scripted_dyno(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6;x=y\r\n world\r\n0\r\ntrailer: t\r\n\r\n",
+        false,
+    )
+    .await;
+    let r = router_for(addr).await;
+    let got = get(r.addr, "api.test", "/").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.text(), "hello world");
+    // The connection went back to the pool: a second request reuses it.
+    let got = get(r.addr, "api.test", "/").await;
+    assert_eq!(got.text(), "hello world");
+}
+
+#[tokio::test]
+async fn close_delimited_response_is_relayed_whole() {
+    let (addr, conns) =
+        scripted_dyno(b"HTTP/1.0 200 OK\r\nx-a: b\r\n\r\nuntil the end", true).await;
+    let r = router_for(addr).await;
+    for _ in 0..2 {
+        let got = get(r.addr, "api.test", "/").await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.text(), "until the end");
+    }
+    // Never reused: a connection per request.
+    assert_eq!(conns.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn interim_responses_are_skipped() {
+    let (addr, _) = scripted_dyno(
+        b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        false,
+    )
+    .await;
+    let r = router_for(addr).await;
+    let got = raw(r.addr, GET).await;
+    assert!(got.starts_with("HTTP/1.1 200 OK"), "{got}");
+    assert!(got.ends_with("\r\n\r\nok"), "{got}");
+}
+
+#[tokio::test]
+async fn head_response_keeps_its_length_and_has_no_body() {
+    let (addr, _) = scripted_dyno(b"HTTP/1.1 200 OK\r\ncontent-length: 42\r\n\r\n", false).await;
+    let r = router_for(addr).await;
+    let got = raw(
+        r.addr,
+        b"HEAD / HTTP/1.1\r\nhost: api.test\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(got.starts_with("HTTP/1.1 200 OK"), "{got}");
+    assert!(got.to_lowercase().contains("content-length: 42"), "{got}");
+    assert!(got.ends_with("\r\n\r\n"), "{got}");
+}
+
+#[tokio::test]
+async fn pooled_connection_closed_by_the_dyno_is_replaced_without_error() {
+    // The dyno answers keep-alive and then silently closes: every pooled connection is
+    // stale by the next request, which must go out again on a new one.
+    let (addr, conns) =
+        scripted_dyno(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", true).await;
+    let r = router_for(addr).await;
+    let mut c = Client::connect(r.addr).await;
+    // With a pause the close is seen before checkout; without one the request may hit the
+    // stale socket and is sent again.
+    for pause in [20, 0, 20, 0, 0, 0] {
+        let got = c.get("api.test", "/").await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.text(), "ok");
+        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+    }
+    assert!(conns.load(Ordering::SeqCst) >= 6);
+}
+
+#[tokio::test]
+async fn switching_protocols_without_an_upgrade_is_h25() {
+    let (addr, _) = scripted_dyno(
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\n\r\n",
+        false,
+    )
+    .await;
+    let r = router_for(addr).await;
+    let got = get(r.addr, "api.test", "/").await;
+    assert_eq!(got.status, 502);
+    assert!(got.text().contains("H25"), "{}", got.text());
+}
