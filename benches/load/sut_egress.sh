@@ -39,7 +39,4 @@ TOML
 # The peers run with per-connection logs off (squid access_log none, tinyproxy Critical,
 # dante errors only): spaced's one line per tunnel goes too unless SPACED_LOG says otherwise.
 export RUST_LOG="${SPACED_LOG:-warn}"
-# One worker thread, as in the router and resolver suites (nginx `worker_processes 1`):
-# with two, each tunnel's tasks are woken across threads. SPACED_WORKERS overrides.
-export TOKIO_WORKER_THREADS="${SPACED_WORKERS:-1}"
 exec "$bin" run --config "$conf"
