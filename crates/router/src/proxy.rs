@@ -373,17 +373,22 @@ struct RawSent {
     idle: Duration,
 }
 
-/// The client's response from a dyno's head on a raw connection, headers rewritten; the
-/// body follows from the socket.
-fn respond_raw(ex: Exchange, h: dyno_h1::Head, conn: RawConn, s: RawSent) -> Response<ResBody> {
-    let mut parts = h.parts;
-    let status = parts.status.as_u16();
+/// A dyno's response head made the client's: headers rewritten, the client's version.
+fn client_head(parts: &mut http::response::Parts, ex: &Exchange) {
     headers::rewrite_response(&mut parts.headers, &ex.request_id, false);
     parts.version = if ex.version == Version::HTTP_2 {
         Version::HTTP_2
     } else {
         Version::HTTP_11
     };
+}
+
+/// The client's response from a dyno's head on a raw connection, headers rewritten; the
+/// body follows from the socket.
+fn respond_raw(ex: Exchange, h: dyno_h1::Head, conn: RawConn, s: RawSent) -> Response<ResBody> {
+    let mut parts = h.parts;
+    let status = parts.status.as_u16();
+    client_head(&mut parts, &ex);
     let end = RelayEnd {
         exchange: ex,
         dyno: s.dyno,
@@ -449,12 +454,7 @@ fn respond(
         return Response::from_parts(rparts, body);
     }
     let (mut rparts, rbody) = resp.into_parts();
-    headers::rewrite_response(&mut rparts.headers, &ex.request_id, false);
-    rparts.version = if ex.version == Version::HTTP_2 {
-        Version::HTTP_2
-    } else {
-        Version::HTTP_11
-    };
+    client_head(&mut rparts, &ex);
     let end = RelayEnd {
         exchange: ex,
         dyno: s.dyno,

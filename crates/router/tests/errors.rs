@@ -152,10 +152,9 @@ async fn expect_100_continue_honoured_and_others_417() {
     assert!(!b.last().headers.contains_key("expect"));
 }
 
-#[tokio::test]
-async fn upgrade_relayed_both_ways() {
-    let b = Backend::start("b").await;
-    let r = router(&b).await;
+/// Sends an `Upgrade: echo` request; the socket and the response head, read byte by byte
+/// so nothing after it is consumed.
+async fn open_upgrade(r: &Router) -> (TcpStream, Vec<u8>) {
     let mut s = within("connect", TcpStream::connect(r.addr)).await.unwrap();
     s.write_all(
         b"GET /ws HTTP/1.1\r\nhost: api.test\r\nconnection: Upgrade\r\nupgrade: echo\r\n\r\n",
@@ -168,6 +167,14 @@ async fn upgrade_relayed_both_ways() {
         within("head", s.read_exact(&mut byte)).await.unwrap();
         head.push(byte[0]);
     }
+    (s, head)
+}
+
+#[tokio::test]
+async fn upgrade_relayed_both_ways() {
+    let b = Backend::start("b").await;
+    let r = router(&b).await;
+    let (mut s, head) = open_upgrade(&r).await;
     let head = String::from_utf8_lossy(&head).to_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: echo"), "{head}");
@@ -186,18 +193,7 @@ async fn upgrade_relayed_both_ways() {
 async fn upgrade_survives_shutdown_until_closed() {
     let b = Backend::start("b").await;
     let r = router(&b).await;
-    let mut s = within("connect", TcpStream::connect(r.addr)).await.unwrap();
-    s.write_all(
-        b"GET /ws HTTP/1.1\r\nhost: api.test\r\nconnection: Upgrade\r\nupgrade: echo\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        within("head", s.read_exact(&mut byte)).await.unwrap();
-        head.push(byte[0]);
-    }
+    let (mut s, head) = open_upgrade(&r).await;
     assert!(head.starts_with(b"HTTP/1.1 101"));
     let shutdown = r.shutdown.clone();
     let drain = tokio::spawn(async move { shutdown.drain(Duration::from_secs(20)).await });
