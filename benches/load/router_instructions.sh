@@ -1,0 +1,54 @@
+#!/bin/bash
+# router_instructions.sh BIN [SECONDS]: user-space instructions (callgrind Ir) per proxied
+# request of spaced, wrk keep-alive 64 connections to 3 nginx backends. Unlike CPU time it
+# barely moves when other work shares the machine, so it compares two builds of the router
+# reliably (benches/README.md, Router). Needs valgrind, nginx, wrk, curl; ports 8190, 9101-9103.
+set -euo pipefail
+[[ $# -ge 1 ]] || { echo "usage: $0 SPACED_BIN [SECONDS]" >&2; exit 2; }
+BIN=$1; D=${2:-6}
+W=$(mktemp -d /tmp/cgwork.XXXX)
+cat > $W/b.conf <<C
+worker_processes 1; pid $W/b.pid; error_log $W/b.err warn; daemon off;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+ server { listen 127.0.0.1:9101; add_header X-Backend 9101 always; location / { return 200 "ok\n"; } }
+ server { listen 127.0.0.1:9102; add_header X-Backend 9102 always; location / { return 200 "ok\n"; } }
+ server { listen 127.0.0.1:9103; add_header X-Backend 9103 always; location / { return 200 "ok\n"; } } }
+C
+nginx -p $W -c $W/b.conf & NG=$!
+cat > $W/spaced.toml <<T
+[space]
+name = "bench"
+internal = ["127.0.0.0/8"]
+[router]
+listen = ["127.0.0.1:8190"]
+balance = "round-robin"
+max_connections = 100000
+[router.timeouts]
+keepalive = "120s"
+pool_idle = "120s"
+[[app]]
+name = "bench"
+hosts = ["127.0.0.1", "localhost"]
+[[app.dyno]]
+process = "web"
+addr = "127.0.0.1:9101"
+[[app.dyno]]
+process = "web"
+addr = "127.0.0.1:9102"
+[[app.dyno]]
+process = "web"
+addr = "127.0.0.1:9103"
+T
+RUST_LOG=warn TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --callgrind-out-file=$W/cg.out $BIN run --config $W/spaced.toml >/dev/null 2>$W/vg.err & VG=$!
+for i in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:8190/ && break; sleep 0.3; done
+wrk -t1 -c64 -d2s http://127.0.0.1:8190/ >/dev/null
+callgrind_control -z $VG >/dev/null
+N=$(wrk -t1 -c64 -d${D}s http://127.0.0.1:8190/ | awk '/requests in/{print $1}')
+callgrind_control -d $VG >/dev/null
+sleep 0.5
+F=$(ls -S $W/cg.out.* | head -1)
+IR=$(callgrind_annotate $F 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
+echo "$(basename $BIN): requests=$N Ir=$IR Ir/req=$((IR / N))"
+kill $VG $NG 2>/dev/null; wait 2>/dev/null || true
+rm -rf $W
