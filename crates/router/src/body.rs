@@ -48,6 +48,39 @@ pub(crate) const CLIENT_IDLE: u8 = 2;
 /// The whole body was handed over: the request is sent (the H12 clock may run).
 pub(crate) const CLIENT_DONE: u8 = 3;
 
+/// A rolling idle timeout for a streamed body: armed on the first wait, so a body that
+/// arrives at once costs no timer, and pushed back whenever data moves.
+#[derive(Debug)]
+pub(crate) struct IdleTimer {
+    idle: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl IdleTimer {
+    /// A timer of `idle`, not yet armed.
+    pub(crate) fn new(idle: Duration) -> Self {
+        Self { idle, sleep: None }
+    }
+
+    /// Data moved: the timeout counts from now again.
+    pub(crate) fn moved(&mut self) {
+        if let Some(t) = self.sleep.as_mut() {
+            t.as_mut().reset(Instant::now() + self.idle);
+        }
+    }
+
+    /// Called when the body would wait: ready (with the timeout) once nothing moved for
+    /// the whole of it.
+    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<Duration> {
+        let idle = self.idle;
+        let t = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+        ready!(t.as_mut().poll(cx));
+        Poll::Ready(idle)
+    }
+}
+
 /// A request body for a dyno.
 #[derive(Debug)]
 pub(crate) enum ReqBody {
@@ -61,9 +94,7 @@ pub(crate) enum ReqBody {
 #[derive(Debug)]
 pub(crate) struct ClientBody {
     inner: Incoming,
-    idle: Duration,
-    /// Armed on the first wait, so a body that arrives at once costs no timer.
-    timer: Option<Pin<Box<Sleep>>>,
+    timer: IdleTimer,
     /// What went wrong, for the proxy (shared: the body moves into hyper's client).
     pub(crate) fault: Arc<AtomicU8>,
 }
@@ -77,8 +108,7 @@ impl ReqBody {
         let fault = Arc::new(AtomicU8::new(CLIENT_OK));
         let body = ClientBody {
             inner,
-            idle,
-            timer: None,
+            timer: IdleTimer::new(idle),
             fault: Arc::clone(&fault),
         };
         (Self::Client(body), Some(fault))
@@ -98,9 +128,7 @@ impl Body for ReqBody {
         };
         match Pin::new(&mut b.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(f))) => {
-                if let Some(t) = b.timer.as_mut() {
-                    t.as_mut().reset(Instant::now() + b.idle);
-                }
+                b.timer.moved();
                 if b.inner.is_end_stream() {
                     b.fault.store(CLIENT_DONE, Ordering::Relaxed);
                 }
@@ -115,11 +143,7 @@ impl Body for ReqBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                let idle = b.idle;
-                let t = b
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                ready!(t.as_mut().poll(cx));
+                let idle = ready!(b.timer.poll_expired(cx));
                 b.fault.store(CLIENT_IDLE, Ordering::Relaxed);
                 Poll::Ready(Some(Err(BodyError::Idle(idle))))
             }
@@ -197,8 +221,7 @@ pub(crate) struct RelayEnd {
 #[derive(Debug)]
 pub(crate) struct Relay {
     inner: Incoming,
-    idle: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
+    timer: IdleTimer,
     bytes: u64,
     end: Option<RelayEnd>,
 }
@@ -208,8 +231,7 @@ impl Relay {
     pub(crate) fn new(inner: Incoming, idle: Duration, end: RelayEnd) -> Self {
         Self {
             inner,
-            idle,
-            timer: None,
+            timer: IdleTimer::new(idle),
             bytes: 0,
             end: Some(end),
         }
@@ -275,9 +297,7 @@ impl Body for ResBody {
                 if let Some(d) = f.data_ref() {
                     r.bytes += d.len() as u64;
                 }
-                if let Some(t) = r.timer.as_mut() {
-                    t.as_mut().reset(Instant::now() + r.idle);
-                }
+                r.timer.moved();
                 if r.inner.is_end_stream() {
                     r.finish(None, true);
                 }
@@ -292,11 +312,7 @@ impl Body for ResBody {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                let idle = r.idle;
-                let t = r
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                ready!(t.as_mut().poll(cx));
+                let idle = ready!(r.timer.poll_expired(cx));
                 r.finish(Some(Code::H15), false);
                 Poll::Ready(Some(Err(BodyError::Idle(idle))))
             }

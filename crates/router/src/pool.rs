@@ -156,63 +156,83 @@ impl DriveHook<'_> {
 /// ones (left by requests without, see `dyno_h1`).
 #[derive(Debug, Default)]
 pub(crate) struct Pool {
-    idle: Mutex<Vec<Idle>>,
-    raw: Mutex<Vec<IdleRaw>>,
+    idle: IdleStack<Upstream>,
+    raw: IdleStack<RawConn>,
 }
 
+/// Idle connections of one kind, most recently returned last. A short mutex guards it,
+/// held for a push, a pop or a sweep, never across an await.
 #[derive(Debug)]
-struct IdleRaw {
-    conn: RawConn,
-    since: Instant,
+struct IdleStack<C>(Mutex<Vec<(C, Instant)>>);
+
+impl<C> Default for IdleStack<C> {
+    fn default() -> Self {
+        Self(Mutex::new(Vec::new()))
+    }
 }
 
-#[derive(Debug)]
-struct Idle {
-    up: Upstream,
-    since: Instant,
+impl<C> IdleStack<C> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(C, Instant)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The most recent connection that `usable` accepts and that is not idle for
+    /// `max_idle`; older ones popped on the way are closed.
+    fn checkout(&self, now: Instant, max_idle: Duration, usable: impl Fn(&C) -> bool) -> Option<C> {
+        let mut idle = self.lock();
+        while let Some((c, since)) = idle.pop() {
+            if usable(&c) && now.saturating_duration_since(since) < max_idle {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn put(&self, c: C, now: Instant) {
+        let mut idle = self.lock();
+        if idle.len() < MAX_IDLE {
+            idle.push((c, now));
+        }
+    }
+
+    /// Keeps the connections `keep` accepts and that are not idle for `max_idle`.
+    fn sweep(&self, now: Instant, max_idle: Duration, mut keep: impl FnMut(&mut C) -> bool) {
+        self.lock()
+            .retain_mut(|(c, since)| keep(c) && now.saturating_duration_since(*since) < max_idle);
+    }
+
+    fn clear(&self) {
+        let drained = std::mem::take(&mut *self.lock());
+        drop(drained);
+    }
+
+    fn len(&self) -> usize {
+        self.0.lock().map(|v| v.len()).unwrap_or(0)
+    }
 }
 
 impl Pool {
     /// The most recently returned connection not idle for longer than `max_idle` (it may
     /// still turn out closed: see [`Upstream::ready`]).
     pub(crate) fn checkout(&self, now: Instant, max_idle: Duration) -> Option<Upstream> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(c) = idle.pop() {
-            if c.up.reusable() && now.saturating_duration_since(c.since) < max_idle {
-                return Some(c.up);
-            }
-        }
-        None
+        self.idle.checkout(now, max_idle, Upstream::reusable)
     }
 
     /// The most recently returned raw connection that is still open and not idle for
     /// longer than `max_idle`.
     pub(crate) fn checkout_raw(&self, now: Instant, max_idle: Duration) -> Option<RawConn> {
-        let mut idle = self.raw.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(c) = idle.pop() {
-            if c.conn.idle_ok() && now.saturating_duration_since(c.since) < max_idle {
-                return Some(c.conn);
-            }
-        }
-        None
+        self.raw.checkout(now, max_idle, RawConn::idle_ok)
     }
 
     /// Returns a raw connection after a complete keep-alive exchange.
     pub(crate) fn put_raw(&self, conn: RawConn, now: Instant) {
-        let mut idle = self.raw.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(IdleRaw { conn, since: now });
-        }
+        self.raw.put(conn, now);
     }
 
     /// Returns a connection after a complete exchange.
     pub(crate) fn put(&self, up: Upstream, now: Instant) {
-        if !up.reusable() {
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(Idle { up, since: now });
+        if up.reusable() {
+            self.idle.put(up, now);
         }
     }
 
@@ -222,28 +242,22 @@ impl Pool {
     /// instead of leaving the socket in CLOSE_WAIT until `max_idle`.
     pub(crate) fn sweep(&self, now: Instant, max_idle: Duration) {
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.retain_mut(|c| {
-            c.up.drive(&mut cx);
-            c.up.reusable() && now.saturating_duration_since(c.since) < max_idle
+        self.idle.sweep(now, max_idle, |up| {
+            up.drive(&mut cx);
+            up.reusable()
         });
-        drop(idle);
-        let mut raw = self.raw.lock().unwrap_or_else(|p| p.into_inner());
-        raw.retain(|c| c.conn.idle_ok() && now.saturating_duration_since(c.since) < max_idle);
+        self.raw.sweep(now, max_idle, |c| c.idle_ok());
     }
 
     /// Closes every idle connection (the dyno left the policy, or shutdown).
     pub(crate) fn clear(&self) {
-        let drained = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
-        drop(drained);
-        let drained = std::mem::take(&mut *self.raw.lock().unwrap_or_else(|p| p.into_inner()));
-        drop(drained);
+        self.idle.clear();
+        self.raw.clear();
     }
 
     /// Idle connections held now.
     pub(crate) fn len(&self) -> usize {
-        self.idle.lock().map(|v| v.len()).unwrap_or(0)
-            + self.raw.lock().map(|v| v.len()).unwrap_or(0)
+        self.idle.len() + self.raw.len()
     }
 }
 

@@ -2,18 +2,17 @@
 //! same rolling idle timeout (H15), interruption (H18), byte count and log line as the
 //! hyper-relayed body; after a complete, keep-alive exchange the socket is pooled again.
 
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use hyper::body::{Frame, SizeHint};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::chunked::Step;
 use super::{COPY_MAX, Framing, RawConn};
-use crate::body::{BodyError, RelayEnd};
+use crate::body::{BodyError, IdleTimer, RelayEnd};
 use crate::code::Code;
 
 /// A dyno's response body on a [`RawConn`].
@@ -22,8 +21,7 @@ pub(crate) struct RawRelay {
     conn: Option<RawConn>,
     framing: Framing,
     keep_alive: bool,
-    idle: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
+    timer: IdleTimer,
     bytes: u64,
     end: Option<RelayEnd>,
 }
@@ -42,8 +40,7 @@ impl RawRelay {
             conn: Some(conn),
             framing,
             keep_alive,
-            idle,
-            timer: None,
+            timer: IdleTimer::new(idle),
             bytes: 0,
             end: Some(end),
         }
@@ -117,9 +114,7 @@ impl RawRelay {
             let polled = match got {
                 Next::Data(d) => {
                     self.bytes += d.len() as u64;
-                    if let Some(t) = self.timer.as_mut() {
-                        t.as_mut().reset(Instant::now() + self.idle);
-                    }
+                    self.timer.moved();
                     if matches!(self.framing, Framing::Length(0)) {
                         self.finish(None, true);
                     }
@@ -152,11 +147,7 @@ impl RawRelay {
                     return Poll::Ready(Some(Err(BodyError::Io(e))));
                 }
                 Poll::Pending => {
-                    let idle = self.idle;
-                    let t = self
-                        .timer
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                    ready!(t.as_mut().poll(cx));
+                    let idle = ready!(self.timer.poll_expired(cx));
                     self.finish(Some(Code::H15), false);
                     return Poll::Ready(Some(Err(BodyError::Idle(idle))));
                 }
