@@ -16,31 +16,9 @@ http { access_log off; keepalive_requests 1000000;
  server { listen 127.0.0.1:9103; add_header X-Backend 9103 always; location / { return 200 "ok\n"; } } }
 C
 nginx -p $W -c $W/b.conf & NG=$!
-cat > $W/spaced.toml <<T
-[space]
-name = "bench"
-internal = ["127.0.0.0/8"]
-[router]
-listen = ["127.0.0.1:8190"]
-balance = "round-robin"
-max_connections = 100000
-[router.timeouts]
-keepalive = "120s"
-pool_idle = "120s"
-[[app]]
-name = "bench"
-hosts = ["127.0.0.1", "localhost"]
-[[app.dyno]]
-process = "web"
-addr = "127.0.0.1:9101"
-[[app.dyno]]
-process = "web"
-addr = "127.0.0.1:9102"
-[[app.dyno]]
-process = "web"
-addr = "127.0.0.1:9103"
-T
-RUST_LOG=warn TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --callgrind-out-file=$W/cg.out $BIN run --config $W/spaced.toml >/dev/null 2>$W/vg.err & VG=$!
+# The router config of the load suite (sut_http.sh), run under callgrind, one worker.
+SPACED_WRAP="valgrind --tool=callgrind --callgrind-out-file=$W/cg.out" SPACED_BIN=$BIN SPACED_LOG=warn \
+  "$(dirname "$0")/sut_http.sh" "$W" 8190 127.0.0.1:9101,127.0.0.1:9102,127.0.0.1:9103 1 >/dev/null 2>$W/vg.err & VG=$!
 for i in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:8190/ && break; sleep 0.3; done
 wrk -t1 -c64 -d2s http://127.0.0.1:8190/ >/dev/null
 callgrind_control -z $VG >/dev/null

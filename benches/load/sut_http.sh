@@ -42,4 +42,6 @@ export RUST_LOG="${SPACED_LOG:-warn}"
 if [[ -n "$workers" ]]; then
   export TOKIO_WORKER_THREADS="$workers"
 fi
-exec "$bin" run --config "$conf"
+# SPACED_WRAP (optional) runs it under a tool, e.g. valgrind (router_instructions.sh).
+# shellcheck disable=SC2086
+exec ${SPACED_WRAP:-} "$bin" run --config "$conf"
