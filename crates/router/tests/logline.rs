@@ -5,46 +5,17 @@
 #[path = "support/harness.rs"]
 mod harness;
 
-use std::sync::{Arc, Mutex};
+#[path = "support/capture.rs"]
+mod capture;
 
+use capture::Capture;
 use harness::*;
-use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::Layer;
-use tracing_subscriber::layer::{Context, SubscriberExt};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<(Level, String)>>>);
-
-struct Message(String);
-
-impl Visit for Message {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.0 = format!("{value:?}");
-        }
-    }
-}
-
-impl<S: Subscriber> Layer<S> for Capture {
-    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-        if event.metadata().target() == "router" {
-            let mut m = Message(String::new());
-            event.record(&mut m);
-            self.0
-                .lock()
-                .unwrap()
-                .push((*event.metadata().level(), m.0));
-        }
-    }
-}
+use tracing::Level;
 
 // Current-thread runtime: every task runs on this thread, under the thread's subscriber.
 #[tokio::test]
 async fn one_line_per_request_in_the_spec_format() {
-    let capture = Capture::default();
-    let _guard =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let (capture, _guard) = Capture::install();
     let b = Backend::start("b").await;
     let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
     let mut c = Client::connect(r.addr).await;
@@ -57,7 +28,7 @@ async fn one_line_per_request_in_the_spec_format() {
     c.get("nope.test", "/x%20y").await;
     drop(c);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let lines = capture.0.lock().unwrap().clone();
+    let lines = capture.lines();
     assert_eq!(lines.len(), 2, "{lines:?}");
 
     let (level, ok) = &lines[0];
@@ -86,9 +57,7 @@ async fn one_line_per_request_in_the_spec_format() {
 /// still gets its line and its count.
 #[tokio::test]
 async fn head_refused_by_the_parser_is_logged_and_counted() {
-    let capture = Capture::default();
-    let _guard =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let (capture, _guard) = Capture::install();
     let b = Backend::start("b").await;
     let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
     let got = raw(
@@ -98,7 +67,7 @@ async fn head_refused_by_the_parser_is_logged_and_counted() {
     .await;
     assert!(got.starts_with("HTTP/1.1 400"), "{got}");
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let lines = capture.0.lock().unwrap().clone();
+    let lines = capture.lines();
     assert_eq!(lines.len(), 1, "{lines:?}");
     let (level, line) = &lines[0];
     assert_eq!(*level, Level::ERROR);

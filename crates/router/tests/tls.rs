@@ -5,41 +5,20 @@
 #[path = "support/harness.rs"]
 mod harness;
 
-use std::sync::{Arc, Mutex};
+#[path = "support/capture.rs"]
+mod capture;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
+use capture::Capture;
 use harness::*;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
-use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::Layer;
-use tracing_subscriber::layer::{Context, SubscriberExt};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<String>>>);
-
-struct Message(String);
-
-impl Visit for Message {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.0 = format!("{value:?}");
-        }
-    }
-}
-
-impl<S: Subscriber> Layer<S> for Capture {
-    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-        if event.metadata().target() == "router" {
-            let mut m = Message(String::new());
-            event.record(&mut m);
-            self.0.lock().unwrap().push(m.0);
-        }
-    }
-}
+use tokio_rustls::client::TlsStream;
 
 fn client_config(cert_der: Vec<u8>, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
@@ -54,11 +33,23 @@ fn client_config(cert_der: Vec<u8>, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig>
     Arc::new(config)
 }
 
+/// A TLS connection to `addr` for `api.test`.
+async fn tls_connect(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> TlsStream<tokio::net::TcpStream> {
+    let tcp = within("connect", tokio::net::TcpStream::connect(addr))
+        .await
+        .unwrap();
+    let name = ServerName::try_from("api.test").unwrap();
+    within("handshake", TlsConnector::from(config).connect(name, tcp))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn h2_and_h1_over_tls_with_https_headers_and_log_fields() {
-    let capture = Capture::default();
-    let _guard =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let (capture, _guard) = Capture::install();
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["api.test".to_string()])
         .unwrap()
@@ -78,14 +69,11 @@ async fn h2_and_h1_over_tls_with_https_headers_and_log_fields() {
     let tls_addr = r.handle.tls_listen[0];
 
     // HTTP/2 (ALPN h2).
-    let connector = TlsConnector::from(client_config(cert.der().to_vec(), &[b"h2", b"http/1.1"]));
-    let tcp = within("connect", tokio::net::TcpStream::connect(tls_addr))
-        .await
-        .unwrap();
-    let name = ServerName::try_from("api.test").unwrap();
-    let tls = within("handshake", connector.connect(name, tcp))
-        .await
-        .unwrap();
+    let tls = tls_connect(
+        tls_addr,
+        client_config(cert.der().to_vec(), &[b"h2", b"http/1.1"]),
+    )
+    .await;
     let (mut sender, conn) = within(
         "h2 handshake",
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)),
@@ -117,14 +105,7 @@ async fn h2_and_h1_over_tls_with_https_headers_and_log_fields() {
     );
 
     // HTTP/1.1 (no ALPN).
-    let connector = TlsConnector::from(client_config(cert.der().to_vec(), &[]));
-    let tcp = within("connect", tokio::net::TcpStream::connect(tls_addr))
-        .await
-        .unwrap();
-    let name = ServerName::try_from("api.test").unwrap();
-    let tls = within("handshake", connector.connect(name, tcp))
-        .await
-        .unwrap();
+    let tls = tls_connect(tls_addr, client_config(cert.der().to_vec(), &[])).await;
     let (mut sender, conn) = within(
         "h1 handshake",
         hyper::client::conn::http1::handshake(TokioIo::new(tls)),
@@ -143,7 +124,7 @@ async fn h2_and_h1_over_tls_with_https_headers_and_log_fields() {
     within("h1 body", resp.into_body().collect()).await.unwrap();
 
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let lines = capture.0.lock().unwrap().clone();
+    let lines: Vec<String> = capture.lines().into_iter().map(|(_, l)| l).collect();
     let h2 = lines
         .iter()
         .find(|l| l.contains("path=\"/h2?x=1\""))
