@@ -40,13 +40,16 @@ pub fn init_tracing() {
 }
 
 pub fn policy(toml: &str) -> Policy {
-    let read = |p: &Path| std::fs::read(p);
+    parse_policy(toml, &|p: &Path| std::fs::read(p))
+}
+
+fn parse_policy(toml: &str, read: &dyn Fn(&Path) -> std::io::Result<Vec<u8>>) -> Policy {
     spaced_config::parse(
         toml.as_bytes(),
         &spaced_config::Source {
             name: "test.toml",
             dir: Path::new("."),
-            read: &read,
+            read,
         },
     )
     .unwrap_or_else(|e| panic!("bad test policy: {e:?}\n{toml}"))
@@ -62,15 +65,7 @@ pub fn policy_with_files(toml: &str, files: &[(&str, Vec<u8>)]) -> Policy {
             .map(|(_, b)| b.clone())
             .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
     };
-    spaced_config::parse(
-        toml.as_bytes(),
-        &spaced_config::Source {
-            name: "test.toml",
-            dir: Path::new("."),
-            read: &read,
-        },
-    )
-    .unwrap_or_else(|e| panic!("bad test policy: {e:?}\n{toml}"))
+    parse_policy(toml, &read)
 }
 
 /// The TOML of a space with one router listener on 127.0.0.1:0 and the given extra text
