@@ -1,5 +1,6 @@
 //! Batched UDP I/O on Linux: [`RecvBatch`] takes every queued datagram (up to its size) with
-//! one `recvmmsg`, [`SendBatch`] sends many with one `sendmmsg`.
+//! one `recvmmsg`, [`SendBatch`] sends many with one `sendmmsg`, grouping runs of equal-sized
+//! datagrams to one destination into single GSO messages.
 //!
 //! Why: a small-datagram server (DNS) spends almost all of its CPU in the two syscalls per
 //! request; under load, one syscall per batch each way pays the entry cost once for many
@@ -17,6 +18,10 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr;
+
+use gso::{Entry, Gso, SegmentCmsg};
+
+mod gso;
 
 /// The kernel's cap on messages per `recvmmsg`/`sendmmsg` call (`UIO_MAXIOV`).
 const MAX_MSGS: usize = 1024;
@@ -59,10 +64,14 @@ pub struct SendBatch {
     /// Every payload, back to back.
     data: Vec<u8>,
     /// Per datagram: where its payload ends in `data`, and its destination.
-    msgs: Vec<(usize, RawAddr)>,
-    /// Rebuilt by every `send` (the capacity is kept).
+    msgs: Vec<(usize, SocketAddr)>,
+    /// Per kernel message (a datagram or a GSO group), rebuilt by every `send` (the
+    /// capacities are kept); `hdrs` point into `entries`, `iovs` and `cmsgs`.
+    entries: Vec<Entry>,
     iovs: Vec<libc::iovec>,
+    cmsgs: Vec<SegmentCmsg>,
     hdrs: Vec<libc::mmsghdr>,
+    gso: Gso,
 }
 
 /// What a [`SendBatch::send`] did.
@@ -75,6 +84,8 @@ pub struct Sent {
     pub dropped: usize,
     /// The last error seen, if any.
     pub error: Option<io::Error>,
+    /// Of `sent`, the datagrams that left in GSO groups (several per message).
+    pub grouped: usize,
 }
 
 /// A destination in the layout the kernel reads; built without `unsafe` from a
@@ -186,7 +197,7 @@ impl SendBatch {
     /// Queues `payload` for `to` (copied: the caller's buffer is free again at once).
     pub fn push(&mut self, payload: &[u8], to: SocketAddr) {
         self.data.extend_from_slice(payload);
-        self.msgs.push((self.data.len(), RawAddr::from(to)));
+        self.msgs.push((self.data.len(), to));
     }
 
     /// Datagrams queued.
@@ -200,48 +211,42 @@ impl SendBatch {
     }
 
     /// Sends every queued datagram with as few `sendmmsg` calls as the kernel allows, then
-    /// empties the batch. A datagram the kernel refuses on its own account (unreachable
-    /// destination, too big) is skipped and the rest still go; when the send buffer stays
-    /// full (`WouldBlock`, or `TimedOut` past the socket's send timeout) the rest are
-    /// dropped, as a congested network would.
+    /// empties the batch. Consecutive datagrams to the same destination with the same length
+    /// (the last may be shorter) go as one GSO message (`UDP_SEGMENT`) when the kernel takes it;
+    /// if it ever refuses one, that group and everything after go one by one, for good.
+    /// A datagram the kernel refuses on its own account (unreachable destination, too big)
+    /// is skipped and the rest still go; when the send buffer stays full (`WouldBlock`, or
+    /// `TimedOut` past the socket's send timeout) the rest are dropped, as a congested
+    /// network would.
     pub fn send(&mut self, sock: BorrowedFd<'_>) -> Sent {
         let mut out = Sent::default();
-        self.iovs.clear();
-        self.hdrs.clear();
-        let mut start = 0;
-        for (end, addr) in &self.msgs {
-            self.iovs.push(libc::iovec {
-                iov_base: self.data[start..*end].as_ptr().cast_mut().cast(),
-                iov_len: end - start,
-            });
-            start = *end;
-            let mut h = zeroed_mmsghdr();
-            let (name, len) = addr.as_ptr();
-            h.msg_hdr.msg_name = name.cast_mut();
-            h.msg_hdr.msg_namelen = len;
-            h.msg_hdr.msg_iovlen = 1;
-            self.hdrs.push(h);
+        if self.gso == Gso::Unknown && self.msgs.len() > 1 {
+            self.gso = gso::probe(sock);
         }
-        // The iovec pointers are final only now that `iovs` has stopped growing.
-        for (h, iov) in self.hdrs.iter_mut().zip(self.iovs.iter_mut()) {
-            h.msg_hdr.msg_iov = ptr::from_mut(iov);
-        }
-        let total = self.hdrs.len();
+        self.build(0);
         let mut next = 0;
-        while next < total {
-            let count = (total - next).min(MAX_MSGS) as libc::c_uint;
+        while next < self.hdrs.len() {
+            let count = (self.hdrs.len() - next).min(MAX_MSGS) as libc::c_uint;
             // SAFETY: the fd is open for the call (borrowed). `hdrs[next..]` holds at least
-            // `count` headers; each points at one iovec in `iovs` (over a live range of
-            // `data`) and one address in `msgs` of the length given. None of `data`, `msgs`,
-            // `iovs` or `hdrs` is touched until the call returns. The kernel only reads the
-            // payloads and addresses, and writes `msg_len` into the headers.
+            // `count` headers; each points (set by `build`, after which none of these vectors
+            // grew) at one iovec in `iovs` over a live range of `data`, at one address in
+            // `entries` of the length given, and either at no control data or at one
+            // `SegmentCmsg` in `cmsgs` of `msg_controllen` bytes. None of them is touched
+            // until the call returns. The kernel only reads the payloads, addresses and
+            // control messages, and writes `msg_len` into the headers.
             #[allow(unsafe_code)]
             let rc = unsafe {
                 libc::sendmmsg(sock.as_raw_fd(), self.hdrs[next..].as_mut_ptr(), count, 0)
             };
             if rc > 0 {
-                out.sent += rc as usize;
-                next += rc as usize;
+                let done = (rc as usize).min(self.hdrs.len() - next);
+                for e in &self.entries[next..next + done] {
+                    out.sent += e.count;
+                    if e.count > 1 {
+                        out.grouped += e.count;
+                    }
+                }
+                next += done;
                 continue;
             }
             let err = if rc == 0 {
@@ -252,13 +257,22 @@ impl SendBatch {
             match err.kind() {
                 io::ErrorKind::Interrupted => continue,
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::WriteZero => {
-                    out.dropped += total - next;
+                    out.dropped += self.entries[next..].iter().map(|e| e.count).sum::<usize>();
                     out.error = Some(err);
                     break;
                 }
-                // The first datagram of this call was refused by itself: skip it.
+                // The kernel would not segment: never group again, and send this group's
+                // datagrams and all after it one by one (rebuilt from its first).
+                _ if self.entries[next].count > 1 && gso::refused(&err) => {
+                    tracing::info!(error = %err, "UDP GSO refused by the kernel: datagrams go one by one from now on");
+                    self.gso = Gso::Off;
+                    self.build(self.entries[next].first);
+                    next = 0;
+                }
+                // The first message of this call was refused by itself (all of a group's
+                // datagrams go to the same destination, which refused it): skip it.
                 _ => {
-                    out.dropped += 1;
+                    out.dropped += self.entries[next].count;
                     next += 1;
                     out.error = Some(err);
                 }
@@ -266,9 +280,58 @@ impl SendBatch {
         }
         self.data.clear();
         self.msgs.clear();
+        self.entries.clear();
         self.iovs.clear();
+        self.cmsgs.clear();
         self.hdrs.clear();
         out
+    }
+
+    /// Lays out the kernel messages for the datagrams from `from` on: groups them while
+    /// GSO is on, then points every header at its iovec, address and control message.
+    fn build(&mut self, from: usize) {
+        self.entries.clear();
+        self.iovs.clear();
+        self.cmsgs.clear();
+        self.hdrs.clear();
+        let group = self.gso == Gso::On;
+        let mut start = from.checked_sub(1).map_or(0, |i| self.msgs[i].0);
+        for (i, &(end, to)) in self.msgs.iter().enumerate().skip(from) {
+            let len = end - start;
+            let joined = group && self.entries.last_mut().is_some_and(|e| e.take(len, to));
+            if !joined {
+                self.entries.push(Entry::new(i, start, len, to));
+            }
+            start = end;
+        }
+        for e in &self.entries {
+            self.iovs.push(libc::iovec {
+                iov_base: self.data[e.start..e.start + e.bytes].as_ptr().cast_mut().cast(),
+                iov_len: e.bytes,
+            });
+            if e.count > 1 {
+                // seg ≤ MAX_SEGMENT: `take` groups nothing longer.
+                self.cmsgs.push(SegmentCmsg::new(e.seg as u16));
+            }
+        }
+        // The pointers are final only now that `entries`, `iovs` and `cmsgs` have stopped
+        // growing.
+        let mut cmsgs = self.cmsgs.iter_mut();
+        for (e, iov) in self.entries.iter().zip(self.iovs.iter_mut()) {
+            let mut h = zeroed_mmsghdr();
+            let (name, len) = e.raw.as_ptr();
+            h.msg_hdr.msg_name = name.cast_mut();
+            h.msg_hdr.msg_namelen = len;
+            h.msg_hdr.msg_iov = ptr::from_mut(iov);
+            h.msg_hdr.msg_iovlen = 1;
+            if e.count > 1
+                && let Some(c) = cmsgs.next()
+            {
+                h.msg_hdr.msg_control = ptr::from_mut(c).cast();
+                h.msg_hdr.msg_controllen = SegmentCmsg::LEN as _;
+            }
+            self.hdrs.push(h);
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 use std::net::UdpSocket;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -235,4 +235,255 @@ fn storage_bytes(ss: &mut libc::sockaddr_storage) -> &mut [u8] {
             size_of::<libc::sockaddr_storage>(),
         )
     }
+}
+
+// === GSO groups ===
+
+/// A client with room for a long burst (the default buffer could drop part of it).
+fn roomy(addr: &str) -> UdpSocket {
+    let s = bound(addr, Duration::from_secs(5));
+    socket2::SockRef::from(&s)
+        .set_recv_buffer_size(4 << 20)
+        .unwrap();
+    s
+}
+
+/// Receives `n` datagrams on `c`, one `recv` each.
+fn drain(c: &UdpSocket, n: usize) -> Vec<Vec<u8>> {
+    let mut buf = vec![0u8; 70_000];
+    (0..n)
+        .map(|_| {
+            let n = c.recv(&mut buf).unwrap();
+            buf[..n].to_vec()
+        })
+        .collect()
+}
+
+/// A payload of `len` bytes, distinct per `tag` and per position (a segment cut at the
+/// wrong place, or glued to its neighbour, cannot match).
+fn payload(tag: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| tag.wrapping_mul(31).wrapping_add(i as u8))
+        .collect()
+}
+
+/// Nothing queued on `c` (every datagram was taken by `drain`: none glued, none extra).
+fn empty(c: &UdpSocket) {
+    c.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 16];
+    let err = c.recv(&mut buf).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    c.set_nonblocking(false).unwrap();
+}
+
+#[test]
+fn equal_answers_to_one_client_leave_grouped_and_arrive_as_separate_datagrams() {
+    let server = bound("127.0.0.1:0", Duration::from_secs(5));
+    let client = roomy("127.0.0.1:0");
+    let to = client.local_addr().unwrap();
+    let mut tx = SendBatch::new();
+    let mut want = Vec::new();
+    for i in 0..9u8 {
+        want.push(payload(i, 57));
+    }
+    want.push(payload(9, 20)); // the last of a group may be shorter
+    for p in &want {
+        tx.push(p, to);
+    }
+    let sent = tx.send(server.as_fd());
+    assert_eq!(tx.gso, Gso::On, "this kernel (Linux >= 4.18) has UDP GSO");
+    assert_eq!((sent.sent, sent.dropped, sent.grouped), (10, 0, 10), "{:?}", sent.error);
+    assert!(sent.error.is_none());
+    assert_eq!(drain(&client, 10), want);
+    empty(&client);
+}
+
+#[test]
+fn groups_break_at_a_new_destination_size_or_limit_and_keep_the_order() {
+    let server = bound("127.0.0.1:0", Duration::from_secs(5));
+    let a = roomy("127.0.0.1:0");
+    let b = roomy("127.0.0.2:0");
+    let (to_a, to_b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    // (destination, length): groups [a40 a40] [b40] [a40] [a60 a60 a30] [a60] [a0]
+    // [a1300] [a1300] (longer than a grouped segment may be) [b10 × 70] = 64 + 6.
+    let mut plan: Vec<(SocketAddr, usize)> = vec![
+        (to_a, 40),
+        (to_a, 40),
+        (to_b, 40),
+        (to_a, 40),
+        (to_a, 60),
+        (to_a, 60),
+        (to_a, 30),
+        (to_a, 60),
+        (to_a, 0),
+        (to_a, 1300),
+        (to_a, 1300),
+    ];
+    plan.extend(std::iter::repeat_n((to_b, 10), 70));
+    let mut tx = SendBatch::new();
+    let (mut want_a, mut want_b) = (Vec::new(), Vec::new());
+    for (i, &(to, len)) in plan.iter().enumerate() {
+        let p = payload(i as u8, len);
+        tx.push(&p, to);
+        if to == to_a { &mut want_a } else { &mut want_b }.push(p);
+    }
+    let sent = tx.send(server.as_fd());
+    assert_eq!(
+        (sent.sent, sent.dropped, sent.grouped),
+        (81, 0, 2 + 3 + 64 + 6),
+        "{:?}",
+        sent.error
+    );
+    assert_eq!(drain(&a, want_a.len()), want_a);
+    assert_eq!(drain(&b, want_b.len()), want_b);
+    empty(&a);
+    empty(&b);
+}
+
+#[test]
+fn a_group_of_large_datagrams_stops_below_the_byte_limit() {
+    let server = bound("127.0.0.1:0", Duration::from_secs(5));
+    let client = roomy("127.0.0.1:0");
+    let to = client.local_addr().unwrap();
+    let mut tx = SendBatch::new();
+    let want: Vec<Vec<u8>> = (0..60u8).map(|i| payload(i, 1200)).collect();
+    for p in &want {
+        tx.push(p, to);
+    }
+    tx.gso = gso::probe(server.as_fd());
+    tx.build(0);
+    // 53 × 1200 = 63,600 ≤ 63 KiB: groups of 53 and 7.
+    let counts: Vec<usize> = tx.entries.iter().map(|e| e.count).collect();
+    assert_eq!(counts, [53, 7]);
+    assert!(tx.entries.iter().all(|e| e.bytes <= gso::MAX_BYTES));
+    let sent = tx.send(server.as_fd());
+    assert_eq!((sent.sent, sent.grouped), (60, 60), "{:?}", sent.error);
+    assert_eq!(drain(&client, 60), want);
+    empty(&client);
+}
+
+#[test]
+fn dual_stack_groups_to_mapped_and_native_ipv6_clients() {
+    let Ok(server) = UdpSocket::bind("[::]:0") else {
+        return; // no IPv6 on this machine
+    };
+    let port = server.local_addr().unwrap().port();
+    let v4 = roomy("127.0.0.2:0");
+    let SocketAddr::V4(v4_addr) = v4.local_addr().unwrap() else {
+        unreachable!("bound to an IPv4 address")
+    };
+    let mapped = SocketAddr::new(v4_addr.ip().to_ipv6_mapped().into(), v4_addr.port());
+    let v6 = UdpSocket::bind("[::1]:0").ok();
+    let mut tx = SendBatch::new();
+    let want: Vec<Vec<u8>> = (0..5u8).map(|i| payload(i, 33)).collect();
+    for p in &want {
+        tx.push(p, mapped);
+    }
+    if let Some(v6) = &v6 {
+        v6.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        for p in &want {
+            tx.push(p, v6.local_addr().unwrap());
+        }
+    }
+    let n = want.len() * (1 + usize::from(v6.is_some()));
+    let sent = tx.send(server.as_fd());
+    assert_eq!((sent.sent, sent.grouped), (n, n), "{:?}", sent.error);
+    assert_eq!(drain(&v4, 5), want);
+    empty(&v4);
+    if let Some(v6) = &v6 {
+        assert_eq!(drain(v6, 5), want);
+        empty(v6);
+    }
+}
+
+/// `SO_NO_CHECK` (`<asm-generic/socket.h>`; not in the libc crate): no UDP checksums on
+/// send, which the kernel cannot combine with segmentation (a group is refused, EINVAL),
+/// as it refuses one on a route whose device cannot checksum (EIO).
+const SO_NO_CHECK: libc::c_int = 11;
+
+#[test]
+fn a_refused_group_falls_back_to_single_datagrams_for_good() {
+    let server = bound("127.0.0.1:0", Duration::from_secs(5));
+    let one: libc::c_int = 1;
+    // SAFETY (test): a live fd and a live c_int of the length given.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::setsockopt(
+            server.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_NO_CHECK,
+            ptr::from_ref(&one).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+    let a = roomy("127.0.0.1:0");
+    let b = roomy("127.0.0.2:0");
+    let (to_a, to_b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    let mut tx = SendBatch::new();
+    // A lone datagram first (sent before the refusal), then groups for a and b.
+    let mut want_a = vec![payload(0, 7)];
+    tx.push(&want_a[0], to_a);
+    tx.push(&payload(99, 3), to_b);
+    let mut want_b = vec![payload(99, 3)];
+    for i in 1..6u8 {
+        want_a.push(payload(i, 40));
+        tx.push(want_a.last().unwrap(), to_a);
+    }
+    for i in 6..9u8 {
+        want_b.push(payload(i, 40));
+        tx.push(want_b.last().unwrap(), to_b);
+    }
+    let sent = tx.send(server.as_fd());
+    assert_eq!(
+        (sent.sent, sent.dropped, sent.grouped),
+        (10, 0, 0),
+        "{:?}",
+        sent.error
+    );
+    assert!(sent.error.is_none(), "a fallback is not an error");
+    assert_eq!(tx.gso, Gso::Off);
+    assert_eq!(drain(&a, 6), want_a);
+    assert_eq!(drain(&b, 4), want_b);
+    // Remembered: the next batch does not try again.
+    for p in &want_b {
+        tx.push(p, to_b);
+    }
+    tx.build(0);
+    assert!(tx.entries.iter().all(|e| e.count == 1));
+    let sent = tx.send(server.as_fd());
+    assert_eq!((sent.sent, sent.grouped), (4, 0));
+    assert_eq!(drain(&b, 4), want_b);
+    empty(&a);
+    empty(&b);
+}
+
+#[test]
+fn without_gso_nothing_is_grouped() {
+    let server = bound("127.0.0.1:0", Duration::from_secs(5));
+    let client = roomy("127.0.0.1:0");
+    let to = client.local_addr().unwrap();
+    let mut tx = SendBatch::new();
+    tx.gso = Gso::Off; // as on a kernel older than 4.18
+    let want: Vec<Vec<u8>> = (0..4u8).map(|i| payload(i, 12)).collect();
+    for p in &want {
+        tx.push(p, to);
+    }
+    let sent = tx.send(server.as_fd());
+    assert_eq!((sent.sent, sent.grouped), (4, 0));
+    assert_eq!(drain(&client, 4), want);
+}
+
+#[test]
+fn the_segment_control_message_has_the_kernels_layout() {
+    let c = SegmentCmsg::new(1232);
+    // SAFETY (test): CMSG_DATA is pointer arithmetic within `c`, which is CMSG_SPACE(2)
+    // bytes (asserted at compile time); the u16 read is inside it.
+    #[allow(unsafe_code)]
+    let seg = unsafe {
+        let data = libc::CMSG_DATA(ptr::from_ref(&c).cast::<libc::cmsghdr>());
+        data.cast::<u16>().read_unaligned()
+    };
+    assert_eq!(seg, 1232);
+    assert_eq!(SegmentCmsg::LEN, size_of::<SegmentCmsg>());
 }
