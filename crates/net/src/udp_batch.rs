@@ -306,7 +306,10 @@ impl SendBatch {
         }
         for e in &self.entries {
             self.iovs.push(libc::iovec {
-                iov_base: self.data[e.start..e.start + e.bytes].as_ptr().cast_mut().cast(),
+                iov_base: self.data[e.start..e.start + e.bytes]
+                    .as_ptr()
+                    .cast_mut()
+                    .cast(),
                 iov_len: e.bytes,
             });
             if e.count > 1 {

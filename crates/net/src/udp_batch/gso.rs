@@ -112,7 +112,8 @@ pub(super) struct SegmentCmsg {
 // SAFETY: CMSG_SPACE and CMSG_LEN are arithmetic on their argument and size_of::<cmsghdr>
 // (marked unsafe only because the C macros are); no memory is touched.
 #[allow(unsafe_code)]
-const CMSG_SPACE_U16: usize = unsafe { libc::CMSG_SPACE(size_of::<u16>() as libc::c_uint) } as usize;
+const CMSG_SPACE_U16: usize =
+    unsafe { libc::CMSG_SPACE(size_of::<u16>() as libc::c_uint) } as usize;
 // SAFETY: as above.
 #[allow(unsafe_code)]
 const CMSG_LEN_U16: usize = unsafe { libc::CMSG_LEN(size_of::<u16>() as libc::c_uint) } as usize;

@@ -292,7 +292,12 @@ fn equal_answers_to_one_client_leave_grouped_and_arrive_as_separate_datagrams() 
     }
     let sent = tx.send(server.as_fd());
     assert_eq!(tx.gso, Gso::On, "this kernel (Linux >= 4.18) has UDP GSO");
-    assert_eq!((sent.sent, sent.dropped, sent.grouped), (10, 0, 10), "{:?}", sent.error);
+    assert_eq!(
+        (sent.sent, sent.dropped, sent.grouped),
+        (10, 0, 10),
+        "{:?}",
+        sent.error
+    );
     assert!(sent.error.is_none());
     assert_eq!(drain(&client, 10), want);
     empty(&client);
@@ -367,7 +372,6 @@ fn dual_stack_groups_to_mapped_and_native_ipv6_clients() {
     let Ok(server) = UdpSocket::bind("[::]:0") else {
         return; // no IPv6 on this machine
     };
-    let port = server.local_addr().unwrap().port();
     let v4 = roomy("127.0.0.2:0");
     let SocketAddr::V4(v4_addr) = v4.local_addr().unwrap() else {
         unreachable!("bound to an IPv4 address")
