@@ -82,7 +82,9 @@ const UDP_BATCH: usize = 32;
 /// task on another worker. A thread blocked in the receive is woken by the kernel directly.
 /// Under load, every query already queued is taken by the same receive (up to
 /// [`UDP_BATCH`]) and all their answers leave with one `sendmmsg`: the two syscalls, which
-/// are nearly all of a query's cost, are paid once per batch. The receive waits for the
+/// are nearly all of a query's cost, are paid once per batch; consecutive answers of one
+/// size to one client go as a single GSO message (see `SendBatch`), so the kernel's per-
+/// datagram output path is paid once per group as well. The receive waits for the
 /// first datagram only, so a lone query is answered at once. Forwarded queries, which wait
 /// on upstreams, are still handed to the async runtime (`rt`).
 pub(crate) fn serve_udp_thread(

@@ -137,6 +137,60 @@ async fn a_burst_from_several_sources_is_answered_query_by_query() {
     );
 }
 
+/// Many queries from ONE client socket with answers of the same size (names of the same
+/// length) back to back: the answers leave in GSO groups (`UDP_SEGMENT`), and the client,
+/// which has no `UDP_GRO`, must still receive each as its own datagram that decodes alone.
+#[tokio::test]
+async fn equal_sized_answers_to_one_client_arrive_one_per_datagram() {
+    let options = Options {
+        udp_tasks: 1,
+        ..Options::default()
+    };
+    let r = start_with(&policy_text(&dynos_text(60)), options).await;
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket2::SockRef::from(&sock)
+        .set_recv_buffer_size(4 << 20)
+        .unwrap();
+    sock.set_read_timeout(Some(T)).unwrap();
+    let server = r.addr;
+    let mut wanted = HashMap::new();
+    for i in 0..150u16 {
+        // Mostly two-digit names (equal answers), broken up by one-digit ones and NXDOMAIN.
+        let (name, want) = match i % 25 {
+            7 => (format!("{}.web.big.app.localspace.", i % 9 + 1), None),
+            19 => (format!("nx{i}.big.app.localspace."), Some(Want::NxDomain)),
+            _ => (format!("{}.web.big.app.localspace.", i % 50 + 10), None),
+        };
+        let want = want.unwrap_or_else(|| {
+            let n = name.split('.').next().unwrap().to_string();
+            Want::One(format!("10.1.0.{n}"))
+        });
+        let mut q = query(&name, RecordType::A, None);
+        q.metadata.id = 2000 + i;
+        sock.send_to(&q.to_vec().unwrap(), server).unwrap();
+        wanted.insert(q.metadata.id, (name, want));
+    }
+    let checks = tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; 65535];
+        while !wanted.is_empty() {
+            let (n, from) = sock.recv_from(&mut buf).expect("every query is answered");
+            assert_eq!(from, server);
+            let m = Message::from_vec(&buf[..n]).expect("one answer per datagram");
+            let (name, want) = wanted
+                .remove(&m.metadata.id)
+                .unwrap_or_else(|| panic!("unexpected or repeated id {}", m.metadata.id));
+            check(&m, &name, &want);
+        }
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        assert!(
+            sock.recv_from(&mut buf).is_err(),
+            "an extra datagram arrived"
+        );
+    });
+    within("burst answered", checks).await.unwrap();
+}
+
 fn check(m: &Message, name: &str, want: &Want) {
     assert_eq!(m.queries.len(), 1, "{name}");
     assert_eq!(m.queries[0].name().to_ascii(), name);
