@@ -76,8 +76,11 @@ pub struct SendBatch {
     data: Vec<u8>,
     /// Per datagram: where its payload ends in `data`, and its destination.
     msgs: Vec<(usize, SocketAddr)>,
+    /// The datagrams (indices into `msgs`) in the order they are sent.
+    order: Vec<usize>,
     /// Per kernel message (a datagram or a GSO group), rebuilt by every `send` (the
-    /// capacities are kept); `hdrs` point into `entries`, `iovs` and `cmsgs`.
+    /// capacities are kept); `hdrs` point into `entries`, `iovs` (one per datagram) and
+    /// `cmsgs`.
     entries: Vec<Entry>,
     iovs: Vec<libc::iovec>,
     cmsgs: Vec<SegmentCmsg>,
@@ -222,9 +225,10 @@ impl SendBatch {
     }
 
     /// Sends every queued datagram with as few `sendmmsg` calls as the kernel allows, then
-    /// empties the batch. Consecutive datagrams to the same destination with the same length
-    /// (the last may be shorter) go as one GSO message (`UDP_SEGMENT`) when the kernel takes it;
-    /// if it ever refuses one, that group and everything after go one by one, for good.
+    /// empties the batch. Each destination's datagrams are sent together, in the order pushed
+    /// (the order between destinations is not kept), and consecutive ones of the same length
+    /// (the last may be shorter) go as one GSO message (`UDP_SEGMENT`) when the kernel takes
+    /// it; if it ever refuses one, that group and everything after go one by one, for good.
     /// A datagram the kernel refuses on its own account (unreachable destination, too big)
     /// is skipped and the rest still go; when the send buffer stays full (`WouldBlock`, or
     /// `TimedOut` past the socket's send timeout) the rest are dropped, as a congested
@@ -240,7 +244,8 @@ impl SendBatch {
             let count = (self.hdrs.len() - next).min(MAX_MSGS) as libc::c_uint;
             // SAFETY: the fd is open for the call (borrowed). `hdrs[next..]` holds at least
             // `count` headers; each points (set by `build`, after which none of these vectors
-            // grew) at one iovec in `iovs` over a live range of `data`, at one address in
+            // grew) at `msg_iovlen` consecutive iovecs in `iovs`, each over a live range of
+            // `data` (together the entry's datagrams), at one address in
             // `entries` of the length given, and either at no control data or at one
             // `SegmentCmsg` in `cmsgs` of `msg_controllen` bytes. None of them is touched
             // until the call returns. The kernel only reads the payloads, addresses and
@@ -291,6 +296,7 @@ impl SendBatch {
         }
         self.data.clear();
         self.msgs.clear();
+        self.order.clear();
         self.entries.clear();
         self.iovs.clear();
         self.cmsgs.clear();
@@ -298,31 +304,59 @@ impl SendBatch {
         out
     }
 
-    /// Lays out the kernel messages for the datagrams from `from` on: groups them while
-    /// GSO is on, then points every header at its iovec, address and control message.
+    /// Lays out the kernel messages for the datagrams from position `from` of the send
+    /// order on (0: a new order): groups them while GSO is on, then points every header at
+    /// its iovecs, address and control message.
     fn build(&mut self, from: usize) {
+        let group = self.gso == Gso::On;
+        if from == 0 {
+            self.order.clear();
+            self.order.extend(0..self.msgs.len());
+            let first_to = self.msgs.first().map(|m| m.1);
+            let mixed = self.msgs.iter().any(|m| Some(m.1) != first_to);
+            if group && mixed && self.msgs.len() > 2 {
+                // Each destination's datagrams together, so that interleaved answers to several
+                // clients still form groups. UDP orders nothing between destinations, and
+                // (destination, index) is unique: the unstable sort keeps each destination's
+                // datagrams in the order pushed, and allocates nothing.
+                let msgs = &self.msgs;
+                self.order.sort_unstable_by_key(|&i| (msgs[i].1, i));
+            }
+        }
         self.entries.clear();
         self.iovs.clear();
         self.cmsgs.clear();
         self.hdrs.clear();
-        let group = self.gso == Gso::On;
-        let mut start = from.checked_sub(1).map_or(0, |i| self.msgs[i].0);
-        for (i, &(end, to)) in self.msgs.iter().enumerate().skip(from) {
+        // Where the last datagram laid out ends in `data`.
+        let mut last_end = usize::MAX;
+        for (pos, &i) in self.order.iter().enumerate().skip(from) {
+            let start = i.checked_sub(1).map_or(0, |p| self.msgs[p].0);
+            let (end, to) = self.msgs[i];
             let len = end - start;
+            let iov = libc::iovec {
+                iov_base: self.data[start..end].as_ptr().cast_mut().cast(),
+                iov_len: len,
+            };
             let joined = group && self.entries.last_mut().is_some_and(|e| e.take(len, to));
             if !joined {
-                self.entries.push(Entry::new(i, start, len, to));
+                self.iovs.push(iov);
+                self.entries
+                    .push(Entry::new(pos, self.iovs.len() - 1, len, to));
+            } else if start == last_end
+                && let Some(last) = self.iovs.last_mut()
+            {
+                // Right after the previous one in `data`: the group's iovec grows (the kernel
+                // copies fewer iovecs, and more than 8 would cost it an allocation).
+                last.iov_len += len;
+            } else {
+                self.iovs.push(iov);
+                if let Some(e) = self.entries.last_mut() {
+                    e.iovs += 1;
+                }
             }
-            start = end;
+            last_end = end;
         }
         for e in &self.entries {
-            self.iovs.push(libc::iovec {
-                iov_base: self.data[e.start..e.start + e.bytes]
-                    .as_ptr()
-                    .cast_mut()
-                    .cast(),
-                iov_len: e.bytes,
-            });
             if e.count > 1 {
                 // seg ≤ MAX_SEGMENT: `take` groups nothing longer.
                 self.cmsgs.push(SegmentCmsg::new(e.seg as u16));
@@ -331,13 +365,13 @@ impl SendBatch {
         // The pointers are final only now that `entries`, `iovs` and `cmsgs` have stopped
         // growing.
         let mut cmsgs = self.cmsgs.iter_mut();
-        for (e, iov) in self.entries.iter().zip(self.iovs.iter_mut()) {
+        for e in &self.entries {
             let mut h = zeroed_mmsghdr();
             let (name, len) = e.raw.as_ptr();
             h.msg_hdr.msg_name = name.cast_mut();
             h.msg_hdr.msg_namelen = len;
-            h.msg_hdr.msg_iov = ptr::from_mut(iov);
-            h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_iov = self.iovs[e.iov..].as_mut_ptr();
+            h.msg_hdr.msg_iovlen = e.iovs as _;
             if e.count > 1
                 && let Some(c) = cmsgs.next()
             {

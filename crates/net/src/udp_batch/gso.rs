@@ -51,10 +51,12 @@ pub(super) enum Gso {
 /// destination, all `seg` bytes long but the last (which may be shorter).
 #[derive(Debug)]
 pub(super) struct Entry {
-    /// Index of its first datagram in the batch.
+    /// Position of its first datagram in the send order.
     pub(super) first: usize,
-    /// Where its bytes start in the batch's payloads (a group's are contiguous).
-    pub(super) start: usize,
+    /// Its first iovec, and how many (consecutive): one per run of datagrams that lie back
+    /// to back in the batch's payloads, so a group of datagrams pushed in a row is one.
+    pub(super) iov: usize,
+    pub(super) iovs: usize,
     /// Total bytes.
     pub(super) bytes: usize,
     /// Datagrams in it.
@@ -68,10 +70,11 @@ pub(super) struct Entry {
 }
 
 impl Entry {
-    pub(super) fn new(first: usize, start: usize, len: usize, to: SocketAddr) -> Self {
+    pub(super) fn new(first: usize, iov: usize, len: usize, to: SocketAddr) -> Self {
         Self {
             first,
-            start,
+            iov,
+            iovs: 1,
             bytes: len,
             count: 1,
             seg: len,

@@ -304,13 +304,12 @@ fn equal_answers_to_one_client_leave_grouped_and_arrive_as_separate_datagrams() 
 }
 
 #[test]
-fn groups_break_at_a_new_destination_size_or_limit_and_keep_the_order() {
+fn each_destination_is_sent_together_in_order_and_groups_break_at_a_new_size_or_limit() {
     let server = bound("127.0.0.1:0", Duration::from_secs(5));
     let a = roomy("127.0.0.1:0");
     let b = roomy("127.0.0.2:0");
     let (to_a, to_b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
-    // (destination, length): groups [a40 a40] [b40] [a40] [a60 a60 a30] [a60] [a0]
-    // [a1300] [a1300] (longer than a grouped segment may be) [b10 × 70] = 64 + 6.
+    // (destination, length), interleaved.
     let mut plan: Vec<(SocketAddr, usize)> = vec![
         (to_a, 40),
         (to_a, 40),
@@ -332,10 +331,34 @@ fn groups_break_at_a_new_destination_size_or_limit_and_keep_the_order() {
         tx.push(&p, to);
         if to == to_a { &mut want_a } else { &mut want_b }.push(p);
     }
+    tx.gso = gso::probe(server.as_fd());
+    tx.build(0);
+    let layout: Vec<(SocketAddr, usize, usize, usize)> = tx
+        .entries
+        .iter()
+        .map(|e| (e.to, e.count, e.seg, e.iovs))
+        .collect();
+    // a's first: the a40 after b's joins the first two; a shorter datagram ends a group (a30,
+    // b10); a longer one starts a new one (a60 after a30); empty and over-1232-byte ones go
+    // alone; at most 64 per group. Datagrams pushed back to back share one iovec.
+    assert_eq!(
+        layout,
+        [
+            (to_a, 3, 40, 2),
+            (to_a, 3, 60, 1),
+            (to_a, 1, 60, 1),
+            (to_a, 1, 0, 1),
+            (to_a, 1, 1300, 1),
+            (to_a, 1, 1300, 1),
+            (to_b, 2, 40, 2),
+            (to_b, 64, 10, 1),
+            (to_b, 5, 10, 1),
+        ]
+    );
     let sent = tx.send(server.as_fd());
     assert_eq!(
         (sent.sent, sent.dropped, sent.grouped),
-        (81, 0, 2 + 3 + 64 + 6),
+        (81, 0, 3 + 3 + 2 + 64 + 5),
         "{:?}",
         sent.error
     );
