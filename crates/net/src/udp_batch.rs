@@ -9,15 +9,17 @@
 //! served as soon as it arrives.
 //!
 //! What is left after that is per datagram, and mostly the send's (the UDP/IP output path
-//! and, on loopback, the delivery into the receiver's socket). So the send also groups:
-//! consecutive datagrams to the same destination with the same length (the last may be
-//! shorter) leave as ONE message with a `UDP_SEGMENT` control message (UDP GSO, Linux ≥
-//! 4.18), which crosses the output path and the device once and is cut into the same
-//! datagrams at the end (by the NIC, the kernel before a device without GSO, or on loopback
-//! the receiving socket). Measured with one dnsperf client, that is a third less CPU per
-//! query. The kernel's support is asked once; if it ever refuses a group (EIO on a route
-//! whose device cannot checksum, EINVAL…), those datagrams go one by one and grouping stays
-//! off for the batch: nothing is dropped for it.
+//! and, on loopback, the delivery into the receiver's socket). So the send also groups: each
+//! destination's datagrams are sent together (in the order pushed; UDP orders nothing
+//! between destinations), and consecutive ones of the same length (the last may be shorter)
+//! leave as ONE message with a `UDP_SEGMENT` control message (UDP GSO, Linux ≥ 4.18), which
+//! crosses the output path and the device once and is cut into the same datagrams at the
+//! end (by the NIC, the kernel before a device without GSO, or on loopback the receiving
+//! socket, which without `UDP_GRO` gets ordinary datagrams). Measured with one dnsperf
+//! client, that is about 40 % less CPU per query. The kernel's support is asked once; if it
+//! ever refuses a group (EIO on a route whose device cannot checksum, EINVAL…), those
+//! datagrams go one by one and grouping stays off for that `SendBatch`: nothing is dropped
+//! for it.
 //!
 //! Both types keep the kernel's header arrays (raw pointers into their own buffers, set
 //! afresh by every call) between calls to avoid allocating, so they are neither `Send` nor
