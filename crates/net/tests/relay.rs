@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use spaced_net::relay::{Relayed, relay, relay_detailed, relay_tcp, relay_tcp_detailed};
 use spaced_net::tcp_listener;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -88,6 +88,58 @@ async fn backend_closes_first() {
         let relayed = timeout(T, task).await.unwrap().unwrap().unwrap();
         assert_eq!((relayed.a_to_b, relayed.b_to_a), (4, 6), "{kind:?}");
     }
+}
+
+/// Segments the socket has received so far (`TCP_INFO`'s `tcpi_segs_in`).
+#[allow(unsafe_code)]
+fn segments_in(s: &TcpStream) -> u32 {
+    use std::os::fd::AsRawFd;
+    // SAFETY (test): zeroed tcp_info is a valid value of a plain C struct; the fd is open
+    // and the out-pointers are live and of the length passed.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &raw mut len,
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    info.tcpi_segs_in
+}
+
+/// A backend that answers and closes (HTTP with `Connection: close`): the splice relay
+/// reads the answer and the EOF behind it together and passes them on as ONE segment
+/// (the answer, then the FIN, would be two, each acknowledged and each waking the client).
+/// The half-close still holds: the client may go on sending.
+#[tokio::test]
+async fn answer_and_eof_leave_in_one_segment() {
+    let (mut client, front) = pair().await;
+    let (mut backend, back) = pair().await;
+    backend.write_all(b"the answer").await.unwrap();
+    backend.shutdown().await.unwrap();
+    // The relay starts once the poller has reported both the answer and the FIN (as it
+    // does when they arrive before the relay looks).
+    while !back
+        .ready(Interest::READABLE)
+        .await
+        .unwrap()
+        .is_read_closed()
+    {
+        tokio::task::yield_now().await;
+    }
+    let task = tokio::spawn(relay_tcp(front, back, T));
+    assert_eq!(read_all(&mut client).await, b"the answer");
+    // The handshake's SYN-ACK, then answer + FIN together.
+    assert_eq!(segments_in(&client), 2);
+    client.write_all(b"late").await.unwrap();
+    client.shutdown().await.unwrap();
+    assert_eq!(read_all(&mut backend).await, b"late");
+    let relayed = timeout(T, task).await.unwrap().unwrap().unwrap();
+    assert_eq!((relayed.a_to_b, relayed.b_to_a), (4, 10));
 }
 
 #[tokio::test]

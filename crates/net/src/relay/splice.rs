@@ -10,6 +10,12 @@
 //! read-until-`EAGAIN` that `try_io` needs. Bulk streams fill the buffer on their first
 //! read and are spliced from then on.
 //!
+//! The usual short exchange ends with an answer and the server's close, which arrive
+//! together. When the poller has already reported that EOF behind a short read, the EOF
+//! is read at once and the answer is written with `MSG_MORE`, so that the FIN of the
+//! half-close (or of the close) leaves in the same segment: one segment and one ACK fewer
+//! per tunnel, and the client is woken once instead of twice.
+//!
 //! Readiness comes from tokio (`poll_read`/`poll_write`, or `poll_*_ready` + `try_io` for
 //! splice), so this is ordinary non-blocking I/O on the runtime, not a blocking thread per
 //! tunnel.
@@ -105,6 +111,9 @@ struct Half {
     /// Bytes in the pipe not yet spliced out.
     in_pipe: usize,
     eof: bool,
+    /// A read error met while looking for the EOF behind a short read, returned once the
+    /// bytes read before it are written.
+    err: Option<io::Error>,
     done: bool,
     bytes: u64,
 }
@@ -120,6 +129,7 @@ impl Half {
             pipe: None,
             in_pipe: 0,
             eof: false,
+            err: None,
             done: false,
             bytes: 0,
         }
@@ -189,27 +199,72 @@ impl Half {
             if self.eof || self.bulk {
                 return Poll::Ready(Ok(()));
             }
+            if let Some(e) = self.err.take() {
+                return Poll::Ready(Err(e));
+            }
             let mut raw = [MaybeUninit::<u8>::uninit(); COPY_BUF];
             let mut rb = ReadBuf::uninit(&mut raw);
             // tokio's read: a short read clears the readiness (the socket is drained under
             // edge-triggered epoll), so no extra read only to learn `EAGAIN`.
             ready!(Pin::new(&mut *src).poll_read(cx, &mut rb))?;
-            let data = rb.filled();
-            if data.is_empty() {
+            if rb.filled().is_empty() {
                 self.eof = true;
                 continue;
             }
             *progressed = true;
+            let fin = self.read_eof_behind(cx, src, &mut rb);
+            let data = rb.filled();
             self.bulk = self.may_splice && data.len() == COPY_BUF;
-            let written = match Pin::new(&mut *dst).poll_write(cx, data) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => n,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => 0,
+            let written = if fin {
+                // What `dst` does not take now is written the plain way below.
+                match send_before_fin(dst, data) {
+                    Ok(n) => n,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            } else {
+                match Pin::new(&mut *dst).poll_write(cx, data) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                    }
+                    Poll::Ready(Ok(n)) => n,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => 0,
+                }
             };
             self.bytes += written as u64;
             if let Some(rest) = data.get(written..).filter(|r| !r.is_empty()) {
                 self.buf.extend_from_slice(rest);
+            }
+        }
+    }
+
+    /// After a short read: when `src` has reported its EOF as well (a server that answers
+    /// and closes: the answer and the FIN arrived together), reads the EOF now, so that the
+    /// caller can hand the answer and the FIN to `dst` as one segment. Costs no system
+    /// call that the relay would not make anyway: the EOF read is only tried when the
+    /// poller has already said the socket is closed or readable again. Returns whether the
+    /// EOF was read (`self.eof` is set then).
+    fn read_eof_behind(
+        &mut self,
+        cx: &mut Context<'_>,
+        src: &mut TcpStream,
+        rb: &mut ReadBuf<'_>,
+    ) -> bool {
+        if rb.remaining() == 0 || src.poll_read_ready(cx).is_pending() {
+            return false;
+        }
+        let before = rb.filled().len();
+        match Pin::new(&mut *src).poll_read(cx, rb) {
+            Poll::Ready(Ok(())) if rb.filled().len() == before => {
+                self.eof = true;
+                true
+            }
+            // More bytes (they go with the first ones), or nothing after all.
+            Poll::Ready(Ok(())) | Poll::Pending => false,
+            // Reported after the bytes already read are passed on, as a plain read would.
+            Poll::Ready(Err(e)) => {
+                self.err = Some(e);
+                false
             }
         }
     }
@@ -299,6 +354,21 @@ impl Half {
         {
             pipe.give_back();
         }
+    }
+}
+
+/// Writes `data` to `dst` with `MSG_MORE`, as far as `dst` takes it without waiting
+/// (`Ok(0)` when it takes nothing now). The caller shuts down `dst`'s write side (or
+/// closes it) right after, without waiting either: the kernel holds the bytes back and
+/// sends them with the FIN in one segment, where a plain write would send two, each one
+/// acknowledged and each one waking the reader.
+fn send_before_fin(dst: &TcpStream, data: &[u8]) -> io::Result<usize> {
+    let res = dst.try_io(Interest::WRITABLE, || {
+        socket2::SockRef::from(dst).send_with_flags(data, libc::MSG_MORE | libc::MSG_NOSIGNAL)
+    });
+    match res {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        other => other,
     }
 }
 
