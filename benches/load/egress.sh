@@ -20,6 +20,7 @@
 #
 # Usage:  benches/load/egress.sh  [PARTS="rate bulk"] [TARGETS="direct squid tinyproxy dante sut-connect sut-socks"] [PIN=0|1]
 #         SPACED_BIN=path/to/spaced benches/load/egress.sh
+#         SPACED_WORKERS=1 (default; empty = one runtime worker per CPU), see sut_egress.sh
 # Builds target/release/spaced first unless it exists (NO_BUILD=1 never builds).
 # Output: results/egress-spaced-<pinned|unpinned>.tsv and a comparison on stderr.
 source "$(dirname "$0")/lib.sh"

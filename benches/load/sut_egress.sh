@@ -10,7 +10,8 @@
 # the default deny list covers), one source IP: BIND_ADDR. No app, so no credentials: the
 # driver's clients are served as in-space clients pinned by address, like the peers'
 # unauthenticated setups. Then execs `spaced run` (SPACED_BIN overrides the binary, default
-# target/release/spaced) so the harness's PID is spaced's own.
+# target/release/spaced) so the harness's PID is spaced's own. SPACED_WORKERS: runtime
+# worker threads (default 1; empty for one per CPU).
 set -euo pipefail
 [[ $# -eq 4 ]] || { echo "usage: $0 connect|socks WORKDIR PORT BIND_ADDR" >&2; exit 2; }
 mode=$1 work=$2 port=$3 bind=$4
@@ -39,4 +40,13 @@ TOML
 # The peers run with per-connection logs off (squid access_log none, tinyproxy Critical,
 # dante errors only): spaced's one line per tunnel goes too unless SPACED_LOG says otherwise.
 export RUST_LOG="${SPACED_LOG:-warn}"
+# One runtime worker by default, as the router suite runs spaced (WORKERS=1) and as squid
+# serves from one process: the per-tunnel CPU is then the gateway's own work, without the
+# multi-threaded runtime's hand-offs between workers (≈ 7 % of a tunnel on these 2 cores,
+# benches/README.md "Egress"). SPACED_WORKERS= (empty) keeps tokio's default, one per CPU.
+workers=${SPACED_WORKERS-1}
+if [[ -n "$workers" ]]; then
+  [[ "$workers" =~ ^[1-9][0-9]*$ ]] || { echo "sut_egress.sh: bad SPACED_WORKERS '$workers'" >&2; exit 2; }
+  export TOKIO_WORKER_THREADS="$workers"
+fi
 exec "$bin" run --config "$conf"
