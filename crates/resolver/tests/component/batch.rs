@@ -108,23 +108,9 @@ async fn a_burst_from_several_sources_is_answered_query_by_query() {
     }
 
     let checks = tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0u8; 65535];
-        for ((sock, _, _), mut wanted) in clients.into_iter().zip(wants) {
-            while !wanted.is_empty() {
-                let (n, _) = sock.recv_from(&mut buf).expect("every query is answered");
-                let m = Message::from_vec(&buf[..n]).expect("answer decodes");
-                let (name, want) = wanted
-                    .remove(&m.metadata.id)
-                    .unwrap_or_else(|| panic!("unexpected or repeated id {}", m.metadata.id));
-                check(&m, &name, &want);
-            }
+        for ((sock, to, _), wanted) in clients.into_iter().zip(wants) {
             // Nothing more: the garbage got no answer, no answer went to another source.
-            sock.set_read_timeout(Some(Duration::from_millis(200)))
-                .unwrap();
-            assert!(
-                sock.recv_from(&mut buf).is_err(),
-                "an extra datagram arrived"
-            );
+            expect_answers(&sock, to, wanted);
         }
     });
     within("burst answered", checks).await.unwrap();
@@ -170,25 +156,30 @@ async fn equal_sized_answers_to_one_client_arrive_one_per_datagram() {
         sock.send_to(&q.to_vec().unwrap(), server).unwrap();
         wanted.insert(q.metadata.id, (name, want));
     }
-    let checks = tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0u8; 65535];
-        while !wanted.is_empty() {
-            let (n, from) = sock.recv_from(&mut buf).expect("every query is answered");
-            assert_eq!(from, server);
-            let m = Message::from_vec(&buf[..n]).expect("one answer per datagram");
-            let (name, want) = wanted
-                .remove(&m.metadata.id)
-                .unwrap_or_else(|| panic!("unexpected or repeated id {}", m.metadata.id));
-            check(&m, &name, &want);
-        }
-        sock.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        assert!(
-            sock.recv_from(&mut buf).is_err(),
-            "an extra datagram arrived"
-        );
-    });
+    let checks = tokio::task::spawn_blocking(move || expect_answers(&sock, server, wanted));
     within("burst answered", checks).await.unwrap();
+}
+
+/// Receives on `sock` until every query of `wanted` (by id) is answered from `server`, each
+/// answer one datagram that decodes alone and is what its query wants; then checks that
+/// nothing more arrives.
+fn expect_answers(sock: &UdpSocket, server: SocketAddr, mut wanted: HashMap<u16, (String, Want)>) {
+    let mut buf = vec![0u8; 65535];
+    while !wanted.is_empty() {
+        let (n, from) = sock.recv_from(&mut buf).expect("every query is answered");
+        assert_eq!(from, server);
+        let m = Message::from_vec(&buf[..n]).expect("one answer per datagram");
+        let (name, want) = wanted
+            .remove(&m.metadata.id)
+            .unwrap_or_else(|| panic!("unexpected or repeated id {}", m.metadata.id));
+        check(&m, &name, &want);
+    }
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(
+        sock.recv_from(&mut buf).is_err(),
+        "an extra datagram arrived"
+    );
 }
 
 fn check(m: &Message, name: &str, want: &Want) {
