@@ -48,7 +48,9 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(HeadError::Incomplete) => assert_eq!(len, Ok(None)),
         Err(e) => {
-            assert!(matches!(e.status(), 400 | 431 | 505));
+            // 501: a well-formed request for a scheme the proxy does not serve (https://…).
+            assert!(matches!(e.status(), 400 | 431 | 501 | 505));
+            assert_eq!(e.status() == 501, matches!(e, HeadError::Https | HeadError::Scheme));
         }
     }
 });

@@ -10,6 +10,7 @@
 
 pub(crate) mod body;
 mod chunked;
+pub(crate) mod fuzz;
 #[cfg(test)]
 mod tests;
 

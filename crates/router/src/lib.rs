@@ -32,6 +32,10 @@ mod state;
 pub mod tls;
 mod upgrade;
 
+/// For the `dyno_response` fuzz target in `fuzz/` only; not an API.
+#[doc(hidden)]
+pub use dyno_h1::fuzz::dyno_response as fuzz_dyno_response;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
