@@ -59,19 +59,7 @@ async fn absolute_form_is_forwarded_with_keep_alive_and_without_proxy_headers() 
             head.to_ascii_lowercase().contains("x-saw-proxy-auth: 0"),
             "{head}"
         );
-        let len: usize = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length: ")
-                    .map(|v| v.trim().parse().unwrap())
-            })
-            .unwrap();
-        let mut body = vec![0u8; len];
-        within(tokio::io::AsyncReadExt::read_exact(&mut s, &mut body))
-            .await
-            .unwrap();
-        assert_eq!(String::from_utf8(body).unwrap(), pinned("api", &POOL));
+        assert_eq!(read_body(&mut s, &head).await, pinned("api", &POOL));
     }
 }
 
@@ -214,13 +202,9 @@ async fn max_per_destination_answers_503() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(ok, "the slot was never released");
-    let mut m = String::new();
-    gw.handle.render_metrics(&mut m);
-    assert!(
-        m.contains(&format!(
-            "spaced_egress_connections_total{{source_ip=\"{src}\",result=\"limit\"}} 1"
-        )),
-        "{m}"
+    assert_metric(
+        &gw,
+        &format!("spaced_egress_connections_total{{source_ip=\"{src}\",result=\"limit\"}} 1"),
     );
 }
 
@@ -262,16 +246,7 @@ async fn https_urls_get_501_telling_to_use_connect() {
     );
     // ... and on a kept-alive connection after a forwarded request (hyper's parser).
     let mut s = connect_from("127.0.0.1", gw.http()).await;
-    let first = format!(
-        "GET http://{t}/ HTTP/1.1\r\nHost: {t}\r\nProxy-Authorization: Basic {auth}\r\n\r\n"
-    );
-    within(s.write_all(first.as_bytes())).await.unwrap();
-    let head = read_head(&mut s).await;
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let mut body = vec![0u8; pinned("api", &POOL).len()];
-    within(tokio::io::AsyncReadExt::read_exact(&mut s, &mut body))
-        .await
-        .unwrap();
+    forwarded_get(&mut s, t, &auth).await;
     within(s.write_all(req.as_bytes())).await.unwrap();
     let head = read_head(&mut s).await;
     assert!(head.starts_with("HTTP/1.1 501"), "{head}");
@@ -304,15 +279,11 @@ async fn metrics_and_nat_report_sources() {
     assert_eq!(sources.len(), 2);
     let used = sources.iter().find(|s| s["ip"] == src.as_str()).unwrap();
     assert_eq!(used["connections"], 1);
-    let mut m = String::new();
-    gw.handle.render_metrics(&mut m);
-    assert!(
-        m.contains(&format!(
-            "spaced_egress_connections_total{{source_ip=\"{src}\",result=\"ok\"}} 1"
-        )),
-        "{m}"
+    assert_metric(
+        &gw,
+        &format!("spaced_egress_connections_total{{source_ip=\"{src}\",result=\"ok\"}} 1"),
     );
-    assert!(m.contains("spaced_egress_bytes_total"));
+    assert_metric(&gw, "spaced_egress_bytes_total");
 }
 
 #[tokio::test]
@@ -322,16 +293,7 @@ async fn connect_after_a_forwarded_request_on_the_same_connection() {
     let mut s = connect_from("127.0.0.1", gw.http()).await;
     let auth = basic("web", "w3b");
     let t = who.addr;
-    let req = format!(
-        "GET http://{t}/ HTTP/1.1\r\nHost: {t}\r\nProxy-Authorization: Basic {auth}\r\n\r\n"
-    );
-    within(s.write_all(req.as_bytes())).await.unwrap();
-    let head = read_head(&mut s).await;
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let mut body = vec![0u8; pinned("web", &POOL).len()];
-    within(tokio::io::AsyncReadExt::read_exact(&mut s, &mut body))
-        .await
-        .unwrap();
+    forwarded_get(&mut s, t, &auth).await;
     let req =
         format!("CONNECT {t} HTTP/1.1\r\nHost: {t}\r\nProxy-Authorization: Basic {auth}\r\n\r\n");
     within(s.write_all(req.as_bytes())).await.unwrap();

@@ -239,13 +239,9 @@ async fn udp_flows_count_against_max_per_destination() {
     )
     .await;
     assert_eq!(code, 5, "max_per_destination answers 0x05");
-    let mut m = String::new();
-    gw.handle.render_metrics(&mut m);
-    assert!(
-        m.contains(&format!(
-            "spaced_egress_connections_total{{source_ip=\"{src}\",result=\"limit\"}} 2"
-        )),
-        "{m}"
+    assert_metric(
+        &gw,
+        &format!("spaced_egress_connections_total{{source_ip=\"{src}\",result=\"limit\"}} 2"),
     );
     // The first association ends with its control connection: its slot is freed.
     drop(first_ctl);

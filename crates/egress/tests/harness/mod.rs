@@ -198,6 +198,42 @@ pub async fn read_head(s: &mut TcpStream) -> String {
     String::from_utf8_lossy(&v).into_owned()
 }
 
+/// Reads the body that `head` announces with its Content-Length, leaving `s` at the next
+/// response (keep-alive).
+pub async fn read_body(s: &mut TcpStream, head: &str) -> String {
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(|v| v.trim().parse().expect("content-length"))
+        })
+        .expect("a content-length");
+    let mut body = vec![0u8; len];
+    within(s.read_exact(&mut body)).await.expect("read body");
+    String::from_utf8(body).expect("utf-8 body")
+}
+
+/// An absolute-form `GET http://target/` on the kept-alive proxy connection `s`, as the app
+/// whose Basic credentials are `auth`; must answer 200. Returns the body (the IP the
+/// destination saw); `s` stays usable.
+pub async fn forwarded_get(s: &mut TcpStream, target: SocketAddr, auth: &str) -> String {
+    let req = format!(
+        "GET http://{target}/ HTTP/1.1\r\nHost: {target}\r\nProxy-Authorization: Basic {auth}\r\n\r\n"
+    );
+    within(s.write_all(req.as_bytes())).await.expect("write");
+    let head = read_head(s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    read_body(s, &head).await
+}
+
+/// The gateway's metrics contain `line`.
+pub fn assert_metric(gw: &Gateway, line: &str) {
+    let mut m = String::new();
+    gw.handle.render_metrics(&mut m);
+    assert!(m.contains(line), "{line} not in:\n{m}");
+}
+
 pub fn basic(user: &str, pass: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
