@@ -124,7 +124,12 @@ impl Code {
 
 /// The small HTML body of an error response: the status, the code and the request id.
 pub fn html_body(code: Code, request_id: &[u8]) -> Bytes {
-    let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    html_page(code.status(), code, request_id)
+}
+
+/// [`html_body`] for a status other than the code's own (hyper's 414 and 431, logged H26).
+pub(crate) fn html_page(status: u16, code: Code, request_id: &[u8]) -> Bytes {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let reason = status.canonical_reason().unwrap_or("Error");
     let id = String::from_utf8_lossy(request_id);
     let mut s = String::with_capacity(256);

@@ -10,9 +10,10 @@ use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
 
+use bytes::{Buf, Bytes};
 use http::HeaderValue;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
@@ -27,6 +28,7 @@ use crate::access::Listener;
 use crate::code::Code;
 use crate::exchange::{Exchange, Outcome};
 use crate::proxy;
+use crate::rejected;
 
 /// Largest request head buffered (all headers together); beyond it hyper answers 431.
 const MAX_HEAD_BUF: usize = 1 << 20;
@@ -59,6 +61,10 @@ pub(crate) struct ConnCtx {
     head_since: AtomicU64,
     /// HTTP/2: heads are framed, `client_header` does not apply per request.
     h2: bool,
+    /// Handed to an upgrade relay: the socket carries the relay's bytes now.
+    upgraded: AtomicBool,
+    /// An unparsable head was answered with our page (and logged) in place of hyper's.
+    head_answered: AtomicBool,
     /// The `max_connections` slot, released when the connection ends.
     _slot: Option<ConnGuard>,
 }
@@ -98,6 +104,8 @@ impl ConnCtx {
             idle_since: AtomicU64::new(now),
             head_since: AtomicU64::new(if h2 { 0 } else { now + 1 }),
             h2,
+            upgraded: AtomicBool::new(false),
+            head_answered: AtomicBool::new(false),
             _slot: slot,
             shared,
         }
@@ -117,6 +125,20 @@ impl ConnCtx {
                 .store(self.shared.runtime.now_ms(), Ordering::Relaxed);
             self.head_since.store(0, Ordering::Relaxed);
         }
+    }
+
+    /// The connection was upgraded (101 sent): what it carries next is not HTTP.
+    pub(crate) fn mark_upgraded(&self) {
+        self.upgraded.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether hyper may be writing its own answer to an unparsable head: HTTP/1, no
+    /// request in flight, not upgraded.
+    #[inline]
+    fn between_requests(&self) -> bool {
+        !self.h2
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && !self.upgraded.load(Ordering::Relaxed)
     }
 
     /// Bytes arrived from the client.
@@ -169,10 +191,7 @@ pub(crate) async fn serve<I>(io: I, ctx: Arc<ConnCtx>, timeouts: Timeouts)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(Watched {
-        inner: io,
-        ctx: Arc::clone(&ctx),
-    });
+    let io = TokioIo::new(Watched::new(io, Arc::clone(&ctx)));
     let svc_ctx = Arc::clone(&ctx);
     let svc = service_fn(move |req| proxy::handle(Arc::clone(&svc_ctx), req));
     if ctx.h2 {
@@ -187,7 +206,9 @@ where
             .header_read_timeout(None)
             .serve_connection(io, svc)
             .with_upgrades();
-        if let Some(e) = drive(conn, &ctx, timeouts, |c| c.graceful_shutdown()).await {
+        if let Some(e) = drive(conn, &ctx, timeouts, |c| c.graceful_shutdown()).await
+            && !ctx.head_answered.load(Ordering::Relaxed)
+        {
             log_rejected_head(ctx, &e);
         }
     }
@@ -195,8 +216,10 @@ where
 
 /// hyper answers a request head it cannot parse itself (400; 431 or 414 when too large),
 /// before any request reaches the router: conflicting `Content-Length`, a head over
-/// [`MAX_HEAD_BUF`], bad syntax. Such a request still gets its log line (H26, with a new
-/// request id) and is counted, like every other request.
+/// [`MAX_HEAD_BUF`], bad syntax. [`Watched`] normally puts our page in place of that answer
+/// and logs it; when it could not (the answer shared a write with the previous response),
+/// the request still gets its log line here (H26, with a new request id) and is counted,
+/// like every other request.
 fn log_rejected_head(ctx: Arc<ConnCtx>, e: &hyper::Error) {
     if !e.is_parse() || e.is_parse_version_h2() {
         return;
@@ -208,16 +231,17 @@ fn log_rejected_head(ctx: Arc<ConnCtx>, e: &hyper::Error) {
     } else {
         431
     };
-    let mut ex = Exchange::new(
-        ctx,
-        http::Method::GET,
-        http::Version::HTTP_11,
-        crate::headers::new_request_id(),
-    );
+    log_unparsed(ctx, crate::headers::new_request_id(), status, 0);
+}
+
+/// The log line and count of a request whose head could not be parsed.
+fn log_unparsed(ctx: Arc<ConnCtx>, request_id: HeaderValue, status: u16, bytes: u64) {
+    let mut ex = Exchange::new(ctx, http::Method::GET, http::Version::HTTP_11, request_id);
     ex.unparsed = true;
     ex.finish(Outcome {
         code: Some(Code::H26),
         status,
+        bytes,
         ..Outcome::default()
     });
 }
@@ -267,10 +291,65 @@ where
     }
 }
 
-/// The client socket, noting when a request head starts arriving.
+/// The client socket, noting when a request head starts arriving, and sending our page in
+/// place of hyper's empty answer to a head it cannot parse ([`crate::rejected`]).
 struct Watched<I> {
     inner: I,
     ctx: Arc<ConnCtx>,
+    /// Everything written so far was flushed while no request was in flight: the next
+    /// write may be hyper's automatic answer.
+    armed: bool,
+    /// Our answer being written in place of hyper's, and the length of hyper's write
+    /// (reported as written once ours is out).
+    replacing: Option<(Bytes, usize)>,
+}
+
+impl<I> Watched<I> {
+    fn new(inner: I, ctx: Arc<ConnCtx>) -> Self {
+        Self {
+            inner,
+            ctx,
+            armed: true,
+            replacing: None,
+        }
+    }
+
+    /// Looks at a write that begins while armed; `only` is its one non-empty buffer, if it
+    /// has exactly one, and `total` its length.
+    fn look(&mut self, only: Option<&[u8]>, total: usize) {
+        self.armed = false;
+        let Some(out) = only else { return };
+        if !self.ctx.between_requests() {
+            return;
+        }
+        let Some(status) = rejected::auto_status(out) else {
+            return;
+        };
+        let request_id = crate::headers::new_request_id();
+        let (ours, bytes) = rejected::replacement(out, status, &request_id);
+        self.ctx.head_answered.store(true, Ordering::Relaxed);
+        log_unparsed(Arc::clone(&self.ctx), request_id, status, bytes);
+        self.replacing = Some((ours, total));
+    }
+}
+
+impl<I: AsyncWrite + Unpin> Watched<I> {
+    /// Writes our answer; once it is out, hyper's bytes count as written.
+    fn poll_replace(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let Some((ours, claimed)) = self.replacing.as_mut() else {
+            return Poll::Ready(Ok(0));
+        };
+        while ours.has_remaining() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, ours))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            ours.advance(n);
+        }
+        let claimed = *claimed;
+        self.replacing = None;
+        Poll::Ready(Ok(claimed))
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
@@ -291,20 +370,46 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
 
 impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, b)
+        let this = self.get_mut();
+        if this.armed {
+            this.look(Some(b), b.len());
+        }
+        if this.replacing.is_some() {
+            return this.poll_replace(cx);
+        }
+        Pin::new(&mut this.inner).poll_write(cx, b)
     }
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        if this.armed {
+            let mut full = bufs.iter().filter(|b| !b.is_empty());
+            let only = match (full.next(), full.next()) {
+                (Some(b), None) => Some(&b[..]),
+                _ => None,
+            };
+            this.look(only, bufs.iter().map(|b| b.len()).sum());
+        }
+        if this.replacing.is_some() {
+            return this.poll_replace(cx);
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+        // hyper flushes after its buffer is empty: with no request in flight, the next
+        // write starts a new answer.
+        if this.replacing.is_none() && this.ctx.between_requests() {
+            this.armed = true;
+        }
+        Poll::Ready(Ok(()))
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)

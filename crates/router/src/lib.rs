@@ -28,6 +28,7 @@ pub mod logline;
 mod metrics;
 mod pool;
 mod proxy;
+mod rejected;
 mod state;
 pub mod tls;
 mod upgrade;

@@ -439,6 +439,7 @@ fn respond(
             return error(ex, Code::H25, base);
         };
         let on_dyno = hyper::upgrade::on(&mut resp);
+        ex.conn.mark_upgraded();
         let (mut rparts, _) = resp.into_parts();
         headers::rewrite_response(&mut rparts.headers, &ex.request_id, true);
         ex.finish(Outcome {

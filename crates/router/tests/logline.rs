@@ -77,7 +77,20 @@ async fn head_refused_by_the_parser_is_logged_and_counted() {
         ),
         "{line}"
     );
-    assert!(line.contains(" status=400 bytes=0 "), "{line}");
+    // The line and the page the client got carry the same id.
+    let id = got
+        .split("\r\n")
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect(&got);
+    assert!(
+        line.contains(&format!(" request_id={id} ")),
+        "{line}\n{got}"
+    );
+    let body_len = got.split_once("\r\n\r\n").unwrap().1.len();
+    assert!(
+        line.contains(&format!(" status=400 bytes={body_len} ")),
+        "{line}"
+    );
     assert_eq!(b.count(), 0);
     let mut m = String::new();
     r.handle.render_metrics(&mut m);

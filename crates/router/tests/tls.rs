@@ -17,6 +17,7 @@ use harness::*;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
@@ -122,6 +123,21 @@ async fn h2_and_h1_over_tls_with_https_headers_and_log_fields() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     within("h1 body", resp.into_body().collect()).await.unwrap();
+
+    // A head hyper refuses gets the error page over TLS too.
+    let mut tls = tls_connect(tls_addr, client_config(cert.der().to_vec(), &[])).await;
+    tls.write_all(b"GET / HTTP/1.1\r\nhost api.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = within("bad head answer", tls.read_to_end(&mut out)).await;
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert!(out.contains("\r\ncontent-type: text/html\r\n"), "{out}");
+    assert!(
+        out.contains("\r\nx-request-id: ") && out.contains("H26"),
+        "{out}"
+    );
 
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let lines: Vec<String> = capture.lines().into_iter().map(|(_, l)| l).collect();
