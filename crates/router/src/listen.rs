@@ -2,11 +2,11 @@
 //! accept (before a byte is read), the `max_connections` cap, the PROXY header on external
 //! listeners when configured, the TLS handshake on `tls_listen`, then HTTP.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::HeaderValue;
-use spaced_config::canonical;
+use spaced_config::{Timeouts, canonical};
 use spaced_net::ConnGuard;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -98,7 +98,8 @@ async fn connection(
     };
     let mut client = canonical(peer.ip());
     if proxy_header {
-        match spaced_net::proxy_protocol::read_header(&mut stream, timeouts.client_header).await {
+        let read = spaced_net::proxy_protocol::read_header(&mut stream, timeouts.client_header);
+        match Box::pin(read).await {
             Ok(h) => client = canonical(h.client(peer).ip()),
             Err(e) => {
                 shared.metrics.l4_denied.inc();
@@ -113,39 +114,55 @@ async fn connection(
             return;
         }
     }
+    // The connection task is moved whole at spawn and again when it ends, so it stays
+    // small: each stage that holds much (the PROXY header buffer, the TLS session, hyper's
+    // connection) lives in a box of its own.
     match kind {
         Kind::Tls(acceptor) => {
-            let accepted =
-                tokio::time::timeout(timeouts.client_header, acceptor.accept(stream)).await;
-            let tls_stream = match accepted {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    debug!(client.addr = %client, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    debug!(client.addr = %client, "TLS handshake too slow");
-                    return;
-                }
-            };
-            let (version, h2) = {
-                let (_, server) = tls_stream.get_ref();
-                (tls::tls_version_label(server), tls::negotiated_h2(server))
-            };
-            let ctx = ConnCtx::new(
-                shared,
-                which,
-                client,
-                port_value,
-                Some(version),
-                h2,
-                Some(slot),
-            );
-            conn::serve(tls_stream, Arc::new(ctx), timeouts).await;
+            let tls = serve_tls(acceptor, stream, client, port_value, slot, shared, timeouts);
+            Box::pin(tls).await;
         }
         Kind::Plain | Kind::Internal => {
             let ctx = ConnCtx::new(shared, which, client, port_value, None, false, Some(slot));
-            conn::serve(stream, Arc::new(ctx), timeouts).await;
+            Box::pin(conn::serve(stream, Arc::new(ctx), timeouts)).await;
         }
     }
+}
+
+/// The TLS handshake (within `client_header`), then HTTP/1.1 or HTTP/2 as ALPN chose.
+async fn serve_tls(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    client: IpAddr,
+    port_value: HeaderValue,
+    slot: ConnGuard,
+    shared: Arc<Shared>,
+    timeouts: Timeouts,
+) {
+    let accepted = tokio::time::timeout(timeouts.client_header, acceptor.accept(stream)).await;
+    let tls_stream = match accepted {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            debug!(client.addr = %client, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            debug!(client.addr = %client, "TLS handshake too slow");
+            return;
+        }
+    };
+    let (version, h2) = {
+        let (_, server) = tls_stream.get_ref();
+        (tls::tls_version_label(server), tls::negotiated_h2(server))
+    };
+    let ctx = ConnCtx::new(
+        shared,
+        Listener::External,
+        client,
+        port_value,
+        Some(version),
+        h2,
+        Some(slot),
+    );
+    conn::serve(tls_stream, Arc::new(ctx), timeouts).await;
 }
