@@ -47,7 +47,9 @@ pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 ///
 /// For each connection, in order: the peer address is canonicalised ([`canonical_addr`]),
 /// `admit(peer)` is asked — a `false` drops the socket at once, so it is closed with
-/// nothing read or written — then `TCP_NODELAY` is set and `handle(stream, peer)` gets it.
+/// nothing read or written — then `handle(stream, peer)` gets it, with `TCP_NODELAY` set:
+/// once on the listener, which Linux copies to every accepted socket (one `setsockopt` per
+/// listener instead of one per connection), or per socket if the listener refused it.
 /// `handle` must not block: it is expected to spawn (e.g. with [`Shutdown::spawn`]).
 ///
 /// Errors of one connection (`ECONNABORTED`, `ECONNRESET`, and the network errors Linux
@@ -68,6 +70,9 @@ where
     A: FnMut(SocketAddr) -> bool,
     H: FnMut(TcpStream, SocketAddr),
 {
+    let inherited = socket2::SockRef::from(&listener)
+        .set_tcp_nodelay(true)
+        .is_ok();
     loop {
         let accepted = tokio::select! {
             // Cancellation first, so a flood of connections cannot keep a removed listener
@@ -104,7 +109,7 @@ where
             drop(stream);
             continue;
         }
-        if let Err(e) = stream.set_nodelay(true) {
+        if !inherited && let Err(e) = stream.set_nodelay(true) {
             // The peer may already be gone; whoever reads the stream will find out.
             debug!(client.addr = %peer, error = %e, "set TCP_NODELAY");
         }
