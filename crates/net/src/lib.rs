@@ -7,6 +7,7 @@
 pub mod accept;
 pub mod bind;
 pub mod metrics;
+pub mod more;
 pub mod outbound;
 pub mod proxy_protocol;
 pub mod relay;
@@ -15,6 +16,7 @@ pub mod udp_batch;
 
 pub use accept::{AcceptError, ConnGuard, ConnLimit, canonical_addr, canonical_ip, serve};
 pub use bind::{BindError, tcp_listener, udp_socket};
+pub use more::send_more;
 pub use outbound::{ConnectError, connect_from, original_dst};
 pub use proxy_protocol::{ProxyError, ProxyHeader};
 pub use relay::{Relayed, relay, relay_detailed, relay_tcp, relay_tcp_detailed};

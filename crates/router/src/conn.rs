@@ -65,6 +65,9 @@ pub(crate) struct ConnCtx {
     upgraded: AtomicBool,
     /// An unparsable head was answered with our page (and logged) in place of hyper's.
     head_answered: AtomicBool,
+    /// The request being served is the connection's last one (it has no body and hyper
+    /// closes after its response).
+    last_request: AtomicBool,
     /// The `max_connections` slot, released when the connection ends.
     _slot: Option<ConnGuard>,
 }
@@ -106,6 +109,7 @@ impl ConnCtx {
             h2,
             upgraded: AtomicBool::new(false),
             head_answered: AtomicBool::new(false),
+            last_request: AtomicBool::new(false),
             _slot: slot,
             shared,
         }
@@ -130,6 +134,20 @@ impl ConnCtx {
     /// The connection was upgraded (101 sent): what it carries next is not HTTP.
     pub(crate) fn mark_upgraded(&self) {
         self.upgraded.store(true, Ordering::Relaxed);
+    }
+
+    /// The request just parsed is the connection's last (see [`SendMore`]).
+    pub(crate) fn mark_last_request(&self) {
+        self.last_request.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether what hyper writes now ends the connection's last response: hyper shuts the
+    /// socket down right after it.
+    #[inline]
+    fn writing_the_end(&self) -> bool {
+        self.last_request.load(Ordering::Relaxed)
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && !self.upgraded.load(Ordering::Relaxed)
     }
 
     /// Whether hyper may be writing its own answer to an unparsable head: HTTP/1, no
@@ -189,7 +207,7 @@ fn ms(d: std::time::Duration) -> u64 {
 /// Serves HTTP on `io` until the client leaves, a deadline passes, or shutdown.
 pub(crate) async fn serve<I>(io: I, ctx: Arc<ConnCtx>, timeouts: Timeouts)
 where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    I: AsyncRead + AsyncWrite + SendMore + Unpin + Send + 'static,
 {
     let io = TokioIo::new(Watched::new(io, Arc::clone(&ctx)));
     let svc_ctx = Arc::clone(&ctx);
@@ -291,6 +309,32 @@ where
     }
 }
 
+/// A client socket that can hold a write back for the FIN behind it.
+///
+/// A connection's last response (`Connection: close`, HTTP/1.0) is followed at once by
+/// hyper's shutdown. Written with `MSG_MORE`, the kernel keeps its tail until the shutdown
+/// and sends it with the FIN in one segment: one segment and one ACK fewer per connection,
+/// and the client woken once, as the egress relay does for an answer and its close. Only
+/// for requests without a body, so hyper has nothing left to read before it shuts down.
+pub(crate) trait SendMore {
+    /// Writes `bufs` with `MSG_MORE` as far as the socket takes them now (`WouldBlock`
+    /// when it takes nothing), or `None` when this socket cannot (TLS: the record layer
+    /// writes for itself).
+    fn send_more(&self, bufs: &[io::IoSlice<'_>]) -> Option<io::Result<usize>>;
+}
+
+impl SendMore for tokio::net::TcpStream {
+    fn send_more(&self, bufs: &[io::IoSlice<'_>]) -> Option<io::Result<usize>> {
+        Some(spaced_net::send_more(self, bufs))
+    }
+}
+
+impl<T> SendMore for tokio_rustls::server::TlsStream<T> {
+    fn send_more(&self, _: &[io::IoSlice<'_>]) -> Option<io::Result<usize>> {
+        None
+    }
+}
+
 /// The client socket, noting when a request head starts arriving, and sending our page in
 /// place of hyper's empty answer to a head it cannot parse ([`crate::rejected`]).
 struct Watched<I> {
@@ -368,7 +412,22 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
     }
 }
 
-impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
+impl<I: AsyncWrite + SendMore + Unpin> Watched<I> {
+    /// The end of the last response, written with `MSG_MORE` ([`SendMore`]); `None` when
+    /// this write is not that or the socket cannot take it now (the plain write then
+    /// registers for writability).
+    fn try_send_more(&mut self, bufs: &[io::IoSlice<'_>]) -> Option<io::Result<usize>> {
+        if !self.ctx.writing_the_end() {
+            return None;
+        }
+        match self.inner.send_more(bufs)? {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            other => Some(other),
+        }
+    }
+}
+
+impl<I: AsyncWrite + SendMore + Unpin> AsyncWrite for Watched<I> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.armed {
@@ -376,6 +435,9 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         }
         if this.replacing.is_some() {
             return this.poll_replace(cx);
+        }
+        if let Some(res) = this.try_send_more(&[io::IoSlice::new(b)]) {
+            return Poll::Ready(res);
         }
         Pin::new(&mut this.inner).poll_write(cx, b)
     }
@@ -395,6 +457,9 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         }
         if this.replacing.is_some() {
             return this.poll_replace(cx);
+        }
+        if let Some(res) = this.try_send_more(bufs) {
+            return Poll::Ready(res);
         }
         Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }

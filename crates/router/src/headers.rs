@@ -143,6 +143,16 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
 }
 
+/// Whether the client's connection ends after this request's response (RFC 9112 §9.3, as
+/// hyper decides it): `Connection: close`, or HTTP/1.0 without `keep-alive`.
+pub fn closes_connection(version: http::Version, headers: &HeaderMap) -> bool {
+    match version {
+        http::Version::HTTP_10 | http::Version::HTTP_09 => !connection_has(headers, "keep-alive"),
+        http::Version::HTTP_11 => connection_has(headers, "close"),
+        _ => false,
+    }
+}
+
 fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     headers.get_all(header::CONNECTION).iter().any(|v| {
         v.as_bytes()

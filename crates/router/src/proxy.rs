@@ -13,7 +13,7 @@ use hyper::client::conn::TrySendError;
 use http::header::{CONTENT_TYPE, HOST};
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderValue, Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::upgrade::OnUpgrade;
 use spaced_config::Balance;
 use tokio::time::Instant;
@@ -42,6 +42,12 @@ pub(crate) async fn handle(
 ) -> Result<Response<ResBody>, Infallible> {
     let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let on_client = upgrade.then(|| hyper::upgrade::on(&mut req));
+    if !upgrade
+        && req.body().is_end_stream()
+        && headers::closes_connection(req.version(), req.headers())
+    {
+        conn.mark_last_request();
+    }
     let (mut parts, body) = req.into_parts();
     let request_id = headers::request_id(&parts.headers);
     let mut ex = Exchange::new(conn, parts.method.clone(), parts.version, request_id);

@@ -145,3 +145,76 @@ async fn switching_protocols_without_an_upgrade_is_h25() {
     assert_eq!(got.status, 502);
     assert!(got.text().contains("H25"), "{}", got.text());
 }
+
+/// Segments the socket has received so far (`TCP_INFO`'s `tcpi_segs_in`).
+#[allow(unsafe_code)]
+fn segments_in(s: &tokio::net::TcpStream) -> u32 {
+    use std::os::fd::AsRawFd;
+    // SAFETY (test): zeroed tcp_info is a valid value of a plain C struct; the fd is open
+    // and the out-pointers are live and of the length passed.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &raw mut len,
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    info.tcpi_segs_in
+}
+
+/// A connection's last response (`Connection: close`, or HTTP/1.0) and its FIN reach the
+/// client in one segment; with a request body, or on a keep-alive connection, responses
+/// are sent as they are written.
+#[tokio::test]
+async fn last_response_and_fin_share_a_segment() {
+    let b = Backend::start("b").await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
+    let ask = |req: &'static [u8]| async move {
+        let mut s = within("connect", tokio::net::TcpStream::connect(r.addr))
+            .await
+            .unwrap();
+        s.write_all(req).await.unwrap();
+        let mut out = Vec::new();
+        within("response and close", s.read_to_end(&mut out))
+            .await
+            .unwrap();
+        (String::from_utf8(out).unwrap(), segments_in(&s))
+    };
+    for req in [
+        &b"GET / HTTP/1.1\r\nhost: api.test\r\nconnection: close\r\n\r\n"[..],
+        b"GET / HTTP/1.0\r\nhost: api.test\r\n\r\n",
+    ] {
+        let (out, segs) = ask(req).await;
+        assert!(
+            out.starts_with("HTTP/1.") && out.ends_with("\r\n\r\nb"),
+            "{out}"
+        );
+        // The handshake's SYN-ACK, the ACK of the request (a new connection acknowledges
+        // at once), then the response with the FIN: 4 when the FIN comes on its own.
+        assert_eq!(segs, 3, "{out}");
+    }
+    // A body to read first: written at once (response, then FIN).
+    let (out, segs) = ask(
+        b"POST / HTTP/1.1\r\nhost: api.test\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi",
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(segs >= 3, "{out}");
+    // Keep-alive: the first response arrives with no shutdown behind it.
+    let mut s = within("connect", tokio::net::TcpStream::connect(r.addr))
+        .await
+        .unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: api.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = within("keep-alive response", s.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+}

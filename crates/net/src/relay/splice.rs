@@ -357,16 +357,11 @@ impl Half {
     }
 }
 
-/// Writes `data` to `dst` with `MSG_MORE`, as far as `dst` takes it without waiting
-/// (`Ok(0)` when it takes nothing now). The caller shuts down `dst`'s write side (or
-/// closes it) right after, without waiting either: the kernel holds the bytes back and
-/// sends them with the FIN in one segment, where a plain write would send two, each one
-/// acknowledged and each one waking the reader.
+/// Writes `data` to `dst` with `MSG_MORE` ([`crate::more`]), as far as `dst` takes it
+/// without waiting (`Ok(0)` when it takes nothing now). The caller shuts down `dst`'s write
+/// side (or closes it) right after, without waiting either.
 fn send_before_fin(dst: &TcpStream, data: &[u8]) -> io::Result<usize> {
-    let res = dst.try_io(Interest::WRITABLE, || {
-        socket2::SockRef::from(dst).send_with_flags(data, libc::MSG_MORE | libc::MSG_NOSIGNAL)
-    });
-    match res {
+    match crate::send_more(dst, &[io::IoSlice::new(data)]) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
         other => other,
     }
