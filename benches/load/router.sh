@@ -3,13 +3,17 @@
 # backends, HTTP/1.1 keep-alive, CONNS (64) connections; unpinned and pinned in one run
 # (PIN=1: the proxy on CPU 0, wrk and the backends on CPU 1), then spaced's ratios to each
 # peer: req/s (higher is better), p99 and CPU µs per request (lower is better).
+# haproxy-spec is haproxy doing the header work BEHAVIOR.md asks of spaced (X-Forwarded-*,
+# X-Request-Start, a request id to the dyno and back, Via; see start_haproxy), which the
+# plain peers skip: the comparison at equal work.
 #
 # Adapted from shared/bench-peers/http.sh: every target is started first (nginx :8080,
 # haproxy :8081, spaced :8090 through sut_http.sh), then measured in RUNS interleaved
 # rounds, the order rotated each round.
 #
 # Usage:  cargo build --release        # once, from the repository root
-#         benches/load/router.sh       [WORKERS=1] [PINS="0 1"] [TARGETS="nginx haproxy spaced"]
+#         benches/load/router.sh       [WORKERS=1] [PINS="0 1"]
+#                                      [TARGETS="nginx haproxy haproxy-spec spaced"]
 # Env: DURATION (10), RUNS (3), WARMUP (2), CONNS (64), WRK_THREADS (1), RESULTS_DIR,
 #      KEEP_WORK, SPACED_BIN, SPACED_LOG (warn), SPACED_BALANCE (round-robin).
 # Output: results/router-w<WORKERS>-<pinned|unpinned>.tsv, and the ratio table on stdout.
@@ -44,7 +48,7 @@ for label in ("unpinned", "pinned"):
     print(f"\n## router w{workers} {label}: spaced / peer (medians of the runs)")
     print("| peer | req/s ratio (>1 better) | p99 ratio (<1 better) | CPU us/req ratio (<1 better) | spaced CPU us/req |")
     print("|---|---|---|---|---|")
-    for peer in ("nginx", "haproxy"):
+    for peer in ("nginx", "haproxy", "haproxy-spec"):
         row = [peer]
         for metric in ("rps", "p99", "cpu_us_per_req"):
             s, p = med.get(("spaced", metric)), med.get((peer, metric))
@@ -62,7 +66,7 @@ source "$PEERS_DIR/http_lib.sh"
 WORKERS="${WORKERS:-1}"
 SPACED_PORT="${SPACED_PORT:-8090}"
 VARIANT="w${WORKERS}-${PIN_LABEL}"
-TARGETS="${TARGETS:-nginx haproxy spaced}"
+TARGETS="${TARGETS:-nginx haproxy haproxy-spec spaced}"
 SUT_TEMPLATE="$HERE/sut_http.sh {WORKDIR} {PORT} {BACKENDS} {WORKERS}"
 
 results_open "router-$VARIANT"
@@ -80,6 +84,11 @@ for target in $TARGETS; do
       start_haproxy haproxy 8081 "$WORKERS"
       check_proxy 8081 3
       register_target haproxy "$TARGET_PID" "http://127.0.0.1:8081/" ;;
+    haproxy-spec)
+      HAPROXY_SPEC_HEADERS=1 start_haproxy haproxy-spec 8082 "$WORKERS"
+      check_proxy 8082 3
+      grep -qi '^x-request-id: ' "$WORK/hdr" || die "haproxy-spec echoes no X-Request-Id"
+      register_target haproxy-spec "$TARGET_PID" "http://127.0.0.1:8082/" ;;
     spaced)
       start_http_sut spaced "$SPACED_PORT" "$SUT_TEMPLATE"
       check_proxy "$SPACED_PORT" 3
