@@ -1,138 +1,77 @@
-#!/bin/bash
-# router_loadside.sh BIN [SECS] [TARGETS]: where the CPU of a proxied request goes, on both
-# sides of the pinned router setup (the proxy on CPU 0; wrk and the nginx backend on CPU 1).
+#!/usr/bin/env bash
+# router_loadside.sh [SECS] [TARGETS]: where the CPU of a proxied request goes, on both
+# sides of the pinned router setup (the proxy on CPU 0; wrk and the nginx backend on CPU 1),
+# with the targets, backends and configs of router.sh (lib.sh, http_lib.sh, sut_http.sh).
 #
-# Per target (nginx, haproxy, haproxy-hdr = haproxy doing spaced's header work, spaced BIN),
-# over ~4 s of a SECS (>= 6) wrk run, keep-alive, 64 connections: req/s; CPU µs per request
-# of the proxy, wrk and the backend; per-CPU busy and softirq share; voluntary context
-# switches and system calls per request of each; then per socket role (segs.py, from
-# `ss -ti` counters) TCP segments, pure ACKs and bytes per request. WRK_ARGS adds wrk
-# options (e.g. `-s close.lua` for Connection: close). A diagnostic, not a benchmark: one
-# round, no interleaving; compare within a run.
-set -u
-BIN=$1; D=${2:-7}; TARGETS=${3:-"nginx haproxy haproxy-hdr spaced"}
+# Per target (nginx, haproxy, haproxy-spec, spaced), over a 4 s window inside a SECS (>= 6)
+# wrk run, keep-alive, 64 connections: req/s; CPU µs per request of the proxy, wrk and the
+# backend; each CPU's busy and softirq share; voluntary context switches and system calls
+# per request of each process; then per socket role (segs.py, from `ss -ti` counters) TCP
+# segments, pure ACKs and bytes per request. WRK_ARGS adds wrk options (e.g. a Lua script
+# that sends `Connection: close`). A diagnostic, not a benchmark: one round, no
+# interleaving; compare within one run. SPACED_BIN as for router.sh.
+set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-(( D >= 6 )) || { echo "SECS must be >= 6 (the sample window is ~5 s)" >&2; exit 2; }
-W=$(mktemp -d /tmp/lswork.XXXX)
-cat > $W/b.conf <<C
-worker_processes 1; pid $W/b.pid; error_log $W/b.err warn; daemon off; worker_rlimit_nofile 65536;
-events { worker_connections 16384; }
-http { access_log off; keepalive_requests 1000000; keepalive_timeout 65s; sendfile on; tcp_nopush on; default_type text/plain;
- server { listen 127.0.0.1:9101 backlog=4096; add_header X-Backend 9101 always; location / { return 200 "ok\n"; } }
- server { listen 127.0.0.1:9102 backlog=4096; add_header X-Backend 9102 always; location / { return 200 "ok\n"; } }
- server { listen 127.0.0.1:9103 backlog=4096; add_header X-Backend 9103 always; location / { return 200 "ok\n"; } } }
-C
-cat > $W/p.conf <<C
-worker_processes 1; pid $W/p.pid; error_log $W/p.err warn; daemon off; worker_rlimit_nofile 65536;
-events { worker_connections 16384; }
-http { access_log off; keepalive_requests 1000000; keepalive_timeout 65s;
- upstream be { server 127.0.0.1:9101; server 127.0.0.1:9102; server 127.0.0.1:9103; keepalive 64; keepalive_requests 1000000; }
- server { listen 127.0.0.1:8180 backlog=4096; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-C
-cat > $W/h.cfg <<C
-global
-    nbthread 1
-    maxconn 8000
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse always
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-    timeout http-keep-alive 65s
-frontend fe
-    bind 127.0.0.1:8181 backlog 4096
-    default_backend be
-backend be
-    balance roundrobin
-    server s1 127.0.0.1:9101
-    server s2 127.0.0.1:9102
-    server s3 127.0.0.1:9103
-C
-cat > $W/h2.cfg <<C
-global
-    nbthread 1
-    maxconn 8000
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse always
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-    timeout http-keep-alive 65s
-frontend fe
-    bind 127.0.0.1:8182 backlog 4096
-    unique-id-format %[uuid()]
-    unique-id-header X-Request-Id
-    http-request add-header X-Forwarded-For %[src]
-    http-request set-header X-Forwarded-Proto http
-    http-request set-header X-Forwarded-Port %[dst_port]
-    http-request set-header X-Request-Start %[date(0,ms)]
-    http-request add-header Via "1.1 spaced"
-    http-response set-header X-Request-Id %[unique-id]
-    default_backend be
-backend be
-    balance roundrobin
-    server s1 127.0.0.1:9101
-    server s2 127.0.0.1:9102
-    server s3 127.0.0.1:9103
-C
-cat > $W/spaced.toml <<T
-[space]
-name = "bench"
-internal = ["127.0.0.0/8"]
-[router]
-listen = ["127.0.0.1:8190"]
-balance = "round-robin"
-max_connections = 100000
-[router.timeouts]
-keepalive = "120s"
-pool_idle = "120s"
-[[app]]
-name = "bench"
-hosts = ["127.0.0.1", "localhost"]
-[[app.dyno]]
-process = "web"
-addr = "127.0.0.1:9101"
-[[app.dyno]]
-process = "web"
-addr = "127.0.0.1:9102"
-[[app.dyno]]
-process = "web"
-addr = "127.0.0.1:9103"
-T
-taskset -c 1 nginx -p $W -c $W/b.conf & NG=$!
-taskset -c 0 nginx -p $W -c $W/p.conf & NP=$!
-taskset -c 0 haproxy -db -f $W/h.cfg >/dev/null 2>&1 & HP=$!
-taskset -c 0 haproxy -db -f $W/h2.cfg >/dev/null 2>&1 & HP2=$!
-RUST_LOG=warn TOKIO_WORKER_THREADS=1 taskset -c 0 ${SPACED_WRAP:-} $BIN run --config $W/spaced.toml >/dev/null 2>$W/spaced.err & SP=$!
-sleep 1
-for port in 8180 8181 8182 8190; do for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:$port/ && break; sleep 0.2; done; done
-ngw=$(pgrep -P $NG); npw=$(pgrep -P $NP)
-ticks() { awk '{print $14+$15}' /proc/$1/stat; }
-vcs() { cat /proc/$1/task/*/status | awk '/^voluntary_ctxt_switches/{s+=$2} END{print s}'; }
-cpuline() { awk -v c=cpu$1 '$1==c{busy=$2+$3+$4+$7+$8; print busy, $7, $8}' /proc/stat; }
+SECS=${1:-7}
+TARGETS=${2:-"nginx haproxy haproxy-spec spaced"}
+(( SECS >= 6 )) || { echo "SECS must be >= 6 (the sample window is ~5 s)" >&2; exit 2; }
+export PIN=1
+source "$HERE/lib.sh"
+source "$PEERS_DIR/http_lib.sh"
+
+start_backends
+ngw=$(pgrep -P "$BACKENDS_PID" | head -1)
+declare -A PORT=() PROC=()
 for t in $TARGETS; do
-  case $t in nginx) port=8180; pp=$npw;; haproxy) port=8181; pp=$HP;; haproxy-hdr) port=8182; pp=$HP2;; spaced) port=8190; pp=$SP;; esac
-  taskset -c 1 wrk -t1 -c64 -d2s ${WRK_ARGS:-} http://127.0.0.1:$port/ >/dev/null
-  taskset -c 1 wrk -t1 -c64 -d${D}s ${WRK_ARGS:-} http://127.0.0.1:$port/ > $W/wrk.out & WK=$!
-  sleep 0.3; wk=$(pgrep -P $WK || echo $WK); wk=$WK
-  python3 $HERE/segs.py snap $W/s0.json; p0=$(ticks $pp); b0=$(ticks $ngw); w0=$(ticks $wk); c0=($(cpuline 0)); c1=($(cpuline 1)); vb0=$(vcs $ngw); vw0=$(vcs $wk); vp0=$(vcs $pp)
-  perf stat -e raw_syscalls:sys_enter -p $ngw -o $W/ps_b.txt -- sleep 4 & P1=$!
-  perf stat -e raw_syscalls:sys_enter -p $wk -o $W/ps_w.txt -- sleep 4 & P2=$!
-  perf stat -e raw_syscalls:sys_enter -p $pp -o $W/ps_p.txt -- sleep 4 & P3=$!
-  sleep 4
-  python3 $HERE/segs.py snap $W/s1.json; p1=$(ticks $pp); b1=$(ticks $ngw); w1=$(ticks $wk); d0=($(cpuline 0)); d1=($(cpuline 1)); vb1=$(vcs $ngw); vw1=$(vcs $wk); vp1=$(vcs $pp)
-  wait $WK $P1 $P2 $P3
-  rps=$(awk '/Requests\/sec/{print $2}' $W/wrk.out)
-  sb=$(awk '/raw_syscalls/{gsub(",","",$1);print $1}' $W/ps_b.txt); sw=$(awk '/raw_syscalls/{gsub(",","",$1);print $1}' $W/ps_w.txt); sp=$(awk '/raw_syscalls/{gsub(",","",$1);print $1}' $W/ps_p.txt)
-  python3 - <<PY
-rps=$rps; n=rps*4.0
-us=lambda a,b:(b-a)*10000.0/n
-print(f"$t rps={rps:.0f} proxy={us($p0,$p1):.1f}us wrk={us($w0,$w1):.1f}us backend={us($b0,$b1):.1f}us | cpu0 busy={(${d0[0]}-${c0[0]})/4:.0f}% si={(${d0[2]}-${c0[2]})/4:.0f}% cpu1 busy={(${d1[0]}-${c1[0]})/4:.0f}% si={(${d1[2]}-${c1[2]})/4:.0f}% irq={(${d1[1]}-${c1[1]})/4:.0f}% | vcs/req p={($vp1-$vp0)/n:.3f} w={($vw1-$vw0)/n:.3f} b={($vb1-$vb0)/n:.3f} | sys/req p={$sp/n:.2f} w={$sw/n:.2f} b={$sb/n:.2f}")
-PY
-  python3 $HERE/segs.py diff $W/s0.json $W/s1.json $port $(python3 -c "print($rps*4)")
+  case $t in
+    nginx) start_nginx_proxy nginx-proxy 8080 1; PORT[$t]=8080
+      PROC[$t]=$(pgrep -P "$TARGET_PID" | head -1) ;;
+    haproxy) start_haproxy haproxy 8081 1; PORT[$t]=8081; PROC[$t]=$TARGET_PID ;;
+    haproxy-spec) HAPROXY_SPEC_HEADERS=1 start_haproxy haproxy-spec 8082 1; PORT[$t]=8082
+      PROC[$t]=$TARGET_PID ;;
+    spaced) start_http_sut spaced 8090 "$HERE/sut_http.sh {WORKDIR} {PORT} {BACKENDS} 1"
+      PORT[$t]=8090; PROC[$t]=$TARGET_PID ;;
+    *) die "unknown target $t" ;;
+  esac
+  check_proxy "${PORT[$t]}" 3
 done
-kill $SP $HP $HP2 $NP $NG 2>/dev/null; wait 2>/dev/null; rm -rf $W
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+vcs() { cat /proc/"$1"/task/*/status | awk '/^voluntary_ctxt_switches/{s += $2} END{print s}'; }
+cpu() { awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8, $8}' /proc/stat; }
+syscalls() { awk '/raw_syscalls/{gsub(",", "", $1); print $1}' "$1"; }
+for t in $TARGETS; do
+  url="http://127.0.0.1:${PORT[$t]}/" pp=${PROC[$t]}
+  # shellcheck disable=SC2086
+  "${PIN_LOAD[@]}" wrk -t1 -c64 -d2s ${WRK_ARGS:-} "$url" >/dev/null
+  # shellcheck disable=SC2086
+  "${PIN_LOAD[@]}" wrk -t1 -c64 -d"${SECS}s" ${WRK_ARGS:-} "$url" >"$WORK/wrk.out" &
+  wk=$!
+  sleep 0.3
+  python3 "$HERE/segs.py" snap "$WORK/s0.json"
+  read -r p0 b0 w0 vp0 vb0 vw0 <<<"$(ticks "$pp") $(ticks "$ngw") $(ticks "$wk") $(vcs "$pp") $(vcs "$ngw") $(vcs "$wk")"
+  read -r c0 s0 <<<"$(cpu 0)"; read -r d0 t0 <<<"$(cpu 1)"
+  pids=()
+  for who in pp ngw wk; do
+    perf stat -e raw_syscalls:sys_enter -p "${!who}" -o "$WORK/sys_$who.txt" -- sleep 4 &
+    pids+=($!)
+  done
+  sleep 4
+  python3 "$HERE/segs.py" snap "$WORK/s1.json"
+  read -r p1 b1 w1 vp1 vb1 vw1 <<<"$(ticks "$pp") $(ticks "$ngw") $(ticks "$wk") $(vcs "$pp") $(vcs "$ngw") $(vcs "$wk")"
+  read -r c1 s1 <<<"$(cpu 0)"; read -r d1 t1 <<<"$(cpu 1)"
+  wait "$wk" "${pids[@]}"
+  rps=$(awk '/Requests\/sec/{print $2}' "$WORK/wrk.out")
+  n=$(awk -v r="$rps" 'BEGIN{print r * 4}')
+  awk -v t="$t" -v r="$rps" -v n="$n" -v hz="$CLK_TCK" \
+    -v p="$((p1 - p0))" -v w="$((w1 - w0))" -v b="$((b1 - b0))" \
+    -v c0="$((c1 - c0))" -v s0="$((s1 - s0))" -v c1="$((d1 - d0))" -v s1="$((t1 - t0))" \
+    -v vp="$((vp1 - vp0))" -v vw="$((vw1 - vw0))" -v vb="$((vb1 - vb0))" \
+    -v sp="$(syscalls "$WORK/sys_pp.txt")" -v sw="$(syscalls "$WORK/sys_wk.txt")" \
+    -v sb="$(syscalls "$WORK/sys_ngw.txt")" 'BEGIN{
+      us = 1e6 / hz / n
+      printf "%s rps=%.0f proxy=%.1fus wrk=%.1fus backend=%.1fus", t, r, p*us, w*us, b*us
+      printf " | cpu0 busy=%.0f%% si=%.0f%% cpu1 busy=%.0f%% si=%.0f%%", c0*100/hz/4, s0*100/hz/4, c1*100/hz/4, s1*100/hz/4
+      printf " | vcs/req p=%.3f w=%.3f b=%.3f | sys/req p=%.2f w=%.2f b=%.2f\n", vp/n, vw/n, vb/n, sp/n, sw/n, sb/n }'
+  python3 "$HERE/segs.py" diff "$WORK/s0.json" "$WORK/s1.json" "${PORT[$t]}" "$n"
+done

@@ -1,5 +1,11 @@
 #!/usr/bin/env python3
-"""segs.py snap FILE | segs.py diff A B PORT N: TCP segments per request by socket role (ss -tin)."""
+"""TCP segments and bytes per request by socket role, from `ss -tin` counters.
+
+segs.py snap FILE            saves every established socket's counters
+segs.py diff A B PORT N      per role between two snapshots, divided by N requests:
+                             wrk (peer port PORT), proxy->client (local port PORT),
+                             proxy->backend and backend (the backends' ports 9001-9003)
+"""
 import re, subprocess, sys, json
 def snap():
     out = subprocess.run(["ss", "-tinH", "state", "established"], capture_output=True, text=True).stdout
@@ -27,8 +33,8 @@ else:
         loc, peer = key.split("|")
         lp, pp = loc.rsplit(":", 1)[1], peer.rsplit(":", 1)[1]
         role = ("wrk" if pp == port else "proxy->client" if lp == port else
-                "proxy->backend" if pp in ("9101", "9102", "9103") else
-                "backend" if lp in ("9101", "9102", "9103") else None)
+                "proxy->backend" if pp in ("9001", "9002", "9003") else
+                "backend" if lp in ("9001", "9002", "9003") else None)
         if not role: continue
         r = roles.setdefault(role, {"n": 0})
         d = {k: v.get(k, 0) - a.get(k, 0) for k in v}
