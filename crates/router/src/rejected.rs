@@ -140,4 +140,51 @@ mod tests {
             "{body}"
         );
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any bytes: no panic, and a match always has one of the three statuses.
+            #[test]
+            fn arbitrary_output_never_panics(out in proptest::collection::vec(any::<u8>(), 0..300)) {
+                if let Some(status) = auto_status(&out) {
+                    prop_assert!([400, 414, 431].contains(&status));
+                }
+            }
+
+            /// Whatever hyper's answer looks like (version, status, date, connection), ours
+            /// parses as one complete response of that status, with its length right.
+            #[test]
+            fn replacement_is_one_valid_response(
+                v10 in any::<bool>(),
+                status in prop::sample::select(vec![400u16, 414, 431]),
+                date in "[A-Za-z0-9 ,:]{0,40}",
+                close in any::<bool>(),
+            ) {
+                let reason = match status { 400 => "Bad Request", 414 => "URI Too Long", _ => "Too Large" };
+                let mut auto = format!("HTTP/1.{} {status} {reason}\r\ncontent-length: 0\r\n", u8::from(!v10));
+                if close {
+                    auto.push_str("connection: close\r\n");
+                }
+                auto.push_str(&format!("date: {date}\r\n\r\n"));
+                prop_assert_eq!(auto_status(auto.as_bytes()), Some(status));
+                let id = crate::headers::new_request_id();
+                let (out, body_len) = replacement(auto.as_bytes(), status, &id);
+                let mut headers = [httparse::EMPTY_HEADER; 16];
+                let mut resp = httparse::Response::new(&mut headers);
+                let head_len = match resp.parse(&out) {
+                    Ok(httparse::Status::Complete(n)) => n,
+                    other => return Err(TestCaseError::fail(format!("{other:?}"))),
+                };
+                prop_assert_eq!(resp.code, Some(status));
+                let length = resp.headers.iter().find(|h| h.name == "content-length").map(|h| h.value);
+                let want = body_len.to_string();
+                prop_assert_eq!(length, Some(want.as_bytes()));
+                prop_assert_eq!((out.len() - head_len) as u64, body_len);
+                prop_assert!(resp.headers.iter().any(|h| h.name == "x-request-id" && h.value == id.as_bytes()));
+            }
+        }
+    }
 }
