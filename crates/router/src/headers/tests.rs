@@ -168,3 +168,27 @@ fn response_gets_request_id() {
     assert!(!h.contains_key("connection"));
     assert_eq!(h["content-length"], "5");
 }
+
+#[test]
+fn last_request_of_a_connection() {
+    use http::Version;
+    let none = map(&[]);
+    assert!(!closes_connection(Version::HTTP_11, &none));
+    assert!(closes_connection(Version::HTTP_10, &none));
+    assert!(closes_connection(
+        Version::HTTP_11,
+        &map(&[("connection", "TE, Close")])
+    ));
+    assert!(!closes_connection(
+        Version::HTTP_10,
+        &map(&[("connection", "Keep-Alive")])
+    ));
+    assert!(!closes_connection(
+        Version::HTTP_11,
+        &map(&[("connection", "closed, upgrade")])
+    ));
+    assert!(!closes_connection(
+        Version::HTTP_2,
+        &map(&[("connection", "close")])
+    ));
+}
