@@ -218,3 +218,54 @@ async fn last_response_and_fin_share_a_segment() {
         .unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
 }
+
+/// `MSG_MORE` is for the end of a last response only: on a `Connection: close` request
+/// whose dyno streams its body slowly, the first part reaches the client at once. Held
+/// back, it would wait ~200 ms for the kernel's probe timer; a loaded machine can stall a
+/// test too, so the check passes if any of three tries sees the part within 150 ms.
+#[tokio::test]
+async fn streamed_last_response_is_not_held_back() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dyno_addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nfirst")
+                    .await;
+                tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+                let _ = s.write_all(b"-last").await;
+            });
+        }
+    });
+    let r = Router::start(&space("", &app("api", &["api.test"], &[dyno_addr]))).await;
+    let mut prompt = 0;
+    for _ in 0..3 {
+        let mut c = within("connect", tokio::net::TcpStream::connect(r.addr))
+            .await
+            .unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nhost: api.test\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let early = tokio::time::timeout(std::time::Duration::from_millis(150), async {
+            while !got.ends_with(b"first") {
+                let n = c.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await;
+        prompt += usize::from(early.is_ok());
+        within("the rest", c.read_to_end(&mut got)).await.unwrap();
+        assert!(
+            got.ends_with(b"first-last"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    assert!(prompt > 0, "the first part was held back every time");
+}
