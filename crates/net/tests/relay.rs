@@ -6,8 +6,12 @@
 
 use std::time::Duration;
 
+#[path = "support/tcp_info.rs"]
+mod tcp_info;
+
 use spaced_net::relay::{Relayed, relay, relay_detailed, relay_tcp, relay_tcp_detailed};
 use spaced_net::tcp_listener;
+use tcp_info::segments_in;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -88,27 +92,6 @@ async fn backend_closes_first() {
         let relayed = timeout(T, task).await.unwrap().unwrap().unwrap();
         assert_eq!((relayed.a_to_b, relayed.b_to_a), (4, 6), "{kind:?}");
     }
-}
-
-/// Segments the socket has received so far (`TCP_INFO`'s `tcpi_segs_in`).
-#[allow(unsafe_code)]
-fn segments_in(s: &TcpStream) -> u32 {
-    use std::os::fd::AsRawFd;
-    // SAFETY (test): zeroed tcp_info is a valid value of a plain C struct; the fd is open
-    // and the out-pointers are live and of the length passed.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
-    let rc = unsafe {
-        libc::getsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&raw mut info).cast(),
-            &raw mut len,
-        )
-    };
-    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
-    info.tcpi_segs_in
 }
 
 /// A backend that answers and closes (HTTP with `Connection: close`): the splice relay

@@ -6,11 +6,15 @@
 #[path = "support/harness.rs"]
 mod harness;
 
+#[path = "../../net/tests/support/tcp_info.rs"]
+mod tcp_info;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use harness::*;
+use tcp_info::segments_in;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -146,27 +150,6 @@ async fn switching_protocols_without_an_upgrade_is_h25() {
     assert!(got.text().contains("H25"), "{}", got.text());
 }
 
-/// Segments the socket has received so far (`TCP_INFO`'s `tcpi_segs_in`).
-#[allow(unsafe_code)]
-fn segments_in(s: &tokio::net::TcpStream) -> u32 {
-    use std::os::fd::AsRawFd;
-    // SAFETY (test): zeroed tcp_info is a valid value of a plain C struct; the fd is open
-    // and the out-pointers are live and of the length passed.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
-    let rc = unsafe {
-        libc::getsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&raw mut info).cast(),
-            &raw mut len,
-        )
-    };
-    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
-    info.tcpi_segs_in
-}
-
 /// A connection's last response (`Connection: close`, or HTTP/1.0) and its FIN reach the
 /// client in one segment; with a request body, or on a keep-alive connection, responses
 /// are sent as they are written.
@@ -175,10 +158,7 @@ async fn last_response_and_fin_share_a_segment() {
     let b = Backend::start("b").await;
     let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
     let ask = |req: &'static [u8]| async move {
-        let mut s = within("connect", tokio::net::TcpStream::connect(r.addr))
-            .await
-            .unwrap();
-        s.write_all(req).await.unwrap();
+        let mut s = send(r.addr, req).await;
         let mut out = Vec::new();
         within("response and close", s.read_to_end(&mut out))
             .await
@@ -206,12 +186,7 @@ async fn last_response_and_fin_share_a_segment() {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(segs >= 3, "{out}");
     // Keep-alive: the first response arrives with no shutdown behind it.
-    let mut s = within("connect", tokio::net::TcpStream::connect(r.addr))
-        .await
-        .unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nhost: api.test\r\n\r\n")
-        .await
-        .unwrap();
+    let mut s = send(r.addr, b"GET / HTTP/1.1\r\nhost: api.test\r\n\r\n").await;
     let mut buf = [0u8; 4096];
     let n = within("keep-alive response", s.read(&mut buf))
         .await
@@ -243,12 +218,11 @@ async fn streamed_last_response_is_not_held_back() {
     let r = Router::start(&space("", &app("api", &["api.test"], &[dyno_addr]))).await;
     let mut prompt = 0;
     for _ in 0..3 {
-        let mut c = within("connect", tokio::net::TcpStream::connect(r.addr))
-            .await
-            .unwrap();
-        c.write_all(b"GET / HTTP/1.1\r\nhost: api.test\r\nconnection: close\r\n\r\n")
-            .await
-            .unwrap();
+        let mut c = send(
+            r.addr,
+            b"GET / HTTP/1.1\r\nhost: api.test\r\nconnection: close\r\n\r\n",
+        )
+        .await;
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
         let early = tokio::time::timeout(std::time::Duration::from_millis(150), async {

@@ -429,10 +429,16 @@ pub async fn get(addr: SocketAddr, host: &str, path: &str) -> Got {
     Client::connect(addr).await.get(host, path).await
 }
 
-/// Writes raw bytes, reads until the server closes or `limit` bytes.
-pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
+/// A fresh connection with `bytes` written on it.
+pub async fn send(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
     let mut s = within("connect", TcpStream::connect(addr)).await.unwrap();
     within("write", s.write_all(bytes)).await.unwrap();
+    s
+}
+
+/// Writes raw bytes, reads until the server closes or `limit` bytes.
+pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut s = send(addr, bytes).await;
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
