@@ -15,22 +15,29 @@
 #         benches/load/router.sh       [WORKERS=1] [PINS="0 1"]
 #                                      [TARGETS="nginx haproxy haproxy-spec spaced"]
 # Env: DURATION (10), RUNS (3), WARMUP (2), CONNS (64), WRK_THREADS (1), RESULTS_DIR,
-#      KEEP_WORK, SPACED_BIN, SPACED_LOG (warn), SPACED_BALANCE (round-robin).
-# Output: results/router-w<WORKERS>-<pinned|unpinned>.tsv, and the ratio table on stdout.
+#      KEEP_WORK, SPACED_BIN, SPACED_LOG (warn), SPACED_BALANCE (round-robin),
+#      PACE_MS: each connection waits that many ms after a response before its next
+#      request (wrk's Lua delay()), so the load is offered at a fixed pace below what the
+#      CPUs can carry; latency then shows what the proxy adds when the load side has
+#      headroom (wrk times a request from its write, not from the end of the wait).
+# Output: results/router-w<WORKERS>-<pinned|unpinned>[-paced<N>ms].tsv, and the ratio
+#      table on stdout.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 
 if [[ "${ROUTER_SH_INNER:-0}" != 1 ]]; then
   WORKERS="${WORKERS:-1}"
   RESULTS_DIR="${RESULTS_DIR:-$HERE/results}"
-  export WORKERS RESULTS_DIR
+  PACE_MS="${PACE_MS:-}"
+  export WORKERS RESULTS_DIR PACE_MS
   for pin in ${PINS:-0 1}; do
     ROUTER_SH_INNER=1 PIN="$pin" "$0"
   done
-  python3 - "$RESULTS_DIR" "$WORKERS" <<'PY'
+  python3 - "$RESULTS_DIR" "$WORKERS" "${PACE_MS:+-paced${PACE_MS}ms}" <<'PY'
 import csv, statistics, sys, os
-results, workers = sys.argv[1], sys.argv[2]
+results, workers, paced = sys.argv[1], sys.argv[2], sys.argv[3]
 for label in ("unpinned", "pinned"):
+    label += paced
     path = os.path.join(results, f"router-w{workers}-{label}.tsv")
     if not os.path.exists(path):
         continue
@@ -65,13 +72,18 @@ source "$PEERS_DIR/http_lib.sh"
 
 WORKERS="${WORKERS:-1}"
 SPACED_PORT="${SPACED_PORT:-8090}"
-VARIANT="w${WORKERS}-${PIN_LABEL}"
+VARIANT="w${WORKERS}-${PIN_LABEL}${PACE_MS:+-paced${PACE_MS}ms}"
 TARGETS="${TARGETS:-nginx haproxy haproxy-spec spaced}"
 SUT_TEMPLATE="$HERE/sut_http.sh {WORKDIR} {PORT} {BACKENDS} {WORKERS}"
 
 results_open "router-$VARIANT"
 log "router suite: variant=$VARIANT targets=[$TARGETS] duration=${DURATION}s runs=$RUNS conns=$CONNS"
 start_backends
+if [[ -n "${PACE_MS:-}" ]]; then
+  [[ "$PACE_MS" =~ ^[1-9][0-9]*$ ]] || die "PACE_MS must be a whole number of ms"
+  WRK_SCRIPT="$WORK/paced.lua"
+  echo "function delay() return $PACE_MS end" >"$WRK_SCRIPT"
+fi
 
 for target in $TARGETS; do
   STARTUP_MS="" TARGET_CMD=""
