@@ -53,6 +53,10 @@ impl IpSet {
 
     /// Compiles CIDRs into ranges. IPv4-mapped IPv6 networks (`::ffff:0:0/96` and longer) are
     /// folded into IPv4 ranges.
+    ///
+    /// A wider IPv6 range that merely contains the mapped block (`::/0`, `::/80`) is IPv6
+    /// only, as in nginx and Envoy: `trusted = ["10.0.0.0/8", "::/0"]` reads as "this IPv4
+    /// range and all of IPv6", and must not open the rule to every IPv4 client.
     pub fn from_nets<I: IntoIterator<Item = IpNet>>(nets: I) -> Self {
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
@@ -68,13 +72,9 @@ impl IpSet {
                     if n.prefix_len() >= 96 && (first >> 32) == (MAPPED >> 32) {
                         v4.push((first as u32, last as u32));
                     } else {
-                        // A range that covers part of the mapped block (e.g. ::/0) also
-                        // covers the IPv4 addresses it maps.
-                        let lo = MAPPED;
-                        let hi = MAPPED | 0xffff_ffff;
-                        if first <= hi && last >= lo {
-                            v4.push(((first.max(lo)) as u32, (last.min(hi)) as u32));
-                        }
+                        // Mapped addresses never reach the v6 ranges (`contains`
+                        // canonicalises first), so the part of the mapped block inside
+                        // this range matches nothing.
                         v6.push((first, last));
                     }
                 }
@@ -155,10 +155,31 @@ mod tests {
         assert!(s.contains("::ffff:127.0.0.2".parse().unwrap()));
         let s = set(&["::ffff:127.0.0.0/104"]);
         assert!(s.contains("127.9.9.9".parse().unwrap()));
-        let all = set(&["::/0"]);
-        assert!(all.contains("1.2.3.4".parse().unwrap()));
         let v6only = set(&["2001:db8::/32"]);
         assert!(!v6only.contains("1.2.3.4".parse().unwrap()));
+    }
+
+    #[test]
+    fn ipv6_ranges_around_the_mapped_block_are_ipv6_only() {
+        for wide in ["::/0", "::/80", "::/95"] {
+            let s = set(&["10.0.0.0/8", wide]);
+            assert!(s.contains("10.1.2.3".parse().unwrap()), "{wide}");
+            assert!(s.contains("2001:db8::1".parse().unwrap()) == (wide == "::/0"));
+            assert!(s.contains("::1".parse().unwrap()), "{wide}");
+            for client in [
+                "192.168.1.1",
+                "::ffff:192.168.1.1",
+                "0.0.0.0",
+                "255.255.255.255",
+            ] {
+                assert!(!s.contains(client.parse().unwrap()), "{wide} {client}");
+            }
+        }
+        // The default `trusted` still admits everyone, because it names both families.
+        let default = set(&["0.0.0.0/0", "::/0"]);
+        assert!(default.contains("192.168.1.1".parse().unwrap()));
+        assert!(default.contains("::ffff:192.168.1.1".parse().unwrap()));
+        assert!(default.contains("2001:db8::1".parse().unwrap()));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `IpSet` against a naive oracle: a linear scan over the `ipnet` networks, with mapped
-//! IPv6 folded to IPv4 as CONFIG.md says, on both the rule and the probe side.
+//! IPv6 folded to IPv4 as CONFIG.md says, on both the rule and the probe side. A v6 rule
+//! is a mapped rule only when it lies inside `::ffff:0:0/96`; a wider one (`::/0`) is
+//! IPv6 only (crates/config/README.md).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -98,7 +100,8 @@ fn oracle(nets: &[IpNet], probe: IpAddr) -> bool {
     nets.iter().any(|net| match (net, p) {
         (IpNet::V4(n), IpAddr::V4(a)) => n.contains(&a),
         (IpNet::V6(n), IpAddr::V6(a)) => n.contains(&a),
-        (IpNet::V6(n), IpAddr::V4(a)) => n.contains(&a.to_ipv6_mapped()),
+        // A /96 or longer that holds a mapped address lies inside the mapped block.
+        (IpNet::V6(n), IpAddr::V4(a)) => n.prefix_len() >= 96 && n.contains(&a.to_ipv6_mapped()),
         (IpNet::V4(_), IpAddr::V6(_)) => false,
     })
 }
