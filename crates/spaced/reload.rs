@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -209,24 +210,30 @@ fn warn_listener_changes(prev: &Policy, next: &Policy) {
 /// # Errors
 /// When the OS watcher cannot be created.
 pub fn spawn_watcher(reloader: Arc<Reloader>, shutdown: Shutdown) -> notify::Result<()> {
-    let (tx, mut rx) = mpsc::channel::<()>(64);
+    let (tx, mut rx) = mpsc::channel::<Vec<PathBuf>>(64);
     let mut watcher =
         notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
             Ok(ev) if relevant(&ev.kind) => {
-                let _ = tx.try_send(());
+                let _ = tx.try_send(ev.paths);
             }
             Ok(_) => {}
             Err(e) => debug!(error = %e, "file watcher error"),
         })?;
-    let mut watched: HashSet<PathBuf> = HashSet::new();
+    let mut watched = Watched::default();
     rewatch(&mut watcher, &mut watched, &reloader);
     let task_shutdown = shutdown.clone();
     shutdown.spawn(async move {
         loop {
-            tokio::select! {
+            let paths = tokio::select! {
                 biased;
                 () = task_shutdown.cancelled() => break,
-                got = rx.recv() => if got.is_none() { break },
+                got = rx.recv() => match got {
+                    Some(paths) => paths,
+                    None => break,
+                },
+            };
+            if !watched.concerns(&paths) {
+                continue;
             }
             // Let the burst settle, then drop what queued meanwhile.
             tokio::time::sleep(DEBOUNCE).await;
@@ -236,6 +243,30 @@ pub fn spawn_watcher(reloader: Arc<Reloader>, shutdown: Shutdown) -> notify::Res
         }
     });
     Ok(())
+}
+
+/// What the watcher listens to: directories (see [`spawn_watcher`]), and the names in them
+/// whose changes matter.
+#[derive(Default)]
+struct Watched {
+    dirs: HashSet<PathBuf>,
+    names: HashSet<OsString>,
+}
+
+impl Watched {
+    /// Whether an event on `paths` can change the policy: one of the files it is read from,
+    /// or a `..`-named entry (Kubernetes swaps `..data` to update a ConfigMap). A log file or
+    /// socket written beside the config is not a reason to parse it again; the reload
+    /// counter would stop meaning reloads. No path: the backend lost track, so reload.
+    fn concerns(&self, paths: &[PathBuf]) -> bool {
+        paths.is_empty()
+            || paths.iter().any(|p| match p.file_name() {
+                Some(name) => {
+                    self.names.contains(name) || name.as_encoded_bytes().starts_with(b"..")
+                }
+                None => true,
+            })
+    }
 }
 
 /// Reads, and closing a file opened read-only, are not changes (and our own reads of the
@@ -248,27 +279,31 @@ fn relevant(kind: &EventKind) -> bool {
     }
 }
 
-fn rewatch(watcher: &mut impl Watcher, watched: &mut HashSet<PathBuf>, reloader: &Reloader) {
+fn rewatch(watcher: &mut impl Watcher, watched: &mut Watched, reloader: &Reloader) {
     let policy = reloader.store.load_full();
     let mut dirs: HashSet<PathBuf> = HashSet::new();
+    watched.names.clear();
     for file in std::iter::once(reloader.path()).chain(policy.files.iter().map(PathBuf::as_path)) {
         let dir = match file.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
         dirs.insert(dir);
+        if let Some(name) = file.file_name() {
+            watched.names.insert(name.to_os_string());
+        }
     }
-    for gone in watched.difference(&dirs).cloned().collect::<Vec<_>>() {
+    for gone in watched.dirs.difference(&dirs).cloned().collect::<Vec<_>>() {
         let _ = watcher.unwatch(&gone);
-        watched.remove(&gone);
+        watched.dirs.remove(&gone);
     }
     for dir in dirs {
-        if watched.contains(&dir) {
+        if watched.dirs.contains(&dir) {
             continue;
         }
         match watcher.watch(&dir, RecursiveMode::NonRecursive) {
             Ok(()) => {
-                watched.insert(dir);
+                watched.dirs.insert(dir);
             }
             Err(e) => {
                 warn!(dir = %dir.display(), error = %e, "cannot watch directory; reload with SIGHUP or POST /reload")

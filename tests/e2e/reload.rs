@@ -139,3 +139,40 @@ fn sighup_reloads_without_a_watcher() {
         "SIGINT exits 0"
     );
 }
+
+#[test]
+fn other_files_written_beside_the_config_do_not_reload() {
+    let dir = ConfigDir::new();
+    let admin = admin_addr();
+    std::fs::write(dir.path("trusted.txt"), "127.0.0.0/8\n").unwrap();
+    dir.write_atomic("spaced.toml", &policy(admin, APP_A));
+    let spaced = Spaced::start(&dir.path("spaced.toml"), admin, &[]);
+    let reloads = || {
+        let (status, metrics) = http(admin, "GET", "/metrics").unwrap();
+        assert_eq!(status, 200);
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("spaced_reloads_total{result=\"ok\"} "))
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    let before = reloads();
+    // A log written line by line and a file renamed into place, as other tools in the
+    // same directory do.
+    for i in 0..5 {
+        std::fs::write(dir.path("app.log"), format!("line {i}\n")).unwrap();
+        dir.write_atomic("notes.txt", &format!("{i}\n"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        reloads(),
+        before,
+        "writes to other files reloaded the config"
+    );
+
+    // The config itself still reloads.
+    dir.write_atomic("spaced.toml", &policy(admin, APP_B));
+    wait_for("version 2 after the edit", WAIT, || spaced.version() == 2);
+    assert_ne!(reloads(), before);
+}
