@@ -52,12 +52,18 @@ pub(crate) async fn handle(
     let request_id = headers::request_id(&parts.headers);
     let mut ex = Exchange::new(conn, parts.method.clone(), parts.version, request_id);
     ex.path = parts.uri.path_and_query().cloned();
-    ex.host = match parts.headers.get(HOST) {
-        Some(h) => Some(h.clone()),
-        None => parts
+    let authority = || {
+        parts
             .uri
             .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    };
+    ex.host = match parts.headers.get(HOST) {
+        // HTTP/2 names the target in `:authority` (RFC 9113 §8.3.1); a `host` header
+        // beside it must not choose another app than the one the dyno is told about.
+        _ if parts.version == Version::HTTP_2 && parts.uri.authority().is_some() => authority(),
+        Some(h) => Some(h.clone()),
+        None => authority(),
     };
     let (view, index) = match admit(&mut ex, &parts) {
         Ok(routed) => routed,
@@ -121,7 +127,8 @@ fn admit(ex: &mut Exchange, parts: &http::request::Parts) -> Result<(Arc<View>, 
 /// Turns the client's head into the dyno's: HTTP/1.1, origin-form target, Host present,
 /// headers rewritten (BEHAVIOR.md "Headers to the dyno").
 fn dyno_head(parts: &mut http::request::Parts, ex: &Exchange, upgrade: bool) {
-    if parts.headers.get(HOST).is_none()
+    // HTTP/2: the Host the dyno sees is the `:authority` the route was chosen by.
+    if (parts.version == Version::HTTP_2 || parts.headers.get(HOST).is_none())
         && let Some(h) = &ex.host
     {
         parts.headers.insert(HOST, h.clone());

@@ -159,3 +159,56 @@ async fn h2_and_h1_over_tls_with_https_headers_and_log_fields() {
         "{h1}"
     );
 }
+
+/// HTTP/2 routes by `:authority`: a `host` header naming another app beside it neither
+/// chooses the app nor reaches the dyno (RFC 9113 §8.3.1; BEHAVIOR.md "Which app").
+#[tokio::test]
+async fn h2_routes_by_authority_not_a_host_header_beside_it() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["api.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let api = Backend::start("api").await;
+    let other = Backend::start("other").await;
+    let toml = space(
+        "tls_listen = [\"127.0.0.1:0\"]",
+        &(app("api", &["api.test"], &[api.addr])
+            + &app("other", &["other.test"], &[other.addr])
+            + "\n[[tls]]\ncert = \"api.crt\"\nkey = \"api.key\"\n"),
+    );
+    let files = [
+        ("api.crt", cert.pem().into_bytes()),
+        ("api.key", key.serialize_pem().into_bytes()),
+    ];
+    let r = Router::start_with(policy_with_files(&toml, &files)).await;
+    let tls = tls_connect(
+        r.handle.tls_listen[0],
+        client_config(cert.der().to_vec(), &[b"h2"]),
+    )
+    .await;
+    let (mut sender, conn) = within(
+        "h2 handshake",
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    for (authority, host) in [("api.test", "other.test"), ("api.test", "nope.test")] {
+        let req = http::Request::get(format!("https://{authority}/a"))
+            .header("host", host)
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let resp = within("h2 request", sender.send_request(req))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "authority {authority}, host {host}");
+        let body = within("h2 body", resp.into_body().collect())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&body[..], b"api");
+        assert_eq!(api.last().headers["host"], authority);
+    }
+    assert_eq!(other.count(), 0);
+}
