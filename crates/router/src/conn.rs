@@ -234,8 +234,8 @@ where
 
 /// hyper answers a request head it cannot parse itself (400; 431 or 414 when too large),
 /// before any request reaches the router: conflicting `Content-Length`, a head over
-/// [`MAX_HEAD_BUF`], bad syntax. [`Watched`] normally puts our page in place of that answer
-/// and logs it; when it could not (the answer shared a write with the previous response),
+/// [`MAX_HEAD_BUF`], bad syntax. [`Watched`] normally puts our page (always 400) in place of
+/// that answer and logs it; when it could not (the answer shared a write with the previous response),
 /// the request still gets its log line here (H26, with a new request id) and is counted,
 /// like every other request.
 fn log_rejected_head(ctx: Arc<ConnCtx>, e: &hyper::Error) {
@@ -366,13 +366,13 @@ impl<I> Watched<I> {
         if !self.ctx.between_requests() {
             return;
         }
-        let Some(status) = rejected::auto_status(out) else {
+        if rejected::auto_status(out).is_none() {
             return;
-        };
+        }
         let request_id = crate::headers::new_request_id();
-        let (ours, bytes) = rejected::replacement(out, status, &request_id);
+        let (ours, bytes) = rejected::replacement(out, &request_id);
         self.ctx.head_answered.store(true, Ordering::Relaxed);
-        log_unparsed(Arc::clone(&self.ctx), request_id, status, bytes);
+        log_unparsed(Arc::clone(&self.ctx), request_id, Code::H26.status(), bytes);
         self.replacing = Some((ours, total));
     }
 }
