@@ -14,6 +14,7 @@ use http::header::{CONTENT_TYPE, HOST};
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::{Body as _, Incoming};
+use hyper::ext::ReasonPhrase;
 use hyper::upgrade::OnUpgrade;
 use spaced_config::Balance;
 use tokio::time::Instant;
@@ -556,6 +557,11 @@ pub(crate) fn error(mut ex: Exchange, code: Code, base: Outcome<'_>) -> Response
         _exchange: Some(ex),
     });
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    if status == crate::code::CLIENT_CLOSED {
+        // 499 has no standard name; hyper would write `<none>`. nginx's name for it.
+        resp.extensions_mut()
+            .insert(ReasonPhrase::from_static(b"Client Closed Request"));
+    }
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
     h.insert(X_REQUEST_ID.clone(), request_id);
