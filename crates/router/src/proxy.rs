@@ -27,7 +27,7 @@ use crate::code::Code;
 use crate::conn::ConnCtx;
 use crate::dyno_h1::body::RawRelay;
 use crate::dyno_h1::{self, HeadError, RawConn};
-use crate::exchange::{Exchange, Outcome};
+use crate::exchange::{Exchange, Outcome, SentTo};
 use crate::headers::{self, Expect, Forward, X_REQUEST_ID};
 use crate::pool::{self, ConnectError, Upstream};
 use crate::state::View;
@@ -224,7 +224,7 @@ impl Attempt<'_> {
     /// exchange. Connect failures quarantine the dyno and hand the request back.
     async fn try_dyno(
         &self,
-        ex: Exchange,
+        mut ex: Exchange,
         mut req: Request<ReqBody>,
         dyno: InFlight,
         on_client: &mut Option<OnUpgrade>,
@@ -264,6 +264,11 @@ impl Attempt<'_> {
             }
             let connect_ms = t0.elapsed().as_millis() as u64;
             let sent = Instant::now();
+            ex.sent_to = Some(SentTo {
+                dyno: Arc::clone(&dyno.0),
+                connect_ms,
+                sent,
+            });
             let res = send(&mut up, req, t.response, self.fault).await;
             let base = Outcome {
                 dyno: Some(&dyno.0.label),
@@ -308,7 +313,7 @@ impl Attempt<'_> {
     /// replaced and the request sent again when its method is idempotent.
     async fn try_dyno_raw(
         &self,
-        ex: Exchange,
+        mut ex: Exchange,
         req: Request<ReqBody>,
         dyno: InFlight,
     ) -> Result<Response<ResBody>, Retry> {
@@ -348,6 +353,11 @@ impl Attempt<'_> {
                 pooled = dyno.0.pool.checkout_raw(Instant::now(), t.pool_idle);
                 continue;
             }
+            ex.sent_to = Some(SentTo {
+                dyno: Arc::clone(&dyno.0),
+                connect_ms,
+                sent,
+            });
             let read = tokio::time::timeout(t.response, conn.read_head(req.method())).await;
             let code = match read {
                 Err(_) => Code::H12,
