@@ -293,6 +293,19 @@ async fn app_trusted_ranges_are_s10() {
         .get("api.test", "/")
         .await;
     assert_eq!(got.status, 200);
+    get(r.addr, "nope.test", "/").await;
+    get(r.addr, "nope.test", "/").await;
+    // L7 denials have a metric of their own beside the L4 one (BEHAVIOR.md "Admin").
+    let mut m = String::new();
+    r.handle.render_metrics(&mut m);
+    assert!(
+        m.contains("spaced_router_l7_denied_total{code=\"S10\"} 1\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("spaced_router_l7_denied_total{code=\"S11\"} 2\n"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
