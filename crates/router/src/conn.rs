@@ -30,7 +30,8 @@ use crate::exchange::{Exchange, Outcome};
 use crate::proxy;
 use crate::rejected;
 
-/// Largest request head buffered (all headers together); beyond it hyper answers 431.
+/// Largest request head buffered (all headers together; HTTP/2: the header list); beyond
+/// it hyper answers 431.
 const MAX_HEAD_BUF: usize = 1 << 20;
 /// Header lines hyper parses before giving up; a little above the limit so that a request
 /// just over it gets our 400 (H26) rather than hyper's 431.
@@ -213,8 +214,12 @@ where
     let svc_ctx = Arc::clone(&ctx);
     let svc = service_fn(move |req| proxy::handle(Arc::clone(&svc_ctx), req));
     if ctx.h2 {
+        // h2's default header list limit (16 KiB, counting 32 bytes per field) refuses
+        // with its own bare 431 heads HTTP/1 takes (1000 headers, 8 KiB lines); the same
+        // buffer as HTTP/1 lets the router's limits decide (400, H26, logged).
         let conn = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
+            .max_header_list_size(MAX_HEAD_BUF as u32)
             .serve_connection(io, svc);
         drive(conn, &ctx, timeouts, |c| c.graceful_shutdown()).await;
     } else {
