@@ -79,7 +79,12 @@ pub(crate) async fn spawn(
 type Body = Full<Bytes>;
 
 async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
-    match (req.method(), req.uri().path()) {
+    // HEAD is GET without the body (RFC 9110 §9.3.2: hyper drops the body); probes use it.
+    let method = match *req.method() {
+        Method::HEAD => &Method::GET,
+        ref m => m,
+    };
+    match (method, req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") => {
             if state.ready.load(Ordering::Acquire) {
@@ -103,8 +108,9 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
         },
         (&Method::GET, "/dynos") => json(StatusCode::OK, &state.components.dynos_json()),
         (&Method::GET, "/nat") => json(StatusCode::OK, &state.components.nat_json()),
-        (_, "/healthz" | "/readyz" | "/metrics" | "/config" | "/dynos" | "/nat" | "/reload") => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        (_, "/reload") => not_allowed("POST"),
+        (_, "/healthz" | "/readyz" | "/metrics" | "/config" | "/dynos" | "/nat") => {
+            not_allowed("GET, HEAD")
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
@@ -169,6 +175,14 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
         header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    resp
+}
+
+/// 405 with the `Allow` header RFC 9110 §15.5.6 requires.
+fn not_allowed(allow: &'static str) -> Response<Body> {
+    let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    resp.headers_mut()
+        .insert(header::ALLOW, http::HeaderValue::from_static(allow));
     resp
 }
 

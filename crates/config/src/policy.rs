@@ -275,6 +275,11 @@ impl HostTable {
         }
         let mut rest = lower;
         while let Some(dot) = rest.find('.') {
+            if dot == 0 {
+                // An empty label (`.api.test`, `a..api.test`) is no label: the name is
+                // invalid, and a wildcard matches one or more labels.
+                return None;
+            }
             rest = &rest[dot + 1..];
             if let Some(&i) = self.wildcard.get(rest) {
                 return Some(i);
@@ -328,6 +333,8 @@ mod tests {
         assert_eq!(t.lookup("www.example.com"), Some(2));
         assert_eq!(t.lookup("example.com"), None);
         assert_eq!(t.lookup(""), None);
+        assert_eq!(t.lookup(".api.example.com"), None);
+        assert_eq!(t.lookup("x..api.example.com"), None);
         assert_eq!(t.lookup("[::1]:80"), None);
     }
 }

@@ -30,7 +30,8 @@ use crate::exchange::{Exchange, Outcome};
 use crate::proxy;
 use crate::rejected;
 
-/// Largest request head buffered (all headers together); beyond it hyper answers 431.
+/// Largest request head buffered (all headers together; HTTP/2: the header list); beyond
+/// it hyper answers 431.
 const MAX_HEAD_BUF: usize = 1 << 20;
 /// Header lines hyper parses before giving up; a little above the limit so that a request
 /// just over it gets our 400 (H26) rather than hyper's 431.
@@ -213,8 +214,12 @@ where
     let svc_ctx = Arc::clone(&ctx);
     let svc = service_fn(move |req| proxy::handle(Arc::clone(&svc_ctx), req));
     if ctx.h2 {
+        // h2's default header list limit (16 KiB, counting 32 bytes per field) refuses
+        // with its own bare 431 heads HTTP/1 takes (1000 headers, 8 KiB lines); the same
+        // buffer as HTTP/1 lets the router's limits decide (400, H26, logged).
         let conn = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
+            .max_header_list_size(MAX_HEAD_BUF as u32)
             .serve_connection(io, svc);
         drive(conn, &ctx, timeouts, |c| c.graceful_shutdown()).await;
     } else {
@@ -234,8 +239,8 @@ where
 
 /// hyper answers a request head it cannot parse itself (400; 431 or 414 when too large),
 /// before any request reaches the router: conflicting `Content-Length`, a head over
-/// [`MAX_HEAD_BUF`], bad syntax. [`Watched`] normally puts our page in place of that answer
-/// and logs it; when it could not (the answer shared a write with the previous response),
+/// [`MAX_HEAD_BUF`], bad syntax. [`Watched`] normally puts our page (always 400) in place of
+/// that answer and logs it; when it could not (the answer shared a write with the previous response),
 /// the request still gets its log line here (H26, with a new request id) and is counted,
 /// like every other request.
 fn log_rejected_head(ctx: Arc<ConnCtx>, e: &hyper::Error) {
@@ -366,13 +371,13 @@ impl<I> Watched<I> {
         if !self.ctx.between_requests() {
             return;
         }
-        let Some(status) = rejected::auto_status(out) else {
+        if rejected::auto_status(out).is_none() {
             return;
-        };
+        }
         let request_id = crate::headers::new_request_id();
-        let (ours, bytes) = rejected::replacement(out, status, &request_id);
+        let (ours, bytes) = rejected::replacement(out, &request_id);
         self.ctx.head_answered.store(true, Ordering::Relaxed);
-        log_unparsed(Arc::clone(&self.ctx), request_id, status, bytes);
+        log_unparsed(Arc::clone(&self.ctx), request_id, Code::H26.status(), bytes);
         self.replacing = Some((ours, total));
     }
 }

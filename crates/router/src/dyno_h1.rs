@@ -24,6 +24,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
+use hyper::ext::ReasonPhrase;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -208,6 +209,13 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
             .map_err(|_| HeadError::Invalid("header value"))?;
         headers.append(name, value);
     }
+    // The dyno's own reason phrase goes on to the client, as hyper's client path does;
+    // without it hyper writes `<none>` for a status it has no name for (499, 299).
+    // Rare, so the copy does not matter.
+    let reason = resp
+        .reason
+        .filter(|r| !r.is_empty() && status.canonical_reason() != Some(*r))
+        .and_then(|r| ReasonPhrase::try_from(r.as_bytes()).ok());
     bytes::Buf::advance(buf, len);
     let (framing, reusable) = framing(method, status, &headers)?;
     if headers.contains_key(header::TRANSFER_ENCODING) {
@@ -217,6 +225,9 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
     }
     let keep_alive = reusable && keep_alive(version, &headers);
     let mut parts = http::Response::new(()).into_parts().0;
+    if let Some(r) = reason {
+        parts.extensions.insert(r);
+    }
     parts.status = status;
     parts.version = version;
     parts.headers = headers;

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::code::Code;
 use crate::conn::ConnCtx;
 use crate::logline::LogLine;
-use crate::state::AppStats;
+use crate::state::{AppStats, DynoRt};
 
 /// How a request ended, for the log line and the counters.
 #[derive(Debug, Clone, Copy, Default)]
@@ -31,6 +31,17 @@ pub(crate) struct Outcome<'a> {
     pub connect_ms: Option<u64>,
     /// Service time, ms.
     pub service_ms: Option<u64>,
+}
+
+/// Where a request went, for the log line of a client that leaves before the response.
+#[derive(Debug)]
+pub(crate) struct SentTo {
+    /// The dyno.
+    pub dyno: Arc<DynoRt>,
+    /// Connection time, ms.
+    pub connect_ms: u64,
+    /// When the request was sent.
+    pub sent: Instant,
 }
 
 /// One request in flight.
@@ -56,6 +67,9 @@ pub(crate) struct Exchange {
     pub stats: Option<Arc<AppStats>>,
     /// The head could not be parsed: the line shows `method=-` and `path="-"`.
     pub unparsed: bool,
+    /// The dyno the request was sent to, while its response is awaited: an H27 line then
+    /// names it, with its connect and service times, as Heroku's does.
+    pub sent_to: Option<SentTo>,
     /// Whether the line was written.
     done: bool,
 }
@@ -80,6 +94,7 @@ impl Exchange {
             version,
             stats: None,
             unparsed: false,
+            sent_to: None,
             done: false,
         }
     }
@@ -131,9 +146,15 @@ impl Drop for Exchange {
     fn drop(&mut self) {
         if !self.done {
             // Nobody finished it: the client closed before the response.
+            let sent_to = self.sent_to.take();
             self.finish(Outcome {
                 code: Some(Code::H27),
                 status: Code::H27.status(),
+                dyno: sent_to.as_ref().map(|s| &*s.dyno.label),
+                connect_ms: sent_to.as_ref().map(|s| s.connect_ms),
+                service_ms: sent_to
+                    .as_ref()
+                    .map(|s| s.sent.elapsed().as_millis() as u64),
                 ..Outcome::default()
             });
         }

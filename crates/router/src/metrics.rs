@@ -93,6 +93,28 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
         "Connections closed at L4.",
     );
     sample(out, "spaced_router_l4_denied_total", "", m.l4_denied.get());
+    // L7 denials are requests too (counted above by code); this is the same count under a
+    // name of its own, beside the L4 one.
+    header(
+        out,
+        "spaced_router_l7_denied_total",
+        "counter",
+        "Requests refused at L7, by code (S10: app trusted ranges, S11: no such app).",
+    );
+    for code in ["S10", "S11"] {
+        let n: u64 = stats
+            .iter()
+            .flat_map(|s| s.samples())
+            .filter(|&(_, c, _)| c == code)
+            .map(|(_, _, n)| n)
+            .sum();
+        sample(
+            out,
+            "spaced_router_l7_denied_total",
+            &format!("code=\"{code}\""),
+            n,
+        );
+    }
     header(
         out,
         "spaced_router_connections_over_limit_total",

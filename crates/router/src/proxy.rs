@@ -14,6 +14,7 @@ use http::header::{CONTENT_TYPE, HOST};
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::{Body as _, Incoming};
+use hyper::ext::ReasonPhrase;
 use hyper::upgrade::OnUpgrade;
 use spaced_config::Balance;
 use tokio::time::Instant;
@@ -26,7 +27,7 @@ use crate::code::Code;
 use crate::conn::ConnCtx;
 use crate::dyno_h1::body::RawRelay;
 use crate::dyno_h1::{self, HeadError, RawConn};
-use crate::exchange::{Exchange, Outcome};
+use crate::exchange::{Exchange, Outcome, SentTo};
 use crate::headers::{self, Expect, Forward, X_REQUEST_ID};
 use crate::pool::{self, ConnectError, Upstream};
 use crate::state::View;
@@ -52,12 +53,18 @@ pub(crate) async fn handle(
     let request_id = headers::request_id(&parts.headers);
     let mut ex = Exchange::new(conn, parts.method.clone(), parts.version, request_id);
     ex.path = parts.uri.path_and_query().cloned();
-    ex.host = match parts.headers.get(HOST) {
-        Some(h) => Some(h.clone()),
-        None => parts
+    let authority = || {
+        parts
             .uri
             .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    };
+    ex.host = match parts.headers.get(HOST) {
+        // HTTP/2 names the target in `:authority` (RFC 9113 §8.3.1); a `host` header
+        // beside it must not choose another app than the one the dyno is told about.
+        _ if parts.version == Version::HTTP_2 && parts.uri.authority().is_some() => authority(),
+        Some(h) => Some(h.clone()),
+        None => authority(),
     };
     let (view, index) = match admit(&mut ex, &parts) {
         Ok(routed) => routed,
@@ -121,7 +128,8 @@ fn admit(ex: &mut Exchange, parts: &http::request::Parts) -> Result<(Arc<View>, 
 /// Turns the client's head into the dyno's: HTTP/1.1, origin-form target, Host present,
 /// headers rewritten (BEHAVIOR.md "Headers to the dyno").
 fn dyno_head(parts: &mut http::request::Parts, ex: &Exchange, upgrade: bool) {
-    if parts.headers.get(HOST).is_none()
+    // HTTP/2: the Host the dyno sees is the `:authority` the route was chosen by.
+    if (parts.version == Version::HTTP_2 || parts.headers.get(HOST).is_none())
         && let Some(h) = &ex.host
     {
         parts.headers.insert(HOST, h.clone());
@@ -216,7 +224,7 @@ impl Attempt<'_> {
     /// exchange. Connect failures quarantine the dyno and hand the request back.
     async fn try_dyno(
         &self,
-        ex: Exchange,
+        mut ex: Exchange,
         mut req: Request<ReqBody>,
         dyno: InFlight,
         on_client: &mut Option<OnUpgrade>,
@@ -256,6 +264,11 @@ impl Attempt<'_> {
             }
             let connect_ms = t0.elapsed().as_millis() as u64;
             let sent = Instant::now();
+            ex.sent_to = Some(SentTo {
+                dyno: Arc::clone(&dyno.0),
+                connect_ms,
+                sent,
+            });
             let res = send(&mut up, req, t.response, self.fault).await;
             let base = Outcome {
                 dyno: Some(&dyno.0.label),
@@ -300,7 +313,7 @@ impl Attempt<'_> {
     /// replaced and the request sent again when its method is idempotent.
     async fn try_dyno_raw(
         &self,
-        ex: Exchange,
+        mut ex: Exchange,
         req: Request<ReqBody>,
         dyno: InFlight,
     ) -> Result<Response<ResBody>, Retry> {
@@ -340,6 +353,11 @@ impl Attempt<'_> {
                 pooled = dyno.0.pool.checkout_raw(Instant::now(), t.pool_idle);
                 continue;
             }
+            ex.sent_to = Some(SentTo {
+                dyno: Arc::clone(&dyno.0),
+                connect_ms,
+                sent,
+            });
             let read = tokio::time::timeout(t.response, conn.read_head(req.method())).await;
             let code = match read {
                 Err(_) => Code::H12,
@@ -549,6 +567,11 @@ pub(crate) fn error(mut ex: Exchange, code: Code, base: Outcome<'_>) -> Response
         _exchange: Some(ex),
     });
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    if status == crate::code::CLIENT_CLOSED {
+        // 499 has no standard name; hyper would write `<none>`. nginx's name for it.
+        resp.extensions_mut()
+            .insert(ReasonPhrase::from_static(b"Client Closed Request"));
+    }
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
     h.insert(X_REQUEST_ID.clone(), request_id);

@@ -3,7 +3,8 @@
 //! router, with an empty body and no request id, and offers no hook to change that. The
 //! spec wants every error response to carry the small HTML page and the request id, so the
 //! client socket's wrapper ([`crate::conn`]) recognises that automatic answer on its way out
-//! and sends ours in its place, with the same status.
+//! and sends ours in its place. Ours is always H26's 400: the spec's table gives a broken
+//! limit that status, whether hyper noticed it (414, 431) or the router did (400).
 //!
 //! Recognising it is safe because of when hyper writes it: only while no request is in
 //! flight and after everything before it was flushed (hyper parses the next head only once
@@ -51,16 +52,19 @@ pub(crate) fn auto_status(out: &[u8]) -> Option<u16> {
     Some(status)
 }
 
-/// Our answer in place of hyper's `auto` (whose status line and `date` it keeps): the HTML
-/// page with the request id, and `connection: close`, as hyper closes after it. Returns the
-/// bytes to send and the body's length (for the log line).
-pub(crate) fn replacement(auto: &[u8], status: u16, request_id: &HeaderValue) -> (Bytes, u64) {
-    let body = crate::code::html_page(status, Code::H26, request_id.as_bytes());
+/// Our answer in place of hyper's `auto` (whose HTTP version and `date` it keeps): 400 with
+/// the HTML page and the request id, and `connection: close`, as hyper closes after it.
+/// Returns the bytes to send and the body's length (for the log line).
+pub(crate) fn replacement(auto: &[u8], request_id: &HeaderValue) -> (Bytes, u64) {
+    let body = crate::code::html_body(Code::H26, request_id.as_bytes());
     let mut out = BytesMut::with_capacity(auto.len() + body.len() + 128);
     let mut lines = auto.split_inclusive(|&b| b == b'\n');
-    if let Some(status_line) = lines.next() {
-        out.put_slice(status_line);
-    }
+    let version = match lines.next() {
+        Some(line) if line.starts_with(b"HTTP/1.0 ") => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    };
+    out.put_slice(version.as_bytes());
+    out.put_slice(b" 400 Bad Request\r\n");
     out.put_slice(b"content-type: text/html\r\ncontent-length: ");
     out.put_slice(body.len().to_string().as_bytes());
     out.put_slice(b"\r\nx-request-id: ");
@@ -117,9 +121,9 @@ mod tests {
     }
 
     #[test]
-    fn replacement_keeps_status_and_date_and_adds_the_page() {
+    fn replacement_is_400_with_the_date_and_the_page() {
         let id = HeaderValue::from_static("0b0e2a3c-5d4e-4f60-8a9b-0c1d2e3f4a5b");
-        let (out, body_len) = replacement(HYPER_400, 400, &id);
+        let (out, body_len) = replacement(HYPER_400, &id);
         let text = std::str::from_utf8(&out).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
@@ -155,7 +159,7 @@ mod tests {
             }
 
             /// Whatever hyper's answer looks like (version, status, date, connection), ours
-            /// parses as one complete response of that status, with its length right.
+            /// parses as one complete 400 response of that version, with its length right.
             #[test]
             fn replacement_is_one_valid_response(
                 v10 in any::<bool>(),
@@ -171,14 +175,15 @@ mod tests {
                 auto.push_str(&format!("date: {date}\r\n\r\n"));
                 prop_assert_eq!(auto_status(auto.as_bytes()), Some(status));
                 let id = crate::headers::new_request_id();
-                let (out, body_len) = replacement(auto.as_bytes(), status, &id);
+                let (out, body_len) = replacement(auto.as_bytes(), &id);
                 let mut headers = [httparse::EMPTY_HEADER; 16];
                 let mut resp = httparse::Response::new(&mut headers);
                 let head_len = match resp.parse(&out) {
                     Ok(httparse::Status::Complete(n)) => n,
                     other => return Err(TestCaseError::fail(format!("{other:?}"))),
                 };
-                prop_assert_eq!(resp.code, Some(status));
+                prop_assert_eq!(resp.code, Some(400));
+                prop_assert_eq!(resp.version, Some(u8::from(!v10)));
                 let length = resp.headers.iter().find(|h| h.name == "content-length").map(|h| h.value);
                 let want = body_len.to_string();
                 prop_assert_eq!(length, Some(want.as_bytes()));

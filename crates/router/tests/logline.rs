@@ -96,3 +96,32 @@ async fn head_refused_by_the_parser_is_logged_and_counted() {
     r.handle.render_metrics(&mut m);
     assert!(m.contains("code=\"H26\"} 1"), "{m}");
 }
+
+/// A client that leaves while the dyno works gets an H27 warning naming the dyno it was
+/// sent to, with connect and service times (Heroku's line does), on both dyno paths
+/// (without a body: raw connection; with one: hyper's).
+#[tokio::test]
+async fn h27_line_names_the_dyno_the_request_went_to() {
+    let (capture, _guard) = Capture::install();
+    let b = Backend::start("b").await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
+    let heads: [&[u8]; 2] = [
+        b"GET /slow/300 HTTP/1.1\r\nhost: api.test\r\n\r\n",
+        b"POST /slow/300 HTTP/1.1\r\nhost: api.test\r\ncontent-length: 1\r\n\r\nx",
+    ];
+    for (n, head) in heads.into_iter().enumerate() {
+        let s = send(r.addr, head).await;
+        eventually("request reached the dyno", || b.count() == n + 1).await;
+        drop(s);
+        eventually("H27 logged", || capture.lines().len() == n + 1).await;
+        let (level, line) = capture.lines().pop().unwrap();
+        assert_eq!(level, Level::WARN);
+        assert!(
+            line.starts_with("at=warning code=H27 desc=\"Client Request Interrupted\" method="),
+            "{line}"
+        );
+        assert!(line.contains(" dyno=web.1 connect="), "{line}");
+        assert!(line.contains("ms service="), "{line}");
+        assert!(line.contains("ms status=499 bytes=0 "), "{line}");
+    }
+}

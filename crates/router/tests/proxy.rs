@@ -236,6 +236,44 @@ async fn unknown_host_and_internal_app_are_s11_on_external() {
     assert_eq!(got.text(), "b");
 }
 
+/// BEHAVIOR.md "Which app": port and case ignored, exact names win over wildcards, a
+/// wildcard matches one or more labels (not the bare suffix, nor an empty label).
+#[tokio::test]
+async fn host_matching_exact_wins_and_wildcards_need_real_labels() {
+    let wild = Backend::start("wild").await;
+    let exact = Backend::start("exact").await;
+    let toml = space(
+        "",
+        &(app("wild", &["*.api.test"], &[wild.addr])
+            + &app("exact", &["x.api.test"], &[exact.addr])),
+    );
+    let r = Router::start(&toml).await;
+    for (host, want) in [
+        ("x.api.test", Some("exact")),
+        ("X.API.Test:8080", Some("exact")),
+        ("y.api.test", Some("wild")),
+        ("a.b.x.api.test", Some("wild")),
+        ("Y.api.test.:80", Some("wild")),
+        ("api.test", None),
+        (".api.test", None),
+        ("a..api.test", None),
+        ("x..api.test", None),
+    ] {
+        let got = get(r.addr, host, "/").await;
+        match want {
+            Some(name) => assert_eq!(
+                (got.status.as_u16(), got.text()),
+                (200, name.into()),
+                "{host}"
+            ),
+            None => {
+                assert_eq!(got.status, 404, "{host}");
+                assert!(got.text().contains("S11"), "{host}: {}", got.text());
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn app_trusted_ranges_are_s10() {
     let b = Backend::start("b").await;
@@ -255,6 +293,19 @@ async fn app_trusted_ranges_are_s10() {
         .get("api.test", "/")
         .await;
     assert_eq!(got.status, 200);
+    get(r.addr, "nope.test", "/").await;
+    get(r.addr, "nope.test", "/").await;
+    // L7 denials have a metric of their own beside the L4 one (BEHAVIOR.md "Admin").
+    let mut m = String::new();
+    r.handle.render_metrics(&mut m);
+    assert!(
+        m.contains("spaced_router_l7_denied_total{code=\"S10\"} 1\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("spaced_router_l7_denied_total{code=\"S11\"} 2\n"),
+        "{m}"
+    );
 }
 
 #[tokio::test]

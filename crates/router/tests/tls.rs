@@ -159,3 +159,115 @@ async fn h2_and_h1_over_tls_with_https_headers_and_log_fields() {
         "{h1}"
     );
 }
+
+/// HTTP/2 routes by `:authority`: a `host` header naming another app beside it neither
+/// chooses the app nor reaches the dyno (RFC 9113 §8.3.1; BEHAVIOR.md "Which app").
+#[tokio::test]
+async fn h2_routes_by_authority_not_a_host_header_beside_it() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["api.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let api = Backend::start("api").await;
+    let other = Backend::start("other").await;
+    let toml = space(
+        "tls_listen = [\"127.0.0.1:0\"]",
+        &(app("api", &["api.test"], &[api.addr])
+            + &app("other", &["other.test"], &[other.addr])
+            + "\n[[tls]]\ncert = \"api.crt\"\nkey = \"api.key\"\n"),
+    );
+    let files = [
+        ("api.crt", cert.pem().into_bytes()),
+        ("api.key", key.serialize_pem().into_bytes()),
+    ];
+    let r = Router::start_with(policy_with_files(&toml, &files)).await;
+    let tls = tls_connect(
+        r.handle.tls_listen[0],
+        client_config(cert.der().to_vec(), &[b"h2"]),
+    )
+    .await;
+    let (mut sender, conn) = within(
+        "h2 handshake",
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    for (authority, host) in [("api.test", "other.test"), ("api.test", "nope.test")] {
+        let req = http::Request::get(format!("https://{authority}/a"))
+            .header("host", host)
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let resp = within("h2 request", sender.send_request(req))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "authority {authority}, host {host}");
+        let body = within("h2 body", resp.into_body().collect())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&body[..], b"api");
+        assert_eq!(api.last().headers["host"], authority);
+    }
+    assert_eq!(other.count(), 0);
+}
+
+/// HTTP/2 takes the heads HTTP/1 takes (up to 1000 headers, 8 KiB lines: far over h2's
+/// default 16 KiB header list), and the router's limits answer beyond them (400, H26),
+/// not h2's own bare 431.
+#[tokio::test]
+async fn h2_header_limits_are_the_router_ones() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["api.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let b = Backend::start("b").await;
+    let toml = space(
+        "tls_listen = [\"127.0.0.1:0\"]",
+        &(app("api", &["api.test"], &[b.addr])
+            + "\n[[tls]]\ncert = \"api.crt\"\nkey = \"api.key\"\n"),
+    );
+    let files = [
+        ("api.crt", cert.pem().into_bytes()),
+        ("api.key", key.serialize_pem().into_bytes()),
+    ];
+    let r = Router::start_with(policy_with_files(&toml, &files)).await;
+    let tls = tls_connect(
+        r.handle.tls_listen[0],
+        client_config(cert.der().to_vec(), &[b"h2"]),
+    )
+    .await;
+    let (mut sender, conn) = within(
+        "h2 handshake",
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let long = "v".repeat(8000);
+    for (n, value, want) in [(999, "v", 200), (4, long.as_str(), 200), (1001, "v", 400)] {
+        let mut req = http::Request::get("https://api.test/h");
+        for i in 0..n {
+            req = req.header(format!("x-h{i}"), value);
+        }
+        let req = req.body(Empty::<Bytes>::new()).unwrap();
+        let resp = within("h2 request", sender.send_request(req))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), want, "{n} headers of {} bytes", value.len());
+        let id = resp.headers()["x-request-id"].clone();
+        let body = within("h2 body", resp.into_body().collect())
+            .await
+            .unwrap()
+            .to_bytes();
+        if want == 400 {
+            let page = String::from_utf8_lossy(&body);
+            assert!(
+                page.contains("H26") && page.contains(id.to_str().unwrap()),
+                "{page}"
+            );
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The admin listener's HTTP surface: HEAD on every GET endpoint, 405 with `Allow`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use spaced::{Daemon, Options};
+use tokio::time::timeout;
+
+use crate::harness::ConfigDir;
+
+const T: Duration = Duration::from_secs(10);
+
+/// One request with `Connection: close`; the whole answer as text.
+fn exchange(addr: SocketAddr, method: &str, path: &str) -> String {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_is_get_without_a_body_and_405_names_the_allowed_methods() {
+    let dir = ConfigDir::new();
+    dir.write_atomic(
+        "spaced.toml",
+        "[space]\nname = \"admin\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+    );
+    let mut opts = Options::new(dir.path("spaced.toml"));
+    opts.watch = false;
+    let daemon = timeout(T, Daemon::start(opts)).await.unwrap().unwrap();
+    let admin = daemon.addrs().admin.unwrap();
+    let answers = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for path in [
+            "/healthz", "/readyz", "/metrics", "/config", "/dynos", "/nat",
+        ] {
+            out.push((path, exchange(admin, "HEAD", path)));
+        }
+        out.push(("DELETE /config", exchange(admin, "DELETE", "/config")));
+        out.push(("GET /reload", exchange(admin, "GET", "/reload")));
+        out
+    })
+    .await
+    .unwrap();
+    for (what, text) in &answers[..6] {
+        assert!(text.starts_with("HTTP/1.1 200 "), "HEAD {what}: {text}");
+        assert!(
+            text.ends_with("\r\n\r\n"),
+            "HEAD {what} has no body: {text}"
+        );
+    }
+    let (_, delete) = &answers[6];
+    assert!(delete.starts_with("HTTP/1.1 405 "), "{delete}");
+    assert!(delete.contains("\r\nallow: GET, HEAD\r\n"), "{delete}");
+    let (_, get_reload) = &answers[7];
+    assert!(get_reload.starts_with("HTTP/1.1 405 "), "{get_reload}");
+    assert!(get_reload.contains("\r\nallow: POST\r\n"), "{get_reload}");
+    assert!(timeout(T, daemon.stop()).await.unwrap());
+}
