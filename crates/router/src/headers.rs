@@ -44,6 +44,9 @@ pub enum Malformed {
     /// Content-Length values that disagree or do not parse.
     #[error("conflicting content-length")]
     ContentLength,
+    /// A Host that is no `host[:port]` (RFC 9112 §3.2 asks for 400).
+    #[error("invalid host header")]
+    InvalidHost,
 }
 
 /// Checks the limits of a parsed request head. `request_line` is the length of the request
@@ -64,7 +67,13 @@ pub fn check_limits(request_line: usize, headers: &HeaderMap) -> Result<(), Malf
             return Err(Malformed::HeaderLine);
         }
     }
-    if headers.get_all(header::HOST).iter().nth(1).is_some() {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    if let Some(host) = hosts.next()
+        && !valid_host(host.as_bytes())
+    {
+        return Err(Malformed::InvalidHost);
+    }
+    if hosts.next().is_some() {
         return Err(Malformed::DuplicateHost);
     }
     let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
@@ -77,6 +86,63 @@ pub fn check_limits(request_line: usize, headers: &HeaderMap) -> Result<(), Malf
         }
     }
     Ok(())
+}
+
+/// Whether a Host value is `uri-host [":" port]` (RFC 9110 §7.2, RFC 3986 §3.2.2): a name
+/// or IPv4 address of unreserved, sub-delim and `%` characters, or a bracketed IPv6
+/// literal, then an optional port of digits. Empty is valid (a target without authority)
+/// and routes nowhere. Anything else (`api.test:abc`, `a/b`, a space) would be routed by
+/// the part before the colon while the dyno gets the whole value, so it is refused.
+pub fn valid_host(v: &[u8]) -> bool {
+    let port = if let Some(rest) = v.strip_prefix(b"[") {
+        let Some(end) = rest.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = &rest[..end];
+        if literal.is_empty()
+            || !literal
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+        {
+            return false;
+        }
+        match &rest[end + 1..] {
+            [] => return true,
+            [b':', port @ ..] => port,
+            _ => return false,
+        }
+    } else {
+        let (name, port) = match v.iter().rposition(|&b| b == b':') {
+            Some(i) => (&v[..i], &v[i + 1..]),
+            None => (v, &[][..]),
+        };
+        let name_char = |b: u8| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'%'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                )
+        };
+        if !name.iter().all(|&b| name_char(b)) {
+            return false;
+        }
+        port
+    };
+    port.iter().all(u8::is_ascii_digit)
 }
 
 fn parse_content_length(v: &HeaderValue) -> Option<u64> {

@@ -115,6 +115,15 @@ async fn malformed_requests_are_400() {
             "GET / HTTP/1.1\r\nhost api.test\r\n\r\n".into(),
         ),
         ("garbage", "\u{1}\u{2} nonsense\r\n\r\n".into()),
+        // RFC 9112 §3.2: a Host that is no host[:port] is a 400, not a route by its prefix.
+        (
+            "host with a bad port",
+            "GET / HTTP/1.1\r\nhost: api.test:abc\r\n\r\n".into(),
+        ),
+        (
+            "host with a path",
+            "GET / HTTP/1.1\r\nhost: api.test/x\r\n\r\n".into(),
+        ),
         (
             "two lengths",
             "POST / HTTP/1.1\r\nhost: api.test\r\ncontent-length: 1\r\ncontent-length: 1, 2\r\n\r\nab".into(),

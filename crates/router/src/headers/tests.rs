@@ -192,3 +192,39 @@ fn last_request_of_a_connection() {
         &map(&[("connection", "close")])
     ));
 }
+
+#[test]
+fn host_syntax() {
+    for ok in [
+        "api.test",
+        "API.test.",
+        "api.test:8080",
+        "api.test:",
+        "127.0.0.1:80",
+        "[::1]",
+        "[::ffff:127.0.0.1]:443",
+        "xn--bcher-kva.test",
+        "",
+    ] {
+        assert!(valid_host(ok.as_bytes()), "{ok}");
+    }
+    for bad in [
+        "api.test:abc",
+        "api.test:80:80",
+        "a:b",
+        "api.test/x",
+        "api test",
+        "api.test\\",
+        "[::1",
+        "[::1]x",
+        "[::1]:8a",
+        "[]",
+        "[zz]",
+        "api.test:-1",
+        "ä.test",
+    ] {
+        assert!(!valid_host(bad.as_bytes()), "{bad}");
+    }
+    let h = map(&[("host", "api.test:abc")]);
+    assert!(matches!(check_limits(10, &h), Err(Malformed::InvalidHost)));
+}
