@@ -16,6 +16,10 @@ pub(crate) struct Metrics {
     pub in_flight: Gauge,
     /// Connections closed at L4 (untrusted, blocked, not internal, bad PROXY header).
     pub l4_denied: Counter,
+    /// Requests refused by an app's `trusted` ranges (S10).
+    pub l7_denied_s10: Counter,
+    /// Requests for no app on their listener (S11).
+    pub l7_denied_s11: Counter,
     /// Connections closed because `max_connections` were open.
     pub over_limit: Counter,
     /// Counters of requests that reached no app (S11, malformed).
@@ -29,6 +33,8 @@ impl Metrics {
         Self {
             in_flight: Gauge::new(),
             l4_denied: Counter::new(),
+            l7_denied_s10: Counter::new(),
+            l7_denied_s11: Counter::new(),
             over_limit: Counter::new(),
             unrouted: AppStats::new(""),
             health_transitions: Counter::new(),
@@ -93,28 +99,26 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
         "Connections closed at L4.",
     );
     sample(out, "spaced_router_l4_denied_total", "", m.l4_denied.get());
-    // L7 denials are requests too (counted above by code); this is the same count under a
-    // name of its own, beside the L4 one.
+    // L7 denials are requests too (counted above by app and code); these counters of their
+    // own survive the removal of an app by a reload, so they never go down.
     header(
         out,
         "spaced_router_l7_denied_total",
         "counter",
         "Requests refused at L7, by code (S10: app trusted ranges, S11: no such app).",
     );
-    for code in ["S10", "S11"] {
-        let n: u64 = stats
-            .iter()
-            .flat_map(|s| s.samples())
-            .filter(|&(_, c, _)| c == code)
-            .map(|(_, _, n)| n)
-            .sum();
-        sample(
-            out,
-            "spaced_router_l7_denied_total",
-            &format!("code=\"{code}\""),
-            n,
-        );
-    }
+    sample(
+        out,
+        "spaced_router_l7_denied_total",
+        "code=\"S10\"",
+        m.l7_denied_s10.get(),
+    );
+    sample(
+        out,
+        "spaced_router_l7_denied_total",
+        "code=\"S11\"",
+        m.l7_denied_s11.get(),
+    );
     header(
         out,
         "spaced_router_connections_over_limit_total",

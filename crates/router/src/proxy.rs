@@ -107,11 +107,15 @@ fn admit(ex: &mut Exchange, parts: &http::request::Parts) -> Result<(Arc<View>, 
         Ok(i) => i,
         Err(denied) => {
             debug!(client.addr = %ex.conn.peer, reason = %denied, "request refused");
-            return Err(if denied.code() == Some("S10") {
-                Code::S10
-            } else {
-                Code::S11
-            });
+            let metrics = &shared.metrics;
+            if let access::Denied::AppNotTrusted { index, .. } = denied {
+                // Counted under the app that refused it.
+                ex.stats = view.apps.get(index).map(|a| Arc::clone(&a.stats));
+                metrics.l7_denied_s10.inc();
+                return Err(Code::S10);
+            }
+            metrics.l7_denied_s11.inc();
+            return Err(Code::S11);
         }
     };
     let app = view.apps.get(index).ok_or(Code::S11)?;

@@ -306,6 +306,19 @@ async fn app_trusted_ranges_are_s10() {
         m.contains("spaced_router_l7_denied_total{code=\"S11\"} 2\n"),
         "{m}"
     );
+    // The S10 request is the app's: it was refused by the app's own ranges.
+    assert!(
+        m.contains("spaced_router_requests_total{app=\"api\",status=\"403\",code=\"S10\"} 1\n"),
+        "{m}"
+    );
+    // A reload that removes the app takes its series away, not the denial counter.
+    r.reload(&space("", &app("other", &["other.test"], &[b.addr])));
+    let mut m = String::new();
+    r.handle.render_metrics(&mut m);
+    assert!(
+        m.contains("spaced_router_l7_denied_total{code=\"S10\"} 1\n"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
