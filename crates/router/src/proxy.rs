@@ -107,11 +107,12 @@ fn admit(ex: &mut Exchange, parts: &http::request::Parts) -> Result<(Arc<View>, 
         Ok(i) => i,
         Err(denied) => {
             debug!(client.addr = %ex.conn.peer, reason = %denied, "request refused");
-            return Err(if denied.code() == Some("S10") {
-                Code::S10
-            } else {
-                Code::S11
-            });
+            if let access::Denied::AppNotTrusted { index, .. } = denied {
+                // The app is known (only S11 reaches no app): counted under its name.
+                ex.stats = view.apps.get(index).map(|a| Arc::clone(&a.stats));
+                return Err(Code::S10);
+            }
+            return Err(Code::S11);
         }
     };
     let app = view.apps.get(index).ok_or(Code::S11)?;

@@ -306,6 +306,15 @@ async fn app_trusted_ranges_are_s10() {
         m.contains("spaced_router_l7_denied_total{code=\"S11\"} 2\n"),
         "{m}"
     );
+    // S10 is a request for a known app: counted under it (S11 reaches none: app="").
+    assert!(
+        m.contains("spaced_router_requests_total{app=\"api\",status=\"403\",code=\"S10\"} 1\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("spaced_router_requests_total{app=\"\",status=\"404\",code=\"S11\"} 2\n"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
