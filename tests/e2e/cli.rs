@@ -1,8 +1,10 @@
 //! `spaced check` and friends, as a subprocess.
 
-use std::process::Command;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::harness::{ConfigDir, bin, root};
+use crate::harness::{ConfigDir, Spaced, bin, free_port, http, policy, root};
 
 #[test]
 fn check_accepts_the_shipped_configs() {
@@ -110,4 +112,44 @@ fn explain_names_the_rule() {
     assert_eq!(text, "allowed: app billing, web dynos 1");
     let (code, text) = run(&["--client", "::ffff:127.0.0.66", "--host", "demo.localhost"]);
     assert_eq!(code, Some(1), "mapped addresses fold to IPv4: {text}");
+}
+
+/// A second `spaced run` on the addresses of a running one fails to start (exit 1, naming
+/// the address) instead of sharing its listeners through SO_REUSEPORT and silently taking
+/// part of their connections; the first keeps serving.
+#[test]
+fn second_daemon_on_the_same_addresses_fails_to_start() {
+    let dir = ConfigDir::new();
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let router = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    std::fs::write(dir.path("trusted.txt"), "127.0.0.0/8\n").unwrap();
+    let text = policy(admin, &format!("\n[router]\nlisten = [\"{router}\"]\n"));
+    dir.write_atomic("spaced.toml", &text);
+    let _first = Spaced::start(&dir.path("spaced.toml"), admin, &["--no-watch"]);
+    let mut second = Spaced {
+        child: Command::new(bin())
+            .args(["run", "--no-watch", "--config"])
+            .arg(dir.path("spaced.toml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        admin,
+    };
+    let code = second.wait_exit(Duration::from_secs(10));
+    if code.is_none() {
+        // Still running (sharing the listeners): stop it so its stderr ends.
+        let _ = second.child.kill();
+    }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = second.child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("listener {router} is already in use")),
+        "{stderr}"
+    );
+    assert!(matches!(http(admin, "GET", "/readyz"), Ok((200, _))));
 }

@@ -48,6 +48,32 @@ pub fn tcp_listener(addr: SocketAddr) -> Result<TcpListener, BindError> {
     TcpListener::from_std(socket.into()).map_err(wrap)
 }
 
+/// Fails when another socket already holds `addr` (or a wildcard on its port): a bind
+/// without `SO_REUSEPORT`, dropped at once. Port 0 is always free.
+///
+/// [`tcp_listener`] sets `SO_REUSEPORT`, and with it a second daemon of the same user binds
+/// the very same addresses without a word and takes part of every listener's connections
+/// (with its own policy). Probing each address before the daemon binds any of its own
+/// turns that into "address in use" (its own listeners never conflict: each probe is gone
+/// before the next).
+///
+/// # Errors
+/// The OS error of the probe's bind (`EADDRINUSE` when taken).
+pub fn ensure_unbound(addr: SocketAddr) -> Result<(), BindError> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let wrap = |source| BindError::Bind { addr, source };
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(wrap)?;
+    // TIME_WAIT leftovers of a previous run are no owner.
+    socket.set_reuse_address(true).map_err(wrap)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false).map_err(wrap)?;
+    }
+    socket.bind(&addr.into()).map_err(wrap)
+}
+
 /// A UDP socket bound to `addr` (dual-stack for IPv6, like [`tcp_listener`]).
 ///
 /// # Errors

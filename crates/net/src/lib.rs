@@ -15,7 +15,7 @@ pub mod shutdown;
 pub mod udp_batch;
 
 pub use accept::{AcceptError, ConnGuard, ConnLimit, canonical_addr, canonical_ip, serve};
-pub use bind::{BindError, tcp_listener, udp_socket};
+pub use bind::{BindError, ensure_unbound, tcp_listener, udp_socket};
 pub use more::send_more;
 pub use outbound::{ConnectError, connect_from, original_dst};
 pub use proxy_protocol::{ProxyError, ProxyHeader};

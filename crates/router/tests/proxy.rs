@@ -311,6 +311,10 @@ async fn app_trusted_ranges_are_s10() {
         m.contains("spaced_router_requests_total{app=\"api\",status=\"403\",code=\"S10\"} 1\n"),
         "{m}"
     );
+    assert!(
+        m.contains("spaced_router_requests_total{app=\"\",status=\"404\",code=\"S11\"} 2\n"),
+        "{m}"
+    );
     // A reload that removes the app takes its series away, not the denial counter.
     r.reload(&space("", &app("other", &["other.test"], &[b.addr])));
     let mut m = String::new();
