@@ -160,22 +160,22 @@ async fn h2_and_h1_over_tls_with_https_headers_and_log_fields() {
     );
 }
 
-/// HTTP/2 routes by `:authority`: a `host` header naming another app beside it neither
-/// chooses the app nor reaches the dyno (RFC 9113 §8.3.1; BEHAVIOR.md "Which app").
-#[tokio::test]
-async fn h2_routes_by_authority_not_a_host_header_beside_it() {
+/// A router serving `apps` with one certificate, for `api.test`, on its TLS listener, and
+/// an HTTP/2 connection to it.
+async fn h2_router(
+    apps: String,
+) -> (
+    Router,
+    hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+) {
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["api.test".to_string()])
         .unwrap()
         .self_signed(&key)
         .unwrap();
-    let api = Backend::start("api").await;
-    let other = Backend::start("other").await;
     let toml = space(
         "tls_listen = [\"127.0.0.1:0\"]",
-        &(app("api", &["api.test"], &[api.addr])
-            + &app("other", &["other.test"], &[other.addr])
-            + "\n[[tls]]\ncert = \"api.crt\"\nkey = \"api.key\"\n"),
+        &(apps + "\n[[tls]]\ncert = \"api.crt\"\nkey = \"api.key\"\n"),
     );
     let files = [
         ("api.crt", cert.pem().into_bytes()),
@@ -187,13 +187,25 @@ async fn h2_routes_by_authority_not_a_host_header_beside_it() {
         client_config(cert.der().to_vec(), &[b"h2"]),
     )
     .await;
-    let (mut sender, conn) = within(
+    let (sender, conn) = within(
         "h2 handshake",
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)),
     )
     .await
     .unwrap();
     tokio::spawn(conn);
+    (r, sender)
+}
+
+/// HTTP/2 routes by `:authority`: a `host` header naming another app beside it neither
+/// chooses the app nor reaches the dyno (RFC 9113 §8.3.1; BEHAVIOR.md "Which app").
+#[tokio::test]
+async fn h2_routes_by_authority_not_a_host_header_beside_it() {
+    let api = Backend::start("api").await;
+    let other = Backend::start("other").await;
+    let apps =
+        app("api", &["api.test"], &[api.addr]) + &app("other", &["other.test"], &[other.addr]);
+    let (_r, mut sender) = h2_router(apps).await;
     for (authority, host) in [("api.test", "other.test"), ("api.test", "nope.test")] {
         let req = http::Request::get(format!("https://{authority}/a"))
             .header("host", host)
@@ -218,34 +230,8 @@ async fn h2_routes_by_authority_not_a_host_header_beside_it() {
 /// not h2's own bare 431.
 #[tokio::test]
 async fn h2_header_limits_are_the_router_ones() {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["api.test".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
     let b = Backend::start("b").await;
-    let toml = space(
-        "tls_listen = [\"127.0.0.1:0\"]",
-        &(app("api", &["api.test"], &[b.addr])
-            + "\n[[tls]]\ncert = \"api.crt\"\nkey = \"api.key\"\n"),
-    );
-    let files = [
-        ("api.crt", cert.pem().into_bytes()),
-        ("api.key", key.serialize_pem().into_bytes()),
-    ];
-    let r = Router::start_with(policy_with_files(&toml, &files)).await;
-    let tls = tls_connect(
-        r.handle.tls_listen[0],
-        client_config(cert.der().to_vec(), &[b"h2"]),
-    )
-    .await;
-    let (mut sender, conn) = within(
-        "h2 handshake",
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let (_r, mut sender) = h2_router(app("api", &["api.test"], &[b.addr])).await;
     let long = "v".repeat(8000);
     for (n, value, want) in [(999, "v", 200), (4, long.as_str(), 200), (1001, "v", 400)] {
         let mut req = http::Request::get("https://api.test/h");
