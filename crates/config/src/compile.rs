@@ -446,12 +446,15 @@ pub(crate) fn parse_cidr(text: &str) -> Result<IpNet, ErrorKind> {
     Ok(net)
 }
 
-/// DNS labels of `[A-Za-z0-9_-]`, 1 to 63 bytes each, 253 in all.
+/// DNS labels of `[A-Za-z0-9_-]`, 1 to 63 bytes each, no `-` at either end (RFC 1123:
+/// no client sends such a name, so a rule for it is a typo), 253 in all.
 pub(crate) fn valid_host(host: &str) -> bool {
     host.len() <= 253
         && host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
                 && label
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -531,6 +534,10 @@ mod tests {
         assert!(valid_host("api.example.com"));
         assert!(!valid_host("api..example.com"));
         assert!(!valid_host("api example.com"));
+        assert!(!valid_host("-a.test"));
+        assert!(!valid_host("a-.test"));
+        assert!(valid_host("xn--bcher-kva.test"));
+        assert!(valid_host("_sip.a-b.test"));
     }
 
     #[test]

@@ -121,6 +121,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "t.toml:5:10: invalid host name \"a..test\": expected DNS labels of [a-z0-9-], optionally starting with *.",
     ),
     (
+        "host label starting with a hyphen",
+        "[[app]]\nname = \"a\"\nhosts = [\"ok.test\", \"-a.test\"]\n",
+        "t.toml:5:21: invalid host name \"-a.test\": expected DNS labels of [a-z0-9-], optionally starting with *.",
+    ),
+    (
         "bad CIDR",
         "[router]\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.300/8\"]\n",
         "t.toml:4:34: invalid CIDR \"10.0.0.300/8\": expected an address or address/prefix",
