@@ -173,7 +173,9 @@ struct Attempt<'a> {
 }
 
 /// A try that sent nothing: the request comes back to be tried on another dyno.
-type Retry = (Exchange, Request<ReqBody>, ConnectError);
+/// A try that failed before the request was sent: the request back, why, and how long the
+/// connection attempt took (ms, for the log line's `connect`).
+type Retry = (Exchange, Request<ReqBody>, ConnectError, u64);
 
 impl Attempt<'_> {
     /// Picks dynos and tries them until one answers, a request is sent and fails, or the
@@ -191,7 +193,7 @@ impl Attempt<'_> {
             .min(MAX_TRIES);
         let mut tried = [usize::MAX; MAX_TRIES];
         let mut n_tried = 0;
-        let mut last: Option<ConnectError> = None;
+        let mut last: Option<(ConnectError, u64)> = None;
         while n_tried < tries {
             let now_ms = ex.conn.shared.runtime.now_ms();
             let excluded = &tried[..n_tried];
@@ -213,15 +215,29 @@ impl Attempt<'_> {
             let dyno = InFlight::new(Arc::clone(&app.dynos[i]));
             match self.try_dyno(ex, req, dyno, &mut on_client).await {
                 Ok(resp) => return resp,
-                Err((back_ex, back, e)) => {
+                Err((back_ex, back, e, connect_ms)) => {
                     ex = back_ex;
                     req = back;
-                    last = Some(e);
+                    last = Some((e, connect_ms));
                 }
             }
         }
-        let code = last.as_ref().map_or(Code::H21, ConnectError::code);
-        error(ex, code, Outcome::default())
+        match last {
+            // H19/H21 name the last dyno tried and its connect time, as Heroku's lines do.
+            Some((e, connect_ms)) => {
+                let dyno = tried[..n_tried]
+                    .last()
+                    .and_then(|&i| app.dynos.get(i))
+                    .map(|d| &*d.label);
+                let base = Outcome {
+                    dyno,
+                    connect_ms: Some(connect_ms),
+                    ..Outcome::default()
+                };
+                error(ex, e.code(), base)
+            }
+            None => error(ex, Code::H21, Outcome::default()),
+        }
     }
 
     /// One dyno: a pooled connection (or a new one when the pooled ones are dead), then the
@@ -253,14 +269,14 @@ impl Attempt<'_> {
                     Err(e) => {
                         debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno connect failed, quarantined");
                         dyno.0.quarantine(runtime.now_ms());
-                        return Err((ex, req, e));
+                        return Err((ex, req, e, ms_since(t0)));
                     }
                 },
             };
             if !up.ready().await {
                 if fresh {
                     dyno.0.quarantine(runtime.now_ms());
-                    return Err((ex, req, reset(dyno.0.addr)));
+                    return Err((ex, req, reset(dyno.0.addr), ms_since(t0)));
                 }
                 // A pooled connection the dyno closed: the next pooled one, else a new one.
                 pooled = dyno.0.pool.checkout(Instant::now(), t.pool_idle);
@@ -293,7 +309,7 @@ impl Attempt<'_> {
                     req = back;
                     if fresh {
                         dyno.0.quarantine(runtime.now_ms());
-                        return Err((ex, req, reset(dyno.0.addr)));
+                        return Err((ex, req, reset(dyno.0.addr), ms_since(t0)));
                     }
                     pooled = dyno.0.pool.checkout(Instant::now(), t.pool_idle);
                     continue;
@@ -336,7 +352,7 @@ impl Attempt<'_> {
                     Err(e) => {
                         debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno connect failed, quarantined");
                         dyno.0.quarantine(runtime.now_ms());
-                        return Err((ex, req, e));
+                        return Err((ex, req, e, ms_since(t0)));
                     }
                 },
             };
@@ -352,7 +368,7 @@ impl Attempt<'_> {
                 // Nothing was taken in: safe to send elsewhere.
                 if fresh {
                     dyno.0.quarantine(runtime.now_ms());
-                    return Err((ex, req, reset(dyno.0.addr)));
+                    return Err((ex, req, reset(dyno.0.addr), ms_since(t0)));
                 }
                 pooled = dyno.0.pool.checkout_raw(Instant::now(), t.pool_idle);
                 continue;
@@ -430,6 +446,10 @@ fn respond_raw(ex: Exchange, h: dyno_h1::Head, conn: RawConn, s: RawSent) -> Res
 }
 
 /// A connection failure that is not an OS error of its own (the socket died at once).
+fn ms_since(t0: Instant) -> u64 {
+    t0.elapsed().as_millis() as u64
+}
+
 fn reset(addr: std::net::SocketAddr) -> ConnectError {
     ConnectError::Io {
         addr,

@@ -125,3 +125,22 @@ async fn h27_line_names_the_dyno_the_request_went_to() {
         assert!(line.contains("ms status=499 bytes=0 "), "{line}");
     }
 }
+
+/// Every dyno refusing: the H21 line names the last dyno tried and its connect time, with
+/// no service time (nothing was sent), as Heroku's does.
+#[tokio::test]
+async fn h21_line_names_the_last_dyno_tried() {
+    let (capture, _guard) = Capture::install();
+    let r = Router::start(&space("", &app("api", &["api.test"], &[dead_addr().await]))).await;
+    let got = get(r.addr, "api.test", "/").await;
+    assert_eq!(got.status, 503);
+    eventually("H21 logged", || capture.lines().len() == 1).await;
+    let (level, line) = capture.lines().pop().unwrap();
+    assert_eq!(level, Level::ERROR);
+    assert!(
+        line.starts_with("at=error code=H21 desc=\"Backend connection refused\" method=GET"),
+        "{line}"
+    );
+    assert!(line.contains(" dyno=web.1 connect="), "{line}");
+    assert!(line.contains("ms service= status=503 "), "{line}");
+}
