@@ -123,6 +123,36 @@ async fn a_denial_names_its_rule() {
     );
 }
 
+/// `rule=` is a rule as configured, not the merged range of the deny list: the defaults
+/// `224.0.0.0/4` and `240.0.0.0/4` (or `::/128` and `::1/128`) are adjacent, and so are
+/// two neighbouring addresses an operator lists.
+#[tokio::test]
+async fn a_denial_names_the_configured_rule_not_a_merged_range() {
+    let (out, _guard) = capture();
+    let creds = Some(("api", "s3cret"));
+    let gw = Gateway::start(&config(POOL2, APPS)).await;
+    for (target, rule) in [
+        ("224.0.0.1:443", "rule=deny:224.0.0.0/4"),
+        ("[::1]:443", "rule=deny:::1/128"),
+    ] {
+        let (_s, head) = http_connect("127.0.0.2", gw.http(), target, creds).await;
+        assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+        let line = wait_for(&out, &format!("dest={target} ")).await;
+        assert!(line.ends_with(rule), "{line}");
+    }
+    let deny = "deny = [\"127.0.0.98\", \"127.0.0.99\", \"10.0.0.0/9\", \"10.128.0.0/9\"]";
+    let gw = Gateway::start(&config(&format!("{POOL2}\n{deny}"), APPS)).await;
+    for (target, rule) in [
+        ("127.0.0.99:443", "rule=deny:127.0.0.99/32"),
+        ("10.200.0.1:443", "rule=deny:10.128.0.0/9"),
+    ] {
+        let (_s, head) = http_connect("127.0.0.2", gw.http(), target, creds).await;
+        assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+        let line = wait_for(&out, &format!("dest={target} ")).await;
+        assert!(line.ends_with(rule), "{line}");
+    }
+}
+
 #[tokio::test]
 async fn a_head_dripped_byte_by_byte_works_and_an_endless_one_is_cut() {
     let who = Whoami::start("127.0.0.1:0").await;
