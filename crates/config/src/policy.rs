@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::IpSet;
+use ipnet::IpNet;
+
+use crate::{IpSet, canonical};
 
 /// One validated, compiled policy: everything a component needs, nothing it must parse.
 #[derive(Debug)]
@@ -159,6 +161,10 @@ pub struct Egress {
     pub allow: IpSet,
     /// Destinations never dialled (defaults applied when the key is absent).
     pub deny: IpSet,
+    /// The CIDRs `deny` was built from, in file order (or the defaults): a refusal names
+    /// the rule that matched, not the merged range of `deny`, which can span several rules
+    /// (the defaults `224.0.0.0/4` and `240.0.0.0/4` merge into `224.0.0.0/3`).
+    pub deny_rules: Vec<IpNet>,
     /// Allowed destination ports.
     pub ports: Ports,
     /// Connections at once per (source IP, destination IP, port).
@@ -167,6 +173,23 @@ pub struct Egress {
     pub connect_timeout: Duration,
     /// A tunnel idle this long in both directions is closed.
     pub idle_timeout: Duration,
+}
+
+impl Egress {
+    /// The first `deny` rule holding `ip` (mapped IPv6 folded to IPv4, as `deny` matches);
+    /// only the refusal path asks, so a scan is fine.
+    pub fn deny_rule(&self, ip: IpAddr) -> Option<IpNet> {
+        let ip = canonical(ip);
+        self.deny_rules.iter().copied().find(|net| match (net, ip) {
+            (IpNet::V4(n), IpAddr::V4(a)) => n.contains(&a),
+            // Only a rule inside the mapped block holds IPv4 addresses (see `IpSet`).
+            (IpNet::V6(n), IpAddr::V4(a)) => {
+                n.prefix_len() >= 96 && n.contains(&a.to_ipv6_mapped())
+            }
+            (IpNet::V6(n), IpAddr::V6(a)) => n.contains(&a),
+            (IpNet::V4(_), IpAddr::V6(_)) => false,
+        })
+    }
 }
 
 /// Allowed destination ports: empty means all.

@@ -120,10 +120,15 @@ pub(crate) fn identify(
     let result = if !identity::is_internal(policy, peer) {
         Err(Refusal::Outside)
     } else {
-        credentials(auth).and_then(|c| {
-            let c = c.as_ref().map(|(u, p)| (u.as_slice(), p.as_slice()));
-            identity::identify(policy, peer, c)
-        })
+        match credentials(auth) {
+            Ok(c) => {
+                let c = c.as_ref().map(|(u, p)| (u.as_slice(), p.as_slice()));
+                identity::identify(policy, peer, c)
+            }
+            // Unreadable credentials are wrong ones (no app has an empty name): still a
+            // dyno address's app, else 407.
+            Err(_) => identity::identify(policy, peer, Some((&[], &[]))),
+        }
     };
     if let Err(r) = result {
         shared.refused.identity(r).inc();

@@ -86,8 +86,11 @@ pub fn credentials_required(policy: &Policy) -> bool {
 /// Decides who `peer` is. `creds` are the user and password the client presented, if any.
 ///
 /// # Errors
-/// Outside the space; wrong credentials (always, even from a dyno address: a client that
-/// sends credentials means them); missing ones when required and the address is no dyno's.
+/// Outside the space; wrong or missing credentials (missing ones only when required) from
+/// an address that is no dyno's. A dyno's address is its app whatever credentials come
+/// with it (BEHAVIOR.md "Precise answers": 407 only "when the client is not known by
+/// address"): wrong ones cannot claim another app, and refusing would deny a client what
+/// it gets by sending none.
 pub fn identify(
     policy: &Policy,
     peer: IpAddr,
@@ -97,13 +100,14 @@ pub fn identify(
     if !is_internal(policy, peer) {
         return Err(Refusal::Outside);
     }
-    if let Some((user, pass)) = creds {
-        return app_by_credentials(policy, user, pass)
-            .map(|app| Client::App(app.clone()))
-            .ok_or(Refusal::BadCredentials);
+    if let Some(app) = creds.and_then(|(user, pass)| app_by_credentials(policy, user, pass)) {
+        return Ok(Client::App(app.clone()));
     }
     if let Some(app) = policy.dyno_ips.get(&peer).and_then(|&i| policy.apps.get(i)) {
         return Ok(Client::App(app.clone()));
+    }
+    if creds.is_some() {
+        return Err(Refusal::BadCredentials);
     }
     if credentials_required(policy) {
         return Err(Refusal::MissingCredentials);
@@ -208,11 +212,9 @@ addr = "10.0.1.6:5000"
                 Refusal::BadCredentials
             );
         }
-        // Wrong credentials from a dyno address are still wrong.
-        assert_eq!(
-            identify(&p, ip("10.0.1.5"), Some((b"api", b"x"))).unwrap_err(),
-            Refusal::BadCredentials
-        );
+        // A dyno address is its app whatever credentials come with it; right ones win.
+        let c = identify(&p, ip("10.0.1.5"), Some((b"api", b"x"))).unwrap();
+        assert_eq!(c.app_name(), "api");
         assert_eq!(Refusal::BadCredentials.status(), 407);
     }
 

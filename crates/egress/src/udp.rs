@@ -9,7 +9,9 @@
 //! Each destination an association sends to is a flow that holds one `max_per_destination`
 //! slot of (source IP, destination IP, port) until the association ends, like a TCP
 //! tunnel: otherwise UDP would be a way around the limit. A datagram to a destination
-//! whose slots are all taken is dropped (counted and logged once per destination).
+//! whose slots are all taken is dropped (counted and logged once per destination). When
+//! the association ends, each flow gets its own tunnel line (its destination, source and
+//! bytes), so bytes sent to one destination are never logged against another.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -79,8 +81,6 @@ pub(crate) async fn associate(
     let mut client_udp: Option<SocketAddr> = None;
     let mut flows = Flows::default();
     let mut names: HashMap<String, Vec<SocketAddr>> = HashMap::new();
-    let mut first_dest: Option<SocketAddr> = None;
-    let (mut bytes_out, mut bytes_in) = (0u64, 0u64);
     let mut cbuf = vec![0u8; DATAGRAM];
     let mut buf4 = vec![0u8; DATAGRAM];
     let mut buf6 = vec![0u8; DATAGRAM];
@@ -112,37 +112,46 @@ pub(crate) async fn associate(
                     continue;
                 }
                 if out.socket.send_to(payload, dest).await.is_ok() {
-                    first_dest.get_or_insert(dest);
-                    bytes_out += payload.len() as u64;
+                    flows.sent(dest, payload.len() as u64);
                     out.stats.bytes_out.add(payload.len() as u64);
                 }
             },
             r = recv(&out4, &mut buf4) => {
-                bytes_in += back(&relay, &out4, r, &buf4, &flows, client_udp).await;
+                back(&relay, &out4, r, &buf4, &mut flows, client_udp).await;
             },
             r = recv(&out6, &mut buf6) => {
-                bytes_in += back(&relay, &out6, r, &buf6, &flows, client_udp).await;
+                back(&relay, &out6, r, &buf6, &mut flows, client_udp).await;
             },
             _ = tokio::time::sleep(idle) => break,
         }
     }
-    let egress_ip = out4
-        .as_ref()
-        .or(out6.as_ref())
-        .map(|o| o.source)
-        .or_else(|| order.first().copied())
-        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    let record = TunnelRecord {
-        app: client.app_name(),
-        client: peer.ip(),
-        egress_ip,
-        dest: first_dest,
-        proto: Proto::Socks5Udp,
-        bytes_out,
-        bytes_in,
-        duration: start.elapsed(),
+    let duration = start.elapsed();
+    let line = |egress_ip, dest, bytes_out, bytes_in| {
+        let record = TunnelRecord {
+            app: client.app_name(),
+            client: peer.ip(),
+            egress_ip,
+            dest,
+            proto: Proto::Socks5Udp,
+            bytes_out,
+            bytes_in,
+            duration,
+        };
+        tracing::info!(target: "egress", "{}", record.line());
     };
-    tracing::info!(target: "egress", "{}", record.line());
+    if flows.order.is_empty() {
+        // Nothing was sent: one line for the association, `dest=` empty.
+        let egress_ip = order
+            .first()
+            .copied()
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        line(egress_ip, None, 0, 0);
+    }
+    for dest in &flows.order {
+        if let Some(f) = flows.slots.get(dest) {
+            line(f.source, Some(*dest), f.bytes_out, f.bytes_in);
+        }
+    }
 }
 
 /// Waits for a datagram on `out`, or forever when it does not exist yet.
@@ -153,31 +162,28 @@ async fn recv(out: &Option<Out>, buf: &mut [u8]) -> std::io::Result<(usize, Sock
     }
 }
 
-/// Passes an answer from a contacted destination back to the client; returns its size.
+/// Passes an answer from a contacted destination back to the client, counted on its flow.
 async fn back(
     relay: &UdpSocket,
     out: &Option<Out>,
     r: std::io::Result<(usize, SocketAddr)>,
     buf: &[u8],
-    flows: &Flows,
+    flows: &mut Flows,
     client_udp: Option<SocketAddr>,
-) -> u64 {
+) {
     let (Ok((n, from)), Some(to), Some(out)) = (r, client_udp, out.as_ref()) else {
-        return 0;
+        return;
     };
     let from = SocketAddr::new(canonical(from.ip()), from.port());
-    if !flows.slots.contains_key(&from) {
-        return 0;
-    }
+    let Some(flow) = flows.slots.get_mut(&from) else {
+        return;
+    };
     let mut msg = Vec::with_capacity(n + 22);
     socks5::encode_udp_header(from, &mut msg);
     msg.extend_from_slice(&buf[..n]);
-    match relay.send_to(&msg, to).await {
-        Ok(_) => {
-            out.stats.bytes_in.add(n as u64);
-            n as u64
-        }
-        Err(_) => 0,
+    if relay.send_to(&msg, to).await.is_ok() {
+        flow.bytes_in += n as u64;
+        out.stats.bytes_in.add(n as u64);
     }
 }
 
@@ -186,12 +192,32 @@ async fn back(
 struct Flows {
     /// Destinations sent to, each with its `max_per_destination` slot, held until the
     /// association ends; only these may answer.
-    slots: HashMap<SocketAddr, DestGuard>,
+    slots: HashMap<SocketAddr, Flow>,
+    /// The keys of `slots` in the order they were first sent to (the log lines' order).
+    order: Vec<SocketAddr>,
     /// Destinations refused for the limit, so the refusal is logged once, not per datagram.
     limited: HashSet<SocketAddr>,
 }
 
+/// One destination of an association.
+struct Flow {
+    _slot: DestGuard,
+    /// The source address its datagrams leave from.
+    source: IpAddr,
+    /// Payload bytes client → destination.
+    bytes_out: u64,
+    /// Payload bytes destination → client.
+    bytes_in: u64,
+}
+
 impl Flows {
+    /// Counts `n` payload bytes sent to `dest` (admitted before).
+    fn sent(&mut self, dest: SocketAddr, n: u64) {
+        if let Some(f) = self.slots.get_mut(&dest) {
+            f.bytes_out += n;
+        }
+    }
+
     /// Whether a datagram may go to `dest`: a destination already contacted holds its
     /// slot; a new one takes a `max_per_destination` slot of (`out.source`, `dest`),
     /// unless they are all taken or the association already has [`MAX_PEERS`].
@@ -228,7 +254,13 @@ impl Flows {
             }
             return false;
         };
-        free.insert(guard);
+        free.insert(Flow {
+            _slot: guard,
+            source: out.source,
+            bytes_out: 0,
+            bytes_in: 0,
+        });
+        self.order.push(dest);
         true
     }
 }

@@ -12,13 +12,13 @@ pub enum Denied {
     /// The port is not in `egress.ports`.
     #[error("port {0} is not in egress.ports")]
     Port(u16),
-    /// The address is in `egress.deny`; `rule` is the matching range.
+    /// The address is in `egress.deny`; `rule` is the matching rule.
     #[error("{addr} is denied by egress.deny {rule}")]
     Deny {
         /// The address.
         addr: IpAddr,
-        /// The range of the deny list it fell in.
-        rule: Range,
+        /// The CIDR of the deny list it fell in, as configured (`127.0.0.0/8`).
+        rule: String,
     },
     /// `egress.allow` is set and the address is not in it.
     #[error("{0} is not in egress.allow")]
@@ -82,10 +82,18 @@ pub fn vet(egress: &Egress, dest: SocketAddr) -> Result<(), Denied> {
     }
     let ip = spaced_config::canonical(dest.ip());
     if egress.deny.contains(ip) {
-        let rule = range_of(&egress.deny, ip).unwrap_or(Range {
-            first: ip,
-            last: ip,
-        });
+        // The configured rule; the merged range only if the two ever disagreed.
+        let rule = egress.deny_rule(ip).map_or_else(
+            || {
+                range_of(&egress.deny, ip)
+                    .unwrap_or(Range {
+                        first: ip,
+                        last: ip,
+                    })
+                    .to_string()
+            },
+            |net| net.to_string(),
+        );
         return Err(Denied::Deny { addr: ip, rule });
     }
     if !egress.allow.is_empty() && !egress.allow.contains(ip) {

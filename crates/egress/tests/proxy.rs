@@ -113,6 +113,38 @@ async fn a_dyno_address_is_its_app() {
     assert_eq!(get_through(s).await, pinned("worker", &POOL));
 }
 
+/// BEHAVIOR.md "Precise answers": 407 only "when the client is not known by address". A
+/// dyno's address is its app whatever credentials it sends (wrong, unreadable or another
+/// scheme), over HTTP and SOCKS5; right credentials still name their own app.
+#[tokio::test]
+async fn a_dyno_address_with_wrong_credentials_is_still_its_app() {
+    let who = Whoami::start("127.0.0.1:0").await;
+    let apps = format!(
+        "{APPS}\n[[app]]\nname = \"worker\"\n[[app.dyno]]\nprocess = \"worker\"\naddr = \"127.0.0.2:5000\"\n"
+    );
+    let gw = Gateway::start(&config(&format!("{POOL2}\ndeny = []"), &apps)).await;
+    let target = who.addr.to_string();
+    for creds in [("api", "wrong"), ("worker", ""), ("nobody", "x")] {
+        let (s, head) = http_connect("127.0.0.2", gw.http(), &target, Some(creds)).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{creds:?}: {head}");
+        assert_eq!(get_through(s).await, pinned("worker", &POOL));
+        let (s, code) =
+            socks_connect("127.0.0.2", gw.socks(), &socks_addr(who.addr), Some(creds)).await;
+        assert_eq!(code, 0, "{creds:?}");
+        assert_eq!(get_through(s).await, pinned("worker", &POOL));
+    }
+    let mut s = connect_from("127.0.0.2", gw.http()).await;
+    let req = format!("CONNECT {target} HTTP/1.1\r\nProxy-Authorization: Bearer x\r\n\r\n");
+    within(s.write_all(req.as_bytes())).await.unwrap();
+    assert!(read_head(&mut s).await.starts_with("HTTP/1.1 200"));
+    // Right credentials name their app; from an address that is no dyno, wrong ones are
+    // still a 407.
+    let (s, _) = http_connect("127.0.0.2", gw.http(), &target, Some(("api", "s3cret"))).await;
+    assert_eq!(get_through(s).await, pinned("api", &POOL));
+    let (_s, head) = http_connect("127.0.0.1", gw.http(), &target, Some(("api", "x"))).await;
+    assert!(head.starts_with("HTTP/1.1 407"), "{head}");
+}
+
 #[tokio::test]
 async fn outside_clients_are_refused_before_any_dial() {
     let who = Whoami::start("127.0.0.1:0").await;

@@ -31,7 +31,7 @@ pub struct Request<'a> {
     /// The address the query arrived on, when the listener is bound to a specific one: it
     /// stands in for a `0.0.0.0`/`[::]` router internal listener in split-horizon answers.
     pub local: Option<IpAddr>,
-    /// Dyno addresses held down by health checks (`DynoBoard::down`); `None` if none.
+    /// Dyno addresses down (health checks or quarantine: `DynoBoard::down`); `None` if none.
     pub down: Option<&'a HashSet<SocketAddr>>,
     /// Where the rotation of multi-record answers starts (any counter).
     pub rotate: usize,

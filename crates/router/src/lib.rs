@@ -107,6 +107,32 @@ pub(crate) struct Shared {
     pub limit: ConnLimit,
 }
 
+impl Shared {
+    /// Quarantines `dyno` after a connect failure: out of the router's picks, and on the
+    /// board the resolver reads (BEHAVIOR.md "Precise answers": a quarantined dyno counts as
+    /// down for zone decisions too) until the quarantine ends.
+    pub(crate) fn quarantine(&self, dyno: &state::DynoRt) {
+        dyno.quarantine(self.runtime.now_ms());
+        let until = std::time::Instant::now() + health::QUARANTINE;
+        if !self.board.quarantine(dyno.addr, until) {
+            return; // extended: the task already waiting sees the new deadline
+        }
+        let board = Arc::clone(&self.board);
+        let addr = dyno.addr;
+        // Not on the shutdown tracker: a drain must not wait for it.
+        tokio::spawn(async move {
+            let mut at = until;
+            loop {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                match board.expire(addr, std::time::Instant::now()) {
+                    Some(later) => at = later,
+                    None => return,
+                }
+            }
+        });
+    }
+}
+
 /// A running router: the addresses it bound, metrics and dyno health.
 #[derive(Debug, Clone)]
 pub struct Handle {

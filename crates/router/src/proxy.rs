@@ -253,7 +253,6 @@ impl Attempt<'_> {
             return self.try_dyno_raw(ex, req, dyno).await;
         }
         let t = self.view.policy.router.timeouts;
-        let runtime = &ex.conn.shared.runtime;
         let t0 = Instant::now();
         // An upgrade needs a connection of its own (its socket outlives the request).
         let mut pooled = if self.upgrade {
@@ -268,14 +267,14 @@ impl Attempt<'_> {
                     Ok(up) => (up, true),
                     Err(e) => {
                         debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno connect failed, quarantined");
-                        dyno.0.quarantine(runtime.now_ms());
+                        ex.conn.shared.quarantine(&dyno.0);
                         return Err((ex, req, e, ms_since(t0)));
                     }
                 },
             };
             if !up.ready().await {
                 if fresh {
-                    dyno.0.quarantine(runtime.now_ms());
+                    ex.conn.shared.quarantine(&dyno.0);
                     return Err((ex, req, reset(dyno.0.addr), ms_since(t0)));
                 }
                 // A pooled connection the dyno closed: the next pooled one, else a new one.
@@ -308,7 +307,7 @@ impl Attempt<'_> {
                     // Never written: safe to send again, here on a new connection or elsewhere.
                     req = back;
                     if fresh {
-                        dyno.0.quarantine(runtime.now_ms());
+                        ex.conn.shared.quarantine(&dyno.0);
                         return Err((ex, req, reset(dyno.0.addr), ms_since(t0)));
                     }
                     pooled = dyno.0.pool.checkout(Instant::now(), t.pool_idle);
@@ -338,7 +337,6 @@ impl Attempt<'_> {
         dyno: InFlight,
     ) -> Result<Response<ResBody>, Retry> {
         let t = self.view.policy.router.timeouts;
-        let runtime = &ex.conn.shared.runtime;
         let target = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
         let mut head = Vec::with_capacity(512);
         dyno_h1::encode_request(&mut head, req.method(), target, req.headers());
@@ -351,7 +349,7 @@ impl Attempt<'_> {
                     Ok(c) => (c, true),
                     Err(e) => {
                         debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno connect failed, quarantined");
-                        dyno.0.quarantine(runtime.now_ms());
+                        ex.conn.shared.quarantine(&dyno.0);
                         return Err((ex, req, e, ms_since(t0)));
                     }
                 },
@@ -367,7 +365,7 @@ impl Attempt<'_> {
             if conn.send(&head).await.is_err() {
                 // Nothing was taken in: safe to send elsewhere.
                 if fresh {
-                    dyno.0.quarantine(runtime.now_ms());
+                    ex.conn.shared.quarantine(&dyno.0);
                     return Err((ex, req, reset(dyno.0.addr), ms_since(t0)));
                 }
                 pooled = dyno.0.pool.checkout_raw(Instant::now(), t.pool_idle);

@@ -5,6 +5,7 @@
 mod harness;
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use harness::*;
 
@@ -38,6 +39,36 @@ async fn http_check_takes_a_dyno_out_and_back() {
         names.push(c.get("api.test", "/").await.text());
     }
     assert!(names.contains(&"a".to_string()), "{names:?}");
+}
+
+/// BEHAVIOR.md "Precise answers": a quarantined dyno counts as down for zone decisions,
+/// so a connect failure puts it on the board the resolver reads, and the quarantine's end
+/// takes it off (no active checks here: passive only).
+#[tokio::test]
+async fn a_quarantined_dyno_is_down_on_the_board_until_the_quarantine_ends() {
+    let a = Backend::start("a").await;
+    let dead = dead_addr().await;
+    let keys = "balance = \"round-robin\"\n";
+    let r = Router::start(&space(keys, &app("api", &["api.test"], &[a.addr, dead]))).await;
+    assert!(!r.board.is_down(dead));
+    for _ in 0..3 {
+        assert_eq!(get(r.addr, "api.test", "/").await.status, 200);
+    }
+    assert_eq!(dyno_entry(&r, dead)["quarantined"], true);
+    assert!(
+        r.board.is_down(dead),
+        "a quarantined dyno must be down for the zone"
+    );
+    assert!(!r.board.is_down(a.addr));
+    let t0 = std::time::Instant::now();
+    while r.board.is_down(dead) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "quarantine never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(dyno_entry(&r, dead)["quarantined"], false);
 }
 
 #[tokio::test]

@@ -274,7 +274,8 @@ impl Cx<'_> {
             transparent_listen: Vec::new(),
             source_ips: Vec::new(),
             allow: IpSet::empty(),
-            deny: default_deny(),
+            deny: IpSet::from_nets(default_deny()),
+            deny_rules: default_deny(),
             ports: Ports::default(),
             max_per_destination: 50_000,
             connect_timeout: Duration::from_secs(10),
@@ -309,7 +310,9 @@ impl Cx<'_> {
         }
         egress.allow = self.ipset(&raw.allow);
         if let Some(deny) = &raw.deny {
-            egress.deny = self.ipset(deny);
+            let nets = self.nets(deny);
+            egress.deny = IpSet::from_nets(nets.iter().copied());
+            egress.deny_rules = nets;
         }
         egress.ports = self.ports(&raw.ports);
         if let Some(n) = &raw.max_per_destination {
@@ -369,7 +372,7 @@ impl Cx<'_> {
 
 /// Loopback, link-local (cloud metadata), this-network, CGNAT, multicast and reserved:
 /// what an egress gateway must never be tricked into dialling.
-fn default_deny() -> IpSet {
+fn default_deny() -> Vec<IpNet> {
     let nets = [
         "127.0.0.0/8",
         "169.254.0.0/16",
@@ -382,5 +385,5 @@ fn default_deny() -> IpSet {
         "fe80::/10",
         "ff00::/8",
     ];
-    IpSet::from_nets(nets.iter().filter_map(|n| n.parse().ok()))
+    nets.iter().filter_map(|n| n.parse().ok()).collect()
 }
