@@ -64,3 +64,46 @@ async fn head_is_get_without_a_body_and_405_names_the_allowed_methods() {
     assert!(get_reload.contains("\r\nallow: POST\r\n"), "{get_reload}");
     assert!(timeout(T, daemon.stop()).await.unwrap());
 }
+
+/// `/config` and `/nat` list their keys in the spec's order (BEHAVIOR.md "Admin listener"),
+/// for readers that compare text rather than parse JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_keys_come_in_the_spec_order() {
+    let dir = ConfigDir::new();
+    dir.write_atomic(
+        "spaced.toml",
+        "[space]\nname = \"admin\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+    );
+    let mut opts = Options::new(dir.path("spaced.toml"));
+    opts.watch = false;
+    let daemon = timeout(T, Daemon::start(opts)).await.unwrap().unwrap();
+    let admin = daemon.addrs().admin.unwrap();
+    let (config, nat) = tokio::task::spawn_blocking(move || {
+        (
+            exchange(admin, "GET", "/config"),
+            exchange(admin, "GET", "/nat"),
+        )
+    })
+    .await
+    .unwrap();
+    let body = |text: &str| text.split_once("\r\n\r\n").unwrap().1.to_owned();
+    let keys = |json: &str, names: &[&str]| {
+        let at: Vec<usize> = names
+            .iter()
+            .map(|k| json.find(&format!("\"{k}\":")).unwrap())
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{json}");
+    };
+    keys(
+        &body(&config),
+        &[
+            "version",
+            "sha256",
+            "loaded_at",
+            "last_error",
+            "apps",
+            "dynos",
+        ],
+    );
+    keys(&body(&nat), &["state", "sources"]);
+}
