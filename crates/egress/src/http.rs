@@ -133,7 +133,7 @@ pub(crate) fn identify(
     if let Err(r) = result {
         shared.refused.identity(r).inc();
         let dest = address_text(dest);
-        tracing::info!(target: "egress", "{}", refusal_line("", peer, &dest, proto, r.reason(), ""));
+        tracing::warn!(target: "egress", "{}", refusal_line("", peer, &dest, proto, r.reason(), ""));
     }
     result
 }
@@ -171,7 +171,7 @@ pub(crate) fn dial_failed(
         reason,
         &rule,
     );
-    tracing::info!(target: "egress", "{line}");
+    tracing::warn!(target: "egress", "{line}");
     tracing::debug!(error = %e, "dial failed");
 }
 

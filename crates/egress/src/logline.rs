@@ -1,5 +1,6 @@
 //! The log lines the gateway writes, built as text (pure) and emitted by the caller with
-//! `tracing::info!(target: "egress", "{line}")`, so the message is the whole line.
+//! `tracing::info!(target: "egress", "{line}")` (refusals, whose text says `at=warning`,
+//! with `warn!`), so the message is the whole line.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};

@@ -76,7 +76,7 @@ pub(crate) async fn serve_conn(shared: Arc<Shared>, mut stream: TcpStream, peer:
         Err(r) => {
             shared.refused.identity(r).inc();
             let dest = address_text(&req.address);
-            tracing::info!(target: "egress", "{}", refusal_line("", peer.ip(), &dest, proto, r.reason(), ""));
+            tracing::warn!(target: "egress", "{}", refusal_line("", peer.ip(), &dest, proto, r.reason(), ""));
             reply(&mut stream, Reply::NotAllowed, unspecified()).await;
             return;
         }

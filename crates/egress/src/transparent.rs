@@ -50,7 +50,7 @@ pub(crate) async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: Soc
             "not_redirected",
             "",
         );
-        tracing::info!(target: "egress", "{line}");
+        tracing::warn!(target: "egress", "{line}");
         return;
     }
     let client = policy

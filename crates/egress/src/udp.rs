@@ -250,7 +250,7 @@ impl Flows {
                     "limit",
                     "",
                 );
-                tracing::info!(target: "egress", "{line}");
+                tracing::warn!(target: "egress", "{line}");
             }
             return false;
         };
@@ -300,7 +300,7 @@ async fn vetted(
             "denied",
             &d.rule(),
         );
-        tracing::info!(target: "egress", "{line}");
+        tracing::warn!(target: "egress", "{line}");
         return None;
     }
     dests.first().copied()

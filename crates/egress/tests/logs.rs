@@ -25,9 +25,20 @@ impl Write for Captured {
 }
 
 impl Captured {
+    /// The lines without their level.
     fn lines(&self) -> Vec<String> {
+        self.leveled().into_iter().map(|(_, l)| l).collect()
+    }
+
+    /// `(level, rest of the line)` of each line.
+    fn leveled(&self) -> Vec<(String, String)> {
         let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        text.lines().map(str::to_owned).collect()
+        text.lines()
+            .map(|l| {
+                let (level, rest) = l.trim_start().split_once(' ').unwrap_or(("", l));
+                (level.to_owned(), rest.to_owned())
+            })
+            .collect()
     }
 }
 
@@ -39,7 +50,7 @@ fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
     let sub = tracing_subscriber::fmt()
         .with_writer(move || w.clone())
         .with_target(true)
-        .with_level(false)
+        .with_level(true)
         .without_time()
         .with_ansi(false)
         .with_env_filter("egress=info")
@@ -121,6 +132,14 @@ async fn a_denial_names_its_rule() {
         line.contains("rule=deny:127.0.0.0/8") || line.contains("rule=deny:::1"),
         "{line}"
     );
+    // The event's level is the one its text says.
+    let levels: Vec<String> = out
+        .leveled()
+        .into_iter()
+        .filter(|(_, l)| l.contains("refused=denied"))
+        .map(|(level, _)| level)
+        .collect();
+    assert_eq!(levels, ["WARN"], "{:?}", out.leveled());
 }
 
 /// `rule=` is a rule as configured, not the merged range of the deny list: the defaults
