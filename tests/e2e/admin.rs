@@ -25,8 +25,8 @@ fn exchange(addr: SocketAddr, method: &str, path: &str) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn head_is_get_without_a_body_and_405_names_the_allowed_methods() {
+/// A daemon with nothing but the admin listener (kept alive by the returned values).
+async fn admin_only() -> (ConfigDir, Daemon, SocketAddr) {
     let dir = ConfigDir::new();
     dir.write_atomic(
         "spaced.toml",
@@ -36,6 +36,12 @@ async fn head_is_get_without_a_body_and_405_names_the_allowed_methods() {
     opts.watch = false;
     let daemon = timeout(T, Daemon::start(opts)).await.unwrap().unwrap();
     let admin = daemon.addrs().admin.unwrap();
+    (dir, daemon, admin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_is_get_without_a_body_and_405_names_the_allowed_methods() {
+    let (_dir, daemon, admin) = admin_only().await;
     let answers = tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
         for path in [
@@ -69,15 +75,7 @@ async fn head_is_get_without_a_body_and_405_names_the_allowed_methods() {
 /// for readers that compare text rather than parse JSON.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_keys_come_in_the_spec_order() {
-    let dir = ConfigDir::new();
-    dir.write_atomic(
-        "spaced.toml",
-        "[space]\nname = \"admin\"\n\n[admin]\nlisten = \"127.0.0.1:0\"\n",
-    );
-    let mut opts = Options::new(dir.path("spaced.toml"));
-    opts.watch = false;
-    let daemon = timeout(T, Daemon::start(opts)).await.unwrap().unwrap();
-    let admin = daemon.addrs().admin.unwrap();
+    let (_dir, _daemon, admin) = admin_only().await;
     let (config, nat) = tokio::task::spawn_blocking(move || {
         (
             exchange(admin, "GET", "/config"),
