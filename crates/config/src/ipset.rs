@@ -25,6 +25,40 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The inclusive range one CIDR covers, in the family it matches in.
+enum Span {
+    V4(u32, u32),
+    V6(u128, u128),
+}
+
+/// `net` as a rule: IPv4 networks, and IPv6 ones inside the mapped block (`::ffff:0:0/96`
+/// and longer), hold IPv4 addresses; any other IPv6 network holds IPv6 addresses only. Its
+/// share of the mapped block, if any, matches nothing, because probes are canonicalised.
+fn span(net: IpNet) -> Span {
+    const MAPPED: u128 = 0xffff_0000_0000;
+    match net {
+        IpNet::V4(n) => Span::V4(u32::from(n.network()), u32::from(n.broadcast())),
+        IpNet::V6(n) => {
+            let (first, last) = (u128::from(n.network()), u128::from(n.broadcast()));
+            if n.prefix_len() >= 96 && (first >> 32) == (MAPPED >> 32) {
+                Span::V4(first as u32, last as u32)
+            } else {
+                Span::V6(first, last)
+            }
+        }
+    }
+}
+
+/// Whether the single rule `net` holds `ip`, exactly as an [`IpSet`] built from it would
+/// answer; for callers that must name the rule that matched.
+pub(crate) fn net_holds(net: IpNet, ip: IpAddr) -> bool {
+    match (span(net), canonical(ip)) {
+        (Span::V4(first, last), IpAddr::V4(a)) => (first..=last).contains(&u32::from(a)),
+        (Span::V6(first, last), IpAddr::V6(a)) => (first..=last).contains(&u128::from(a)),
+        _ => false,
+    }
+}
+
 /// An immutable set of IPv4 and IPv6 ranges.
 ///
 /// ```
@@ -63,21 +97,9 @@ impl IpSet {
         let mut sources = 0;
         for net in nets {
             sources += 1;
-            match net {
-                IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.broadcast()))),
-                IpNet::V6(n) => {
-                    let first = u128::from(n.network());
-                    let last = u128::from(n.broadcast());
-                    const MAPPED: u128 = 0xffff_0000_0000;
-                    if n.prefix_len() >= 96 && (first >> 32) == (MAPPED >> 32) {
-                        v4.push((first as u32, last as u32));
-                    } else {
-                        // Mapped addresses never reach the v6 ranges (`contains`
-                        // canonicalises first), so the part of the mapped block inside
-                        // this range matches nothing.
-                        v6.push((first, last));
-                    }
-                }
+            match span(net) {
+                Span::V4(first, last) => v4.push((first, last)),
+                Span::V6(first, last) => v6.push((first, last)),
             }
         }
         Self {
@@ -180,6 +202,36 @@ mod tests {
         assert!(default.contains("192.168.1.1".parse().unwrap()));
         assert!(default.contains("::ffff:192.168.1.1".parse().unwrap()));
         assert!(default.contains("2001:db8::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn one_rule_answers_as_its_set_does() {
+        let nets = [
+            "10.0.0.0/8",
+            "::ffff:192.0.2.0/120",
+            "::/0",
+            "2001:db8::/32",
+            "::/95",
+        ];
+        let probes = [
+            "10.1.1.1",
+            "::ffff:10.1.1.1",
+            "192.0.2.7",
+            "1.2.3.4",
+            "2001:db8::9",
+            "::1",
+        ];
+        for net in nets {
+            let n: IpNet = net.parse().unwrap();
+            for probe in probes {
+                let ip: IpAddr = probe.parse().unwrap();
+                assert_eq!(
+                    net_holds(n, ip),
+                    IpSet::from_nets([n]).contains(ip),
+                    "{net} {probe}"
+                );
+            }
+        }
     }
 
     #[test]

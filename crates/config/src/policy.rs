@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::{IpSet, canonical};
+use crate::IpSet;
 
 /// One validated, compiled policy: everything a component needs, nothing it must parse.
 #[derive(Debug)]
@@ -176,19 +176,13 @@ pub struct Egress {
 }
 
 impl Egress {
-    /// The first `deny` rule holding `ip` (mapped IPv6 folded to IPv4, as `deny` matches);
-    /// only the refusal path asks, so a scan is fine.
+    /// The first `deny` rule holding `ip`, as `deny` matches it; only the refusal path
+    /// asks, so a scan is fine.
     pub fn deny_rule(&self, ip: IpAddr) -> Option<IpNet> {
-        let ip = canonical(ip);
-        self.deny_rules.iter().copied().find(|net| match (net, ip) {
-            (IpNet::V4(n), IpAddr::V4(a)) => n.contains(&a),
-            // Only a rule inside the mapped block holds IPv4 addresses (see `IpSet`).
-            (IpNet::V6(n), IpAddr::V4(a)) => {
-                n.prefix_len() >= 96 && n.contains(&a.to_ipv6_mapped())
-            }
-            (IpNet::V6(n), IpAddr::V6(a)) => n.contains(&a),
-            (IpNet::V4(_), IpAddr::V6(_)) => false,
-        })
+        self.deny_rules
+            .iter()
+            .copied()
+            .find(|&net| crate::ipset::net_holds(net, ip))
     }
 }
 
