@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use spaced_config::{Applied, DynoBoard, Policy, Store};
+use spaced_config::{Applied, DynoBoard, Store};
 use spaced_net::Shutdown;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
@@ -73,7 +73,13 @@ impl Daemon {
         let admin_addr = loaded.policy.admin.as_ref().map(|a| a.listen);
         // Listeners share their port with SO_REUSEPORT; another daemon already on one of
         // them must be an error, not a silent split of its traffic.
-        for addr in listen_addrs(&loaded.policy) {
+        // The resolver's UDP sockets sit on the addresses of its TCP ones.
+        for addr in loaded
+            .policy
+            .listeners()
+            .into_iter()
+            .flat_map(|(_, a)| a.iter().copied())
+        {
             spaced_net::ensure_unbound(addr).with_context(|| {
                 format!("listener {addr} is already in use (is another spaced running?)")
             })?;
@@ -177,20 +183,4 @@ pub async fn run(opts: Options) -> Result<()> {
         _ = int.recv() => warn!("second signal: stopping now"),
     }
     Ok(())
-}
-
-/// Every TCP address the policy listens on (the resolver's UDP sockets sit on the same
-/// addresses as its TCP ones).
-fn listen_addrs(p: &Policy) -> impl Iterator<Item = SocketAddr> + '_ {
-    p.router
-        .listen
-        .iter()
-        .chain(&p.router.tls_listen)
-        .chain(&p.router.internal_listen)
-        .chain(&p.resolver.listen)
-        .chain(&p.egress.listen)
-        .chain(&p.egress.socks_listen)
-        .chain(&p.egress.transparent_listen)
-        .copied()
-        .chain(p.admin.as_ref().map(|a| a.listen))
 }

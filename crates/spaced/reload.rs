@@ -157,49 +157,13 @@ fn summary(prev: &Policy, next: &Policy) -> String {
 /// Listener addresses are bound at start only (spec: "a reload that changes them logs that a
 /// restart is needed and applies everything else").
 fn warn_listener_changes(prev: &Policy, next: &Policy) {
-    let pairs = [
-        ("router.listen", &prev.router.listen, &next.router.listen),
-        (
-            "router.tls_listen",
-            &prev.router.tls_listen,
-            &next.router.tls_listen,
-        ),
-        (
-            "router.internal_listen",
-            &prev.router.internal_listen,
-            &next.router.internal_listen,
-        ),
-        (
-            "resolver.listen",
-            &prev.resolver.listen,
-            &next.resolver.listen,
-        ),
-        ("egress.listen", &prev.egress.listen, &next.egress.listen),
-        (
-            "egress.socks_listen",
-            &prev.egress.socks_listen,
-            &next.egress.socks_listen,
-        ),
-        (
-            "egress.transparent_listen",
-            &prev.egress.transparent_listen,
-            &next.egress.transparent_listen,
-        ),
-    ];
-    for (key, a, b) in pairs {
+    for ((key, a), (_, b)) in prev.listeners().into_iter().zip(next.listeners()) {
         if a != b {
             warn!(
                 key,
                 "listener addresses changed: restart spaced to apply them; everything else is applied now"
             );
         }
-    }
-    let admin = |p: &Policy| p.admin.as_ref().map(|a| a.listen);
-    if admin(prev) != admin(next) {
-        warn!(
-            key = "admin.listen",
-            "listener addresses changed: restart spaced to apply them; everything else is applied now"
-        );
     }
 }
 

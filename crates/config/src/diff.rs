@@ -100,15 +100,8 @@ impl Policy {
         let (added, removed) = counts(&host_keys(self), &host_keys(next));
         (d.hosts_added, d.hosts_removed) = (added, removed);
 
+        d.listeners_changed = self.listeners() != next.listeners();
         let (a, b) = (&self.router, &next.router);
-        d.listeners_changed = a.listen != b.listen
-            || a.tls_listen != b.tls_listen
-            || a.internal_listen != b.internal_listen
-            || self.resolver.listen != next.resolver.listen
-            || self.egress.listen != next.egress.listen
-            || self.egress.socks_listen != next.egress.socks_listen
-            || self.egress.transparent_listen != next.egress.transparent_listen
-            || self.admin.as_ref().map(|x| x.listen) != next.admin.as_ref().map(|x| x.listen);
 
         let (s, t) = (&self.space, &next.space);
         if s.name != t.name

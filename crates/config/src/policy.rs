@@ -318,6 +318,26 @@ fn strip_port(host: &str) -> &str {
 }
 
 impl Policy {
+    /// Every listener address by its config key, the admin one included. They are bound at
+    /// start only, so this one list serves the start-up check, the reload warning and the
+    /// diff.
+    pub fn listeners(&self) -> [(&'static str, &[SocketAddr]); 8] {
+        let admin = self
+            .admin
+            .as_ref()
+            .map_or(&[][..], |a| std::slice::from_ref(&a.listen));
+        [
+            ("router.listen", &self.router.listen),
+            ("router.tls_listen", &self.router.tls_listen),
+            ("router.internal_listen", &self.router.internal_listen),
+            ("resolver.listen", &self.resolver.listen),
+            ("egress.listen", &self.egress.listen),
+            ("egress.socks_listen", &self.egress.socks_listen),
+            ("egress.transparent_listen", &self.egress.transparent_listen),
+            ("admin.listen", admin),
+        ]
+    }
+
     /// The app serving `host`, if any (see [`HostTable::lookup`]).
     pub fn app_for_host(&self, host: &str) -> Option<&Arc<App>> {
         self.hosts.lookup(host).and_then(|i| self.apps.get(i))
