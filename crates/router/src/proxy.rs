@@ -172,7 +172,6 @@ struct Attempt<'a> {
     fault: Option<&'a AtomicU8>,
 }
 
-/// A try that sent nothing: the request comes back to be tried on another dyno.
 /// A try that failed before the request was sent: the request back, why, and how long the
 /// connection attempt took (ms, for the log line's `connect`).
 type Retry = (Exchange, Request<ReqBody>, ConnectError, u64);
