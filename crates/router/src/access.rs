@@ -13,7 +13,7 @@ use spaced_config::{App, Policy, Routing, canonical};
 
 mod forwarded;
 
-pub use forwarded::{client_ip, parse_forwarded_entry};
+pub use forwarded::{client_ip, client_ip_from, parse_forwarded_entry};
 
 /// Which kind of listener a connection arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

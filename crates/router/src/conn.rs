@@ -162,7 +162,7 @@ impl ConnCtx {
 
     /// Bytes arrived from the client.
     #[inline]
-    fn on_read(&self) {
+    pub(crate) fn on_read(&self) {
         if !self.h2
             && self.in_flight.load(Ordering::Relaxed) == 0
             && self.head_since.load(Ordering::Relaxed) == 0
@@ -205,8 +205,21 @@ fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Serves HTTP on `io` until the client leaves, a deadline passes, or shutdown.
+/// Serves HTTP on `io` until the client leaves, a deadline passes, or shutdown: HTTP/1
+/// through the fast path ([`crate::front`]), which hands what it does not take to hyper.
 pub(crate) async fn serve<I>(io: I, ctx: Arc<ConnCtx>, timeouts: Timeouts)
+where
+    I: AsyncRead + AsyncWrite + SendMore + Unpin + Send + 'static,
+{
+    if ctx.h2 {
+        serve_hyper(io, ctx, timeouts).await;
+    } else {
+        crate::front::serve(io, ctx, timeouts).await;
+    }
+}
+
+/// Serves HTTP with hyper on `io` until the client leaves, a deadline passes, or shutdown.
+pub(crate) async fn serve_hyper<I>(io: I, ctx: Arc<ConnCtx>, timeouts: Timeouts)
 where
     I: AsyncRead + AsyncWrite + SendMore + Unpin + Send + 'static,
 {
@@ -221,7 +234,10 @@ where
             .timer(TokioTimer::new())
             .max_header_list_size(MAX_HEAD_BUF as u32)
             .serve_connection(io, svc);
-        drive(conn, &ctx, timeouts, |c| c.graceful_shutdown()).await;
+        ended(
+            drive(conn, &ctx, timeouts, |c| c.graceful_shutdown()).await,
+            &ctx,
+        );
     } else {
         let conn = http1::Builder::new()
             .max_buf_size(MAX_HEAD_BUF)
@@ -229,7 +245,8 @@ where
             .header_read_timeout(None)
             .serve_connection(io, svc)
             .with_upgrades();
-        if let Some(e) = drive(conn, &ctx, timeouts, |c| c.graceful_shutdown()).await
+        let res = drive(conn, &ctx, timeouts, |c| c.graceful_shutdown()).await;
+        if let Some(e) = ended(res, &ctx)
             && !ctx.head_answered.load(Ordering::Relaxed)
         {
             log_rejected_head(ctx, &e);
@@ -269,12 +286,19 @@ fn log_unparsed(ctx: Arc<ConnCtx>, request_id: HeaderValue, status: u16, bytes: 
     });
 }
 
+/// The error a hyper connection ended with, if any, logged.
+fn ended(res: Option<Result<(), hyper::Error>>, ctx: &ConnCtx) -> Option<hyper::Error> {
+    let e = res?.err()?;
+    debug!(client.addr = %ctx.peer, error = %e, "client connection ended");
+    Some(e)
+}
+
 /// Polls `conn` until it ends, watching the connection's deadlines and shutdown;
-/// `graceful` asks hyper to finish in-flight requests and stop. Returns the error the
-/// connection ended with, if any.
-async fn drive<C, F>(conn: C, ctx: &ConnCtx, t: Timeouts, graceful: F) -> Option<hyper::Error>
+/// `graceful` asks it to finish in-flight requests and stop (it is polled again right
+/// after). Returns what it ended with, or `None` when a slow head cut it.
+pub(crate) async fn drive<C, F, R>(conn: C, ctx: &ConnCtx, t: Timeouts, graceful: F) -> Option<R>
 where
-    C: Future<Output = Result<(), hyper::Error>>,
+    C: Future<Output = R>,
     F: Fn(Pin<&mut C>),
 {
     let shutdown = ctx.shared.shutdown.clone();
@@ -286,13 +310,7 @@ where
     let mut closing = false;
     loop {
         tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    debug!(client.addr = %ctx.peer, error = %e, "client connection ended");
-                    return Some(e);
-                }
-                return None;
-            }
+            res = conn.as_mut() => return Some(res),
             () = shutdown.cancelled(), if !closing => {
                 closing = true;
                 graceful(conn.as_mut());

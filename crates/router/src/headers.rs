@@ -24,7 +24,7 @@ pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-
 /// `X-Forwarded-Port`.
 pub static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-const VIA_SELF: &str = "1.1 spaced";
+pub(crate) const VIA_SELF: &str = "1.1 spaced";
 
 /// Why a request head is refused (all 400, code H26).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

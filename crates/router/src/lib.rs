@@ -21,6 +21,7 @@ mod conn;
 mod dyno_h1;
 mod exchange;
 pub mod explain;
+mod front;
 pub mod headers;
 pub mod health;
 mod listen;

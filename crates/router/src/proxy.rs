@@ -73,14 +73,58 @@ pub(crate) async fn handle(
     dyno_head(&mut parts, &ex, upgrade);
     let t = view.policy.router.timeouts;
     let (body, fault) = ReqBody::client(body, t.idle);
-    let req = Request::from_parts(parts, body);
+    let out = if !upgrade && matches!(body, ReqBody::Empty) {
+        let target = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
+        let mut head = Vec::with_capacity(512);
+        dyno_h1::encode_request(&mut head, &parts.method, target, &parts.headers);
+        Outbound::Raw {
+            head,
+            method: parts.method,
+        }
+    } else {
+        Outbound::Hyper {
+            req: Box::new(Request::from_parts(parts, body)),
+            on_client,
+        }
+    };
     let attempt = Attempt {
         view: &view,
         index,
         upgrade,
         fault: fault.as_deref(),
     };
-    Ok(attempt.forward(ex, req, on_client).await)
+    Ok(attempt.forward(ex, out).await)
+}
+
+/// Forwards a request without a body whose dyno head is already written (`head`, see
+/// [`dyno_h1::encode_request`]) to app `index` of `view`: the path of `front`, which
+/// parsed and rewrote the client's head itself.
+pub(crate) async fn forward_raw(
+    ex: Exchange,
+    view: &View,
+    index: usize,
+    head: Vec<u8>,
+    method: http::Method,
+) -> Response<ResBody> {
+    let attempt = Attempt {
+        view,
+        index,
+        upgrade: false,
+        fault: None,
+    };
+    attempt.forward(ex, Outbound::Raw { head, method }).await
+}
+
+/// What goes to the dyno.
+enum Outbound {
+    /// A request without a body: its head, written once, sent on a raw connection.
+    Raw { head: Vec<u8>, method: http::Method },
+    /// A request with a body, or an upgrade: hyper's client.
+    /// (Boxed: the request is large, and this path is the rarer one.)
+    Hyper {
+        req: Box<Request<ReqBody>>,
+        on_client: Option<OnUpgrade>,
+    },
 }
 
 /// The checks before any dyno is chosen, in order: request limits, method, Host, the
@@ -98,10 +142,26 @@ fn admit(ex: &mut Exchange, parts: &http::request::Parts) -> Result<(Arc<View>, 
         // RFC 9112 §3.2: an HTTP/1.1 request without Host is answered 400.
         return Err(Code::H26);
     }
+    let routed = route(ex, |policy, peer| {
+        access::client_ip(policy, peer, &parts.headers)
+    })?;
+    if headers::expect(&parts.headers) == Expect::Unsupported {
+        return Err(Code::H26Expect);
+    }
+    Ok(routed)
+}
+
+/// The route of a request whose head passed the limits: the client address (`client_ip`,
+/// given the policy and the peer), the app by Host (S10/S11), web dynos (H14). One store
+/// load. Returns the view and the app's index.
+pub(crate) fn route(
+    ex: &mut Exchange,
+    client_ip: impl FnOnce(&spaced_config::Policy, std::net::IpAddr) -> std::net::IpAddr,
+) -> Result<(Arc<View>, usize), Code> {
     let shared = &ex.conn.shared;
     let view = shared.runtime.view(&shared.store);
     let policy = &view.policy;
-    ex.fwd = access::client_ip(policy, ex.conn.peer, &parts.headers);
+    ex.fwd = client_ip(policy, ex.conn.peer);
     let host = ex.host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("");
     let index = match access::route(policy, ex.conn.listener, host, ex.fwd) {
         Ok(i) => i,
@@ -122,9 +182,6 @@ fn admit(ex: &mut Exchange, parts: &http::request::Parts) -> Result<(Arc<View>, 
     ex.stats = Some(Arc::clone(&app.stats));
     if app.dynos.is_empty() {
         return Err(Code::H14);
-    }
-    if headers::expect(&parts.headers) == Expect::Unsupported {
-        return Err(Code::H26Expect);
     }
     Ok((view, index))
 }
@@ -174,17 +231,12 @@ struct Attempt<'a> {
 
 /// A try that failed before the request was sent: the request back, why, and how long the
 /// connection attempt took (ms, for the log line's `connect`).
-type Retry = (Exchange, Request<ReqBody>, ConnectError, u64);
+type Retry = (Exchange, Outbound, ConnectError, u64);
 
 impl Attempt<'_> {
     /// Picks dynos and tries them until one answers, a request is sent and fails, or the
     /// tries run out (`retries` + 1, at most [`MAX_TRIES`]).
-    async fn forward(
-        &self,
-        mut ex: Exchange,
-        mut req: Request<ReqBody>,
-        mut on_client: Option<OnUpgrade>,
-    ) -> Response<ResBody> {
+    async fn forward(&self, mut ex: Exchange, mut out: Outbound) -> Response<ResBody> {
         let policy = &self.view.policy;
         let app = &self.view.apps[self.index];
         let tries = (policy.router.retries as usize)
@@ -212,11 +264,17 @@ impl Attempt<'_> {
             tried[n_tried] = i;
             n_tried += 1;
             let dyno = InFlight::new(Arc::clone(&app.dynos[i]));
-            match self.try_dyno(ex, req, dyno, &mut on_client).await {
+            let tried = match out {
+                Outbound::Raw { head, method } => self.try_dyno_raw(ex, head, method, dyno).await,
+                Outbound::Hyper { req, on_client } => {
+                    self.try_dyno(ex, *req, on_client, dyno).await
+                }
+            };
+            match tried {
                 Ok(resp) => return resp,
                 Err((back_ex, back, e, connect_ms)) => {
                     ex = back_ex;
-                    req = back;
+                    out = back;
                     last = Some((e, connect_ms));
                 }
             }
@@ -245,12 +303,13 @@ impl Attempt<'_> {
         &self,
         mut ex: Exchange,
         mut req: Request<ReqBody>,
+        mut on_client: Option<OnUpgrade>,
         dyno: InFlight,
-        on_client: &mut Option<OnUpgrade>,
     ) -> Result<Response<ResBody>, Retry> {
-        if !self.upgrade && matches!(req.body(), ReqBody::Empty) {
-            return self.try_dyno_raw(ex, req, dyno).await;
-        }
+        let hyper = |req, on_client| Outbound::Hyper {
+            req: Box::new(req),
+            on_client,
+        };
         let t = self.view.policy.router.timeouts;
         let t0 = Instant::now();
         // An upgrade needs a connection of its own (its socket outlives the request).
@@ -267,14 +326,15 @@ impl Attempt<'_> {
                     Err(e) => {
                         debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno connect failed, quarantined");
                         ex.conn.shared.quarantine(&dyno.0);
-                        return Err((ex, req, e, ms_since(t0)));
+                        return Err((ex, hyper(req, on_client), e, ms_since(t0)));
                     }
                 },
             };
             if !up.ready().await {
                 if fresh {
                     ex.conn.shared.quarantine(&dyno.0);
-                    return Err((ex, req, reset(dyno.0.addr), ms_since(t0)));
+                    let out = hyper(req, on_client);
+                    return Err((ex, out, reset(dyno.0.addr), ms_since(t0)));
                 }
                 // A pooled connection the dyno closed: the next pooled one, else a new one.
                 pooled = dyno.0.pool.checkout(Instant::now(), t.pool_idle);
@@ -307,7 +367,8 @@ impl Attempt<'_> {
                     req = back;
                     if fresh {
                         ex.conn.shared.quarantine(&dyno.0);
-                        return Err((ex, req, reset(dyno.0.addr), ms_since(t0)));
+                        let out = hyper(req, on_client);
+                        return Err((ex, out, reset(dyno.0.addr), ms_since(t0)));
                     }
                     pooled = dyno.0.pool.checkout(Instant::now(), t.pool_idle);
                     continue;
@@ -320,7 +381,7 @@ impl Attempt<'_> {
                 sent,
                 idle: t.idle,
             };
-            return Ok(respond(ex, resp, sent_at, on_client));
+            return Ok(respond(ex, resp, sent_at, &mut on_client));
         }
     }
 }
@@ -332,13 +393,12 @@ impl Attempt<'_> {
     async fn try_dyno_raw(
         &self,
         mut ex: Exchange,
-        req: Request<ReqBody>,
+        head: Vec<u8>,
+        method: http::Method,
         dyno: InFlight,
     ) -> Result<Response<ResBody>, Retry> {
         let t = self.view.policy.router.timeouts;
-        let target = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
-        let mut head = Vec::with_capacity(512);
-        dyno_h1::encode_request(&mut head, req.method(), target, req.headers());
+        let back = |head, method| Outbound::Raw { head, method };
         let t0 = Instant::now();
         let mut pooled = dyno.0.pool.checkout_raw(t0, t.pool_idle);
         loop {
@@ -349,7 +409,7 @@ impl Attempt<'_> {
                     Err(e) => {
                         debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno connect failed, quarantined");
                         ex.conn.shared.quarantine(&dyno.0);
-                        return Err((ex, req, e, ms_since(t0)));
+                        return Err((ex, back(head, method), e, ms_since(t0)));
                     }
                 },
             };
@@ -365,7 +425,8 @@ impl Attempt<'_> {
                 // Nothing was taken in: safe to send elsewhere.
                 if fresh {
                     ex.conn.shared.quarantine(&dyno.0);
-                    return Err((ex, req, reset(dyno.0.addr), ms_since(t0)));
+                    let out = back(head, method);
+                    return Err((ex, out, reset(dyno.0.addr), ms_since(t0)));
                 }
                 pooled = dyno.0.pool.checkout_raw(Instant::now(), t.pool_idle);
                 continue;
@@ -375,7 +436,7 @@ impl Attempt<'_> {
                 connect_ms,
                 sent,
             });
-            let read = tokio::time::timeout(t.response, conn.read_head(req.method())).await;
+            let read = tokio::time::timeout(t.response, conn.read_head(&method)).await;
             let code = match read {
                 Err(_) => Code::H12,
                 Ok(Ok(h)) if h.parts.status == StatusCode::SWITCHING_PROTOCOLS => Code::H25,
@@ -388,7 +449,7 @@ impl Attempt<'_> {
                     };
                     return Ok(respond_raw(ex, h, conn, s));
                 }
-                Ok(Err(HeadError::Empty)) if !fresh && req.method().is_idempotent() => {
+                Ok(Err(HeadError::Empty)) if !fresh && method.is_idempotent() => {
                     pooled = dyno.0.pool.checkout_raw(Instant::now(), t.pool_idle);
                     continue;
                 }

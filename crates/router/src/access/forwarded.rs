@@ -27,6 +27,20 @@ static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
 /// Entries may carry ports (`1.2.3.4:5678`, `[::1]:80`); they are dropped. IPv4-mapped
 /// IPv6 is folded to IPv4.
 pub fn client_ip(policy: &Policy, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    let values = headers
+        .get_all(&XFF)
+        .iter()
+        .map(http::HeaderValue::as_bytes);
+    client_ip_from(policy, peer, values)
+}
+
+/// [`client_ip`] over the `X-Forwarded-For` values in the order received, for a head that
+/// was not parsed into a `HeaderMap`.
+pub fn client_ip_from<'a>(
+    policy: &Policy,
+    peer: IpAddr,
+    values: impl DoubleEndedIterator<Item = &'a [u8]>,
+) -> IpAddr {
     let proxies = &policy.router.trusted_proxies;
     let mut current = canonical(peer);
     if !proxies.contains(current) {
@@ -34,8 +48,12 @@ pub fn client_ip(policy: &Policy, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
     }
     // Headers in reverse, and entries in each header in reverse: one right-to-left pass
     // over the concatenated list.
-    for value in headers.get_all(&XFF).iter().rev() {
-        let Ok(text) = value.to_str() else {
+    for value in values.rev() {
+        // What `HeaderValue::to_str` accepts: visible ASCII, space and tab.
+        let visible = value
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
+        let Some(text) = std::str::from_utf8(value).ok().filter(|_| visible) else {
             return current;
         };
         for entry in text.rsplit(',') {

@@ -1,0 +1,523 @@
+//! The client side of plain HTTP/1.1 requests without a body, without hyper's server: the
+//! head is parsed with httparse, rewritten for the dyno straight from the read buffer, and
+//! the response head written straight into one write buffer.
+//!
+//! Why: for such requests (nearly all proxied traffic: GET, HEAD, DELETE, OPTIONS) hyper's
+//! server built a `HeaderMap` that the router then rewrote and serialised again, and its
+//! dispatcher and buffers came on top; together about a third of the router's user-space
+//! CPU per request (benches/README.md, Router). HAProxy and nginx rewrite the head as
+//! bytes too.
+//!
+//! Only a head the router fully understands takes this path: HTTP/1.1, origin-form,
+//! exactly one valid Host, at most [`MAX_HEADERS`] lines within the limits, and no
+//! `Content-Length`, `Transfer-Encoding`, `Upgrade`, `Expect` or `Connection` naming
+//! other headers. Anything else, including a head httparse refuses, hands the connection,
+//! with every byte read so far, to hyper for good ([`conn::serve_hyper`]), whose limits,
+//! error answers, bodies and upgrades then apply exactly as before. So the fast path adds
+//! no rule of its own: it is a shortcut for heads whose answer it knows to be the same.
+
+mod response;
+mod rewind;
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+use std::time::SystemTime;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Method, Version};
+use spaced_config::Timeouts;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use crate::access;
+use crate::code::Code;
+use crate::conn::{self, ConnCtx, SendMore};
+use crate::exchange::{Exchange, Outcome};
+use crate::headers::{self, MAX_LINE};
+use crate::proxy;
+use crate::state::View;
+
+use rewind::Rewind;
+
+/// Most header lines a fast-path head may have; more go to hyper.
+pub(crate) const MAX_HEADERS: usize = 64;
+/// Largest head buffered before the connection goes to hyper (which allows far more).
+const MAX_HEAD: usize = 16 * 1024;
+/// The read buffer's size, kept between requests.
+const READ_BUF: usize = 8 * 1024;
+/// A read is tried only with at least this much room.
+const MIN_READ: usize = 1024;
+
+/// Serves HTTP/1 on `io`: the fast path while heads allow it, then hyper.
+pub(crate) async fn serve<I>(io: I, ctx: Arc<ConnCtx>, t: Timeouts)
+where
+    I: AsyncRead + AsyncWrite + SendMore + Unpin + Send + 'static,
+{
+    let mut front = Front {
+        io,
+        rbuf: BytesMut::with_capacity(READ_BUF),
+        wbuf: Vec::with_capacity(READ_BUF),
+        ctx: Arc::clone(&ctx),
+    };
+    let closing = AtomicBool::new(false);
+    let ended = conn::drive(front.run(&closing), &ctx, t, |_| {
+        closing.store(true, Ordering::Relaxed);
+    })
+    .await;
+    match ended {
+        Some(End::Hyper) => {
+            let io = Rewind::new(front.rbuf.freeze(), front.io);
+            conn::serve_hyper(io, ctx, t).await;
+        }
+        Some(End::Close) => {
+            // As hyper does after a last response: a FIN, not a reset.
+            let _ = tokio::time::timeout(t.client_header, front.io.shutdown()).await;
+        }
+        Some(End::Gone) | None => {}
+    }
+}
+
+/// How the fast path ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// A head it does not take: hyper serves the connection from here on.
+    Hyper,
+    /// The client closed, asked to close, or the router is closing: shut down.
+    Close,
+    /// The socket failed: drop it.
+    Gone,
+}
+
+/// One client connection on the fast path.
+struct Front<I> {
+    io: I,
+    /// Bytes read and not yet consumed (a pipelined next head stays here).
+    rbuf: BytesMut,
+    /// The response being written.
+    wbuf: Vec<u8>,
+    ctx: Arc<ConnCtx>,
+}
+
+/// A parsed head, ready to forward.
+struct Prepared {
+    ex: Exchange,
+    /// The view and app index, or why the request is refused.
+    routed: Result<(Arc<View>, usize), Code>,
+    /// The dyno's head (empty when refused).
+    head: Vec<u8>,
+    /// `Connection: close`: the connection ends after this response.
+    close: bool,
+}
+
+/// What the buffer holds.
+enum Step {
+    /// An incomplete head: read more.
+    More,
+    /// A head for hyper.
+    Hyper,
+    /// A request to serve.
+    Ready(Box<Prepared>),
+}
+
+impl<I> Front<I>
+where
+    I: AsyncRead + AsyncWrite + SendMore + Unpin,
+{
+    async fn run(&mut self, closing: &AtomicBool) -> End {
+        loop {
+            let p = loop {
+                match self.step() {
+                    Step::Ready(p) => break p,
+                    Step::Hyper => return End::Hyper,
+                    Step::More => {}
+                }
+                match self.fill(closing).await {
+                    Some(Ok(0)) | None => return End::Close,
+                    Some(Ok(_)) => self.ctx.on_read(),
+                    Some(Err(_)) => return End::Gone,
+                }
+            };
+            let Prepared {
+                ex,
+                routed,
+                head,
+                close,
+            } = *p;
+            let method = ex.method.clone();
+            let resp = match routed {
+                Ok((view, index)) => {
+                    let fwd = proxy::forward_raw(ex, &view, index, head, method.clone());
+                    match self.unless_gone(fwd).await {
+                        Some(resp) => resp,
+                        // Dropping the request logs it (H27), naming the dyno it went to.
+                        None => return End::Gone,
+                    }
+                }
+                Err(code) => proxy::error(ex, code, Outcome::default()),
+            };
+            // Read after the response: a shutdown that came meanwhile ends the connection.
+            let last = close || closing.load(Ordering::Relaxed);
+            if let Err(e) = self.respond(resp, &method, last).await {
+                tracing::debug!(client.addr = %self.ctx.peer, error = %e, "client connection ended");
+                return End::Gone;
+            }
+            if last {
+                return End::Close;
+            }
+            if !self.rbuf.is_empty() {
+                // A pipelined head began while this request was served: its
+                // `client_header` clock starts now.
+                self.ctx.on_read();
+            }
+        }
+    }
+
+    /// Runs `fut` while watching the client: `None` when it closes or fails first (hyper
+    /// drops a request whose client went away the same way). Bytes it pipelines meanwhile
+    /// are kept, up to [`MAX_HEAD`].
+    async fn unless_gone<F: Future>(&mut self, fut: F) -> Option<F::Output> {
+        tokio::pin!(fut);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(out));
+            }
+            while self.rbuf.len() < MAX_HEAD {
+                if self.rbuf.capacity() - self.rbuf.len() < MIN_READ {
+                    self.rbuf.reserve(READ_BUF);
+                }
+                match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
+                    Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(None),
+                    Poll::Ready(Ok(_)) => {}
+                    Poll::Pending => break,
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Reads more of a head; `None` when the router is closing and no head has begun.
+    async fn fill(&mut self, closing: &AtomicBool) -> Option<io::Result<usize>> {
+        if self.rbuf.capacity() - self.rbuf.len() < MIN_READ {
+            self.rbuf.reserve(READ_BUF);
+        }
+        std::future::poll_fn(|cx| {
+            if self.rbuf.is_empty() && closing.load(Ordering::Relaxed) {
+                return Poll::Ready(None);
+            }
+            tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf).map(Some)
+        })
+        .await
+    }
+
+    /// Parses the head at the front of the buffer and, when it is one for the fast path,
+    /// consumes it and prepares its request.
+    fn step(&mut self) -> Step {
+        if self.rbuf.is_empty() {
+            return Step::More;
+        }
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let parsed = httparse::ParserConfig::default()
+            .parse_request_with_uninit_headers(&mut req, &self.rbuf, &mut slots);
+        let len = match parsed {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if self.rbuf.len() < MAX_HEAD => return Step::More,
+            Ok(httparse::Status::Partial) | Err(_) => return Step::Hyper,
+        };
+        let Some(p) = prepare(&self.ctx, &req) else {
+            return Step::Hyper;
+        };
+        self.rbuf.advance(len);
+        Step::Ready(Box::new(p))
+    }
+
+    /// Writes `resp` to the client: head, then body, gathered into as few writes as the
+    /// body allows; `last` ends the connection after it.
+    async fn respond(
+        &mut self,
+        resp: http::Response<crate::body::ResBody>,
+        method: &Method,
+        last: bool,
+    ) -> io::Result<()> {
+        use hyper::body::Body as _;
+
+        let (parts, mut body) = resp.into_parts();
+        self.wbuf.clear();
+        let mut framing = response::encode_head(
+            &mut self.wbuf,
+            &parts,
+            method == Method::HEAD,
+            body.size_hint().exact(),
+        );
+        while framing.has_body() && !body.is_end_stream() {
+            let frame = match response::poll_once(&mut body) {
+                Some(f) => f,
+                None => {
+                    // Nothing ready: what is gathered goes out before waiting.
+                    self.flush().await?;
+                    response::next_frame(&mut body).await
+                }
+            };
+            match frame {
+                None => break,
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.push_data(&mut framing, data).await?;
+                    }
+                }
+                Some(Err(e)) => {
+                    // The dyno failed mid-body (logged by the relay): what came is sent and
+                    // the connection closed, so the client sees the response cut short.
+                    self.flush().await?;
+                    return Err(io::Error::other(e));
+                }
+            }
+        }
+        framing.finish(&mut self.wbuf);
+        drop(body);
+        if last {
+            self.flush_last().await
+        } else {
+            self.flush().await
+        }
+    }
+
+    /// Adds a body chunk; a large one is written at once behind what is gathered.
+    async fn push_data(&mut self, framing: &mut response::Framing, data: Bytes) -> io::Result<()> {
+        if data.is_empty() {
+            // In chunked coding an empty chunk would end the body.
+            return Ok(());
+        }
+        framing.chunk_prefix(&mut self.wbuf, data.len());
+        if data.len() <= response::GATHER {
+            self.wbuf.extend_from_slice(&data);
+            if self.wbuf.len() >= response::GATHER {
+                self.flush().await?;
+            }
+        } else {
+            self.flush().await?;
+            self.io.write_all(&data).await?;
+        }
+        framing.chunk_suffix(&mut self.wbuf);
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.wbuf.is_empty() {
+            self.io.write_all(&self.wbuf).await?;
+            self.wbuf.clear();
+        }
+        // TLS: the record layer may hold what the socket did not take.
+        self.io.flush().await
+    }
+
+    /// The connection's last bytes, held for the FIN that follows ([`SendMore`]).
+    async fn flush_last(&mut self) -> io::Result<()> {
+        let sent = match self.io.send_more(&[io::IoSlice::new(&self.wbuf)]) {
+            Some(Ok(n)) => n,
+            Some(Err(e)) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
+            _ => 0,
+        };
+        if sent < self.wbuf.len() {
+            self.io.write_all(&self.wbuf[sent..]).await?;
+        }
+        self.wbuf.clear();
+        self.io.flush().await
+    }
+}
+
+/// What the header scan found.
+#[derive(Default)]
+struct Scan<'b> {
+    host: Option<&'b [u8]>,
+    hosts: usize,
+    request_id: Option<&'b [u8]>,
+    close: bool,
+    xff: bool,
+    via: bool,
+}
+
+/// How the router treats a request header on the fast path.
+enum Kind {
+    /// Sent to the dyno as is.
+    Keep,
+    /// Dropped (hop-by-hop) or replaced by the router's own.
+    Drop,
+    /// Host: kept, and counted.
+    Host,
+    /// `X-Request-Id`: replaced, its value maybe kept.
+    RequestId,
+    /// `X-Forwarded-For` and `Via`: their values are joined into the router's own.
+    Xff,
+    Via,
+    /// `Connection`: dropped; its tokens decide keep-alive.
+    Connection,
+    /// Anything that needs hyper: a body, an upgrade, `Expect`.
+    Hyper,
+}
+
+fn kind(name: &str) -> Kind {
+    let n = name.as_bytes();
+    let is = |s: &str| n.eq_ignore_ascii_case(s.as_bytes());
+    match n.len() {
+        2 if is("te") => Kind::Drop,
+        3 if is("via") => Kind::Via,
+        4 if is("host") => Kind::Host,
+        6 if is("expect") => Kind::Hyper,
+        7 if is("upgrade") => Kind::Hyper,
+        7 if is("trailer") => Kind::Drop,
+        10 if is("connection") => Kind::Connection,
+        10 if is("keep-alive") => Kind::Drop,
+        12 if is("x-request-id") => Kind::RequestId,
+        14 if is("content-length") => Kind::Hyper,
+        15 if is("x-forwarded-for") => Kind::Xff,
+        15 if is("x-request-start") => Kind::Drop,
+        16 if is("x-forwarded-port") => Kind::Drop,
+        17 if is("x-forwarded-proto") => Kind::Drop,
+        17 if is("transfer-encoding") => Kind::Hyper,
+        _ if n.len() > 6 && n[..6].eq_ignore_ascii_case(b"proxy-") => Kind::Drop,
+        _ => Kind::Keep,
+    }
+}
+
+/// The request of a head the fast path takes (`None` hands it to hyper): its exchange,
+/// its route, and the dyno's head.
+fn prepare(ctx: &Arc<ConnCtx>, req: &httparse::Request<'_, '_>) -> Option<Prepared> {
+    if req.version != Some(1) {
+        return None;
+    }
+    let method = req.method?;
+    let path = req.path?;
+    if !path.starts_with('/') || method.len() + path.len() + 10 > MAX_LINE {
+        return None;
+    }
+    let method = Method::from_bytes(method.as_bytes()).ok()?;
+    if method == Method::CONNECT {
+        return None;
+    }
+    let mut scan = Scan::default();
+    for h in req.headers.iter() {
+        if h.name.len() + 2 + h.value.len() > MAX_LINE {
+            return None;
+        }
+        match kind(h.name) {
+            Kind::Host => {
+                scan.hosts += 1;
+                scan.host = Some(h.value);
+            }
+            // The first one counts, as `HeaderMap::get` has it on hyper's path.
+            Kind::RequestId if scan.request_id.is_none() => scan.request_id = Some(h.value),
+            Kind::Xff => scan.xff = true,
+            Kind::Via => scan.via = true,
+            Kind::Connection => {
+                for t in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                    if t.eq_ignore_ascii_case(b"close") {
+                        scan.close = true;
+                    } else if !(t.is_empty() || t.eq_ignore_ascii_case(b"keep-alive")) {
+                        // Names headers to drop, or asks for an upgrade: hyper's path.
+                        return None;
+                    }
+                }
+            }
+            Kind::Hyper => return None,
+            Kind::RequestId | Kind::Keep | Kind::Drop => {}
+        }
+    }
+    let host = scan
+        .host
+        .filter(|h| scan.hosts == 1 && headers::valid_host(h))?;
+    let host = HeaderValue::from_bytes(host).ok()?;
+    let pq = PathAndQuery::from_maybe_shared(Bytes::copy_from_slice(path.as_bytes())).ok()?;
+    let request_id = match scan.request_id {
+        Some(v) if headers::valid_request_id(v) => HeaderValue::from_bytes(v).ok()?,
+        _ => headers::new_request_id(),
+    };
+    let mut ex = Exchange::new(Arc::clone(ctx), method, Version::HTTP_11, request_id);
+    ex.path = Some(pq);
+    ex.host = Some(host);
+    let values = |name: &'static str| {
+        req.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    let routed = proxy::route(&mut ex, |policy, peer| {
+        access::client_ip_from(policy, peer, values("x-forwarded-for"))
+    });
+    let mut head = Vec::new();
+    if routed.is_ok() {
+        head.reserve(512 + req.headers.len() * 32);
+        head.extend_from_slice(ex.method.as_str().as_bytes());
+        head.push(b' ');
+        head.extend_from_slice(path.as_bytes());
+        head.extend_from_slice(b" HTTP/1.1\r\n");
+        for h in req.headers.iter() {
+            if matches!(kind(h.name), Kind::Keep | Kind::Host) {
+                push_header(&mut head, h.name.as_bytes(), h.value);
+            }
+        }
+        let conn = &ex.conn;
+        push_list(
+            &mut head,
+            b"x-forwarded-for",
+            scan.xff.then(|| values("x-forwarded-for")),
+            conn.peer_value.as_bytes(),
+        );
+        let proto: &[u8] = if conn.https { b"https" } else { b"http" };
+        push_header(&mut head, b"x-forwarded-proto", proto);
+        push_header(&mut head, b"x-forwarded-port", conn.port_value.as_bytes());
+        let start_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        head.extend_from_slice(b"x-request-start: ");
+        response::push_u64(&mut head, start_ms);
+        head.extend_from_slice(b"\r\n");
+        push_header(&mut head, b"x-request-id", ex.request_id.as_bytes());
+        push_list(
+            &mut head,
+            b"via",
+            scan.via.then(|| values("via")),
+            headers::VIA_SELF.as_bytes(),
+        );
+        head.extend_from_slice(b"\r\n");
+    }
+    Some(Prepared {
+        ex,
+        routed,
+        head,
+        close: scan.close,
+    })
+}
+
+fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `name: ` every non-empty value (trimmed) joined by `, `, then `item`: the rule of
+/// `headers::rewrite_request` for X-Forwarded-For and Via.
+fn push_list<'a>(
+    out: &mut Vec<u8>,
+    name: &[u8],
+    values: Option<impl Iterator<Item = &'a [u8]>>,
+    item: &[u8],
+) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    for v in values.into_iter().flatten() {
+        let v = v.trim_ascii();
+        if !v.is_empty() {
+            out.extend_from_slice(v);
+            out.extend_from_slice(b", ");
+        }
+    }
+    out.extend_from_slice(item);
+    out.extend_from_slice(b"\r\n");
+}
