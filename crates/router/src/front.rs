@@ -253,6 +253,7 @@ where
             &parts,
             method == Method::HEAD,
             body.size_hint().exact(),
+            last,
         );
         while framing.has_body() && !body.is_end_stream() {
             let frame = match response::poll_once(&mut body) {

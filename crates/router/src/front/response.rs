@@ -56,12 +56,14 @@ impl Framing {
     }
 }
 
-/// Writes the head of `parts` into `out`; `length` is the body's exact length when known.
+/// Writes the head of `parts` into `out`; `length` is the body's exact length when known,
+/// `last` says the connection closes after it (`connection: close`, as hyper adds it).
 pub(crate) fn encode_head(
     out: &mut Vec<u8>,
     parts: &http::response::Parts,
     head_request: bool,
     length: Option<u64>,
+    last: bool,
 ) -> Framing {
     let status = parts.status;
     let reason = parts.extensions.get::<ReasonPhrase>();
@@ -89,6 +91,10 @@ pub(crate) fn encode_head(
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    if last {
+        // The router's headers never include `connection` (hop-by-hop, stripped).
+        out.extend_from_slice(b"connection: close\r\n");
     }
     let bodiless = head_request
         || status.is_informational()

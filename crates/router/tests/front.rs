@@ -1,0 +1,241 @@
+//! The HTTP/1 fast path (`front`) against hyper's path: the same request reaches the dyno
+//! with the same head whichever path serves it, and a connection the fast path hands to
+//! hyper mid-way keeps every pipelined request, in order.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::time::Duration;
+
+use harness::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A head with everything the router rewrites: forwarding headers to replace or append
+/// to, hop-by-hop headers, a client request id, mixed-case names, repeated headers.
+const HEAD: &str = "GET /p/a?q=1 HTTP/1.1\r\n\
+    Host: api.test\r\n\
+    X-Custom: one\r\n\
+    x-forwarded-for: 203.0.113.9\r\n\
+    X-Forwarded-For:  198.51.100.7 \r\n\
+    X-Forwarded-Proto: gopher\r\n\
+    X-Forwarded-Port: 1\r\n\
+    X-Request-Start: 0\r\n\
+    X-Request-Id: client-chosen-id-0123456789\r\n\
+    Via: 1.0 edge\r\n\
+    Keep-Alive: timeout=5\r\n\
+    TE: trailers\r\n\
+    Proxy-Authorization: Basic Zm9vOmJhcg==\r\n\
+    x-custom: two\r\n\
+    Accept: */*\r\n";
+
+/// The headers a dyno got, lowercase names in order of appearance, `x-request-start`
+/// checked and left out (it is the clock).
+fn seen_headers(s: &Seen) -> Vec<(String, String)> {
+    let start = s.headers.get("x-request-start").expect("x-request-start");
+    assert!(start.to_str().unwrap().parse::<u64>().unwrap() > 1_600_000_000_000);
+    let mut out: Vec<(String, String)> = s
+        .headers
+        .iter()
+        .filter(|(n, _)| n.as_str() != "x-request-start")
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn a_dyno_gets_the_same_head_from_either_path() {
+    let b = Backend::start("b").await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
+    // The fast path takes this head; a `Connection` that names a header (absent here)
+    // sends the same request through hyper's path, which strips the `Connection` header.
+    let fast = raw(
+        r.addr,
+        format!("{HEAD}Connection: close\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert!(fast.starts_with("HTTP/1.1 200 OK\r\n"), "{fast}");
+    let via_fast = b.last();
+    let slow = raw(
+        r.addr,
+        format!("{HEAD}Connection: close, x-absent\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert!(slow.starts_with("HTTP/1.1 200 OK\r\n"), "{slow}");
+    let via_hyper = b.last();
+    assert_eq!(b.count(), 2);
+    assert_eq!(via_fast.method, via_hyper.method);
+    assert_eq!(via_fast.uri, "/p/a?q=1");
+    assert_eq!(via_fast.uri, via_hyper.uri);
+    assert_eq!(seen_headers(&via_fast), seen_headers(&via_hyper));
+    let h = &via_fast.headers;
+    let all = |n: &str| {
+        h.get_all(n)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(all("x-custom"), ["one", "two"]);
+    assert_eq!(
+        all("x-forwarded-for"),
+        ["203.0.113.9, 198.51.100.7, 127.0.0.1"]
+    );
+    assert_eq!(all("x-forwarded-proto"), ["http"]);
+    assert_eq!(
+        all("x-forwarded-port"),
+        [r.addr.port().to_string().as_str()]
+    );
+    assert_eq!(all("x-request-id"), ["client-chosen-id-0123456789"]);
+    assert_eq!(all("via"), ["1.0 edge, 1.1 spaced"]);
+    for gone in ["keep-alive", "te", "proxy-authorization", "connection"] {
+        assert!(!h.contains_key(gone), "{gone} reached the dyno");
+    }
+    // And the client's responses agree too, but for the date.
+    let strip = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with("date: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip(&fast), strip(&slow));
+}
+
+/// Reads one response (head and `content-length` body) from `s`, leaving what follows.
+async fn read_response(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> String {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + len {
+                let whole: Vec<u8> = buf.drain(..end + 4 + len).collect();
+                return String::from_utf8_lossy(&whole).into_owned();
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = within("response", s.read(&mut chunk)).await.unwrap();
+        assert!(
+            n > 0,
+            "closed early; have {:?}",
+            String::from_utf8_lossy(buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn pipelined_requests_survive_the_hand_over_to_hyper() {
+    let b = Backend::start("b").await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
+    // A GET the fast path serves, then a POST (a body: hyper's), then GETs hyper serves
+    // on the connection it took over; all written at once.
+    let mut s = send(
+        r.addr,
+        b"GET /one HTTP/1.1\r\nhost: api.test\r\n\r\n\
+          POST /two HTTP/1.1\r\nhost: api.test\r\ncontent-length: 5\r\n\r\nhello\
+          GET /three HTTP/1.1\r\nhost: api.test\r\n\r\n\
+          GET /four HTTP/1.1\r\nhost: api.test\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    let mut buf = Vec::new();
+    for _ in 0..4 {
+        let resp = read_response(&mut s, &mut buf).await;
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+        assert!(resp.ends_with("\r\n\r\nb"), "{resp}");
+    }
+    let mut rest = Vec::new();
+    within("close", s.read_to_end(&mut rest)).await.unwrap();
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    let seen = b.seen.lock().unwrap().clone();
+    let got: Vec<_> = seen
+        .iter()
+        .map(|s| (s.method.as_str(), s.uri.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("GET", "/one"),
+            ("POST", "/two"),
+            ("GET", "/three"),
+            ("GET", "/four")
+        ]
+    );
+    assert_eq!(seen[1].body.as_ref(), b"hello");
+}
+
+#[tokio::test]
+async fn a_head_split_across_writes_is_served_and_the_connection_kept() {
+    let b = Backend::start("b").await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
+    let mut s = send(r.addr, b"GET /split HTTP/1.1\r\nho").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    s.write_all(b"st: api.test\r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    let resp = read_response(&mut s, &mut buf).await;
+    assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+    // Kept alive: a second request on it.
+    s.write_all(b"HEAD /again HTTP/1.1\r\nhost: api.test\r\n\r\n")
+        .await
+        .unwrap();
+    let resp = within("second", async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0);
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                return String::from_utf8_lossy(&buf).into_owned();
+            }
+        }
+    })
+    .await;
+    // HEAD: the GET's length, no body.
+    assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+    assert!(resp.contains("content-length: 1\r\n"), "{resp}");
+    assert!(resp.ends_with("\r\n\r\n"), "{resp}");
+    assert_eq!(b.count(), 2);
+}
+
+#[tokio::test]
+async fn a_client_gets_the_same_response_from_either_path() {
+    let b = Backend::start("b").await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
+    // Without the date and the request id (a new one per request), byte for byte.
+    let normal = |s: &str| {
+        let id = s
+            .lines()
+            .find_map(|l| l.strip_prefix("x-request-id: "))
+            .unwrap_or("-")
+            .to_string();
+        s.split("\r\n")
+            .filter(|l| !l.starts_with("date: "))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+            .replace(&id, "ID")
+    };
+    for (method, host, path) in [
+        ("GET", "api.test", "/hop"),
+        ("GET", "api.test", "/big/70000"),
+        ("HEAD", "api.test", "/big/10"),
+        ("GET", "api.test", "/drop"),
+        ("GET", "nobody.test", "/"),
+        ("DELETE", "api.test", "/x"),
+    ] {
+        let head = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\n");
+        let fast = raw(
+            r.addr,
+            format!("{head}connection: close\r\n\r\n").as_bytes(),
+        )
+        .await;
+        let slow = raw(
+            r.addr,
+            format!("{head}connection: close, x-absent\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert!(fast.starts_with("HTTP/1.1 "), "{fast}");
+        assert_eq!(normal(&fast), normal(&slow), "{method} {host}{path}");
+    }
+}
