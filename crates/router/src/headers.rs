@@ -231,7 +231,14 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 /// TE, Trailer, Transfer-Encoding, Proxy-*, and `Upgrade` unless `upgrade` (then
 /// `Connection: upgrade` is set again, since the next hop needs it).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    if headers.contains_key(header::CONNECTION) {
+    // One pass over the names (standard ones compare without hashing) finds which of the
+    // fixed list are present, so only those pay a hashed removal; most heads have one
+    // (`Connection: keep-alive`) or none.
+    let mut present = Hop::default();
+    for n in headers.keys() {
+        present.note(n);
+    }
+    if present.connection {
         // The usual values name nothing beyond the fixed list; only collect otherwise.
         let only_usual = headers.get_all(header::CONNECTION).iter().all(|v| {
             v.as_bytes().split(|&b| b == b',').all(|t| {
@@ -257,16 +264,24 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         }
         headers.remove(header::CONNECTION);
     }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(header::TE);
-    headers.remove(header::TRAILER);
-    headers.remove(header::TRANSFER_ENCODING);
+    if present.keep_alive {
+        headers.remove(&KEEP_ALIVE);
+    }
+    if present.te {
+        headers.remove(header::TE);
+    }
+    if present.trailer {
+        headers.remove(header::TRAILER);
+    }
+    if present.transfer_encoding {
+        headers.remove(header::TRANSFER_ENCODING);
+    }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    } else if present.upgrade {
         headers.remove(header::UPGRADE);
     }
-    if headers.keys().any(is_proxy_header) {
+    if present.proxy {
         let proxy: Vec<HeaderName> = headers
             .keys()
             .filter(|n| is_proxy_header(n))
@@ -274,6 +289,38 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
             .collect();
         for n in proxy {
             headers.remove(n);
+        }
+    }
+}
+
+/// Which hop-by-hop headers a head has.
+#[derive(Default)]
+struct Hop {
+    connection: bool,
+    keep_alive: bool,
+    te: bool,
+    trailer: bool,
+    transfer_encoding: bool,
+    upgrade: bool,
+    proxy: bool,
+}
+
+impl Hop {
+    fn note(&mut self, n: &HeaderName) {
+        if *n == header::CONNECTION {
+            self.connection = true;
+        } else if *n == header::TE {
+            self.te = true;
+        } else if *n == header::TRAILER {
+            self.trailer = true;
+        } else if *n == header::TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+        } else if *n == header::UPGRADE {
+            self.upgrade = true;
+        } else if *n == KEEP_ALIVE {
+            self.keep_alive = true;
+        } else if is_proxy_header(n) {
+            self.proxy = true;
         }
     }
 }
