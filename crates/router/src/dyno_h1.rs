@@ -34,6 +34,8 @@ use crate::pool::ConnectError;
 
 /// Most header lines in a response head (the request limit, as on Heroku).
 const MAX_HEADERS: usize = crate::headers::MAX_HEADERS;
+/// Longest header name `http::HeaderName` takes; a longer one is H25 on both paths.
+const MAX_NAME: usize = 1 << 16;
 /// Largest response head buffered; beyond it the response is H25 (hyper's default).
 const MAX_HEAD: usize = 400 * 1024;
 /// Read buffer size, grown when a read would have less than [`MIN_READ`] room.
@@ -130,17 +132,38 @@ impl RawConn {
 
     /// Reads the response head, skipping interim (1xx other than 101) responses.
     pub(crate) async fn read_head(&mut self, method: &Method) -> Result<Head, HeadError> {
+        self.read_with(|buf| {
+            Ok(parse_head(buf, method)?.map(|h| (!is_interim(h.parts.status)).then_some(h)))
+        })
+        .await
+    }
+
+    /// [`RawConn::read_head`] with the client's head written into `out` as bytes
+    /// ([`parse_head_for_client`]).
+    pub(crate) async fn read_head_for_client(
+        &mut self,
+        method: &Method,
+        request_id: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<ForClient, HeadError> {
+        self.read_with(|buf| parse_head_for_client(buf, method, request_id, out))
+            .await
+    }
+
+    /// Reads until `parse` has a head: it returns `None` for more bytes, `Some(None)` when
+    /// it consumed an interim response.
+    async fn read_with<T>(
+        &mut self,
+        mut parse: impl FnMut(&mut BytesMut) -> Result<Option<Option<T>>, HeadError>,
+    ) -> Result<T, HeadError> {
         let mut seen_any = false;
         loop {
             if !self.buf.is_empty() {
                 seen_any = true;
-                if let Some(head) = parse_head(&mut self.buf, method)? {
-                    let interim = head.parts.status.is_informational()
-                        && head.parts.status != StatusCode::SWITCHING_PROTOCOLS;
-                    if !interim {
-                        return Ok(head);
-                    }
-                    continue;
+                match parse(&mut self.buf)? {
+                    Some(Some(head)) => return Ok(head),
+                    Some(None) => continue,
+                    None => {}
                 }
             }
             match std::future::poll_fn(|cx| self.poll_fill(cx)).await {
@@ -174,13 +197,15 @@ pub(crate) fn encode_request(
     out.extend_from_slice(b"\r\n");
 }
 
-/// Parses one response head from the front of `buf`, consuming it; `None` when more bytes
-/// are needed.
-pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, HeadError> {
-    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut []);
-    let parsed = httparse::ParserConfig::default()
-        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots);
+/// Parses a response head at the front of `buf` with httparse: its length, status and
+/// version; `None` when more bytes are needed.
+fn parse_status<'h, 'b>(
+    buf: &'b [u8],
+    resp: &mut httparse::Response<'h, 'b>,
+    slots: &'h mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<Option<(usize, StatusCode, Version)>, HeadError> {
+    let parsed =
+        httparse::ParserConfig::default().parse_response_with_uninit_headers(resp, buf, slots);
     let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
@@ -197,6 +222,19 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
     } else {
         Version::HTTP_10
     };
+    Ok(Some((len, status, version)))
+}
+
+/// Parses one response head from the front of `buf`, consuming it; `None` when more bytes
+/// are needed.
+pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, HeadError> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let Some((len, status, version)) = parse_status(buf, &mut resp, &mut slots)? else {
+        return Ok(None);
+    };
+    let (framing, reusable) = framing(method, status, resp.headers)?;
+    let keep_alive = reusable && keep_alive(version, resp.headers);
     // One copy of the head, shared by every header value, leaves `buf` unshared.
     let head = Bytes::copy_from_slice(&buf[..len]);
     let base = buf.as_ptr() as usize;
@@ -217,13 +255,11 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
         .filter(|r| !r.is_empty() && status.canonical_reason() != Some(*r))
         .and_then(|r| ReasonPhrase::try_from(r.as_bytes()).ok());
     bytes::Buf::advance(buf, len);
-    let (framing, reusable) = framing(method, status, &headers)?;
     if headers.contains_key(header::TRANSFER_ENCODING) {
         // The coding decides the length; a Content-Length beside it must not reach the
         // client, whose framing hyper derives from the headers (RFC 9112 §6.1).
         headers.remove(header::CONTENT_LENGTH);
     }
-    let keep_alive = reusable && keep_alive(version, &headers);
     let mut parts = http::Response::new(()).into_parts().0;
     if let Some(r) = reason {
         parts.extensions.insert(r);
@@ -238,11 +274,142 @@ pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<H
     }))
 }
 
+/// A 1xx response other than 101: skipped, the final one follows.
+fn is_interim(status: StatusCode) -> bool {
+    status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS
+}
+
+/// A dyno's head written for the client by [`parse_head_for_client`].
+#[derive(Debug)]
+pub(crate) struct Written {
+    pub status: StatusCode,
+    pub framing: Framing,
+    /// The dyno allows another request on the connection afterwards.
+    pub keep_alive: bool,
+    /// The written head has a `content-length`.
+    pub has_length: bool,
+    /// The written head has a `date`.
+    pub has_date: bool,
+}
+
+/// What [`parse_head_for_client`] made of a head.
+#[derive(Debug)]
+pub(crate) enum ForClient {
+    /// The client's head is in the buffer given.
+    Written(Written),
+    /// A head whose `Connection` names other headers, parsed for `headers::rewrite_response`.
+    Parts(Head),
+}
+
+/// Parses one response head from the front of `buf` like [`parse_head`], but writes the
+/// client's head into `out` as bytes, without a `HeaderMap`: the status line, the dyno's
+/// headers (names lowercased) but the hop-by-hop ones, and `x-request-id: request_id` in
+/// place of the dyno's own; not the framing headers, `date` or the final CRLF, which the
+/// client side adds (`front::response::finish_head`). These are the rules of
+/// `headers::rewrite_response`, which still rewrites the rare head whose `Connection`
+/// names other headers ([`ForClient::Parts`]). `Some(None)`: an interim response was
+/// consumed; `None`: more bytes are needed.
+pub(crate) fn parse_head_for_client(
+    buf: &mut BytesMut,
+    method: &Method,
+    request_id: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<Option<Option<ForClient>>, HeadError> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let Some((len, status, version)) = parse_status(buf, &mut resp, &mut slots)? else {
+        return Ok(None);
+    };
+    if is_interim(status) {
+        bytes::Buf::advance(buf, len);
+        return Ok(Some(None));
+    }
+    let names_others = resp
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .any(|t| {
+            !(t.is_empty()
+                || t.eq_ignore_ascii_case(b"keep-alive")
+                || t.eq_ignore_ascii_case(b"close")
+                || t.eq_ignore_ascii_case(b"upgrade"))
+        });
+    if names_others {
+        return Ok(parse_head(buf, method)?.map(|h| Some(ForClient::Parts(h))));
+    }
+    let (framing, reusable) = framing(method, status, resp.headers)?;
+    let keep_alive = reusable && keep_alive(version, resp.headers);
+    let coded = resp
+        .headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
+    // The dyno's own reason phrase goes on, as on the `HeaderMap` path.
+    let reason = resp
+        .reason
+        .filter(|r| !r.is_empty() && status.canonical_reason() != Some(*r));
+    out.clear();
+    crate::front::response::push_status_line(out, status, reason.map(str::as_bytes));
+    let (mut has_length, mut has_date, mut id_written) = (false, false, false);
+    for h in resp.headers.iter() {
+        if h.name.len() >= MAX_NAME {
+            return Err(HeadError::Invalid("header name"));
+        }
+        let name = h.name.as_bytes();
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        if crate::headers::is_hop_by_hop_name(name) {
+            continue;
+        }
+        if is("x-request-id") {
+            // Ours, where the dyno's first one was (as `HeaderMap::insert` puts it).
+            if !id_written {
+                id_written = true;
+                push_line(out, b"x-request-id", request_id);
+            }
+            continue;
+        }
+        if is("content-length") {
+            if coded {
+                // The coding decides the length (RFC 9112 §6.1).
+                continue;
+            }
+            has_length = true;
+        } else if is("date") {
+            has_date = true;
+        }
+        let at = out.len();
+        out.extend_from_slice(name);
+        out[at..].make_ascii_lowercase();
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !id_written {
+        push_line(out, b"x-request-id", request_id);
+    }
+    bytes::Buf::advance(buf, len);
+    Ok(Some(Some(ForClient::Written(Written {
+        status,
+        framing,
+        keep_alive,
+        has_length,
+        has_date,
+    }))))
+}
+
+fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// The body's framing, and whether the connection can be reused after it (RFC 9112 §6.3).
 fn framing(
     method: &Method,
     status: StatusCode,
-    headers: &HeaderMap,
+    headers: &[httparse::Header<'_>],
 ) -> Result<(Framing, bool), HeadError> {
     if method == Method::HEAD
         || status.is_informational()
@@ -251,26 +418,27 @@ fn framing(
     {
         return Ok((Framing::Empty, true));
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+    let named = |name: &'static str| {
+        headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    let has_length = named("content-length").next().is_some();
+    if let Some(last) = named("transfer-encoding").next_back() {
         // Chunked must be the last coding; anything else runs until close. A
         // Content-Length beside it is ignored, and the connection is not reused.
-        let last = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-            .and_then(|v| v.as_bytes().rsplit(|&b| b == b',').next())
-            .map(<[u8]>::trim_ascii);
+        let last = last.rsplit(|&b| b == b',').next().map(<[u8]>::trim_ascii);
         let chunked = last.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
-        let reusable = !headers.contains_key(header::CONTENT_LENGTH);
         return Ok(if chunked {
-            (Framing::Chunked(Chunked::default()), reusable)
+            (Framing::Chunked(Chunked::default()), !has_length)
         } else {
             (Framing::Close, false)
         });
     }
     let mut length = None;
-    for v in headers.get_all(header::CONTENT_LENGTH) {
-        for item in v.as_bytes().split(|&b| b == b',') {
+    for v in named("content-length") {
+        for item in v.split(|&b| b == b',') {
             let n = parse_length(item.trim_ascii()).ok_or(HeadError::Invalid("content-length"))?;
             if length.is_some_and(|l| l != n) {
                 return Err(HeadError::Invalid("conflicting content-length"));
@@ -294,13 +462,16 @@ fn parse_length(s: &[u8]) -> Option<u64> {
 
 /// Whether the dyno keeps the connection open: HTTP/1.1 unless `Connection: close`,
 /// HTTP/1.0 only with `Connection: keep-alive`.
-fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
+fn keep_alive(version: Version, headers: &[httparse::Header<'_>]) -> bool {
     let has = |token: &[u8]| {
-        headers.get_all(header::CONNECTION).iter().any(|v| {
-            v.as_bytes()
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-        })
+        headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .any(|h| {
+                h.value
+                    .split(|&b| b == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+            })
     };
     if version == Version::HTTP_11 {
         !has(b"close")

@@ -16,8 +16,12 @@
 //! error answers, bodies and upgrades then apply exactly as before. So the fast path adds
 //! no rule of its own: it is a shortcut for heads whose answer it knows to be the same.
 
-mod response;
+pub(crate) mod fuzz;
+mod head;
+pub(crate) mod response;
 mod rewind;
+#[cfg(test)]
+mod tests;
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -34,10 +38,11 @@ use spaced_config::Timeouts;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::access;
+use crate::body::ResBody;
 use crate::code::Code;
 use crate::conn::{self, ConnCtx, SendMore};
 use crate::exchange::{Exchange, Outcome};
-use crate::headers::{self, MAX_LINE};
+use crate::headers;
 use crate::proxy;
 use crate::state::View;
 
@@ -240,21 +245,41 @@ where
     /// body allows; `last` ends the connection after it.
     async fn respond(
         &mut self,
-        resp: http::Response<crate::body::ResBody>,
+        resp: http::Response<ResBody>,
         method: &Method,
         last: bool,
     ) -> io::Result<()> {
         use hyper::body::Body as _;
 
         let (parts, mut body) = resp.into_parts();
-        self.wbuf.clear();
-        let mut framing = response::encode_head(
-            &mut self.wbuf,
-            &parts,
-            method == Method::HEAD,
-            body.size_hint().exact(),
-            last,
-        );
+        let head_request = method == Method::HEAD;
+        let length = body.size_hint().exact();
+        let written = match &mut body {
+            ResBody::Raw(r) => r.written.take(),
+            _ => None,
+        };
+        let mut framing = match written {
+            Some(w) => {
+                // The dyno's head, rewritten as bytes: only its end is left to write.
+                self.wbuf = w.bytes;
+                let said = response::Said {
+                    length: w.has_length,
+                    date: w.has_date,
+                };
+                response::finish_head(
+                    &mut self.wbuf,
+                    parts.status,
+                    head_request,
+                    length,
+                    said,
+                    last,
+                )
+            }
+            None => {
+                self.wbuf.clear();
+                response::encode_head(&mut self.wbuf, &parts, head_request, length, last)
+            }
+        };
         while framing.has_body() && !body.is_end_stream() {
             let frame = match response::poll_once(&mut body) {
                 Some(f) => f,
@@ -332,193 +357,45 @@ where
     }
 }
 
-/// What the header scan found.
-#[derive(Default)]
-struct Scan<'b> {
-    host: Option<&'b [u8]>,
-    hosts: usize,
-    request_id: Option<&'b [u8]>,
-    close: bool,
-    xff: bool,
-    via: bool,
-}
-
-/// How the router treats a request header on the fast path.
-enum Kind {
-    /// Sent to the dyno as is.
-    Keep,
-    /// Dropped (hop-by-hop) or replaced by the router's own.
-    Drop,
-    /// Host: kept, and counted.
-    Host,
-    /// `X-Request-Id`: replaced, its value maybe kept.
-    RequestId,
-    /// `X-Forwarded-For` and `Via`: their values are joined into the router's own.
-    Xff,
-    Via,
-    /// `Connection`: dropped; its tokens decide keep-alive.
-    Connection,
-    /// Anything that needs hyper: a body, an upgrade, `Expect`.
-    Hyper,
-}
-
-fn kind(name: &str) -> Kind {
-    let n = name.as_bytes();
-    let is = |s: &str| n.eq_ignore_ascii_case(s.as_bytes());
-    match n.len() {
-        2 if is("te") => Kind::Drop,
-        3 if is("via") => Kind::Via,
-        4 if is("host") => Kind::Host,
-        6 if is("expect") => Kind::Hyper,
-        7 if is("upgrade") => Kind::Hyper,
-        7 if is("trailer") => Kind::Drop,
-        10 if is("connection") => Kind::Connection,
-        10 if is("keep-alive") => Kind::Drop,
-        12 if is("x-request-id") => Kind::RequestId,
-        14 if is("content-length") => Kind::Hyper,
-        15 if is("x-forwarded-for") => Kind::Xff,
-        15 if is("x-request-start") => Kind::Drop,
-        16 if is("x-forwarded-port") => Kind::Drop,
-        17 if is("x-forwarded-proto") => Kind::Drop,
-        17 if is("transfer-encoding") => Kind::Hyper,
-        _ if n.len() > 6 && n[..6].eq_ignore_ascii_case(b"proxy-") => Kind::Drop,
-        _ => Kind::Keep,
-    }
-}
-
 /// The request of a head the fast path takes (`None` hands it to hyper): its exchange,
 /// its route, and the dyno's head.
 fn prepare(ctx: &Arc<ConnCtx>, req: &httparse::Request<'_, '_>) -> Option<Prepared> {
-    if req.version != Some(1) {
-        return None;
-    }
-    let method = req.method?;
-    let path = req.path?;
-    if !path.starts_with('/') || method.len() + path.len() + 10 > MAX_LINE {
-        return None;
-    }
-    let method = Method::from_bytes(method.as_bytes()).ok()?;
-    if method == Method::CONNECT {
-        return None;
-    }
-    let mut scan = Scan::default();
-    for h in req.headers.iter() {
-        if h.name.len() + 2 + h.value.len() > MAX_LINE {
-            return None;
-        }
-        match kind(h.name) {
-            Kind::Host => {
-                scan.hosts += 1;
-                scan.host = Some(h.value);
-            }
-            // The first one counts, as `HeaderMap::get` has it on hyper's path.
-            Kind::RequestId if scan.request_id.is_none() => scan.request_id = Some(h.value),
-            Kind::Xff => scan.xff = true,
-            Kind::Via => scan.via = true,
-            Kind::Connection => {
-                for t in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                    if t.eq_ignore_ascii_case(b"close") {
-                        scan.close = true;
-                    } else if !(t.is_empty() || t.eq_ignore_ascii_case(b"keep-alive")) {
-                        // Names headers to drop, or asks for an upgrade: hyper's path.
-                        return None;
-                    }
-                }
-            }
-            Kind::Hyper => return None,
-            Kind::RequestId | Kind::Keep | Kind::Drop => {}
-        }
-    }
-    let host = scan
-        .host
-        .filter(|h| scan.hosts == 1 && headers::valid_host(h))?;
-    let host = HeaderValue::from_bytes(host).ok()?;
-    let pq = PathAndQuery::from_maybe_shared(Bytes::copy_from_slice(path.as_bytes())).ok()?;
+    let scan = head::scan(req)?;
+    let host = HeaderValue::from_bytes(scan.host).ok()?;
+    let pq = PathAndQuery::from_maybe_shared(Bytes::copy_from_slice(scan.path.as_bytes())).ok()?;
     let request_id = match scan.request_id {
         Some(v) if headers::valid_request_id(v) => HeaderValue::from_bytes(v).ok()?,
         _ => headers::new_request_id(),
     };
-    let mut ex = Exchange::new(Arc::clone(ctx), method, Version::HTTP_11, request_id);
+    let mut ex = Exchange::new(
+        Arc::clone(ctx),
+        scan.method.clone(),
+        Version::HTTP_11,
+        request_id,
+    );
     ex.path = Some(pq);
     ex.host = Some(host);
-    let values = |name: &'static str| {
-        req.headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    };
     let routed = proxy::route(&mut ex, |policy, peer| {
-        access::client_ip_from(policy, peer, values("x-forwarded-for"))
+        access::client_ip_from(policy, peer, head::values(req, "x-forwarded-for"))
     });
-    let mut head = Vec::new();
+    let mut dyno_head = Vec::new();
     if routed.is_ok() {
-        head.reserve(512 + req.headers.len() * 32);
-        head.extend_from_slice(ex.method.as_str().as_bytes());
-        head.push(b' ');
-        head.extend_from_slice(path.as_bytes());
-        head.extend_from_slice(b" HTTP/1.1\r\n");
-        for h in req.headers.iter() {
-            if matches!(kind(h.name), Kind::Keep | Kind::Host) {
-                push_header(&mut head, h.name.as_bytes(), h.value);
-            }
-        }
         let conn = &ex.conn;
-        push_list(
-            &mut head,
-            b"x-forwarded-for",
-            scan.xff.then(|| values("x-forwarded-for")),
-            conn.peer_value.as_bytes(),
-        );
-        let proto: &[u8] = if conn.https { b"https" } else { b"http" };
-        push_header(&mut head, b"x-forwarded-proto", proto);
-        push_header(&mut head, b"x-forwarded-port", conn.port_value.as_bytes());
-        let start_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        head.extend_from_slice(b"x-request-start: ");
-        response::push_u64(&mut head, start_ms);
-        head.extend_from_slice(b"\r\n");
-        push_header(&mut head, b"x-request-id", ex.request_id.as_bytes());
-        push_list(
-            &mut head,
-            b"via",
-            scan.via.then(|| values("via")),
-            headers::VIA_SELF.as_bytes(),
-        );
-        head.extend_from_slice(b"\r\n");
+        let fwd = head::Forward {
+            peer: conn.peer_value.as_bytes(),
+            https: conn.https,
+            port: conn.port_value.as_bytes(),
+            start_ms: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            request_id: ex.request_id.as_bytes(),
+        };
+        head::dyno_head(&mut dyno_head, req, &scan, &fwd);
     }
     Some(Prepared {
         ex,
         routed,
-        head,
+        head: dyno_head,
         close: scan.close,
     })
-}
-
-fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// `name: ` every non-empty value (trimmed) joined by `, `, then `item`: the rule of
-/// `headers::rewrite_request` for X-Forwarded-For and Via.
-fn push_list<'a>(
-    out: &mut Vec<u8>,
-    name: &[u8],
-    values: Option<impl Iterator<Item = &'a [u8]>>,
-    item: &[u8],
-) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    for v in values.into_iter().flatten() {
-        let v = v.trim_ascii();
-        if !v.is_empty() {
-            out.extend_from_slice(v);
-            out.extend_from_slice(b", ");
-        }
-    }
-    out.extend_from_slice(item);
-    out.extend_from_slice(b"\r\n");
 }

@@ -37,6 +37,9 @@ mod upgrade;
 /// For the `dyno_response` fuzz target in `fuzz/` only; not an API.
 #[doc(hidden)]
 pub use dyno_h1::fuzz::dyno_response as fuzz_dyno_response;
+/// For the `client_head` fuzz target in `fuzz/` only; not an API.
+#[doc(hidden)]
+pub use front::fuzz::client_head as fuzz_client_head;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -25,8 +25,8 @@ use crate::balance;
 use crate::body::{self, InFlight, Relay, RelayEnd, ReqBody, ResBody};
 use crate::code::Code;
 use crate::conn::ConnCtx;
-use crate::dyno_h1::body::RawRelay;
-use crate::dyno_h1::{self, HeadError, RawConn};
+use crate::dyno_h1::body::{RawRelay, WrittenHead};
+use crate::dyno_h1::{self, ForClient, HeadError, RawConn};
 use crate::exchange::{Exchange, Outcome, SentTo};
 use crate::headers::{self, Expect, Forward, X_REQUEST_ID};
 use crate::pool::{self, ConnectError, Upstream};
@@ -92,6 +92,7 @@ pub(crate) async fn handle(
         index,
         upgrade,
         fault: fault.as_deref(),
+        written: false,
     };
     Ok(attempt.forward(ex, out).await)
 }
@@ -111,6 +112,7 @@ pub(crate) async fn forward_raw(
         index,
         upgrade: false,
         fault: None,
+        written: true,
     };
     attempt.forward(ex, Outbound::Raw { head, method }).await
 }
@@ -227,6 +229,9 @@ struct Attempt<'a> {
     upgrade: bool,
     /// What the client's upload reported (H27/H28), when it has a body.
     fault: Option<&'a AtomicU8>,
+    /// A response from a raw connection has its client head written as bytes
+    /// ([`dyno_h1::parse_head_for_client`]): for `front`, which writes it as it is.
+    written: bool,
 }
 
 /// A try that failed before the request was sent: the request back, why, and how long the
@@ -436,10 +441,23 @@ impl Attempt<'_> {
                 connect_ms,
                 sent,
             });
-            let read = tokio::time::timeout(t.response, conn.read_head(&method)).await;
+            let read = tokio::time::timeout(t.response, async {
+                if !self.written {
+                    return conn.read_head(&method).await.map(Got::Parts);
+                }
+                let mut out = Vec::with_capacity(512);
+                let id = ex.request_id.as_bytes();
+                Ok(
+                    match conn.read_head_for_client(&method, id, &mut out).await? {
+                        ForClient::Written(w) => Got::Written(w, out),
+                        ForClient::Parts(h) => Got::Parts(h),
+                    },
+                )
+            })
+            .await;
             let code = match read {
                 Err(_) => Code::H12,
-                Ok(Ok(h)) if h.parts.status == StatusCode::SWITCHING_PROTOCOLS => Code::H25,
+                Ok(Ok(h)) if h.status() == StatusCode::SWITCHING_PROTOCOLS => Code::H25,
                 Ok(Ok(h)) => {
                     let s = RawSent {
                         dyno,
@@ -485,21 +503,54 @@ fn client_head(parts: &mut http::response::Parts, ex: &Exchange) {
     };
 }
 
+/// A dyno's response head from a raw connection.
+enum Got {
+    /// Parsed into a `HeaderMap`.
+    Parts(dyno_h1::Head),
+    /// Written for the client as bytes (the second value).
+    Written(dyno_h1::Written, Vec<u8>),
+}
+
+impl Got {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Parts(h) => h.parts.status,
+            Self::Written(w, _) => w.status,
+        }
+    }
+}
+
 /// The client's response from a dyno's head on a raw connection, headers rewritten; the
 /// body follows from the socket.
-fn respond_raw(ex: Exchange, h: dyno_h1::Head, conn: RawConn, s: RawSent) -> Response<ResBody> {
-    let mut parts = h.parts;
-    let status = parts.status.as_u16();
-    client_head(&mut parts, &ex);
+fn respond_raw(ex: Exchange, got: Got, conn: RawConn, s: RawSent) -> Response<ResBody> {
+    let (parts, framing, keep_alive, written) = match got {
+        Got::Parts(h) => {
+            let mut parts = h.parts;
+            client_head(&mut parts, &ex);
+            (parts, h.framing, h.keep_alive, None)
+        }
+        Got::Written(w, bytes) => {
+            let head = WrittenHead {
+                bytes,
+                has_length: w.has_length,
+                has_date: w.has_date,
+            };
+            let mut parts = Response::new(()).into_parts().0;
+            parts.status = w.status;
+            parts.version = Version::HTTP_11;
+            (parts, w.framing, w.keep_alive, Some(head))
+        }
+    };
     let end = RelayEnd {
         exchange: ex,
         dyno: s.dyno,
         up: None,
         connect_ms: s.connect_ms,
         sent: s.sent,
-        status,
+        status: parts.status.as_u16(),
     };
-    let body = RawRelay::new(conn, h.framing, h.keep_alive, s.idle, end);
+    let mut body = RawRelay::new(conn, framing, keep_alive, s.idle, end);
+    body.written = written;
     Response::from_parts(parts, ResBody::Raw(body))
 }
 

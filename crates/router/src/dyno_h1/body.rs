@@ -24,6 +24,20 @@ pub(crate) struct RawRelay {
     timer: IdleTimer,
     bytes: u64,
     end: Option<RelayEnd>,
+    /// The client's head, already written as bytes (`front`'s responses); the response
+    /// this body goes with then has nothing else to say but its status.
+    pub(crate) written: Option<WrittenHead>,
+}
+
+/// A client's response head written as bytes by [`super::parse_head_for_client`]: status
+/// line and headers, without the framing headers, `date` and the blank line.
+#[derive(Debug)]
+pub(crate) struct WrittenHead {
+    pub bytes: Vec<u8>,
+    /// It has a `content-length`.
+    pub has_length: bool,
+    /// It has a `date`.
+    pub has_date: bool,
 }
 
 impl RawRelay {
@@ -43,6 +57,7 @@ impl RawRelay {
             timer: IdleTimer::new(idle),
             bytes: 0,
             end: Some(end),
+            written: None,
         }
     }
 

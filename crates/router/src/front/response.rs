@@ -65,20 +65,8 @@ pub(crate) fn encode_head(
     length: Option<u64>,
     last: bool,
 ) -> Framing {
-    let status = parts.status;
     let reason = parts.extensions.get::<ReasonPhrase>();
-    if status == StatusCode::OK && reason.is_none() {
-        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
-    } else {
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(status.as_str().as_bytes());
-        out.push(b' ');
-        match reason {
-            Some(r) => out.extend_from_slice(r.as_bytes()),
-            None => out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes()),
-        }
-        out.extend_from_slice(b"\r\n");
-    }
+    push_status_line(out, parts.status, reason.map(ReasonPhrase::as_bytes));
     let mut has_length = false;
     let mut has_date = false;
     for (name, value) in &parts.headers {
@@ -92,6 +80,50 @@ pub(crate) fn encode_head(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    let said = Said {
+        length: has_length,
+        date: has_date,
+    };
+    finish_head(out, parts.status, head_request, length, said, last)
+}
+
+/// `HTTP/1.1 <status> <reason>`: the given reason phrase, else the status's own (hyper
+/// writes `<none>` for a status without one).
+pub(crate) fn push_status_line(out: &mut Vec<u8>, status: StatusCode, reason: Option<&[u8]>) {
+    if status == StatusCode::OK && reason.is_none() {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        return;
+    }
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    match reason {
+        Some(r) => out.extend_from_slice(r),
+        None => out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes()),
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// What a head's own headers already say.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Said {
+    /// `content-length`.
+    pub length: bool,
+    /// `date`.
+    pub date: bool,
+}
+
+/// Ends a head whose status line and headers are in `out`: `connection: close` when
+/// `last`, the body's length or chunked coding unless the head `said` one, a `date`
+/// unless it said one, the blank line. Returns how the body goes on the wire.
+pub(crate) fn finish_head(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    head_request: bool,
+    length: Option<u64>,
+    said: Said,
+    last: bool,
+) -> Framing {
     if last {
         // The router's headers never include `connection` (hop-by-hop, stripped).
         out.extend_from_slice(b"connection: close\r\n");
@@ -109,7 +141,7 @@ pub(crate) fn encode_head(
     } else {
         Framing::Plain
     };
-    if !has_length {
+    if !said.length {
         match length {
             Some(n) if may_say_length && !(n == 0 && head_request) => {
                 out.extend_from_slice(b"content-length: ");
@@ -124,7 +156,7 @@ pub(crate) fn encode_head(
             }
         }
     }
-    if !has_date {
+    if !said.date {
         out.extend_from_slice(b"date: ");
         push_date(out);
         out.extend_from_slice(b"\r\n");

@@ -1,0 +1,90 @@
+//! The entry point of the `client_head` fuzz target (`fuzz/`) and of the property test
+//! beside it: a client's head is hostile, and on the fast path the router rewrites it as
+//! bytes, not through hyper's `HeaderMap`.
+
+use std::mem::MaybeUninit;
+
+use super::MAX_HEADERS;
+use super::head::{self, Forward, Kind};
+
+/// Parses `data` as a client's request head; when the fast path takes it, checks the
+/// dyno's head made from it. Panics on any broken invariant; that is the point:
+/// - it is one complete HTTP/1.1 head, nothing after it, with the client's method and
+///   target;
+/// - no hop-by-hop header, none that asks for a body or an upgrade, and the router's own
+///   forwarding headers exactly once each, with the router's values last;
+/// - the client's other headers in their order, the one Host among them.
+pub fn client_head(data: &[u8]) {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, data, &mut slots);
+    if !matches!(parsed, Ok(httparse::Status::Complete(_))) {
+        return;
+    }
+    let Some(scan) = head::scan(&req) else {
+        return;
+    };
+    let fwd = Forward {
+        peer: b"192.0.2.1",
+        https: false,
+        port: b"80",
+        start_ms: 1_700_000_000_000,
+        request_id: b"00000000-0000-4000-8000-000000000000",
+    };
+    let mut out = Vec::new();
+    head::dyno_head(&mut out, &req, &scan, &fwd);
+
+    let mut slots2 = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS + 8];
+    let mut got = httparse::Request::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut got,
+        &out,
+        &mut slots2,
+    );
+    assert_eq!(
+        parsed.ok(),
+        Some(httparse::Status::Complete(out.len())),
+        "not one complete head: {:?}",
+        String::from_utf8_lossy(&out)
+    );
+    assert_eq!(got.version, Some(1));
+    assert_eq!(got.method, req.method);
+    assert_eq!(got.path, req.path);
+    let kept: Vec<_> = req
+        .headers
+        .iter()
+        .filter(|h| matches!(head::kind(h.name), Kind::Keep | Kind::Host))
+        .map(|h| (h.name, h.value))
+        .collect();
+    let (theirs, ours) = got.headers.split_at(kept.len());
+    let theirs: Vec<_> = theirs.iter().map(|h| (h.name, h.value)).collect();
+    assert_eq!(theirs, kept, "the client's headers changed");
+    let hosts: Vec<_> = theirs
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("host"))
+        .collect();
+    assert_eq!(hosts.len(), 1);
+    assert_eq!(hosts[0].1, scan.host);
+    let names: Vec<_> = ours.iter().map(|h| h.name).collect();
+    assert_eq!(
+        names,
+        [
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-port",
+            "x-request-start",
+            "x-request-id",
+            "via"
+        ]
+    );
+    assert!(ours[0].value.ends_with(fwd.peer), "x-forwarded-for");
+    assert!(ours[5].value.ends_with(b"1.1 spaced"), "via");
+    for h in theirs.iter() {
+        assert!(
+            matches!(head::kind(h.0), Kind::Keep | Kind::Host),
+            "{} reached the dyno",
+            h.0
+        );
+    }
+}

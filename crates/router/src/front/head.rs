@@ -1,0 +1,213 @@
+//! The client's head on the fast path, as bytes: which heads the fast path takes
+//! ([`scan`]) and the dyno's head made from one ([`dyno_head`]), by the rules of
+//! BEHAVIOR.md "Headers to the dyno" that `headers::rewrite_request` applies to a
+//! `HeaderMap` on hyper's path. `tests/front.rs` checks that both give a dyno the same head.
+
+use http::Method;
+
+use crate::headers::{self, MAX_LINE};
+
+/// What a head the fast path takes says.
+#[derive(Debug)]
+pub(crate) struct Scan<'b> {
+    pub method: Method,
+    /// The origin-form target.
+    pub path: &'b str,
+    /// The one Host, valid.
+    pub host: &'b [u8],
+    /// The first `X-Request-Id`, unchecked.
+    pub request_id: Option<&'b [u8]>,
+    /// `Connection: close`.
+    pub close: bool,
+    xff: bool,
+    via: bool,
+}
+
+/// How the router treats a request header on the fast path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Sent to the dyno as is.
+    Keep,
+    /// Dropped (hop-by-hop) or replaced by the router's own.
+    Drop,
+    /// Host: kept, and counted.
+    Host,
+    /// `X-Request-Id`: replaced, its value maybe kept.
+    RequestId,
+    /// `X-Forwarded-For`: its values are joined into the router's own.
+    Xff,
+    /// `Via`: the same.
+    Via,
+    /// `Connection`: dropped; its tokens decide keep-alive.
+    Connection,
+    /// Anything that needs hyper: a body, an upgrade, `Expect`.
+    Hyper,
+}
+
+/// The kind of header `name` is (case-insensitive).
+pub(crate) fn kind(name: &str) -> Kind {
+    let n = name.as_bytes();
+    let is = |s: &str| n.eq_ignore_ascii_case(s.as_bytes());
+    match n.len() {
+        2 if is("te") => Kind::Drop,
+        3 if is("via") => Kind::Via,
+        4 if is("host") => Kind::Host,
+        6 if is("expect") => Kind::Hyper,
+        7 if is("upgrade") => Kind::Hyper,
+        7 if is("trailer") => Kind::Drop,
+        10 if is("connection") => Kind::Connection,
+        10 if is("keep-alive") => Kind::Drop,
+        12 if is("x-request-id") => Kind::RequestId,
+        14 if is("content-length") => Kind::Hyper,
+        15 if is("x-forwarded-for") => Kind::Xff,
+        15 if is("x-request-start") => Kind::Drop,
+        16 if is("x-forwarded-port") => Kind::Drop,
+        17 if is("x-forwarded-proto") => Kind::Drop,
+        17 if is("transfer-encoding") => Kind::Hyper,
+        _ if n.len() > 6 && n[..6].eq_ignore_ascii_case(b"proxy-") => Kind::Drop,
+        _ => Kind::Keep,
+    }
+}
+
+/// Whether the fast path takes `req`, and what it says; `None` leaves it to hyper:
+/// not HTTP/1.1, not origin-form, CONNECT, a line over the limit, a body, an upgrade,
+/// `Expect`, a `Connection` naming headers, not exactly one valid Host.
+pub(crate) fn scan<'b>(req: &httparse::Request<'_, 'b>) -> Option<Scan<'b>> {
+    if req.version != Some(1) {
+        return None;
+    }
+    let method = req.method?;
+    let path = req.path?;
+    if !path.starts_with('/') || method.len() + path.len() + " HTTP/1.1".len() + 1 > MAX_LINE {
+        return None;
+    }
+    let method = Method::from_bytes(method.as_bytes()).ok()?;
+    if method == Method::CONNECT {
+        return None;
+    }
+    let (mut host, mut hosts) = (None, 0);
+    let mut s = Scan {
+        method,
+        path,
+        host: b"",
+        request_id: None,
+        close: false,
+        xff: false,
+        via: false,
+    };
+    for h in req.headers.iter() {
+        if h.name.len() + 2 + h.value.len() > MAX_LINE {
+            return None;
+        }
+        match kind(h.name) {
+            Kind::Host => {
+                hosts += 1;
+                host = Some(h.value);
+            }
+            // The first one counts, as `HeaderMap::get` has it on hyper's path.
+            Kind::RequestId if s.request_id.is_none() => s.request_id = Some(h.value),
+            Kind::Xff => s.xff = true,
+            Kind::Via => s.via = true,
+            Kind::Connection => {
+                for t in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                    if t.eq_ignore_ascii_case(b"close") {
+                        s.close = true;
+                    } else if !(t.is_empty() || t.eq_ignore_ascii_case(b"keep-alive")) {
+                        // Names headers to drop, or asks for an upgrade: hyper's path.
+                        return None;
+                    }
+                }
+            }
+            Kind::Hyper => return None,
+            Kind::RequestId | Kind::Keep | Kind::Drop => {}
+        }
+    }
+    s.host = host.filter(|h| hosts == 1 && headers::valid_host(h))?;
+    Some(s)
+}
+
+/// Every value of header `name` (lowercase) in `req`, in order.
+pub(crate) fn values<'a, 'b>(
+    req: &'a httparse::Request<'_, 'b>,
+    name: &'static str,
+) -> impl DoubleEndedIterator<Item = &'b [u8]> + 'a {
+    req.headers
+        .iter()
+        .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+}
+
+/// What the router adds to a request for the dyno, as bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Forward<'a> {
+    /// The peer address (appended to X-Forwarded-For).
+    pub peer: &'a [u8],
+    /// Came over TLS.
+    pub https: bool,
+    /// The listener's port.
+    pub port: &'a [u8],
+    /// Unix time in ms when the request arrived.
+    pub start_ms: u64,
+    /// The request id.
+    pub request_id: &'a [u8],
+}
+
+/// Writes the dyno's head for a scanned request into `out`: the request line, the
+/// client's headers but the hop-by-hop ones and those the router sets, then the router's.
+pub(crate) fn dyno_head(
+    out: &mut Vec<u8>,
+    req: &httparse::Request<'_, '_>,
+    scan: &Scan<'_>,
+    f: &Forward<'_>,
+) {
+    out.reserve(512 + req.headers.len() * 32);
+    out.extend_from_slice(scan.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(scan.path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for h in req.headers.iter() {
+        if matches!(kind(h.name), Kind::Keep | Kind::Host) {
+            push_header(out, h.name.as_bytes(), h.value);
+        }
+    }
+    let xff = scan.xff.then(|| values(req, "x-forwarded-for"));
+    push_list(out, b"x-forwarded-for", xff, f.peer);
+    let proto: &[u8] = if f.https { b"https" } else { b"http" };
+    push_header(out, b"x-forwarded-proto", proto);
+    push_header(out, b"x-forwarded-port", f.port);
+    out.extend_from_slice(b"x-request-start: ");
+    super::response::push_u64(out, f.start_ms);
+    out.extend_from_slice(b"\r\n");
+    push_header(out, b"x-request-id", f.request_id);
+    let via = scan.via.then(|| values(req, "via"));
+    push_list(out, b"via", via, headers::VIA_SELF.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `name: ` every non-empty value (trimmed) joined by `, `, then `item`: the rule of
+/// `headers::rewrite_request` for X-Forwarded-For and Via.
+fn push_list<'a>(
+    out: &mut Vec<u8>,
+    name: &[u8],
+    values: Option<impl Iterator<Item = &'a [u8]>>,
+    item: &[u8],
+) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    for v in values.into_iter().flatten() {
+        let v = v.trim_ascii();
+        if !v.is_empty() {
+            out.extend_from_slice(v);
+            out.extend_from_slice(b", ");
+        }
+    }
+    out.extend_from_slice(item);
+    out.extend_from_slice(b"\r\n");
+}
