@@ -329,13 +329,14 @@ impl Hop {
 /// the fixed list of [`strip_hop_by_hop`], for heads rewritten as bytes.
 pub(crate) fn is_hop_by_hop_name(name: &[u8]) -> bool {
     let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
-    match name.len() {
+    let fixed = match name.len() {
         2 => is("te"),
         7 => is("upgrade") || is("trailer"),
         10 => is("connection") || is("keep-alive"),
         17 => is("transfer-encoding"),
-        _ => name.len() > 6 && name[..6].eq_ignore_ascii_case(b"proxy-"),
-    }
+        _ => false,
+    };
+    fixed || (name.len() >= 6 && name[..6].eq_ignore_ascii_case(b"proxy-"))
 }
 
 fn is_proxy_header(n: &HeaderName) -> bool {

@@ -5,7 +5,7 @@ use bytes::BytesMut;
 use http::Method;
 
 use super::chunked::{Chunked, Step};
-use super::{Framing, MAX_HEAD, parse_head};
+use super::{ForClient, Framing, MAX_HEAD, parse_head, parse_head_for_client};
 
 /// Parses `data` as a dyno's response to `GET` (or `HEAD` when `head_request`), and when
 /// the body is chunked decodes the rest twice, whole and split at `split`, which must agree.
@@ -16,6 +16,7 @@ pub fn dyno_response(data: &[u8], head_request: bool, split: usize) {
     } else {
         Method::GET
     };
+    same_head_both_ways(data, &method);
     let mut buf = BytesMut::from(data);
     match parse_head(&mut buf, &method) {
         Ok(None) => assert!(data.len() <= MAX_HEAD, "asked for more past the limit"),
@@ -65,4 +66,74 @@ fn decode(pieces: &[&[u8]]) -> Decoded {
         assert!(body.len() <= total, "more body than bytes");
     }
     (body, None)
+}
+
+/// The client's head written as bytes ([`parse_head_for_client`], the fast path) says what
+/// the `HeaderMap` rewrite says (`headers::rewrite_response`, hyper's path): the same
+/// outcome, bytes consumed, status line, framing and headers (as a multiset: a
+/// `HeaderMap` groups repeated names).
+fn same_head_both_ways(data: &[u8], method: &Method) {
+    const ID: &[u8] = b"fuzz-request-id-0123456789";
+    let mut by_map = BytesMut::from(data);
+    let mut by_bytes = BytesMut::from(data);
+    let mut out = Vec::new();
+    let map = parse_head(&mut by_map, method);
+    let bytes = parse_head_for_client(&mut by_bytes, method, ID, &mut out);
+    let (mut head, w) = match (map, bytes) {
+        (Ok(None), Ok(None)) | (Err(_), Err(_)) => return,
+        (Ok(Some(h)), Ok(Some(None))) => {
+            assert!(
+                h.parts.status.is_informational(),
+                "only interim heads are skipped"
+            );
+            return;
+        }
+        (Ok(Some(_)), Ok(Some(Some(ForClient::Parts(_))))) => return,
+        (Ok(Some(h)), Ok(Some(Some(ForClient::Written(w))))) => (h, w),
+        (map, bytes) => panic!("the paths disagree: {map:?} / {bytes:?}"),
+    };
+    assert_eq!(by_map.len(), by_bytes.len(), "consumed differently");
+    assert_eq!(head.parts.status, w.status);
+    assert_eq!(
+        std::mem::discriminant(&head.framing),
+        std::mem::discriminant(&w.framing)
+    );
+    assert_eq!(head.keep_alive, w.keep_alive);
+    let id = http::HeaderValue::from_static("fuzz-request-id-0123456789");
+    crate::headers::rewrite_response(&mut head.parts.headers, &id, false);
+    let mut line = Vec::new();
+    let reason = head.parts.extensions.get::<hyper::ext::ReasonPhrase>();
+    crate::front::response::push_status_line(&mut line, w.status, reason.map(|r| r.as_bytes()));
+    assert!(out.starts_with(&line), "status line");
+    let mut expected: Vec<(Vec<u8>, Vec<u8>)> = head
+        .parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect();
+    let mut got: Vec<(Vec<u8>, Vec<u8>)> = out[line.len()..]
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            let at = l.windows(2).position(|p| p == b": ").unwrap_or(l.len());
+            (
+                l[..at].to_vec(),
+                l.get(at + 2..).unwrap_or_default().to_vec(),
+            )
+        })
+        .collect();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected, "headers differ");
+    assert_eq!(
+        w.has_length,
+        head.parts
+            .headers
+            .contains_key(http::header::CONTENT_LENGTH)
+    );
+    assert_eq!(
+        w.has_date,
+        head.parts.headers.contains_key(http::header::DATE)
+    );
 }

@@ -171,3 +171,95 @@ fn chunked_refuses_bad_coding() {
     let long = vec![b'0'; 5000];
     assert!(decode_all(&long, 5000).is_err());
 }
+
+#[test]
+fn client_head_written_as_bytes() {
+    let mut buf = BytesMut::from(
+        &b"HTTP/1.1 201 Made\r\nX-A: 1\r\nConnection: keep-alive\r\nX-Request-Id: theirs\r\n\
+           Content-Length: 2\r\nProxy-Thing: p\r\nDate: d\r\n\r\nok"[..],
+    );
+    let mut out = Vec::new();
+    let got = super::parse_head_for_client(&mut buf, &Method::GET, b"ours", &mut out).unwrap();
+    let Some(Some(super::ForClient::Written(w))) = got else {
+        panic!("{got:?}");
+    };
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "HTTP/1.1 201 Made\r\nx-a: 1\r\nx-request-id: ours\r\ncontent-length: 2\r\ndate: d\r\n"
+    );
+    assert!(w.has_length && w.has_date && w.keep_alive);
+    assert!(matches!(w.framing, Framing::Length(2)));
+    assert_eq!(&buf[..], b"ok");
+    // Interim heads are consumed, and a Connection naming headers is left to the HeaderMap.
+    let mut buf = BytesMut::from(
+        &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConnection: x-a\r\n\r\n"[..],
+    );
+    let mut out = Vec::new();
+    let got = super::parse_head_for_client(&mut buf, &Method::GET, b"i", &mut out).unwrap();
+    assert!(matches!(got, Some(None)));
+    let got = super::parse_head_for_client(&mut buf, &Method::GET, b"i", &mut out).unwrap();
+    assert!(matches!(got, Some(Some(super::ForClient::Parts(_)))));
+}
+
+mod props {
+    use proptest::prelude::*;
+
+    const NAMES: &[&str] = &[
+        "Content-Length",
+        "content-length",
+        "Transfer-Encoding",
+        "Connection",
+        "Keep-Alive",
+        "TE",
+        "Trailer",
+        "Upgrade",
+        "Proxy-Auth",
+        "X-Request-Id",
+        "x-request-id",
+        "Date",
+        "Set-Cookie",
+        "X-A",
+        "Via",
+    ];
+    const VALUES: &[&str] = &[
+        "0",
+        "5",
+        "5, 5",
+        "5, 6",
+        "-1",
+        "chunked",
+        "gzip, chunked",
+        "gzip",
+        "close",
+        "keep-alive",
+        "x-a",
+        "upgrade",
+        "",
+        "a b",
+        "id-1",
+        "\u{e9}",
+    ];
+
+    proptest! {
+        /// Generated dyno heads: the head written as bytes says what the HeaderMap rewrite
+        /// says (the `dyno_response` fuzz target's checks, on every CI run).
+        #[test]
+        fn both_rewrites_agree(
+            status in prop::sample::select(vec![100u16, 101, 200, 204, 299, 304, 404, 499, 503]),
+            reason in prop::sample::select(vec!["", "OK", "Custom Words", "Not Found"]),
+            v10 in any::<bool>(),
+            headers in proptest::collection::vec(
+                (prop::sample::select(NAMES), prop::sample::select(VALUES)), 0..10),
+            head_request in any::<bool>(),
+            body in "[a-z0-9\r\n]{0,12}",
+        ) {
+            let mut raw = format!("HTTP/1.{} {status} {reason}\r\n", u8::from(!v10));
+            for (n, v) in &headers {
+                raw.push_str(&format!("{n}: {v}\r\n"));
+            }
+            raw.push_str("\r\n");
+            raw.push_str(&body);
+            super::super::fuzz::dyno_response(raw.as_bytes(), head_request, 3);
+        }
+    }
+}

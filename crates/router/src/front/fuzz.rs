@@ -80,6 +80,7 @@ pub fn client_head(data: &[u8]) {
     );
     assert!(ours[0].value.ends_with(fwd.peer), "x-forwarded-for");
     assert!(ours[5].value.ends_with(b"1.1 spaced"), "via");
+    same_as_header_map(&req, &got, &fwd);
     for h in theirs.iter() {
         assert!(
             matches!(head::kind(h.0), Kind::Keep | Kind::Host),
@@ -87,4 +88,49 @@ pub fn client_head(data: &[u8]) {
             h.0
         );
     }
+}
+
+/// The dyno's head `got` says what `headers::rewrite_request` makes of the same head as a
+/// `HeaderMap` (hyper's path): the same headers, as a multiset of lowercase names.
+fn same_as_header_map(
+    req: &httparse::Request<'_, '_>,
+    got: &httparse::Request<'_, '_>,
+    f: &Forward<'_>,
+) {
+    let mut map = http::HeaderMap::new();
+    for h in req.headers.iter() {
+        let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(h.name.as_bytes()),
+            http::HeaderValue::from_bytes(h.value),
+        ) else {
+            return;
+        };
+        map.append(n, v);
+    }
+    let value =
+        |b: &[u8]| http::HeaderValue::from_bytes(b).unwrap_or(http::HeaderValue::from_static(""));
+    let (peer, port, id) = (value(f.peer), value(f.port), value(f.request_id));
+    crate::headers::rewrite_request(
+        &mut map,
+        &crate::headers::Forward {
+            peer: &peer,
+            https: f.https,
+            port: &port,
+            start_ms: f.start_ms,
+            request_id: &id,
+            upgrade: false,
+        },
+    );
+    let mut expected: Vec<(String, Vec<u8>)> = map
+        .iter()
+        .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+        .collect();
+    let mut ours: Vec<(String, Vec<u8>)> = got
+        .headers
+        .iter()
+        .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
+        .collect();
+    expected.sort();
+    ours.sort();
+    assert_eq!(ours, expected, "the HeaderMap rewrite says otherwise");
 }

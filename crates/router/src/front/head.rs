@@ -64,7 +64,7 @@ pub(crate) fn kind(name: &str) -> Kind {
         16 if is("x-forwarded-port") => Kind::Drop,
         17 if is("x-forwarded-proto") => Kind::Drop,
         17 if is("transfer-encoding") => Kind::Hyper,
-        _ if n.len() > 6 && n[..6].eq_ignore_ascii_case(b"proxy-") => Kind::Drop,
+        _ if n.len() >= 6 && n[..6].eq_ignore_ascii_case(b"proxy-") => Kind::Drop,
         _ => Kind::Keep,
     }
 }

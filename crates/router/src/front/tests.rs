@@ -123,7 +123,8 @@ fn heads_hyper_keeps() {
 fn kinds_ignore_case() {
     assert_eq!(kind("HoSt"), Kind::Host);
     assert_eq!(kind("PROXY-Authorization"), Kind::Drop);
-    assert_eq!(kind("proxy-"), Kind::Keep);
+    assert_eq!(kind("proxy-"), Kind::Drop);
+    assert_eq!(kind("proxy"), Kind::Keep);
     assert_eq!(kind("x-forwarded-host"), Kind::Keep);
     assert_eq!(kind("Transfer-Encoding"), Kind::Hyper);
 }
