@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderValue};
 use spaced_config::Balance;
 use spaced_router::access::{self, Listener};
 use spaced_router::balance::{self, Candidate};
+use spaced_router::bench_api;
 use spaced_router::headers::{self, Forward};
 use spaced_router::logline::LogLine;
 
@@ -142,6 +143,43 @@ fn bench(c: &mut Criterion) {
             },
             criterion::BatchSize::SmallInput,
         )
+    });
+    // The fast path's byte rewrites against the HeaderMap ones, parsing included on both
+    // sides (hyper's own parse and dispatch are not in the HeaderMap figure).
+    let raw_request =
+        b"GET /orders?id=1 HTTP/1.1\r\nhost: app7.example.com\r\nuser-agent: wrk/4.2\r\n\
+        accept: */*\r\naccept-encoding: gzip, deflate\r\nconnection: keep-alive\r\n\
+        x-forwarded-for: 203.0.113.9\r\n\r\n";
+    let mut out = Vec::with_capacity(1024);
+    c.bench_function("request/request_head_bytes/6", |b| {
+        b.iter(|| {
+            assert!(bench_api::request_head_bytes(
+                black_box(raw_request),
+                &mut out
+            ));
+            black_box(out.len())
+        })
+    });
+    let raw_response =
+        b"HTTP/1.1 200 OK\r\nserver: nginx\r\ndate: Sat, 28 Nov 2026 23:00:00 GMT\r\n\
+        content-type: text/plain\r\ncontent-length: 12\r\nconnection: keep-alive\r\n\r\n";
+    c.bench_function("request/response_head_bytes/5", |b| {
+        b.iter(|| {
+            assert!(bench_api::response_head_bytes(
+                black_box(raw_response),
+                &mut out
+            ));
+            black_box(out.len())
+        })
+    });
+    c.bench_function("request/response_head_map/5", |b| {
+        b.iter(|| {
+            assert!(bench_api::response_head_map(
+                black_box(raw_response),
+                &mut out
+            ));
+            black_box(out.len())
+        })
     });
     c.bench_function("request/new_request_id/1", |b| {
         b.iter(headers::new_request_id)

@@ -40,6 +40,11 @@ pub use dyno_h1::fuzz::dyno_response as fuzz_dyno_response;
 /// For the `client_head` fuzz target in `fuzz/` only; not an API.
 #[doc(hidden)]
 pub use front::fuzz::client_head as fuzz_client_head;
+/// For the criterion bench in `benches/` only; not an API.
+#[doc(hidden)]
+pub mod bench_api {
+    pub use crate::front::fuzz::{request_head_bytes, response_head_bytes, response_head_map};
+}
 
 use std::net::SocketAddr;
 use std::sync::Arc;

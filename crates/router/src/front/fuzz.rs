@@ -134,3 +134,61 @@ fn same_as_header_map(
     ours.sort();
     assert_eq!(ours, expected, "the HeaderMap rewrite says otherwise");
 }
+
+/// For the criterion bench (`benches/request.rs`): the fast path's work on a client's head
+/// (parse, scan, the dyno's head as bytes) into `out`; `false` when it would go to hyper.
+pub fn request_head_bytes(raw: &[u8], out: &mut Vec<u8>) -> bool {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, raw, &mut slots);
+    if !matches!(parsed, Ok(httparse::Status::Complete(_))) {
+        return false;
+    }
+    let Some(scan) = head::scan(&req) else {
+        return false;
+    };
+    out.clear();
+    let fwd = Forward {
+        peer: b"127.0.0.1",
+        https: false,
+        port: b"8080",
+        start_ms: 1_700_000_000_000,
+        request_id: scan
+            .request_id
+            .unwrap_or(b"00000000-0000-4000-8000-000000000000"),
+    };
+    head::dyno_head(out, &req, &scan, &fwd);
+    true
+}
+
+/// For the criterion bench: the fast path's work on a dyno's response head (parse, the
+/// client's head as bytes, its end) into `out`.
+pub fn response_head_bytes(raw: &[u8], out: &mut Vec<u8>) -> bool {
+    let mut buf = bytes::BytesMut::from(raw);
+    let Ok(Some(Some(crate::dyno_h1::ForClient::Written(w)))) =
+        crate::dyno_h1::parse_head_for_client(&mut buf, &http::Method::GET, b"id", out)
+    else {
+        return false;
+    };
+    let said = super::response::Said {
+        length: w.has_length,
+        date: w.has_date,
+    };
+    super::response::finish_head(out, w.status, false, None, said, false);
+    true
+}
+
+/// For the criterion bench: hyper's path for the same response head without hyper: parse
+/// into a `HeaderMap`, rewrite, encode.
+pub fn response_head_map(raw: &[u8], out: &mut Vec<u8>) -> bool {
+    let mut buf = bytes::BytesMut::from(raw);
+    let Ok(Some(mut head)) = crate::dyno_h1::parse_head(&mut buf, &http::Method::GET) else {
+        return false;
+    };
+    let id = http::HeaderValue::from_static("id");
+    crate::headers::rewrite_response(&mut head.parts.headers, &id, false);
+    out.clear();
+    super::response::encode_head(out, &head.parts, false, None, false);
+    true
+}
