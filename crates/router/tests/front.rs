@@ -12,7 +12,8 @@ use harness::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A head with everything the router rewrites: forwarding headers to replace or append
-/// to, hop-by-hop headers, a client request id, mixed-case names, repeated headers.
+/// to, hop-by-hop headers, a client request id, mixed-case names, repeated headers, and
+/// the `Content-Length: 0` many clients send without a body.
 const HEAD: &str = "GET /p/a?q=1 HTTP/1.1\r\n\
     Host: api.test\r\n\
     X-Custom: one\r\n\
@@ -27,6 +28,7 @@ const HEAD: &str = "GET /p/a?q=1 HTTP/1.1\r\n\
     TE: trailers\r\n\
     Proxy-Authorization: Basic Zm9vOmJhcg==\r\n\
     x-custom: two\r\n\
+    Content-Length: 0\r\n\
     Accept: */*\r\n";
 
 /// The headers a dyno got, lowercase names in order of appearance, `x-request-start`
@@ -77,6 +79,7 @@ async fn a_dyno_gets_the_same_head_from_either_path() {
             .collect::<Vec<_>>()
     };
     assert_eq!(all("x-custom"), ["one", "two"]);
+    assert_eq!(all("content-length"), ["0"]);
     assert_eq!(
         all("x-forwarded-for"),
         ["203.0.113.9, 198.51.100.7, 127.0.0.1"]

@@ -54,7 +54,7 @@ pub fn client_head(data: &[u8]) {
     let kept: Vec<_> = req
         .headers
         .iter()
-        .filter(|h| matches!(head::kind(h.name), Kind::Keep | Kind::Host))
+        .filter(|h| matches!(head::kind(h.name), Kind::Keep | Kind::Host | Kind::Length))
         .map(|h| (h.name, h.value))
         .collect();
     let (theirs, ours) = got.headers.split_at(kept.len());
@@ -83,7 +83,7 @@ pub fn client_head(data: &[u8]) {
     same_as_header_map(&req, &got, &fwd);
     for h in theirs.iter() {
         assert!(
-            matches!(head::kind(h.0), Kind::Keep | Kind::Host),
+            matches!(head::kind(h.0), Kind::Keep | Kind::Host | Kind::Length),
             "{} reached the dyno",
             h.0
         );

@@ -40,6 +40,9 @@ pub(crate) enum Kind {
     Via,
     /// `Connection`: dropped; its tokens decide keep-alive.
     Connection,
+    /// `Content-Length`: sent as is when it is one `0` (no body, as many clients say
+    /// on GET or DELETE); anything else is a body, for hyper.
+    Length,
     /// Anything that needs hyper: a body, an upgrade, `Expect`.
     Hyper,
 }
@@ -58,7 +61,7 @@ pub(crate) fn kind(name: &str) -> Kind {
         10 if is("connection") => Kind::Connection,
         10 if is("keep-alive") => Kind::Drop,
         12 if is("x-request-id") => Kind::RequestId,
-        14 if is("content-length") => Kind::Hyper,
+        14 if is("content-length") => Kind::Length,
         15 if is("x-forwarded-for") => Kind::Xff,
         15 if is("x-request-start") => Kind::Drop,
         16 if is("x-forwarded-port") => Kind::Drop,
@@ -70,7 +73,8 @@ pub(crate) fn kind(name: &str) -> Kind {
 }
 
 /// Whether the fast path takes `req`, and what it says; `None` leaves it to hyper:
-/// not HTTP/1.1, not origin-form, CONNECT, a line over the limit, a body, an upgrade,
+/// not HTTP/1.1, not origin-form, CONNECT, a line over the limit, a body (any
+/// `Transfer-Encoding`, a `Content-Length` but one `0`), an upgrade,
 /// `Expect`, a `Connection` naming headers, not exactly one valid Host.
 pub(crate) fn scan<'b>(req: &httparse::Request<'_, 'b>) -> Option<Scan<'b>> {
     if req.version != Some(1) {
@@ -85,7 +89,7 @@ pub(crate) fn scan<'b>(req: &httparse::Request<'_, 'b>) -> Option<Scan<'b>> {
     if method == Method::CONNECT {
         return None;
     }
-    let (mut host, mut hosts) = (None, 0);
+    let (mut host, mut hosts, mut lengths) = (None, 0, 0);
     let mut s = Scan {
         method,
         path,
@@ -117,6 +121,12 @@ pub(crate) fn scan<'b>(req: &httparse::Request<'_, 'b>) -> Option<Scan<'b>> {
                         return None;
                     }
                 }
+            }
+            Kind::Length => {
+                if lengths > 0 || h.value != b"0" {
+                    return None;
+                }
+                lengths += 1;
             }
             Kind::Hyper => return None,
             Kind::RequestId | Kind::Keep | Kind::Drop => {}
@@ -166,7 +176,7 @@ pub(crate) fn dyno_head(
     out.extend_from_slice(scan.path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for h in req.headers.iter() {
-        if matches!(kind(h.name), Kind::Keep | Kind::Host) {
+        if matches!(kind(h.name), Kind::Keep | Kind::Host | Kind::Length) {
             push_header(out, h.name.as_bytes(), h.value);
         }
     }

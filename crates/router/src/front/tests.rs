@@ -48,6 +48,7 @@ fn header() -> impl Strategy<Value = (String, String)> {
             Just("api.test".to_string()),
             Just("api.test:8080".to_string()),
             Just("1.2.3.4, , 5.6.7.8".to_string()),
+            Just("0".to_string()),
         ],
     )
 }
@@ -95,6 +96,10 @@ fn heads_hyper_keeps() {
         takes("GET / HTTP/1.1\r\nhost: a\r\nconnection: Keep-Alive, close\r\n"),
         Some(true)
     );
+    assert_eq!(
+        takes("DELETE / HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n"),
+        Some(true)
+    );
     // Each of these goes to hyper, whose answer the fast path must not guess.
     for h in [
         "GET / HTTP/1.0\r\nhost: a\r\n",
@@ -104,7 +109,9 @@ fn heads_hyper_keeps() {
         "GET / HTTP/1.1\r\n",
         "GET / HTTP/1.1\r\nhost: a\r\nhost: a\r\n",
         "GET / HTTP/1.1\r\nhost: a:b\r\n",
-        "POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n",
+        "POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 1\r\n",
+        "POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 00\r\n",
+        "POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\ncontent-length: 0\r\n",
         "POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n",
         "GET / HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\n",
         "GET / HTTP/1.1\r\nhost: a\r\nupgrade: websocket\r\nconnection: upgrade\r\n",
