@@ -25,13 +25,15 @@ use crate::balance;
 use crate::body::{self, InFlight, Relay, RelayEnd, ReqBody, ResBody};
 use crate::code::Code;
 use crate::conn::ConnCtx;
-use crate::dyno_h1::body::{RawRelay, WrittenHead};
-use crate::dyno_h1::{self, ForClient, HeadError, RawConn};
+
+use crate::dyno_h1;
 use crate::exchange::{Exchange, Outcome, SentTo};
 use crate::headers::{self, Expect, Forward, X_REQUEST_ID};
 use crate::pool::{self, ConnectError, Upstream};
 use crate::state::View;
 use crate::upgrade;
+
+mod raw;
 
 /// Most dynos one request is tried on, whatever `retries` says.
 const MAX_TRIES: usize = 16;
@@ -391,108 +393,6 @@ impl Attempt<'_> {
     }
 }
 
-impl Attempt<'_> {
-    /// [`Attempt::try_dyno`] for a request without a body: a raw connection (see
-    /// `dyno_h1`). A pooled connection the dyno had closed (no byte of response) is
-    /// replaced and the request sent again when its method is idempotent.
-    async fn try_dyno_raw(
-        &self,
-        mut ex: Exchange,
-        head: Vec<u8>,
-        method: http::Method,
-        dyno: InFlight,
-    ) -> Result<Response<ResBody>, Retry> {
-        let t = self.view.policy.router.timeouts;
-        let back = |head, method| Outbound::Raw { head, method };
-        let t0 = Instant::now();
-        let mut pooled = dyno.0.pool.checkout_raw(t0, t.pool_idle);
-        loop {
-            let (mut conn, fresh) = match pooled.take() {
-                Some(c) => (c, false),
-                None => match RawConn::connect(dyno.0.addr, t.connect).await {
-                    Ok(c) => (c, true),
-                    Err(e) => {
-                        debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno connect failed, quarantined");
-                        ex.conn.shared.quarantine(&dyno.0);
-                        return Err((ex, back(head, method), e, ms_since(t0)));
-                    }
-                },
-            };
-            let sent = if fresh { Instant::now() } else { t0 };
-            let connect_ms = sent.saturating_duration_since(t0).as_millis() as u64;
-            let base = |now: Instant| Outcome {
-                dyno: Some(&dyno.0.label),
-                connect_ms: Some(connect_ms),
-                service_ms: Some(now.saturating_duration_since(sent).as_millis() as u64),
-                ..Outcome::default()
-            };
-            if conn.send(&head).await.is_err() {
-                // Nothing was taken in: safe to send elsewhere.
-                if fresh {
-                    ex.conn.shared.quarantine(&dyno.0);
-                    let out = back(head, method);
-                    return Err((ex, out, reset(dyno.0.addr), ms_since(t0)));
-                }
-                pooled = dyno.0.pool.checkout_raw(Instant::now(), t.pool_idle);
-                continue;
-            }
-            ex.sent_to = Some(SentTo {
-                dyno: Arc::clone(&dyno.0),
-                connect_ms,
-                sent,
-            });
-            let read = tokio::time::timeout(t.response, async {
-                if !self.written {
-                    return conn.read_head(&method).await.map(Got::Parts);
-                }
-                let mut out = Vec::with_capacity(512);
-                let id = ex.request_id.as_bytes();
-                Ok(
-                    match conn.read_head_for_client(&method, id, &mut out).await? {
-                        ForClient::Written(w) => Got::Written(w, out),
-                        ForClient::Parts(h) => Got::Parts(h),
-                    },
-                )
-            })
-            .await;
-            let code = match read {
-                Err(_) => Code::H12,
-                Ok(Ok(h)) if h.status() == StatusCode::SWITCHING_PROTOCOLS => Code::H25,
-                Ok(Ok(h)) => {
-                    let s = RawSent {
-                        dyno,
-                        connect_ms,
-                        sent,
-                        idle: t.idle,
-                    };
-                    return Ok(respond_raw(ex, h, conn, s));
-                }
-                Ok(Err(HeadError::Empty)) if !fresh && method.is_idempotent() => {
-                    pooled = dyno.0.pool.checkout_raw(Instant::now(), t.pool_idle);
-                    continue;
-                }
-                Ok(Err(HeadError::Invalid(why))) => {
-                    debug!(dyno.addr = %dyno.0.addr, error = why, "invalid dyno response");
-                    Code::H25
-                }
-                Ok(Err(e)) => {
-                    debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno exchange failed");
-                    Code::H13
-                }
-            };
-            return Ok(error(ex, code, base(Instant::now())));
-        }
-    }
-}
-
-/// What a request sent on a raw connection carries into its response.
-struct RawSent {
-    dyno: InFlight,
-    connect_ms: u64,
-    sent: Instant,
-    idle: Duration,
-}
-
 /// A dyno's response head made the client's: headers rewritten, the client's version.
 fn client_head(parts: &mut http::response::Parts, ex: &Exchange) {
     headers::rewrite_response(&mut parts.headers, &ex.request_id, false);
@@ -501,57 +401,6 @@ fn client_head(parts: &mut http::response::Parts, ex: &Exchange) {
     } else {
         Version::HTTP_11
     };
-}
-
-/// A dyno's response head from a raw connection.
-enum Got {
-    /// Parsed into a `HeaderMap`.
-    Parts(dyno_h1::Head),
-    /// Written for the client as bytes (the second value).
-    Written(dyno_h1::Written, Vec<u8>),
-}
-
-impl Got {
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::Parts(h) => h.parts.status,
-            Self::Written(w, _) => w.status,
-        }
-    }
-}
-
-/// The client's response from a dyno's head on a raw connection, headers rewritten; the
-/// body follows from the socket.
-fn respond_raw(ex: Exchange, got: Got, conn: RawConn, s: RawSent) -> Response<ResBody> {
-    let (parts, framing, keep_alive, written) = match got {
-        Got::Parts(h) => {
-            let mut parts = h.parts;
-            client_head(&mut parts, &ex);
-            (parts, h.framing, h.keep_alive, None)
-        }
-        Got::Written(w, bytes) => {
-            let head = WrittenHead {
-                bytes,
-                has_length: w.has_length,
-                has_date: w.has_date,
-            };
-            let mut parts = Response::new(()).into_parts().0;
-            parts.status = w.status;
-            parts.version = Version::HTTP_11;
-            (parts, w.framing, w.keep_alive, Some(head))
-        }
-    };
-    let end = RelayEnd {
-        exchange: ex,
-        dyno: s.dyno,
-        up: None,
-        connect_ms: s.connect_ms,
-        sent: s.sent,
-        status: parts.status.as_u16(),
-    };
-    let mut body = RawRelay::new(conn, framing, keep_alive, s.idle, end);
-    body.written = written;
-    Response::from_parts(parts, ResBody::Raw(body))
 }
 
 /// A connection failure that is not an OS error of its own (the socket died at once).
