@@ -60,8 +60,9 @@ pub(crate) struct ConnCtx {
     idle_since: AtomicU64,
     /// Router-clock ms + 1 when the first byte of a request head arrived; 0 when none.
     head_since: AtomicU64,
-    /// HTTP/2: heads are framed, `client_header` does not apply per request.
-    h2: bool,
+    /// HTTP/2: heads are framed, `client_header` does not apply per request. Set at the
+    /// start (ALPN) or when a cleartext connection opens with the HTTP/2 preface.
+    h2: AtomicBool,
     /// Handed to an upgrade relay: the socket carries the relay's bytes now.
     upgraded: AtomicBool,
     /// An unparsable head was answered with our page (and logged) in place of hyper's.
@@ -107,7 +108,7 @@ impl ConnCtx {
             in_flight: AtomicU32::new(0),
             idle_since: AtomicU64::new(now),
             head_since: AtomicU64::new(if h2 { 0 } else { now + 1 }),
-            h2,
+            h2: AtomicBool::new(h2),
             upgraded: AtomicBool::new(false),
             head_answered: AtomicBool::new(false),
             last_request: AtomicBool::new(false),
@@ -155,15 +156,28 @@ impl ConnCtx {
     /// request in flight, not upgraded.
     #[inline]
     fn between_requests(&self) -> bool {
-        !self.h2
+        !self.is_h2()
             && self.in_flight.load(Ordering::Relaxed) == 0
             && !self.upgraded.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection speaks HTTP/2.
+    #[inline]
+    fn is_h2(&self) -> bool {
+        self.h2.load(Ordering::Relaxed)
+    }
+
+    /// A cleartext connection opened with the HTTP/2 preface (prior knowledge, RFC 9113
+    /// §3.3): from now on it is HTTP/2, whose heads the `client_header` clock does not time.
+    pub(crate) fn switch_to_h2(&self) {
+        self.h2.store(true, Ordering::Relaxed);
+        self.head_since.store(0, Ordering::Relaxed);
     }
 
     /// Bytes arrived from the client.
     #[inline]
     pub(crate) fn on_read(&self) {
-        if !self.h2
+        if !self.is_h2()
             && self.in_flight.load(Ordering::Relaxed) == 0
             && self.head_since.load(Ordering::Relaxed) == 0
         {
@@ -211,7 +225,7 @@ pub(crate) async fn serve<I>(io: I, ctx: Arc<ConnCtx>, timeouts: Timeouts)
 where
     I: AsyncRead + AsyncWrite + SendMore + Unpin + Send + 'static,
 {
-    if ctx.h2 {
+    if ctx.is_h2() {
         serve_hyper(io, ctx, timeouts).await;
     } else {
         crate::front::serve(io, ctx, timeouts).await;
@@ -226,7 +240,7 @@ where
     let io = TokioIo::new(Watched::new(io, Arc::clone(&ctx)));
     let svc_ctx = Arc::clone(&ctx);
     let svc = service_fn(move |req| proxy::handle(Arc::clone(&svc_ctx), req));
-    if ctx.h2 {
+    if ctx.is_h2() {
         // h2's default header list limit (16 KiB, counting 32 bytes per field) refuses
         // with its own bare 431 heads HTTP/1 takes (1000 headers, 8 KiB lines); the same
         // buffer as HTTP/1 lets the router's limits decide (400, H26, logged).

@@ -56,6 +56,8 @@ const MAX_HEAD: usize = 16 * 1024;
 const READ_BUF: usize = 8 * 1024;
 /// A read is tried only with at least this much room.
 const MIN_READ: usize = 1024;
+/// The client connection preface of HTTP/2 (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Serves HTTP/1 on `io`: the fast path while heads allow it, then hyper.
 pub(crate) async fn serve<I>(io: I, ctx: Arc<ConnCtx>, t: Timeouts)
@@ -67,6 +69,7 @@ where
         rbuf: BytesMut::with_capacity(READ_BUF),
         wbuf: Vec::with_capacity(READ_BUF),
         ctx: Arc::clone(&ctx),
+        fresh: true,
     };
     let closing = AtomicBool::new(false);
     let ended = conn::drive(front.run(&closing), &ctx, t, |_| {
@@ -75,6 +78,11 @@ where
     .await;
     match ended {
         Some(End::Hyper) => {
+            let io = Rewind::new(front.rbuf.freeze(), front.io);
+            conn::serve_hyper(io, ctx, t).await;
+        }
+        Some(End::H2) => {
+            ctx.switch_to_h2();
             let io = Rewind::new(front.rbuf.freeze(), front.io);
             conn::serve_hyper(io, ctx, t).await;
         }
@@ -91,6 +99,8 @@ where
 enum End {
     /// A head it does not take: hyper serves the connection from here on.
     Hyper,
+    /// The HTTP/2 preface: hyper's HTTP/2 serves the connection.
+    H2,
     /// The client closed, asked to close, or the router is closing: shut down.
     Close,
     /// The socket failed: drop it.
@@ -105,6 +115,8 @@ struct Front<I> {
     /// The response being written.
     wbuf: Vec<u8>,
     ctx: Arc<ConnCtx>,
+    /// No request was served yet (the HTTP/2 preface may come).
+    fresh: bool,
 }
 
 /// A parsed head, ready to forward.
@@ -124,6 +136,8 @@ enum Step {
     More,
     /// A head for hyper.
     Hyper,
+    /// The HTTP/2 preface.
+    H2,
     /// A request to serve.
     Ready(Box<Prepared>),
 }
@@ -138,6 +152,7 @@ where
                 match self.step() {
                     Step::Ready(p) => break p,
                     Step::Hyper => return End::Hyper,
+                    Step::H2 => return End::H2,
                     Step::More => {}
                 }
                 match self.fill(closing).await {
@@ -225,6 +240,17 @@ where
         if self.rbuf.is_empty() {
             return Step::More;
         }
+        // HTTP/2 with prior knowledge (RFC 9113 §3.3), as haproxy and Envoy accept it on
+        // cleartext listeners: gRPC between apps over the internal listener, for one. Only
+        // as a connection's first bytes.
+        let n = self.rbuf.len().min(H2_PREFACE.len());
+        if self.fresh && self.rbuf[..n] == H2_PREFACE[..n] {
+            return if n == H2_PREFACE.len() {
+                Step::H2
+            } else {
+                Step::More
+            };
+        }
         let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut []);
         let parsed = httparse::ParserConfig::default()
@@ -238,6 +264,7 @@ where
             return Step::Hyper;
         };
         self.rbuf.advance(len);
+        self.fresh = false;
         Step::Ready(Box::new(p))
     }
 

@@ -6,6 +6,9 @@
 #[path = "support/harness.rs"]
 mod harness;
 
+#[path = "support/capture.rs"]
+mod capture;
+
 use std::time::Duration;
 
 use harness::*;
@@ -241,4 +244,47 @@ async fn a_client_gets_the_same_response_from_either_path() {
         assert!(fast.starts_with("HTTP/1.1 "), "{fast}");
         assert_eq!(normal(&fast), normal(&slow), "{method} {host}{path}");
     }
+}
+
+#[tokio::test]
+async fn http2_with_prior_knowledge_is_served_on_a_cleartext_listener() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let (capture, _guard) = capture::Capture::install();
+    let b = Backend::start("b").await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
+    let tcp = tokio::net::TcpStream::connect(r.addr).await.unwrap();
+    let (mut sender, conn) = within(
+        "h2 handshake",
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    for path in ["/one", "/two"] {
+        let req = http::Request::builder()
+            .uri(format!("http://api.test{path}"))
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = within("h2 request", sender.send_request(req))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body.as_ref(), b"b");
+        assert_eq!(b.last().uri, path);
+        // The dyno speaks HTTP/1.1 and sees the authority as Host.
+        assert_eq!(b.last().headers["host"], "api.test");
+    }
+    eventually("logged", || capture.lines().len() >= 2).await;
+    assert!(
+        capture
+            .lines()
+            .iter()
+            .all(|(_, l)| l.contains(" protocol=http2.0 ")),
+        "{:?}",
+        capture.lines()
+    );
 }
