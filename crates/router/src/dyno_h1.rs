@@ -418,14 +418,21 @@ fn framing(
     {
         return Ok((Framing::Empty, true));
     }
-    let named = |name: &'static str| {
-        headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-    };
-    let has_length = named("content-length").next().is_some();
-    if let Some(last) = named("transfer-encoding").next_back() {
+    // One pass: the last Transfer-Encoding, and the Content-Length values, whose errors
+    // count only when no coding overrides them.
+    let (mut coding, mut has_length) = (None, false);
+    let mut length: Result<Option<u64>, HeadError> = Ok(None);
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            coding = Some(h.value);
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            has_length = true;
+            if let Ok(seen) = length {
+                length = content_length(seen, h.value);
+            }
+        }
+    }
+    if let Some(last) = coding {
         // Chunked must be the last coding; anything else runs until close. A
         // Content-Length beside it is ignored, and the connection is not reused.
         let last = last.rsplit(|&b| b == b',').next().map(<[u8]>::trim_ascii);
@@ -436,21 +443,25 @@ fn framing(
             (Framing::Close, false)
         });
     }
-    let mut length = None;
-    for v in named("content-length") {
-        for item in v.split(|&b| b == b',') {
-            let n = parse_length(item.trim_ascii()).ok_or(HeadError::Invalid("content-length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(HeadError::Invalid("conflicting content-length"));
-            }
-            length = Some(n);
-        }
-    }
+    let length = length?;
     Ok(match length {
         Some(0) => (Framing::Empty, true),
         Some(n) => (Framing::Length(n), true),
         None => (Framing::Close, false),
     })
+}
+
+/// The length so far (`seen`) with one more Content-Length value, a list of equal
+/// numbers (RFC 9110 §8.6).
+fn content_length(mut seen: Option<u64>, value: &[u8]) -> Result<Option<u64>, HeadError> {
+    for item in value.split(|&b| b == b',') {
+        let n = parse_length(item.trim_ascii()).ok_or(HeadError::Invalid("content-length"))?;
+        if seen.is_some_and(|l| l != n) {
+            return Err(HeadError::Invalid("conflicting content-length"));
+        }
+        seen = Some(n);
+    }
+    Ok(seen)
 }
 
 fn parse_length(s: &[u8]) -> Option<u64> {
