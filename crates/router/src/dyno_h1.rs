@@ -30,6 +30,8 @@ use tokio::net::TcpStream;
 
 pub(crate) use chunked::Chunked;
 
+use crate::front::response::BodyLen;
+
 use crate::pool::ConnectError;
 
 /// Most header lines in a response head (the request limit, as on Heroku).
@@ -64,6 +66,17 @@ pub(crate) enum Framing {
     Chunked(Chunked),
     /// Until the dyno closes the connection (then not reusable).
     Close,
+}
+
+impl Framing {
+    /// What a body of this framing says of its length (as `RawRelay` reports it).
+    pub(crate) fn body_len(&self) -> BodyLen {
+        match self {
+            Self::Empty | Self::Length(0) => BodyLen::Empty,
+            Self::Length(n) => BodyLen::Known(*n),
+            Self::Chunked(_) | Self::Close => BodyLen::Unknown,
+        }
+    }
 }
 
 /// A parsed response head.
@@ -345,6 +358,9 @@ pub(crate) fn parse_head_for_client(
         .headers
         .iter()
         .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
+    // The coding decides the length (RFC 9112 §6.1); else the first Content-Length goes
+    // on as hyper's server writes it (`BodyLen::keeps_length`).
+    let keep_length = !coded && framing.body_len().keeps_length(method == Method::HEAD);
     // The dyno's own reason phrase goes on, as on the `HeaderMap` path.
     let reason = resp
         .reason
@@ -370,8 +386,7 @@ pub(crate) fn parse_head_for_client(
             continue;
         }
         if is("content-length") {
-            if coded {
-                // The coding decides the length (RFC 9112 §6.1).
+            if has_length || !keep_length {
                 continue;
             }
             has_length = true;

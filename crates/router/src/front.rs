@@ -280,7 +280,7 @@ where
 
         let (parts, mut body) = resp.into_parts();
         let head_request = method == Method::HEAD;
-        let length = body.size_hint().exact();
+        let length = response::BodyLen::of(&body);
         let written = match &mut body {
             ResBody::Raw(r) => r.written.take(),
             _ => None,
@@ -311,9 +311,14 @@ where
             let frame = match response::poll_once(&mut body) {
                 Some(f) => f,
                 None => {
-                    // Nothing ready: what is gathered goes out before waiting.
+                    // Nothing ready: what is gathered goes out before waiting, and the
+                    // client is watched meanwhile, as hyper does: one that leaves ends
+                    // the relay now, not at the next write or the dyno's idle timeout.
                     self.flush().await?;
-                    response::next_frame(&mut body).await
+                    match self.unless_gone(response::next_frame(&mut body)).await {
+                        Some(frame) => frame,
+                        None => return Err(io::ErrorKind::ConnectionAborted.into()),
+                    }
                 }
             };
             match frame {

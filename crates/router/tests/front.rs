@@ -288,3 +288,135 @@ async fn http2_with_prior_knowledge_is_served_on_a_cleartext_listener() {
         capture.lines()
     );
 }
+
+/// A dyno that answers each request head with the response its path names, as raw bytes.
+async fn scripted_dyno() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                    buf.drain(..end + 4);
+                    let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                    let reply: &[u8] = match path.as_str() {
+                        "/dup-length" => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nok",
+                        "/204-length" => b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-A: 1\r\n\r\n",
+                        "/304-length" => b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 100\r\n\r\n",
+                        "/zero-length" => b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+                        _ => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1e\r\n0123456789abcdefghijklmnopqrst\r\n0\r\n\r\n",
+                    };
+                    if s.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Found by the differential audit of old and new builds (`/work/notes/audit-front.md`):
+/// the fast path must frame a dyno's odd lengths as hyper's server did.
+#[tokio::test]
+async fn odd_dyno_lengths_are_framed_as_hyper_frames_them() {
+    let dyno = scripted_dyno().await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[dyno]))).await;
+    let normal = |s: &str| {
+        let id = s
+            .lines()
+            .find_map(|l| l.strip_prefix("x-request-id: "))
+            .unwrap_or("-")
+            .to_string();
+        s.split("\r\n")
+            .filter(|l| !l.starts_with("date: "))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+            .replace(&id, "ID")
+    };
+    for (method, path) in [
+        ("GET", "/dup-length"),
+        ("GET", "/204-length"),
+        ("GET", "/304-length"),
+        ("GET", "/zero-length"),
+        ("HEAD", "/304-length"),
+        ("GET", "/chunked"),
+    ] {
+        let head = format!("{method} {path} HTTP/1.1\r\nhost: api.test\r\n");
+        let fast = raw(
+            r.addr,
+            format!("{head}connection: close\r\n\r\n").as_bytes(),
+        )
+        .await;
+        let slow = raw(
+            r.addr,
+            format!("{head}connection: close, x-absent\r\n\r\n").as_bytes(),
+        )
+        .await;
+        assert!(fast.starts_with("HTTP/1.1 "), "{fast}");
+        assert_eq!(normal(&fast), normal(&slow), "{method} {path}");
+        assert!(fast.matches("content-length").count() <= 1, "{fast}");
+    }
+    // HEAD with the length twice: hyper's server drops the connection without a byte
+    // ("unexpected content-length"); the fast path says it once.
+    let fast = raw(
+        r.addr,
+        b"HEAD /dup-length HTTP/1.1\r\nhost: api.test\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        fast.starts_with("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n"),
+        "{fast}"
+    );
+    assert_eq!(fast.matches("content-length").count(), 1, "{fast}");
+}
+
+#[tokio::test]
+async fn a_fragment_never_reaches_the_dyno() {
+    let b = Backend::start("b").await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
+    for (target, dyno_gets) in [
+        ("/a#frag", "/a"),
+        ("/a?x=1#y", "/a?x=1"),
+        ("/#/../etc", "/"),
+    ] {
+        let got = raw(
+            r.addr,
+            format!("GET {target} HTTP/1.1\r\nhost: api.test\r\nconnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await;
+        assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+        assert_eq!(b.last().uri, dyno_gets);
+    }
+}
+
+/// A client that leaves while the dyno's body stalls ends the relay at once, as with
+/// hyper: the line is the 200 that was under way, not an H15 a whole idle timeout later.
+#[tokio::test]
+async fn a_client_leaving_mid_body_ends_the_relay_at_once() {
+    let (capture, _guard) = capture::Capture::install();
+    let b = Backend::start("b").await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
+    let mut s = send(r.addr, b"GET /stall HTTP/1.1\r\nhost: api.test\r\n\r\n").await;
+    let mut chunk = [0u8; 1024];
+    let n = within("head", s.read(&mut chunk)).await.unwrap();
+    assert!(String::from_utf8_lossy(&chunk[..n]).starts_with("HTTP/1.1 200 OK"));
+    drop(s);
+    eventually("logged", || !capture.lines().is_empty()).await;
+    let (_, line) = capture.lines().remove(0);
+    assert!(
+        line.starts_with("at=info ") && line.contains(" status=200 "),
+        "{line}"
+    );
+}

@@ -105,10 +105,23 @@ fn same_head_both_ways(data: &[u8], method: &Method) {
     let reason = head.parts.extensions.get::<hyper::ext::ReasonPhrase>();
     crate::front::response::push_status_line(&mut line, w.status, reason.map(|r| r.as_bytes()));
     assert!(out.starts_with(&line), "status line");
+    // The first Content-Length only, and none where hyper's server would write none.
+    let keep_length = head
+        .framing
+        .body_len()
+        .keeps_length(*method == Method::HEAD);
+    let mut lengths = 0;
     let mut expected: Vec<(Vec<u8>, Vec<u8>)> = head
         .parts
         .headers
         .iter()
+        .filter(|(n, _)| {
+            if *n != http::header::CONTENT_LENGTH {
+                return true;
+            }
+            lengths += 1;
+            keep_length && lengths == 1
+        })
         .map(|(n, v)| (n.as_str().as_bytes().to_vec(), v.as_bytes().to_vec()))
         .collect();
     let mut got: Vec<(Vec<u8>, Vec<u8>)> = out[line.len()..]
@@ -128,9 +141,11 @@ fn same_head_both_ways(data: &[u8], method: &Method) {
     assert_eq!(got, expected, "headers differ");
     assert_eq!(
         w.has_length,
-        head.parts
-            .headers
-            .contains_key(http::header::CONTENT_LENGTH)
+        keep_length
+            && head
+                .parts
+                .headers
+                .contains_key(http::header::CONTENT_LENGTH)
     );
     assert_eq!(
         w.has_date,

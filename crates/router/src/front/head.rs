@@ -81,7 +81,9 @@ pub(crate) fn scan<'b>(req: &httparse::Request<'_, 'b>) -> Option<Scan<'b>> {
         return None;
     }
     let method = req.method?;
-    let path = req.path?;
+    // A fragment is no part of a request target (RFC 9112 §3.2); hyper's `Uri` drops it,
+    // and so does this path, so that the dyno gets the path the log line shows.
+    let path = req.path?.split('#').next()?;
     if !path.starts_with('/') || method.len() + path.len() + " HTTP/1.1".len() + 1 > MAX_LINE {
         return None;
     }

@@ -56,21 +56,55 @@ impl Framing {
     }
 }
 
-/// Writes the head of `parts` into `out`; `length` is the body's exact length when known,
-/// `last` says the connection closes after it (`connection: close`, as hyper adds it).
+/// What a response body says of its length, as hyper's server asks it: over already (or
+/// empty), an exact length, or unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyLen {
+    /// Nothing to send (`is_end_stream`).
+    Empty,
+    /// Exactly this many bytes.
+    Known(u64),
+    /// Unknown: chunked coding.
+    Unknown,
+}
+
+impl BodyLen {
+    /// The length of `body`.
+    pub(crate) fn of(body: &ResBody) -> Self {
+        if body.is_end_stream() {
+            return Self::Empty;
+        }
+        body.size_hint().exact().map_or(Self::Unknown, Self::Known)
+    }
+
+    /// Whether the head's first `content-length` goes on, as hyper's server decides: not
+    /// when the body is empty and the request not HEAD (the length is then said after,
+    /// as `0`, where the status allows one). Later ones never do: one length is enough,
+    /// and a repeated one is refused by strict clients (llhttp).
+    pub(crate) fn keeps_length(self, head_request: bool) -> bool {
+        head_request || self != Self::Empty
+    }
+}
+
+/// Writes the head of `parts` into `out`; `body` says what the body knows of its length,
+/// `last` that the connection closes after it (`connection: close`, as hyper adds it).
 pub(crate) fn encode_head(
     out: &mut Vec<u8>,
     parts: &http::response::Parts,
     head_request: bool,
-    length: Option<u64>,
+    body: BodyLen,
     last: bool,
 ) -> Framing {
     let reason = parts.extensions.get::<ReasonPhrase>();
     push_status_line(out, parts.status, reason.map(ReasonPhrase::as_bytes));
+    let keep_length = body.keeps_length(head_request);
     let mut has_length = false;
     let mut has_date = false;
     for (name, value) in &parts.headers {
         if name == header::CONTENT_LENGTH {
+            if has_length || !keep_length {
+                continue;
+            }
             has_length = true;
         } else if name == header::DATE {
             has_date = true;
@@ -84,7 +118,7 @@ pub(crate) fn encode_head(
         length: has_length,
         date: has_date,
     };
-    finish_head(out, parts.status, head_request, length, said, last)
+    finish_head(out, parts.status, head_request, body, said, last)
 }
 
 /// `HTTP/1.1 <status> <reason>`: the given reason phrase, else the status's own (hyper
@@ -120,7 +154,7 @@ pub(crate) fn finish_head(
     out: &mut Vec<u8>,
     status: StatusCode,
     head_request: bool,
-    length: Option<u64>,
+    body: BodyLen,
     said: Said,
     last: bool,
 ) -> Framing {
@@ -142,6 +176,11 @@ pub(crate) fn finish_head(
         Framing::Plain
     };
     if !said.length {
+        let length = match body {
+            BodyLen::Empty => Some(0),
+            BodyLen::Known(n) => Some(n),
+            BodyLen::Unknown => None,
+        };
         match length {
             Some(n) if may_say_length && !(n == 0 && head_request) => {
                 out.extend_from_slice(b"content-length: ");
@@ -198,7 +237,8 @@ fn push_hex(out: &mut Vec<u8>, mut n: usize) {
     let mut i = digits.len();
     loop {
         i -= 1;
-        digits[i] = b"0123456789abcdef"[n & 15];
+        // Upper case, as hyper writes chunk sizes.
+        digits[i] = b"0123456789ABCDEF"[n & 15];
         n >>= 4;
         if n == 0 {
             break;

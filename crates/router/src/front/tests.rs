@@ -2,7 +2,7 @@ use proptest::prelude::*;
 
 use super::fuzz::client_head;
 use super::head::{Kind, kind, scan};
-use super::response::{Framing, encode_head};
+use super::response::{BodyLen, Framing, encode_head};
 
 /// Names the rewrite treats specially, and some it does not.
 const NAMES: &[&str] = &[
@@ -148,7 +148,12 @@ fn head_of(
     }
     let (parts, ()) = resp.body(()).unwrap().into_parts();
     let mut out = Vec::new();
-    let framing = encode_head(&mut out, &parts, head_request, len, false);
+    let body = match len {
+        Some(0) => BodyLen::Empty,
+        Some(n) => BodyLen::Known(n),
+        None => BodyLen::Unknown,
+    };
+    let framing = encode_head(&mut out, &parts, head_request, body, false);
     (String::from_utf8(out).unwrap(), framing)
 }
 
@@ -180,6 +185,40 @@ fn response_heads_frame_as_hyper_does() {
         assert!(!h.contains("content-length"), "{h}");
         assert_eq!(f, Framing::None);
     }
+    // As hyper writes them: one Content-Length of several; none on a 204 or 304, or for
+    // an empty body but as the `0` said after.
+    let (h, _) = head_of(
+        200,
+        &[
+            ("content-length", "2"),
+            ("content-length", "2"),
+            ("date", "x"),
+        ],
+        false,
+        Some(2),
+    );
+    assert_eq!(h, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ndate: x\r\n\r\n");
+    let (h, _) = head_of(
+        204,
+        &[("content-length", "5"), ("date", "x")],
+        false,
+        Some(0),
+    );
+    assert_eq!(h, "HTTP/1.1 204 No Content\r\ndate: x\r\n\r\n");
+    let (h, _) = head_of(
+        304,
+        &[("content-length", "100"), ("date", "x")],
+        false,
+        Some(0),
+    );
+    assert_eq!(h, "HTTP/1.1 304 Not Modified\r\ndate: x\r\n\r\n");
+    let (h, _) = head_of(
+        200,
+        &[("content-length", "0"), ("date", "x")],
+        false,
+        Some(0),
+    );
+    assert_eq!(h, "HTTP/1.1 200 OK\r\ndate: x\r\ncontent-length: 0\r\n\r\n");
     let (h, _) = head_of(503, &[("date", "x")], false, Some(0));
     assert_eq!(
         h,
