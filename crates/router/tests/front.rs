@@ -326,7 +326,7 @@ async fn scripted_dyno() -> std::net::SocketAddr {
     addr
 }
 
-/// Found by the differential audit of old and new builds (`/work/notes/audit-front.md`):
+/// Found by the differential audit of the build before the fast path against this one:
 /// the fast path must frame a dyno's odd lengths as hyper's server did.
 #[tokio::test]
 async fn odd_dyno_lengths_are_framed_as_hyper_frames_them() {
