@@ -205,23 +205,25 @@ async fn a_head_split_across_writes_is_served_and_the_connection_kept() {
     assert_eq!(b.count(), 2);
 }
 
+/// A response without its date and request id (new ones each time), to compare byte for
+/// byte what the two paths sent.
+fn normal(s: &str) -> String {
+    let id = s
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap_or("-")
+        .to_string();
+    s.split("\r\n")
+        .filter(|l| !l.starts_with("date: "))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        .replace(&id, "ID")
+}
+
 #[tokio::test]
 async fn a_client_gets_the_same_response_from_either_path() {
     let b = Backend::start("b").await;
     let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
-    // Without the date and the request id (a new one per request), byte for byte.
-    let normal = |s: &str| {
-        let id = s
-            .lines()
-            .find_map(|l| l.strip_prefix("x-request-id: "))
-            .unwrap_or("-")
-            .to_string();
-        s.split("\r\n")
-            .filter(|l| !l.starts_with("date: "))
-            .collect::<Vec<_>>()
-            .join("\r\n")
-            .replace(&id, "ID")
-    };
     for (method, host, path) in [
         ("GET", "api.test", "/hop"),
         ("GET", "api.test", "/big/70000"),
@@ -332,18 +334,6 @@ async fn scripted_dyno() -> std::net::SocketAddr {
 async fn odd_dyno_lengths_are_framed_as_hyper_frames_them() {
     let dyno = scripted_dyno().await;
     let r = Router::start(&space("", &app("api", &["api.test"], &[dyno]))).await;
-    let normal = |s: &str| {
-        let id = s
-            .lines()
-            .find_map(|l| l.strip_prefix("x-request-id: "))
-            .unwrap_or("-")
-            .to_string();
-        s.split("\r\n")
-            .filter(|l| !l.starts_with("date: "))
-            .collect::<Vec<_>>()
-            .join("\r\n")
-            .replace(&id, "ID")
-    };
     for (method, path) in [
         ("GET", "/dup-length"),
         ("GET", "/204-length"),
