@@ -11,10 +11,12 @@
 //! Only a head the router fully understands takes this path: HTTP/1.1, origin-form,
 //! exactly one valid Host, at most [`MAX_HEADERS`] lines within the limits, no body (no
 //! `Transfer-Encoding`, no `Content-Length` but a single `0`), and no `Upgrade`, `Expect`
-//! or `Connection` naming other headers. Anything else, including a head httparse refuses, hands the connection,
-//! with every byte read so far, to hyper for good ([`conn::serve_hyper`]), whose limits,
-//! error answers, bodies and upgrades then apply exactly as before. So the fast path adds
-//! no rule of its own: it is a shortcut for heads whose answer it knows to be the same.
+//! or `Connection` naming other headers. Anything else, including a head httparse
+//! refuses, hands the connection, with every byte read so far, to hyper for good
+//! ([`conn::serve_hyper`]), whose limits, error answers, bodies and upgrades then apply
+//! exactly as before. So the fast path adds no rule of its own: it is a shortcut for heads
+//! whose answer it knows to be the same. A connection that opens with the HTTP/2 preface
+//! goes to hyper's HTTP/2 (prior knowledge).
 
 pub(crate) mod fuzz;
 mod head;
