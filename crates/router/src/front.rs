@@ -208,9 +208,7 @@ where
                 return Poll::Ready(Some(out));
             }
             while self.rbuf.len() < MAX_HEAD {
-                if self.rbuf.capacity() - self.rbuf.len() < MIN_READ {
-                    self.rbuf.reserve(READ_BUF);
-                }
+                self.make_room();
                 match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
                     Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(None),
                     Poll::Ready(Ok(_)) => {}
@@ -222,11 +220,16 @@ where
         .await
     }
 
-    /// Reads more of a head; `None` when the router is closing and no head has begun.
-    async fn fill(&mut self, closing: &AtomicBool) -> Option<io::Result<usize>> {
+    /// Room for a read in the read buffer (which reuses its space once consumed).
+    fn make_room(&mut self) {
         if self.rbuf.capacity() - self.rbuf.len() < MIN_READ {
             self.rbuf.reserve(READ_BUF);
         }
+    }
+
+    /// Reads more of a head; `None` when the router is closing and no head has begun.
+    async fn fill(&mut self, closing: &AtomicBool) -> Option<io::Result<usize>> {
+        self.make_room();
         std::future::poll_fn(|cx| {
             if self.rbuf.is_empty() && closing.load(Ordering::Relaxed) {
                 return Poll::Ready(None);
@@ -410,7 +413,7 @@ fn prepare(ctx: &Arc<ConnCtx>, req: &httparse::Request<'_, '_>) -> Option<Prepar
     ex.path = Some(pq);
     ex.host = Some(host);
     let routed = proxy::route(&mut ex, |policy, peer| {
-        access::client_ip_from(policy, peer, head::values(req, "x-forwarded-for"))
+        access::client_ip_from(policy, peer, scan.xff_values(req))
     });
     let mut dyno_head = Vec::new();
     if routed.is_ok() {

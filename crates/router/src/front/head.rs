@@ -7,6 +7,11 @@ use http::Method;
 
 use crate::headers::{self, MAX_LINE};
 
+use super::MAX_HEADERS;
+
+// One bit per header line in `Scan`'s masks.
+const _: () = assert!(MAX_HEADERS <= 64);
+
 /// What a head the fast path takes says.
 #[derive(Debug)]
 pub(crate) struct Scan<'b> {
@@ -19,8 +24,36 @@ pub(crate) struct Scan<'b> {
     pub request_id: Option<&'b [u8]>,
     /// `Connection: close`.
     pub close: bool,
-    xff: bool,
-    via: bool,
+    /// Which header lines go to the dyno as they are, by index (one bit each: a head on
+    /// the fast path has at most 64 lines), so that writing the dyno's head classifies
+    /// nothing again.
+    kept: u64,
+    /// Which lines are `X-Forwarded-For`.
+    xff: u64,
+    /// Which lines are `Via`.
+    via: u64,
+}
+
+impl<'b> Scan<'b> {
+    /// The `X-Forwarded-For` values of `req` (the head scanned), in order.
+    pub(crate) fn xff_values<'a>(
+        &self,
+        req: &'a httparse::Request<'_, 'b>,
+    ) -> impl DoubleEndedIterator<Item = &'b [u8]> + 'a {
+        lines(req, self.xff)
+    }
+}
+
+/// The values of the lines of `req` whose bits are set in `mask`, in order.
+fn lines<'a, 'b>(
+    req: &'a httparse::Request<'_, 'b>,
+    mask: u64,
+) -> impl DoubleEndedIterator<Item = &'b [u8]> + 'a {
+    req.headers
+        .iter()
+        .enumerate()
+        .filter(move |(i, _)| mask >> i & 1 == 1)
+        .map(|(_, h)| h.value)
 }
 
 /// How the router treats a request header on the fast path.
@@ -52,14 +85,11 @@ pub(crate) fn kind(name: &str) -> Kind {
     let n = name.as_bytes();
     let is = |s: &str| n.eq_ignore_ascii_case(s.as_bytes());
     match n.len() {
-        2 if is("te") => Kind::Drop,
         3 if is("via") => Kind::Via,
         4 if is("host") => Kind::Host,
         6 if is("expect") => Kind::Hyper,
         7 if is("upgrade") => Kind::Hyper,
-        7 if is("trailer") => Kind::Drop,
         10 if is("connection") => Kind::Connection,
-        10 if is("keep-alive") => Kind::Drop,
         12 if is("x-request-id") => Kind::RequestId,
         14 if is("content-length") => Kind::Length,
         15 if is("x-forwarded-for") => Kind::Xff,
@@ -67,7 +97,8 @@ pub(crate) fn kind(name: &str) -> Kind {
         16 if is("x-forwarded-port") => Kind::Drop,
         17 if is("x-forwarded-proto") => Kind::Drop,
         17 if is("transfer-encoding") => Kind::Hyper,
-        _ if n.len() >= 6 && n[..6].eq_ignore_ascii_case(b"proxy-") => Kind::Drop,
+        // The rest of the fixed hop-by-hop list (TE, Trailer, Keep-Alive, Proxy-*).
+        _ if headers::is_hop_by_hop_name(n) => Kind::Drop,
         _ => Kind::Keep,
     }
 }
@@ -88,7 +119,7 @@ pub(crate) fn scan<'b>(req: &httparse::Request<'_, 'b>) -> Option<Scan<'b>> {
         return None;
     }
     let method = Method::from_bytes(method.as_bytes()).ok()?;
-    if method == Method::CONNECT {
+    if method == Method::CONNECT || req.headers.len() > MAX_HEADERS {
         return None;
     }
     let (mut host, mut hosts, mut lengths) = (None, 0, 0);
@@ -98,22 +129,26 @@ pub(crate) fn scan<'b>(req: &httparse::Request<'_, 'b>) -> Option<Scan<'b>> {
         host: b"",
         request_id: None,
         close: false,
-        xff: false,
-        via: false,
+        kept: 0,
+        xff: 0,
+        via: 0,
     };
-    for h in req.headers.iter() {
+    for (i, h) in req.headers.iter().enumerate() {
+        let bit = 1u64 << i;
         if h.name.len() + 2 + h.value.len() > MAX_LINE {
             return None;
         }
         match kind(h.name) {
+            Kind::Keep => s.kept |= bit,
             Kind::Host => {
+                s.kept |= bit;
                 hosts += 1;
                 host = Some(h.value);
             }
             // The first one counts, as `HeaderMap::get` has it on hyper's path.
             Kind::RequestId if s.request_id.is_none() => s.request_id = Some(h.value),
-            Kind::Xff => s.xff = true,
-            Kind::Via => s.via = true,
+            Kind::Xff => s.xff |= bit,
+            Kind::Via => s.via |= bit,
             Kind::Connection => {
                 for t in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                     if t.eq_ignore_ascii_case(b"close") {
@@ -129,24 +164,14 @@ pub(crate) fn scan<'b>(req: &httparse::Request<'_, 'b>) -> Option<Scan<'b>> {
                     return None;
                 }
                 lengths += 1;
+                s.kept |= bit;
             }
             Kind::Hyper => return None,
-            Kind::RequestId | Kind::Keep | Kind::Drop => {}
+            Kind::RequestId | Kind::Drop => {}
         }
     }
     s.host = host.filter(|h| hosts == 1 && headers::valid_host(h))?;
     Some(s)
-}
-
-/// Every value of header `name` (lowercase) in `req`, in order.
-pub(crate) fn values<'a, 'b>(
-    req: &'a httparse::Request<'_, 'b>,
-    name: &'static str,
-) -> impl DoubleEndedIterator<Item = &'b [u8]> + 'a {
-    req.headers
-        .iter()
-        .filter(move |h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value)
 }
 
 /// What the router adds to a request for the dyno, as bytes.
@@ -177,12 +202,12 @@ pub(crate) fn dyno_head(
     out.push(b' ');
     out.extend_from_slice(scan.path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for h in req.headers.iter() {
-        if matches!(kind(h.name), Kind::Keep | Kind::Host | Kind::Length) {
+    for (i, h) in req.headers.iter().enumerate() {
+        if scan.kept >> i & 1 == 1 {
             push_header(out, h.name.as_bytes(), h.value);
         }
     }
-    let xff = scan.xff.then(|| values(req, "x-forwarded-for"));
+    let xff = (scan.xff != 0).then(|| lines(req, scan.xff));
     push_list(out, b"x-forwarded-for", xff, f.peer);
     let proto: &[u8] = if f.https { b"https" } else { b"http" };
     push_header(out, b"x-forwarded-proto", proto);
@@ -191,7 +216,7 @@ pub(crate) fn dyno_head(
     super::response::push_u64(out, f.start_ms);
     out.extend_from_slice(b"\r\n");
     push_header(out, b"x-request-id", f.request_id);
-    let via = scan.via.then(|| values(req, "via"));
+    let via = (scan.via != 0).then(|| lines(req, scan.via));
     push_list(out, b"via", via, headers::VIA_SELF.as_bytes());
     out.extend_from_slice(b"\r\n");
 }
