@@ -34,6 +34,22 @@ const HEAD: &str = "GET /p/a?q=1 HTTP/1.1\r\n\
     Content-Length: 0\r\n\
     Accept: */*\r\n";
 
+/// `head` (without its blank line) on a connection of its own, on the fast path, with
+/// `Connection: close`; the whole response.
+async fn on_fast_path(addr: std::net::SocketAddr, head: &str) -> String {
+    raw(addr, format!("{head}connection: close\r\n\r\n").as_bytes()).await
+}
+
+/// The same request on hyper's path: a `Connection` that names a header (absent here)
+/// keeps it off the fast path, and hyper's path strips `Connection` all the same.
+async fn on_hyper_path(addr: std::net::SocketAddr, head: &str) -> String {
+    raw(
+        addr,
+        format!("{head}connection: close, x-absent\r\n\r\n").as_bytes(),
+    )
+    .await
+}
+
 /// The headers a dyno got, lowercase names in order of appearance, `x-request-start`
 /// checked and left out (it is the clock).
 fn seen_headers(s: &Seen) -> Vec<(String, String)> {
@@ -53,20 +69,10 @@ fn seen_headers(s: &Seen) -> Vec<(String, String)> {
 async fn a_dyno_gets_the_same_head_from_either_path() {
     let b = Backend::start("b").await;
     let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
-    // The fast path takes this head; a `Connection` that names a header (absent here)
-    // sends the same request through hyper's path, which strips the `Connection` header.
-    let fast = raw(
-        r.addr,
-        format!("{HEAD}Connection: close\r\n\r\n").as_bytes(),
-    )
-    .await;
+    let fast = on_fast_path(r.addr, HEAD).await;
     assert!(fast.starts_with("HTTP/1.1 200 OK\r\n"), "{fast}");
     let via_fast = b.last();
-    let slow = raw(
-        r.addr,
-        format!("{HEAD}Connection: close, x-absent\r\n\r\n").as_bytes(),
-    )
-    .await;
+    let slow = on_hyper_path(r.addr, HEAD).await;
     assert!(slow.starts_with("HTTP/1.1 200 OK\r\n"), "{slow}");
     let via_hyper = b.last();
     assert_eq!(b.count(), 2);
@@ -233,16 +239,8 @@ async fn a_client_gets_the_same_response_from_either_path() {
         ("DELETE", "api.test", "/x"),
     ] {
         let head = format!("{method} {path} HTTP/1.1\r\nhost: {host}\r\n");
-        let fast = raw(
-            r.addr,
-            format!("{head}connection: close\r\n\r\n").as_bytes(),
-        )
-        .await;
-        let slow = raw(
-            r.addr,
-            format!("{head}connection: close, x-absent\r\n\r\n").as_bytes(),
-        )
-        .await;
+        let fast = on_fast_path(r.addr, &head).await;
+        let slow = on_hyper_path(r.addr, &head).await;
         assert!(fast.starts_with("HTTP/1.1 "), "{fast}");
         assert_eq!(normal(&fast), normal(&slow), "{method} {host}{path}");
     }
@@ -343,16 +341,8 @@ async fn odd_dyno_lengths_are_framed_as_hyper_frames_them() {
         ("GET", "/chunked"),
     ] {
         let head = format!("{method} {path} HTTP/1.1\r\nhost: api.test\r\n");
-        let fast = raw(
-            r.addr,
-            format!("{head}connection: close\r\n\r\n").as_bytes(),
-        )
-        .await;
-        let slow = raw(
-            r.addr,
-            format!("{head}connection: close, x-absent\r\n\r\n").as_bytes(),
-        )
-        .await;
+        let fast = on_fast_path(r.addr, &head).await;
+        let slow = on_hyper_path(r.addr, &head).await;
         assert!(fast.starts_with("HTTP/1.1 "), "{fast}");
         assert_eq!(normal(&fast), normal(&slow), "{method} {path}");
         assert!(fast.matches("content-length").count() <= 1, "{fast}");
