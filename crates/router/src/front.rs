@@ -27,7 +27,7 @@ mod tests;
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
@@ -172,7 +172,7 @@ where
             let method = ex.method.clone();
             let resp = match routed {
                 Ok((view, index)) => {
-                    let fwd = proxy::forward_raw(ex, &view, index, head, method.clone());
+                    let fwd = pin!(proxy::forward_raw(ex, &view, index, head, method.clone()));
                     match self.unless_gone(fwd).await {
                         Some(resp) => resp,
                         // Dropping the request logs it (H27), naming the dyno it went to.
@@ -201,8 +201,9 @@ where
     /// Runs `fut` while watching the client: `None` when it closes or fails first (hyper
     /// drops a request whose client went away the same way). Bytes it pipelines meanwhile
     /// are kept, up to [`MAX_HEAD`].
-    async fn unless_gone<F: Future>(&mut self, fut: F) -> Option<F::Output> {
-        tokio::pin!(fut);
+    /// `fut` is pinned by the caller: a request's future is kilobytes, and moving it in
+    /// would copy it once more.
+    async fn unless_gone<F: Future>(&mut self, mut fut: Pin<&mut F>) -> Option<F::Output> {
         std::future::poll_fn(|cx| {
             if let Poll::Ready(out) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Some(out));
@@ -320,7 +321,10 @@ where
                     // client is watched meanwhile, as hyper does: one that leaves ends
                     // the relay now, not at the next write or the dyno's idle timeout.
                     self.flush().await?;
-                    match self.unless_gone(response::next_frame(&mut body)).await {
+                    match self
+                        .unless_gone(pin!(response::next_frame(&mut body)))
+                        .await
+                    {
                         Some(frame) => frame,
                         None => return Err(io::ErrorKind::ConnectionAborted.into()),
                     }

@@ -102,13 +102,15 @@ pub(crate) async fn handle(
 /// Forwards a request without a body whose dyno head is already written (`head`, see
 /// [`dyno_h1::encode_request`]) to app `index` of `view`: the path of `front`, which
 /// parsed and rewrote the client's head itself.
-pub(crate) async fn forward_raw(
+/// (A plain function: an `async fn` here would wrap the forward's future in one more, and
+/// copy it once more per request.)
+pub(crate) fn forward_raw(
     ex: Exchange,
     view: &View,
     index: usize,
     head: Vec<u8>,
     method: http::Method,
-) -> Response<ResBody> {
+) -> impl Future<Output = Response<ResBody>> + '_ {
     let attempt = Attempt {
         view,
         index,
@@ -116,7 +118,7 @@ pub(crate) async fn forward_raw(
         fault: None,
         written: true,
     };
-    attempt.forward(ex, Outbound::Raw { head, method }).await
+    attempt.forward(ex, Outbound::Raw { head, method })
 }
 
 /// What goes to the dyno.
@@ -243,7 +245,7 @@ type Retry = (Exchange, Outbound, ConnectError, u64);
 impl Attempt<'_> {
     /// Picks dynos and tries them until one answers, a request is sent and fails, or the
     /// tries run out (`retries` + 1, at most [`MAX_TRIES`]).
-    async fn forward(&self, mut ex: Exchange, mut out: Outbound) -> Response<ResBody> {
+    async fn forward(self, mut ex: Exchange, mut out: Outbound) -> Response<ResBody> {
         let policy = &self.view.policy;
         let app = &self.view.apps[self.index];
         let tries = (policy.router.retries as usize)
@@ -273,8 +275,10 @@ impl Attempt<'_> {
             let dyno = InFlight::new(Arc::clone(&app.dynos[i]));
             let tried = match out {
                 Outbound::Raw { head, method } => self.try_dyno_raw(ex, head, method, dyno).await,
+                // Boxed: its future is larger than the raw path's, which would otherwise
+                // carry (and copy, at every move) that size for every request.
                 Outbound::Hyper { req, on_client } => {
-                    self.try_dyno(ex, *req, on_client, dyno).await
+                    Box::pin(self.try_dyno(ex, *req, on_client, dyno)).await
                 }
             };
             match tried {

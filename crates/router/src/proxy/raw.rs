@@ -34,7 +34,9 @@ impl Attempt<'_> {
         loop {
             let (mut conn, fresh) = match pooled.take() {
                 Some(c) => (c, false),
-                None => match RawConn::connect(dyno.0.addr, t.connect).await {
+                // Boxed: a new connection is the rare case, and its future would
+                // otherwise make every request's future larger.
+                None => match Box::pin(RawConn::connect(dyno.0.addr, t.connect)).await {
                     Ok(c) => (c, true),
                     Err(e) => {
                         debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno connect failed, quarantined");
