@@ -4,8 +4,8 @@
 # with the targets, backends and configs of router.sh (lib.sh, http_lib.sh, sut_http.sh).
 #
 # Per target (nginx, haproxy, haproxy-spec, spaced), over a 4 s window inside a SECS (>= 6)
-# wrk run, keep-alive, 64 connections: req/s; CPU µs per request of the proxy, wrk and the
-# backend; each CPU's busy and softirq share; voluntary context switches and system calls
+# wrk run, keep-alive, 64 connections: req/s; CPU µs per request of the proxy (and its
+# user-space part), wrk and the backend; each CPU's busy and softirq share; voluntary context switches and system calls
 # per request of each process; then per socket role (segs.py, from `ss -ti` counters) TCP
 # segments, pure ACKs and bytes per request. WRK_ARGS adds wrk options (e.g. a Lua script
 # that sends `Connection: close`). A diagnostic, not a benchmark: one round, no
@@ -37,6 +37,7 @@ for t in $TARGETS; do
 done
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+uticks() { awk '{print $14}' "/proc/$1/stat"; }
 vcs() { cat /proc/"$1"/task/*/status | awk '/^voluntary_ctxt_switches/{s += $2} END{print s}'; }
 cpu() { awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8, $8}' /proc/stat; }
 syscalls() { awk '/raw_syscalls/{gsub(",", "", $1); print $1}' "$1"; }
@@ -49,7 +50,7 @@ for t in $TARGETS; do
   wk=$!
   sleep 0.3
   python3 "$HERE/segs.py" snap "$WORK/s0.json"
-  read -r p0 b0 w0 vp0 vb0 vw0 <<<"$(ticks "$pp") $(ticks "$ngw") $(ticks "$wk") $(vcs "$pp") $(vcs "$ngw") $(vcs "$wk")"
+  read -r u0 p0 b0 w0 vp0 vb0 vw0 <<<"$(uticks "$pp") $(ticks "$pp") $(ticks "$ngw") $(ticks "$wk") $(vcs "$pp") $(vcs "$ngw") $(vcs "$wk")"
   read -r c0 s0 <<<"$(cpu 0)"; read -r d0 t0 <<<"$(cpu 1)"
   pids=()
   for who in pp ngw wk; do
@@ -58,19 +59,19 @@ for t in $TARGETS; do
   done
   sleep 4
   python3 "$HERE/segs.py" snap "$WORK/s1.json"
-  read -r p1 b1 w1 vp1 vb1 vw1 <<<"$(ticks "$pp") $(ticks "$ngw") $(ticks "$wk") $(vcs "$pp") $(vcs "$ngw") $(vcs "$wk")"
+  read -r u1 p1 b1 w1 vp1 vb1 vw1 <<<"$(uticks "$pp") $(ticks "$pp") $(ticks "$ngw") $(ticks "$wk") $(vcs "$pp") $(vcs "$ngw") $(vcs "$wk")"
   read -r c1 s1 <<<"$(cpu 0)"; read -r d1 t1 <<<"$(cpu 1)"
   wait "$wk" "${pids[@]}"
   rps=$(awk '/Requests\/sec/{print $2}' "$WORK/wrk.out")
   n=$(awk -v r="$rps" 'BEGIN{print r * 4}')
   awk -v t="$t" -v r="$rps" -v n="$n" -v hz="$CLK_TCK" \
-    -v p="$((p1 - p0))" -v w="$((w1 - w0))" -v b="$((b1 - b0))" \
+    -v p="$((p1 - p0))" -v u="$((u1 - u0))" -v w="$((w1 - w0))" -v b="$((b1 - b0))" \
     -v c0="$((c1 - c0))" -v s0="$((s1 - s0))" -v c1="$((d1 - d0))" -v s1="$((t1 - t0))" \
     -v vp="$((vp1 - vp0))" -v vw="$((vw1 - vw0))" -v vb="$((vb1 - vb0))" \
     -v sp="$(syscalls "$WORK/sys_pp.txt")" -v sw="$(syscalls "$WORK/sys_wk.txt")" \
     -v sb="$(syscalls "$WORK/sys_ngw.txt")" 'BEGIN{
       us = 1e6 / hz / n
-      printf "%s rps=%.0f proxy=%.1fus wrk=%.1fus backend=%.1fus", t, r, p*us, w*us, b*us
+      printf "%s rps=%.0f proxy=%.1fus (user %.1f) wrk=%.1fus backend=%.1fus", t, r, p*us, u*us, w*us, b*us
       printf " | cpu0 busy=%.0f%% si=%.0f%% cpu1 busy=%.0f%% si=%.0f%%", c0*100/hz/4, s0*100/hz/4, c1*100/hz/4, s1*100/hz/4
       printf " | vcs/req p=%.3f w=%.3f b=%.3f | sys/req p=%.2f w=%.2f b=%.2f\n", vp/n, vw/n, vb/n, sp/n, sw/n, sb/n }'
   python3 "$HERE/segs.py" diff "$WORK/s0.json" "$WORK/s1.json" "${PORT[$t]}" "$n"
