@@ -264,6 +264,9 @@ where
         let len = match parsed {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if self.rbuf.len() < MAX_HEAD => return Step::More,
+            Err(httparse::Error::Version) if head::later_minor_as_11(&mut self.rbuf) => {
+                return self.step();
+            }
             Ok(httparse::Status::Partial) | Err(_) => return Step::Hyper,
         };
         let Some(p) = prepare(&self.ctx, &req) else {

@@ -400,3 +400,36 @@ async fn a_client_leaving_mid_body_ends_the_relay_at_once() {
         "{line}"
     );
 }
+
+/// RFC 9112 §2.3: HTTP/1.2 is served as HTTP/1.1 (nginx and haproxy do; hyper's parser
+/// refused it, a 400), keep-alive by default as 1.1 is; HTTP/2.0 on an HTTP/1 request
+/// line is still refused.
+#[tokio::test]
+async fn a_later_http1_minor_version_is_served_as_1_1() {
+    let b = Backend::start("b").await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
+    let mut s = send(
+        r.addr,
+        b"GET /one HTTP/1.2\r\nhost: api.test\r\n\r\n\
+          GET /two HTTP/1.3\r\nhost: api.test\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    let mut buf = Vec::new();
+    for _ in 0..2 {
+        let resp = read_response(&mut s, &mut buf).await;
+        assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+    }
+    let seen = b.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|s| s.version == http::Version::HTTP_11));
+    // A body takes it to hyper's path, which reads the same rewritten line.
+    let resp = raw(
+        r.addr,
+        b"POST /three HTTP/1.2\r\nhost: api.test\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+    assert_eq!(b.last().body.as_ref(), b"hi");
+    let resp = raw(r.addr, b"GET / HTTP/2.0\r\nhost: api.test\r\n\r\n").await;
+    assert!(resp.starts_with("HTTP/1.1 400 "), "{resp}");
+}

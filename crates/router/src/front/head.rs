@@ -248,3 +248,34 @@ fn push_list<'a>(
     out.extend_from_slice(item);
     out.extend_from_slice(b"\r\n");
 }
+
+/// RFC 9112 §2.3: a request of a later HTTP/1 minor version (`HTTP/1.2`) is served as
+/// HTTP/1.1, the highest this router speaks, as nginx and haproxy serve it; it used to be
+/// refused as unparsable (400). httparse knows only 1.0 and 1.1, so the digit is rewritten in the
+/// buffer itself: both paths (hyper too, should it take the connection) then read 1.1.
+/// Returns whether the request line, complete or not, ended in such a version.
+pub(crate) fn later_minor_as_11(buf: &mut [u8]) -> bool {
+    const VERSION: &[u8] = b" HTTP/1.";
+    // The request line, after the empty lines httparse skips, up to its end or the buffer's.
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let mut end = buf[start..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(buf.len(), |i| start + i);
+    if end > start && buf[end - 1] == b'\r' {
+        end -= 1;
+    }
+    let Some(digit) = end.checked_sub(1) else {
+        return false;
+    };
+    let later = (b'2'..=b'9').contains(&buf[digit])
+        && digit > start + VERSION.len()
+        && &buf[digit - VERSION.len()..digit] == VERSION;
+    if later {
+        buf[digit] = b'1';
+    }
+    later
+}

@@ -231,3 +231,39 @@ fn response_heads_frame_as_hyper_does() {
         "{h}"
     );
 }
+
+#[test]
+fn a_later_http1_minor_version_is_read_as_1_1() {
+    use super::head::later_minor_as_11;
+    let cases: &[(&[u8], Option<&[u8]>)] = &[
+        (
+            b"GET / HTTP/1.2\r\nhost: a\r\n\r\n",
+            Some(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n"),
+        ),
+        (b"\r\nGET / HTTP/1.9\r\n", Some(b"\r\nGET / HTTP/1.1\r\n")),
+        // Not yet at its line's end.
+        (b"GET / HTTP/1.2", Some(b"GET / HTTP/1.1")),
+        (b"GET / HTTP/1.2\r", Some(b"GET / HTTP/1.1\r")),
+        (b"GET / HTTP/1.2\n", Some(b"GET / HTTP/1.1\n")),
+        // Not a later HTTP/1 minor version: left for hyper's answer.
+        (b"GET / HTTP/2.0\r\n", None),
+        (b"GET / HTTP/1.x\r\n", None),
+        (b"GET / HTTP/1.10\r\n", None),
+        (b"GET / http/1.2\r\n", None),
+        (b"GET /HTTP/1.2\r\n", None),
+        (b"HTTP/1.2\r\n", None),
+        (b" HTTP/1.2\r\n", None),
+        (b"GET / HTTP/1.1\r\nx: HTTP/1.2\r\n", None),
+        (b"", None),
+        (b"\r\n\r\n", None),
+        (b"2", None),
+    ];
+    for (input, want) in cases {
+        let mut buf = input.to_vec();
+        let changed = later_minor_as_11(&mut buf);
+        match want {
+            Some(w) => assert_eq!((changed, &buf[..]), (true, *w), "{input:?}"),
+            None => assert_eq!((changed, &buf[..]), (false, *input), "{input:?}"),
+        }
+    }
+}
