@@ -5,7 +5,9 @@
 # peer: req/s (higher is better), p99 and CPU µs per request (lower is better).
 # haproxy-spec is haproxy doing the header work BEHAVIOR.md asks of spaced (X-Forwarded-*,
 # X-Request-Start, a request id to the dyno and back, Via; see start_haproxy), which the
-# plain peers skip: the comparison at equal work.
+# plain peers skip: the comparison at equal work. haproxy-tcp (not in the default TARGETS)
+# is haproxy as a plain L4 relay, no HTTP parsed: a floor under any HTTP proxy, showing
+# what the harness itself allows.
 #
 # Adapted from shared/bench-peers/http.sh: every target is started first (nginx :8080,
 # haproxy :8081, spaced :8090 through sut_http.sh), then measured in RUNS interleaved
@@ -13,7 +15,8 @@
 #
 # Usage:  cargo build --release        # once, from the repository root
 #         benches/load/router.sh       [WORKERS=1] [PINS="0 1"]
-#                                      [TARGETS="nginx haproxy haproxy-spec spaced"]
+#                                      [TARGETS="nginx haproxy haproxy-spec spaced"
+#                                       (+ haproxy-tcp)]
 # Env: DURATION (10), RUNS (3), WARMUP (2), CONNS (64), WRK_THREADS (1), RESULTS_DIR,
 #      KEEP_WORK, SPACED_BIN, SPACED_LOG (warn), SPACED_BALANCE (round-robin),
 #      PACE_MS: each connection waits that many ms after a response before its next
@@ -55,7 +58,9 @@ for label in ("unpinned", "pinned"):
     print(f"\n## router w{workers} {label}: spaced / peer (medians of the runs)")
     print("| peer | req/s ratio (>1 better) | p99 ratio (<1 better) | CPU us/req ratio (<1 better) | spaced CPU us/req |")
     print("|---|---|---|---|---|")
-    for peer in ("nginx", "haproxy", "haproxy-spec"):
+    for peer in ("nginx", "haproxy", "haproxy-spec", "haproxy-tcp"):
+        if not any(k[0] == peer for k in med):
+            continue
         row = [peer]
         for metric in ("rps", "p99", "cpu_us_per_req"):
             s, p = med.get(("spaced", metric)), med.get((peer, metric))
@@ -101,6 +106,10 @@ for target in $TARGETS; do
       check_proxy 8082 3
       grep -qi '^x-request-id: ' "$WORK/hdr" || die "haproxy-spec echoes no X-Request-Id"
       register_target haproxy-spec "$TARGET_PID" "http://127.0.0.1:8082/" ;;
+    haproxy-tcp)
+      HAPROXY_TCP=1 start_haproxy haproxy-tcp 8083 "$WORKERS"
+      check_proxy 8083 3
+      register_target haproxy-tcp "$TARGET_PID" "http://127.0.0.1:8083/" ;;
     spaced)
       start_http_sut spaced "$SPACED_PORT" "$SUT_TEMPLATE"
       check_proxy "$SPACED_PORT" 3

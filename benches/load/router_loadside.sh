@@ -3,7 +3,7 @@
 # sides of the pinned router setup (the proxy on CPU 0; wrk and the nginx backend on CPU 1),
 # with the targets, backends and configs of router.sh (lib.sh, http_lib.sh, sut_http.sh).
 #
-# Per target (nginx, haproxy, haproxy-spec, spaced), over a 4 s window inside a SECS (>= 6)
+# Per target (nginx, haproxy, haproxy-spec, spaced; haproxy-tcp, an L4 relay, on request), over a 4 s window inside a SECS (>= 6)
 # wrk run, keep-alive, 64 connections: req/s; CPU µs per request of the proxy (and its
 # user-space part), wrk and the backend; each CPU's busy and softirq share; voluntary context switches and system calls
 # per request of each process; then per socket role (segs.py, from `ss -ti` counters) TCP
@@ -28,6 +28,8 @@ for t in $TARGETS; do
       PROC[$t]=$(pgrep -P "$TARGET_PID" | head -1) ;;
     haproxy) start_haproxy haproxy 8081 1; PORT[$t]=8081; PROC[$t]=$TARGET_PID ;;
     haproxy-spec) HAPROXY_SPEC_HEADERS=1 start_haproxy haproxy-spec 8082 1; PORT[$t]=8082
+      PROC[$t]=$TARGET_PID ;;
+    haproxy-tcp) HAPROXY_TCP=1 start_haproxy haproxy-tcp 8083 1; PORT[$t]=8083
       PROC[$t]=$TARGET_PID ;;
     spaced) start_http_sut spaced 8090 "$HERE/sut_http.sh {WORKDIR} {PORT} {BACKENDS} 1"
       PORT[$t]=8090; PROC[$t]=$TARGET_PID ;;
