@@ -7,7 +7,8 @@ use std::mem::MaybeUninit;
 use super::MAX_HEADERS;
 use super::head::{self, Forward, Kind};
 
-/// Parses `data` as a client's request head; when the fast path takes it, checks the
+/// Parses `data` as a client's request head (a later HTTP/1 minor version read as 1.1, as
+/// the fast path reads it); when the fast path takes it, checks the
 /// dyno's head made from it. Panics on any broken invariant; that is the point:
 /// - it is one complete HTTP/1.1 head, nothing after it, with the client's method and
 ///   target;
@@ -15,6 +16,18 @@ use super::head::{self, Forward, Kind};
 ///   forwarding headers exactly once each, with the router's values last;
 /// - the client's other headers in their order, the one Host among them.
 pub fn client_head(data: &[u8]) {
+    // As `Front::step` does: a later HTTP/1 minor version is read as 1.1.
+    let mut buf = data.to_vec();
+    {
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let parsed = httparse::ParserConfig::default()
+            .parse_request_with_uninit_headers(&mut req, &buf, &mut slots);
+        if matches!(parsed, Err(httparse::Error::Version)) && !head::later_minor_as_11(&mut buf) {
+            return;
+        }
+    }
+    let data = &buf[..];
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let parsed = httparse::ParserConfig::default()
