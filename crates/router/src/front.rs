@@ -172,7 +172,15 @@ where
             let method = ex.method.clone();
             let resp = match routed {
                 Ok((view, index)) => {
-                    let fwd = pin!(proxy::forward_raw(ex, &view, index, head, method.clone()));
+                    let reply = std::mem::take(&mut self.wbuf);
+                    let fwd = pin!(proxy::forward_raw(
+                        ex,
+                        &view,
+                        index,
+                        head,
+                        method.clone(),
+                        reply
+                    ));
                     match self.unless_gone(fwd).await {
                         Some(resp) => resp,
                         // Dropping the request logs it (H27), naming the dyno it went to.

@@ -82,6 +82,7 @@ pub(crate) async fn handle(
         Outbound::Raw {
             head,
             method: parts.method,
+            reply: Vec::new(),
         }
     } else {
         Outbound::Hyper {
@@ -101,7 +102,8 @@ pub(crate) async fn handle(
 
 /// Forwards a request without a body whose dyno head is already written (`head`, see
 /// [`dyno_h1::encode_request`]) to app `index` of `view`: the path of `front`, which
-/// parsed and rewrote the client's head itself.
+/// parsed and rewrote the client's head itself. The client's response head is written
+/// into `reply` (`front`'s emptied write buffer, so that no response allocates one).
 /// (A plain function: an `async fn` here would wrap the forward's future in one more, and
 /// copy it once more per request.)
 pub(crate) fn forward_raw(
@@ -110,6 +112,7 @@ pub(crate) fn forward_raw(
     index: usize,
     head: Vec<u8>,
     method: http::Method,
+    reply: Vec<u8>,
 ) -> impl Future<Output = Response<ResBody>> + '_ {
     let attempt = Attempt {
         view,
@@ -118,13 +121,25 @@ pub(crate) fn forward_raw(
         fault: None,
         written: true,
     };
-    attempt.forward(ex, Outbound::Raw { head, method })
+    attempt.forward(
+        ex,
+        Outbound::Raw {
+            head,
+            method,
+            reply,
+        },
+    )
 }
 
 /// What goes to the dyno.
 enum Outbound {
-    /// A request without a body: its head, written once, sent on a raw connection.
-    Raw { head: Vec<u8>, method: http::Method },
+    /// A request without a body: its head, written once, sent on a raw connection; and
+    /// where the client's response head is to be written, when `front` writes it.
+    Raw {
+        head: Vec<u8>,
+        method: http::Method,
+        reply: Vec<u8>,
+    },
     /// A request with a body, or an upgrade: hyper's client.
     /// (Boxed: the request is large, and this path is the rarer one.)
     Hyper {
@@ -274,7 +289,11 @@ impl Attempt<'_> {
             n_tried += 1;
             let dyno = InFlight::new(Arc::clone(&app.dynos[i]));
             let tried = match out {
-                Outbound::Raw { head, method } => self.try_dyno_raw(ex, head, method, dyno).await,
+                Outbound::Raw {
+                    head,
+                    method,
+                    reply,
+                } => self.try_dyno_raw(ex, head, method, reply, dyno).await,
                 // Boxed: its future is larger than the raw path's, which would otherwise
                 // carry (and copy, at every move) that size for every request.
                 Outbound::Hyper { req, on_client } => {

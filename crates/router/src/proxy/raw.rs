@@ -25,10 +25,15 @@ impl Attempt<'_> {
         mut ex: Exchange,
         head: Vec<u8>,
         method: http::Method,
+        mut reply: Vec<u8>,
         dyno: InFlight,
     ) -> Result<Response<ResBody>, Retry> {
         let t = self.view.policy.router.timeouts;
-        let back = |head, method| Outbound::Raw { head, method };
+        let back = |head, method, reply| Outbound::Raw {
+            head,
+            method,
+            reply,
+        };
         let t0 = Instant::now();
         let mut pooled = dyno.0.pool.checkout_raw(t0, t.pool_idle);
         loop {
@@ -41,7 +46,7 @@ impl Attempt<'_> {
                     Err(e) => {
                         debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno connect failed, quarantined");
                         ex.conn.shared.quarantine(&dyno.0);
-                        return Err((ex, back(head, method), e, ms_since(t0)));
+                        return Err((ex, back(head, method, reply), e, ms_since(t0)));
                     }
                 },
             };
@@ -57,7 +62,7 @@ impl Attempt<'_> {
                 // Nothing was taken in: safe to send elsewhere.
                 if fresh {
                     ex.conn.shared.quarantine(&dyno.0);
-                    let out = back(head, method);
+                    let out = back(head, method, reply);
                     return Err((ex, out, reset(dyno.0.addr), ms_since(t0)));
                 }
                 pooled = dyno.0.pool.checkout_raw(Instant::now(), t.pool_idle);
@@ -72,7 +77,8 @@ impl Attempt<'_> {
                 if !self.written {
                     return conn.read_head(&method).await.map(Got::Parts);
                 }
-                let mut out = Vec::with_capacity(512);
+                let mut out = std::mem::take(&mut reply);
+                out.clear();
                 let id = ex.request_id.as_bytes();
                 Ok(
                     match conn.read_head_for_client(&method, id, &mut out).await? {
