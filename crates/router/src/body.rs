@@ -255,14 +255,15 @@ impl RelayEnd {
             self.dyno.0.pool.put(up, now);
         }
         let service_ms = now.saturating_duration_since(self.sent).as_millis() as u64;
-        self.exchange.finish(Outcome {
+        let o = Outcome {
             code,
             status: self.status,
             bytes,
             dyno: Some(&self.dyno.0.label),
             connect_ms: Some(self.connect_ms),
             service_ms: Some(service_ms),
-        });
+        };
+        self.exchange.finish_at(o, now);
     }
 }
 

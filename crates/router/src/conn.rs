@@ -123,12 +123,11 @@ impl ConnCtx {
         self.shared.metrics.in_flight.inc();
     }
 
-    /// A request finished (its response was sent or abandoned).
-    pub(crate) fn activity_end(&self) {
+    /// A request finished (its response was sent or abandoned) at router-clock `now_ms`.
+    pub(crate) fn activity_end(&self, now_ms: u64) {
         self.shared.metrics.in_flight.dec();
         if self.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.idle_since
-                .store(self.shared.runtime.now_ms(), Ordering::Relaxed);
+            self.idle_since.store(now_ms, Ordering::Relaxed);
             self.head_since.store(0, Ordering::Relaxed);
         }
     }

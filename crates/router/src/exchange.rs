@@ -70,8 +70,8 @@ pub(crate) struct Exchange {
     /// The dyno the request was sent to, while its response is awaited: an H27 line then
     /// names it, with its connect and service times, as Heroku's does.
     pub sent_to: Option<SentTo>,
-    /// Whether the line was written.
-    done: bool,
+    /// When the line was written (`None`: not yet).
+    done: Option<Instant>,
 }
 
 impl Exchange {
@@ -95,17 +95,22 @@ impl Exchange {
             stats: None,
             unparsed: false,
             sent_to: None,
-            done: false,
+            done: None,
         }
     }
 
     /// Writes the log line and counts the request (once).
     pub(crate) fn finish(&mut self, o: Outcome<'_>) {
-        if self.done {
+        self.finish_at(o, Instant::now());
+    }
+
+    /// [`Exchange::finish`] at `now`, an instant the caller has just read.
+    pub(crate) fn finish_at(&mut self, o: Outcome<'_>, now: Instant) {
+        if self.done.is_some() {
             return;
         }
-        self.done = true;
-        let elapsed_us = self.arrived.elapsed().as_micros() as u64;
+        self.done = Some(now);
+        let elapsed_us = now.saturating_duration_since(self.arrived).as_micros() as u64;
         let stats = match &self.stats {
             Some(s) => &**s,
             None => &self.conn.shared.metrics.unrouted,
@@ -144,7 +149,7 @@ impl Exchange {
 
 impl Drop for Exchange {
     fn drop(&mut self) {
-        if !self.done {
+        if self.done.is_none() {
             // Nobody finished it: the client closed before the response.
             let sent_to = self.sent_to.take();
             self.finish(Outcome {
@@ -158,7 +163,11 @@ impl Drop for Exchange {
                 ..Outcome::default()
             });
         }
-        self.conn.activity_end();
+        let runtime = &self.conn.shared.runtime;
+        let now_ms = self
+            .done
+            .map_or_else(|| runtime.now_ms(), |t| runtime.ms_at(t));
+        self.conn.activity_end(now_ms);
     }
 }
 

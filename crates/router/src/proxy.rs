@@ -270,7 +270,14 @@ impl Attempt<'_> {
         let mut n_tried = 0;
         let mut last: Option<(ConnectError, u64)> = None;
         while n_tried < tries {
-            let now_ms = ex.conn.shared.runtime.now_ms();
+            // The first try goes out microseconds after the head was parsed: its instant
+            // serves (a clock read costs more than routing in a VM).
+            let now = if n_tried == 0 {
+                ex.arrived
+            } else {
+                Instant::now()
+            };
+            let now_ms = ex.conn.shared.runtime.ms_at(now);
             let excluded = &tried[..n_tried];
             let cursor = match policy.router.balance {
                 Balance::RoundRobin => app.stats.rr.fetch_add(1, Ordering::Relaxed),
@@ -293,7 +300,7 @@ impl Attempt<'_> {
                     head,
                     method,
                     reply,
-                } => self.try_dyno_raw(ex, head, method, reply, dyno).await,
+                } => self.try_dyno_raw(ex, head, method, reply, dyno, now).await,
                 // Boxed: its future is larger than the raw path's, which would otherwise
                 // carry (and copy, at every move) that size for every request.
                 Outbound::Hyper { req, on_client } => {

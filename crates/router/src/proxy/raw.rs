@@ -19,7 +19,8 @@ use crate::exchange::{Exchange, Outcome, SentTo};
 impl Attempt<'_> {
     /// [`Attempt::try_dyno`] for a request without a body: a raw connection (see
     /// `dyno_h1`). A pooled connection the dyno had closed (no byte of response) is
-    /// replaced and the request sent again when its method is idempotent.
+    /// replaced and the request sent again when its method is idempotent. `t0` is the
+    /// instant of the try.
     pub(super) async fn try_dyno_raw(
         &self,
         mut ex: Exchange,
@@ -27,6 +28,7 @@ impl Attempt<'_> {
         method: http::Method,
         mut reply: Vec<u8>,
         dyno: InFlight,
+        t0: Instant,
     ) -> Result<Response<ResBody>, Retry> {
         let t = self.view.policy.router.timeouts;
         let back = |head, method, reply| Outbound::Raw {
@@ -34,7 +36,6 @@ impl Attempt<'_> {
             method,
             reply,
         };
-        let t0 = Instant::now();
         let mut pooled = dyno.0.pool.checkout_raw(t0, t.pool_idle);
         loop {
             let (mut conn, fresh) = match pooled.take() {
@@ -73,7 +74,11 @@ impl Attempt<'_> {
                 connect_ms,
                 sent,
             });
-            let read = tokio::time::timeout(t.response, async {
+            // From when it was sent: no clock read of its own.
+            let deadline = sent
+                .checked_add(t.response)
+                .unwrap_or_else(|| ex.conn.shared.runtime.instant_at(u64::MAX));
+            let read = tokio::time::timeout_at(deadline, async {
                 if !self.written {
                     return conn.read_head(&method).await.map(Got::Parts);
                 }
