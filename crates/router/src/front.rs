@@ -133,6 +133,9 @@ struct Prepared {
 }
 
 /// What the buffer holds.
+// `Ready` is large, but a `Step` is returned once per request and taken apart at once:
+// boxing it cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Step {
     /// An incomplete head: read more.
     More,
@@ -141,7 +144,7 @@ enum Step {
     /// The HTTP/2 preface.
     H2,
     /// A request to serve.
-    Ready(Box<Prepared>),
+    Ready(Prepared),
 }
 
 impl<I> Front<I>
@@ -168,7 +171,7 @@ where
                 routed,
                 head,
                 close,
-            } = *p;
+            } = p;
             let method = ex.method.clone();
             let resp = match routed {
                 Ok((view, index)) => {
@@ -282,7 +285,7 @@ where
         };
         self.rbuf.advance(len);
         self.fresh = false;
-        Step::Ready(Box::new(p))
+        Step::Ready(p)
     }
 
     /// Writes `resp` to the client: head, then body, gathered into as few writes as the
