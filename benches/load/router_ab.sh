@@ -14,14 +14,8 @@ W=$(mktemp -d /tmp/abwork.XXXX)
 PIDS=()
 cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
-cat > "$W/b.conf" <<C
-worker_processes 1; pid $W/b.pid; error_log $W/b.err warn; daemon off;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
- server { listen 127.0.0.1:9101; add_header X-Backend 9101 always; location / { return 200 "ok\n"; } }
- server { listen 127.0.0.1:9102; add_header X-Backend 9102 always; location / { return 200 "ok\n"; } }
- server { listen 127.0.0.1:9103; add_header X-Backend 9103 always; location / { return 200 "ok\n"; } } }
-C
+source "$HERE/backends_conf.sh"
+backends_conf "$W"
 taskset -c 1 nginx -p "$W" -c "$W/b.conf" & PIDS+=($!)
 backends=127.0.0.1:9101,127.0.0.1:9102,127.0.0.1:9103
 mkdir "$W/a" "$W/b"

@@ -9,14 +9,8 @@ set -euo pipefail
 [[ $# -ge 1 ]] || { echo "usage: $0 SPACED_BIN [SECONDS]" >&2; exit 2; }
 BIN=$1; D=${2:-6}
 W=$(mktemp -d /tmp/cgwork.XXXX)
-cat > $W/b.conf <<C
-worker_processes 1; pid $W/b.pid; error_log $W/b.err warn; daemon off;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
- server { listen 127.0.0.1:9101; add_header X-Backend 9101 always; location / { return 200 "ok\n"; } }
- server { listen 127.0.0.1:9102; add_header X-Backend 9102 always; location / { return 200 "ok\n"; } }
- server { listen 127.0.0.1:9103; add_header X-Backend 9103 always; location / { return 200 "ok\n"; } } }
-C
+source "$(dirname "$0")/backends_conf.sh"
+backends_conf "$W"
 nginx -p $W -c $W/b.conf & NG=$!
 # The router config of the load suite (sut_http.sh), run under callgrind, one worker.
 SPACED_WRAP="valgrind --tool=callgrind --compress-strings=no --callgrind-out-file=$W/cg.out" SPACED_BIN=$BIN SPACED_LOG=warn \
