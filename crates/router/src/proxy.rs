@@ -260,77 +260,85 @@ type Retry = (Exchange, Outbound, ConnectError, u64);
 impl Attempt<'_> {
     /// Picks dynos and tries them until one answers, a request is sent and fails, or the
     /// tries run out (`retries` + 1, at most [`MAX_TRIES`]).
-    async fn forward(self, mut ex: Exchange, mut out: Outbound) -> Response<ResBody> {
-        let policy = &self.view.policy;
-        let app = &self.view.apps[self.index];
-        let tries = (policy.router.retries as usize)
-            .saturating_add(1)
-            .min(MAX_TRIES);
-        let mut tried = [usize::MAX; MAX_TRIES];
-        let mut n_tried = 0;
-        let mut last: Option<(ConnectError, u64)> = None;
-        while n_tried < tries {
-            // The first try goes out microseconds after the head was parsed: its instant
-            // serves (a clock read costs more than routing in a VM).
-            let now = if n_tried == 0 {
-                ex.arrived
-            } else {
-                Instant::now()
-            };
-            let now_ms = ex.conn.shared.runtime.ms_at(now);
-            let excluded = &tried[..n_tried];
-            let cursor = match policy.router.balance {
-                Balance::RoundRobin => app.stats.rr.fetch_add(1, Ordering::Relaxed),
-                _ => 0,
-            };
-            let Some((i, _)) = balance::pick(
-                policy.router.balance,
-                app.dynos.len(),
-                |i| app.candidate(i, now_ms, excluded),
-                cursor,
-                |k| fastrand::usize(..k),
-            ) else {
-                break;
-            };
-            tried[n_tried] = i;
-            n_tried += 1;
-            let dyno = InFlight::new(Arc::clone(&app.dynos[i]));
-            let tried = match out {
-                Outbound::Raw {
-                    head,
-                    method,
-                    reply,
-                } => self.try_dyno_raw(ex, head, method, reply, dyno, now).await,
-                // Boxed: its future is larger than the raw path's, which would otherwise
-                // carry (and copy, at every move) that size for every request.
-                Outbound::Hyper { req, on_client } => {
-                    Box::pin(self.try_dyno(ex, *req, on_client, dyno)).await
-                }
-            };
-            match tried {
-                Ok(resp) => return resp,
-                Err((back_ex, back, e, connect_ms)) => {
-                    ex = back_ex;
-                    out = back;
-                    last = Some((e, connect_ms));
-                }
-            }
-        }
-        match last {
-            // H19/H21 name the last dyno tried and its connect time, as Heroku's lines do.
-            Some((e, connect_ms)) => {
-                let dyno = tried[..n_tried]
-                    .last()
-                    .and_then(|&i| app.dynos.get(i))
-                    .map(|d| &*d.label);
-                let base = Outcome {
-                    dyno,
-                    connect_ms: Some(connect_ms),
-                    ..Outcome::default()
+    #[allow(clippy::manual_async_fn)] // see the `async` block below
+    fn forward(
+        self,
+        mut ex: Exchange,
+        mut out: Outbound,
+    ) -> impl Future<Output = Response<ResBody>> {
+        // An `async` block, as in `try_dyno_raw`: a smaller future.
+        async move {
+            let policy = &self.view.policy;
+            let app = &self.view.apps[self.index];
+            let tries = (policy.router.retries as usize)
+                .saturating_add(1)
+                .min(MAX_TRIES);
+            let mut tried = [usize::MAX; MAX_TRIES];
+            let mut n_tried = 0;
+            let mut last: Option<(ConnectError, u64)> = None;
+            while n_tried < tries {
+                // The first try goes out microseconds after the head was parsed: its instant
+                // serves (a clock read costs more than routing in a VM).
+                let now = if n_tried == 0 {
+                    ex.arrived
+                } else {
+                    Instant::now()
                 };
-                error(ex, e.code(), base)
+                let now_ms = ex.conn.shared.runtime.ms_at(now);
+                let excluded = &tried[..n_tried];
+                let cursor = match policy.router.balance {
+                    Balance::RoundRobin => app.stats.rr.fetch_add(1, Ordering::Relaxed),
+                    _ => 0,
+                };
+                let Some((i, _)) = balance::pick(
+                    policy.router.balance,
+                    app.dynos.len(),
+                    |i| app.candidate(i, now_ms, excluded),
+                    cursor,
+                    |k| fastrand::usize(..k),
+                ) else {
+                    break;
+                };
+                tried[n_tried] = i;
+                n_tried += 1;
+                let dyno = InFlight::new(Arc::clone(&app.dynos[i]));
+                let tried = match out {
+                    Outbound::Raw {
+                        head,
+                        method,
+                        reply,
+                    } => self.try_dyno_raw(ex, head, method, reply, dyno, now).await,
+                    // Boxed: its future is larger than the raw path's, which would otherwise
+                    // carry (and copy, at every move) that size for every request.
+                    Outbound::Hyper { req, on_client } => {
+                        Box::pin(self.try_dyno(ex, *req, on_client, dyno)).await
+                    }
+                };
+                match tried {
+                    Ok(resp) => return resp,
+                    Err((back_ex, back, e, connect_ms)) => {
+                        ex = back_ex;
+                        out = back;
+                        last = Some((e, connect_ms));
+                    }
+                }
             }
-            None => error(ex, Code::H21, Outcome::default()),
+            match last {
+                // H19/H21 name the last dyno tried and its connect time, as Heroku's lines do.
+                Some((e, connect_ms)) => {
+                    let dyno = tried[..n_tried]
+                        .last()
+                        .and_then(|&i| app.dynos.get(i))
+                        .map(|d| &*d.label);
+                    let base = Outcome {
+                        dyno,
+                        connect_ms: Some(connect_ms),
+                        ..Outcome::default()
+                    };
+                    error(ex, e.code(), base)
+                }
+                None => error(ex, Code::H21, Outcome::default()),
+            }
         }
     }
 

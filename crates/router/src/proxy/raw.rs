@@ -21,7 +21,8 @@ impl Attempt<'_> {
     /// `dyno_h1`). A pooled connection the dyno had closed (no byte of response) is
     /// replaced and the request sent again when its method is idempotent. `t0` is the
     /// instant of the try.
-    pub(super) async fn try_dyno_raw(
+    #[allow(clippy::manual_async_fn)] // see the `async` block below
+    pub(super) fn try_dyno_raw(
         &self,
         mut ex: Exchange,
         head: Vec<u8>,
@@ -29,96 +30,100 @@ impl Attempt<'_> {
         mut reply: Vec<u8>,
         dyno: InFlight,
         t0: Instant,
-    ) -> Result<Response<ResBody>, Retry> {
-        let t = self.view.policy.router.timeouts;
-        let back = |head, method, reply| Outbound::Raw {
-            head,
-            method,
-            reply,
-        };
-        let mut pooled = dyno.0.pool.checkout_raw(t0, t.pool_idle);
-        loop {
-            let (mut conn, fresh) = match pooled.take() {
-                Some(c) => (c, false),
-                // Boxed: a new connection is the rare case, and its future would
-                // otherwise make every request's future larger.
-                None => match Box::pin(RawConn::connect(dyno.0.addr, t.connect)).await {
-                    Ok(c) => (c, true),
-                    Err(e) => {
-                        debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno connect failed, quarantined");
-                        ex.conn.shared.quarantine(&dyno.0);
-                        return Err((ex, back(head, method, reply), e, ms_since(t0)));
-                    }
-                },
+    ) -> impl Future<Output = Result<Response<ResBody>, Retry>> + '_ {
+        // An `async` block, not an `async fn`: the arguments stay where it captured them,
+        // instead of being moved into locals beside them, which made the future larger.
+        async move {
+            let t = self.view.policy.router.timeouts;
+            let back = |head, method, reply| Outbound::Raw {
+                head,
+                method,
+                reply,
             };
-            let sent = if fresh { Instant::now() } else { t0 };
-            let connect_ms = sent.saturating_duration_since(t0).as_millis() as u64;
-            let base = |now: Instant| Outcome {
-                dyno: Some(&dyno.0.label),
-                connect_ms: Some(connect_ms),
-                service_ms: Some(now.saturating_duration_since(sent).as_millis() as u64),
-                ..Outcome::default()
-            };
-            if conn.send(&head).await.is_err() {
-                // Nothing was taken in: safe to send elsewhere.
-                if fresh {
-                    ex.conn.shared.quarantine(&dyno.0);
-                    let out = back(head, method, reply);
-                    return Err((ex, out, reset(dyno.0.addr), ms_since(t0)));
-                }
-                pooled = dyno.0.pool.checkout_raw(Instant::now(), t.pool_idle);
-                continue;
-            }
-            ex.sent_to = Some(SentTo {
-                dyno: Arc::clone(&dyno.0),
-                connect_ms,
-                sent,
-            });
-            // From when it was sent: no clock read of its own.
-            let deadline = sent
-                .checked_add(t.response)
-                .unwrap_or_else(|| ex.conn.shared.runtime.instant_at(u64::MAX));
-            let read = tokio::time::timeout_at(deadline, async {
-                if !self.written {
-                    return conn.read_head(&method).await.map(Got::Parts);
-                }
-                let mut out = std::mem::take(&mut reply);
-                out.clear();
-                let id = ex.request_id.as_bytes();
-                Ok(
-                    match conn.read_head_for_client(&method, id, &mut out).await? {
-                        ForClient::Written(w) => Got::Written(w, out),
-                        ForClient::Parts(h) => Got::Parts(h),
+            let mut pooled = dyno.0.pool.checkout_raw(t0, t.pool_idle);
+            loop {
+                let (mut conn, fresh) = match pooled.take() {
+                    Some(c) => (c, false),
+                    // Boxed: a new connection is the rare case, and its future would
+                    // otherwise make every request's future larger.
+                    None => match Box::pin(RawConn::connect(dyno.0.addr, t.connect)).await {
+                        Ok(c) => (c, true),
+                        Err(e) => {
+                            debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno connect failed, quarantined");
+                            ex.conn.shared.quarantine(&dyno.0);
+                            return Err((ex, back(head, method, reply), e, ms_since(t0)));
+                        }
                     },
-                )
-            })
-            .await;
-            let code = match read {
-                Err(_) => Code::H12,
-                Ok(Ok(h)) if h.status() == StatusCode::SWITCHING_PROTOCOLS => Code::H25,
-                Ok(Ok(h)) => {
-                    let s = RawSent {
-                        dyno,
-                        connect_ms,
-                        sent,
-                        idle: t.idle,
-                    };
-                    return Ok(respond_raw(ex, h, conn, s));
-                }
-                Ok(Err(HeadError::Empty)) if !fresh && method.is_idempotent() => {
+                };
+                let sent = if fresh { Instant::now() } else { t0 };
+                let connect_ms = sent.saturating_duration_since(t0).as_millis() as u64;
+                let base = |now: Instant| Outcome {
+                    dyno: Some(&dyno.0.label),
+                    connect_ms: Some(connect_ms),
+                    service_ms: Some(now.saturating_duration_since(sent).as_millis() as u64),
+                    ..Outcome::default()
+                };
+                if conn.send(&head).await.is_err() {
+                    // Nothing was taken in: safe to send elsewhere.
+                    if fresh {
+                        ex.conn.shared.quarantine(&dyno.0);
+                        let out = back(head, method, reply);
+                        return Err((ex, out, reset(dyno.0.addr), ms_since(t0)));
+                    }
                     pooled = dyno.0.pool.checkout_raw(Instant::now(), t.pool_idle);
                     continue;
                 }
-                Ok(Err(HeadError::Invalid(why))) => {
-                    debug!(dyno.addr = %dyno.0.addr, error = why, "invalid dyno response");
-                    Code::H25
-                }
-                Ok(Err(e)) => {
-                    debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno exchange failed");
-                    Code::H13
-                }
-            };
-            return Ok(error(ex, code, base(Instant::now())));
+                ex.sent_to = Some(SentTo {
+                    dyno: Arc::clone(&dyno.0),
+                    connect_ms,
+                    sent,
+                });
+                // From when it was sent: no clock read of its own.
+                let deadline = sent
+                    .checked_add(t.response)
+                    .unwrap_or_else(|| ex.conn.shared.runtime.instant_at(u64::MAX));
+                let read = tokio::time::timeout_at(deadline, async {
+                    if !self.written {
+                        return conn.read_head(&method).await.map(Got::Parts);
+                    }
+                    let mut out = std::mem::take(&mut reply);
+                    out.clear();
+                    let id = ex.request_id.as_bytes();
+                    Ok(
+                        match conn.read_head_for_client(&method, id, &mut out).await? {
+                            ForClient::Written(w) => Got::Written(w, out),
+                            ForClient::Parts(h) => Got::Parts(h),
+                        },
+                    )
+                })
+                .await;
+                let code = match read {
+                    Err(_) => Code::H12,
+                    Ok(Ok(h)) if h.status() == StatusCode::SWITCHING_PROTOCOLS => Code::H25,
+                    Ok(Ok(h)) => {
+                        let s = RawSent {
+                            dyno,
+                            connect_ms,
+                            sent,
+                            idle: t.idle,
+                        };
+                        return Ok(respond_raw(ex, h, conn, s));
+                    }
+                    Ok(Err(HeadError::Empty)) if !fresh && method.is_idempotent() => {
+                        pooled = dyno.0.pool.checkout_raw(Instant::now(), t.pool_idle);
+                        continue;
+                    }
+                    Ok(Err(HeadError::Invalid(why))) => {
+                        debug!(dyno.addr = %dyno.0.addr, error = why, "invalid dyno response");
+                        Code::H25
+                    }
+                    Ok(Err(e)) => {
+                        debug!(dyno.addr = %dyno.0.addr, error = %e, "dyno exchange failed");
+                        Code::H13
+                    }
+                };
+                return Ok(error(ex, code, base(Instant::now())));
+            }
         }
     }
 }
