@@ -249,19 +249,12 @@ async fn a_client_gets_the_same_response_from_either_path() {
 #[tokio::test]
 async fn http2_with_prior_knowledge_is_served_on_a_cleartext_listener() {
     use http_body_util::{BodyExt, Empty};
-    use hyper_util::rt::{TokioExecutor, TokioIo};
 
     let (capture, _guard) = capture::Capture::install();
     let b = Backend::start("b").await;
     let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
     let tcp = tokio::net::TcpStream::connect(r.addr).await.unwrap();
-    let (mut sender, conn) = within(
-        "h2 handshake",
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let mut sender = h2_client(tcp).await;
     for path in ["/one", "/two"] {
         let req = http::Request::builder()
             .uri(format!("http://api.test{path}"))

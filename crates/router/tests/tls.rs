@@ -15,7 +15,7 @@ use bytes::Bytes;
 use capture::Capture;
 use harness::*;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
@@ -75,13 +75,7 @@ async fn h2_and_h1_over_tls_with_https_headers_and_log_fields() {
         client_config(cert.der().to_vec(), &[b"h2", b"http/1.1"]),
     )
     .await;
-    let (mut sender, conn) = within(
-        "h2 handshake",
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let mut sender = h2_client(tls).await;
     let req = http::Request::get("https://api.test/h2?x=1")
         .body(Empty::<Bytes>::new())
         .unwrap();
@@ -187,14 +181,7 @@ async fn h2_router(
         client_config(cert.der().to_vec(), &[b"h2"]),
     )
     .await;
-    let (sender, conn) = within(
-        "h2 handshake",
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
-    (r, sender)
+    (r, h2_client(tls).await)
 }
 
 /// HTTP/2 routes by `:authority`: a `host` header naming another app beside it neither

@@ -29,6 +29,27 @@ pub async fn within<F: Future>(what: &str, f: F) -> F::Output {
     }
 }
 
+/// An HTTP/2 client on `io` (cleartext with prior knowledge, or TLS after ALPN `h2`), its
+/// connection driven by a task of its own.
+pub async fn h2_client<T>(
+    io: T,
+) -> hyper::client::conn::http2::SendRequest<http_body_util::Empty<Bytes>>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = within(
+        "h2 handshake",
+        hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            TokioIo::new(io),
+        ),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
