@@ -137,6 +137,62 @@ async fn pooled_connection_closed_by_the_dyno_is_replaced_without_error() {
     assert!(conns.load(Ordering::SeqCst) >= 6);
 }
 
+/// H12's clock runs from when the request was sent, so a request sent again, after a
+/// pooled connection closed without an answer, gets the whole `response` time again.
+#[tokio::test]
+async fn a_request_sent_again_gets_the_full_response_timeout_again() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let (seen, second_requests) = (Arc::clone(&conns), Arc::new(AtomicUsize::new(0)));
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let second_requests = Arc::clone(&second_requests);
+            tokio::spawn(async move {
+                let mut chunk = [0u8; 4096];
+                for request in 0.. {
+                    match s.read(&mut chunk).await {
+                        Ok(n) if n > 0 => {}
+                        _ => return,
+                    }
+                    let ms = |n| tokio::time::sleep(std::time::Duration::from_millis(n));
+                    if request == 0 {
+                        // Held, so that two requests open two connections.
+                        ms(100).await;
+                    } else if second_requests.fetch_add(1, Ordering::SeqCst) == 0 {
+                        // The first reused connection: no answer, then closed.
+                        ms(500).await;
+                        return;
+                    } else {
+                        // The one it is sent again on: answered within `response` of that.
+                        ms(400).await;
+                    }
+                    let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if s.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let keys = "[router.timeouts]\nresponse = \"600ms\"\n";
+    let r = Router::start(&space(keys, &app("api", &["api.test"], &[addr]))).await;
+    let (a, b) = tokio::join!(get(r.addr, "api.test", "/"), get(r.addr, "api.test", "/"));
+    assert_eq!((a.status.as_u16(), b.status.as_u16()), (200, 200));
+    assert_eq!(conns.load(Ordering::SeqCst), 2, "two pooled connections");
+    // 500 ms on the first connection, then 400 ms on the second: 900 ms in all, more than
+    // `response`, but under it from each send.
+    let got = get(r.addr, "api.test", "/").await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.text(), "ok");
+    assert_eq!(
+        conns.load(Ordering::SeqCst),
+        2,
+        "sent again on the pooled one"
+    );
+}
+
 #[tokio::test]
 async fn switching_protocols_without_an_upgrade_is_h25() {
     let (addr, _) = scripted_dyno(

@@ -41,6 +41,10 @@ impl Attempt<'_> {
                 reply,
             };
             let mut pooled = dyno.0.pool.checkout_raw(t0, t.pool_idle);
+            // When the request went out on a pooled connection: `t0`, then each
+            // send-again's own instant, so that a request sent again gets its whole
+            // `response` time again. The log's times still run from `t0`, as the dyno's.
+            let mut tried = t0;
             loop {
                 let (mut conn, fresh) = match pooled.take() {
                     Some(c) => (c, false),
@@ -70,7 +74,8 @@ impl Attempt<'_> {
                         let out = back(head, method, reply);
                         return Err((ex, out, reset(dyno.0.addr), ms_since(t0)));
                     }
-                    pooled = dyno.0.pool.checkout_raw(Instant::now(), t.pool_idle);
+                    tried = Instant::now();
+                    pooled = dyno.0.pool.checkout_raw(tried, t.pool_idle);
                     continue;
                 }
                 ex.sent_to = Some(SentTo {
@@ -79,7 +84,8 @@ impl Attempt<'_> {
                     sent,
                 });
                 // From when it was sent: no clock read of its own.
-                let deadline = sent
+                let went_out = if fresh { sent } else { tried };
+                let deadline = went_out
                     .checked_add(t.response)
                     .unwrap_or_else(|| ex.conn.shared.runtime.instant_at(u64::MAX));
                 let read = tokio::time::timeout_at(deadline, async {
@@ -110,7 +116,8 @@ impl Attempt<'_> {
                         return Ok(respond_raw(ex, h, conn, s));
                     }
                     Ok(Err(HeadError::Empty)) if !fresh && method.is_idempotent() => {
-                        pooled = dyno.0.pool.checkout_raw(Instant::now(), t.pool_idle);
+                        tried = Instant::now();
+                        pooled = dyno.0.pool.checkout_raw(tried, t.pool_idle);
                         continue;
                     }
                     Ok(Err(HeadError::Invalid(why))) => {
