@@ -47,6 +47,8 @@ pub(crate) const CLIENT_GONE: u8 = 1;
 pub(crate) const CLIENT_IDLE: u8 = 2;
 /// The whole body was handed over: the request is sent (the H12 clock may run).
 pub(crate) const CLIENT_DONE: u8 = 3;
+/// The client's body broke its framing (a bad chunk size or line; H26).
+pub(crate) const CLIENT_MALFORMED: u8 = 4;
 
 /// A rolling idle timeout for a streamed body: armed on the first wait, so a body that
 /// arrives at once costs no timer, and pushed back whenever data moves.
@@ -135,7 +137,12 @@ impl Body for ReqBody {
                 Poll::Ready(Some(Ok(f)))
             }
             Poll::Ready(Some(Err(e))) => {
-                b.fault.store(CLIENT_GONE, Ordering::Relaxed);
+                let fault = if is_malformed(&e) {
+                    CLIENT_MALFORMED
+                } else {
+                    CLIENT_GONE
+                };
+                b.fault.store(fault, Ordering::Relaxed);
                 Poll::Ready(Some(Err(BodyError::Interrupted(e))))
             }
             Poll::Ready(None) => {
@@ -163,6 +170,19 @@ impl Body for ReqBody {
             Self::Client(b) => b.inner.size_hint(),
         }
     }
+}
+
+/// Whether a client body failed on its framing rather than on its connection: hyper's
+/// chunk decoder says so with `InvalidInput`/`InvalidData`, and an early end with
+/// `UnexpectedEof`.
+fn is_malformed(e: &hyper::Error) -> bool {
+    let io = std::error::Error::source(e).and_then(|c| c.downcast_ref::<std::io::Error>());
+    io.is_some_and(|io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+        )
+    })
 }
 
 /// Holds one in-flight slot of a dyno; gives it back when dropped.

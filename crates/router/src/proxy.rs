@@ -548,6 +548,7 @@ fn send_failure(e: &hyper::Error, fault: Option<&AtomicU8>) -> Code {
     match fault.map(|f| f.load(Ordering::Relaxed)) {
         Some(body::CLIENT_IDLE) => return Code::H28,
         Some(body::CLIENT_GONE) => return Code::H27,
+        Some(body::CLIENT_MALFORMED) => return Code::H26,
         _ => {}
     }
     if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {

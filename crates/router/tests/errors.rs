@@ -211,6 +211,31 @@ async fn heads_hyper_refuses_get_the_error_page() {
     assert_eq!(b.count(), 1);
 }
 
+/// A chunked request body that breaks its framing is malformed (H26, 400), not a client
+/// that left (H27): the client is still there to read the answer.
+#[tokio::test]
+async fn a_malformed_chunked_body_is_400() {
+    let b = Backend::start("b").await;
+    let r = router(&b).await;
+    for (what, chunks) in [
+        ("size not hex", "zz\r\nbody\r\n0\r\n\r\n"),
+        ("negative size", "-4\r\nbody\r\n0\r\n\r\n"),
+        (
+            "size past u64",
+            "fffffffffffffffffffff\r\nbody\r\n0\r\n\r\n",
+        ),
+        ("data longer than its size", "2\r\nbody\r\n0\r\n\r\n"),
+        ("no line end after the data", "4\r\nbodyX0\r\n\r\n"),
+    ] {
+        let req = format!(
+            "POST / HTTP/1.1\r\nhost: api.test\r\ntransfer-encoding: chunked\r\n\r\n{chunks}"
+        );
+        let out = raw(r.addr, req.as_bytes()).await;
+        assert!(out.starts_with("HTTP/1.1 400"), "{what}: {out}");
+        assert_error_page(&out, "H26");
+    }
+}
+
 #[tokio::test]
 async fn expect_100_continue_honoured_and_others_417() {
     let b = Backend::start("b").await;
