@@ -38,8 +38,9 @@ use crate::pool::ConnectError;
 const MAX_HEADERS: usize = crate::headers::MAX_HEADERS;
 /// Longest header name `http::HeaderName` takes; a longer one is H25 on both paths.
 const MAX_NAME: usize = 1 << 16;
-/// Largest response head buffered; beyond it the response is H25 (hyper's default).
-const MAX_HEAD: usize = 400 * 1024;
+/// Largest response head; beyond it the response is H25. hyper's client buffers at most
+/// this (its default `max_buf_size`), which bounds a head on the other path alike.
+const MAX_HEAD: usize = 8192 + 4096 * 100;
 /// Read buffer size, grown when a read would have less than [`MIN_READ`] room.
 const READ_BUF: usize = 16 * 1024;
 const MIN_READ: usize = 4 * 1024;
@@ -220,6 +221,9 @@ fn parse_status<'h, 'b>(
     let parsed =
         httparse::ParserConfig::default().parse_response_with_uninit_headers(resp, buf, slots);
     let len = match parsed {
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
+            return Err(HeadError::Invalid("head too large"));
+        }
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
             return Err(HeadError::Invalid("head too large"));

@@ -110,6 +110,25 @@ fn invalid_heads_are_refused() {
         head(&raw, &Method::GET),
         Err(HeadError::Invalid(_))
     ));
+    // The limit holds for a head that arrives whole too, and a head just under it passes.
+    let whole = |filler: usize| {
+        let mut raw = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n".to_vec();
+        for line in vec![b'a'; filler].chunks(8000) {
+            raw.extend_from_slice(b"x: ");
+            raw.extend_from_slice(line);
+            raw.extend_from_slice(b"\r\n");
+        }
+        raw.extend_from_slice(b"\r\n");
+        raw
+    };
+    let over = whole(super::MAX_HEAD);
+    assert!(matches!(
+        head(&over, &Method::GET),
+        Err(HeadError::Invalid("head too large"))
+    ));
+    let under = whole(super::MAX_HEAD - 2048);
+    assert!(under.len() <= super::MAX_HEAD);
+    assert!(head(&under, &Method::GET).unwrap().is_some());
 }
 
 #[test]
