@@ -185,6 +185,24 @@ fn is_malformed(e: &hyper::Error) -> bool {
     })
 }
 
+/// A dyno's body failed mid-way (H18): once some of it was relayed, the error is held back
+/// one poll, with a wake-up. hyper drops its unflushed write buffer with the connection
+/// when a body fails, and a `Pending` first lets it flush what was relayed (BEHAVIOR.md:
+/// "what was already relayed stays relayed").
+pub(crate) fn hold_back(
+    failed: &mut Option<BodyError>,
+    relayed: u64,
+    e: BodyError,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    if relayed == 0 {
+        return Poll::Ready(Some(Err(e)));
+    }
+    *failed = Some(e);
+    cx.waker().wake_by_ref();
+    Poll::Pending
+}
+
 /// Holds one in-flight slot of a dyno; gives it back when dropped.
 #[derive(Debug)]
 pub(crate) struct InFlight(pub(crate) Arc<DynoRt>);
@@ -244,6 +262,8 @@ pub(crate) struct Relay {
     timer: IdleTimer,
     bytes: u64,
     end: Option<RelayEnd>,
+    /// The dyno's failure, held back one poll ([`hold_back`]).
+    failed: Option<BodyError>,
 }
 
 impl Relay {
@@ -254,6 +274,7 @@ impl Relay {
             timer: IdleTimer::new(idle),
             bytes: 0,
             end: Some(end),
+            failed: None,
         }
     }
 
@@ -309,6 +330,9 @@ impl Body for ResBody {
             Self::Relay(r) => r,
             Self::Raw(r) => return r.poll_frame(cx),
         };
+        if let Some(e) = r.failed.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
         // The dyno connection is driven from here: it reads the response into `inner`.
         if let Some(up) = r.end.as_mut().and_then(|e| e.up.as_mut()) {
             up.drive(cx);
@@ -326,7 +350,7 @@ impl Body for ResBody {
             }
             Poll::Ready(Some(Err(e))) => {
                 r.finish(Some(Code::H18), false);
-                Poll::Ready(Some(Err(BodyError::Interrupted(e))))
+                hold_back(&mut r.failed, r.bytes, BodyError::Interrupted(e), cx)
             }
             Poll::Ready(None) => {
                 r.finish(None, true);

@@ -504,6 +504,39 @@ async fn dyno_closing_mid_response_is_h18() {
     .await;
 }
 
+/// H18: what was relayed before the dyno broke off stays relayed (BEHAVIOR.md "Closing
+/// without a word"), on hyper's path (a request body, HTTP/1.0) as on the fast path;
+/// then the connection closes without a proper end.
+#[tokio::test]
+async fn what_was_relayed_before_h18_reaches_the_client() {
+    for (reply, relayed) in [
+        (
+            &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n"[..],
+            "hello",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npart",
+            "part",
+        ),
+    ] {
+        let reply: &'static [u8] = Box::leak(reply.to_vec().into_boxed_slice());
+        let addr = raw_dyno(reply, Duration::ZERO).await;
+        let r = Router::start(&space(FAST, &app("api", &["api.test"], &[addr]))).await;
+        for req in [
+            "GET / HTTP/1.1\r\nhost: api.test\r\n\r\n",
+            "POST / HTTP/1.1\r\nhost: api.test\r\ncontent-length: 1\r\n\r\nx",
+            "GET / HTTP/1.0\r\nhost: api.test\r\n\r\n",
+        ] {
+            let got = raw(r.addr, req.as_bytes()).await;
+            let what = format!("{req:?} -> {got:?}");
+            assert!(got.starts_with("HTTP/1."), "{what}");
+            let body = got.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            assert!(body.contains(relayed), "{what}");
+            assert!(!body.ends_with("0\r\n\r\n"), "no proper end: {what}");
+        }
+    }
+}
+
 /// A fake dyno that reads one request, writes `reply` byte for byte, keeps the connection
 /// open for `linger`, then hangs up.
 async fn raw_dyno(reply: &'static [u8], linger: Duration) -> std::net::SocketAddr {

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::chunked::Step;
 use super::{COPY_MAX, Framing, RawConn};
-use crate::body::{BodyError, IdleTimer, RelayEnd};
+use crate::body::{BodyError, IdleTimer, RelayEnd, hold_back};
 use crate::code::Code;
 
 /// A dyno's response body on a [`RawConn`].
@@ -24,6 +24,8 @@ pub(crate) struct RawRelay {
     timer: IdleTimer,
     bytes: u64,
     end: Option<RelayEnd>,
+    /// The dyno's failure, held back one poll ([`hold_back`]).
+    failed: Option<BodyError>,
     /// The client's head, already written as bytes (`front`'s responses); the response
     /// this body goes with then has nothing else to say but its status.
     pub(crate) written: Option<WrittenHead>,
@@ -57,6 +59,7 @@ impl RawRelay {
             timer: IdleTimer::new(idle),
             bytes: 0,
             end: Some(end),
+            failed: None,
             written: None,
         }
     }
@@ -93,11 +96,24 @@ impl RawRelay {
         end.finish(code, false, self.bytes, now);
     }
 
+    /// The dyno broke off mid-body (H18).
+    fn fail(
+        &mut self,
+        e: BodyError,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        self.finish(Some(Code::H18), false);
+        hold_back(&mut self.failed, self.bytes, e, cx)
+    }
+
     /// The next frame of the body.
     pub(crate) fn poll_frame(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        if let Some(e) = self.failed.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
         loop {
             if self.end.is_none() {
                 return Poll::Ready(None);
@@ -139,10 +155,7 @@ impl RawRelay {
                     self.finish(None, true);
                     return Poll::Ready(None);
                 }
-                Next::Invalid => {
-                    self.finish(Some(Code::H18), false);
-                    return Poll::Ready(Some(Err(BodyError::Framing)));
-                }
+                Next::Invalid => return self.fail(BodyError::Framing, cx),
                 Next::Read => conn.poll_fill(cx),
             };
             // Nothing buffered: read more, or wait under the idle timer.
@@ -153,14 +166,10 @@ impl RawRelay {
                         self.finish(None, false);
                         return Poll::Ready(None);
                     }
-                    self.finish(Some(Code::H18), false);
-                    return Poll::Ready(Some(Err(BodyError::Closed)));
+                    return self.fail(BodyError::Closed, cx);
                 }
                 Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(e)) => {
-                    self.finish(Some(Code::H18), false);
-                    return Poll::Ready(Some(Err(BodyError::Io(e))));
-                }
+                Poll::Ready(Err(e)) => return self.fail(BodyError::Io(e), cx),
                 Poll::Pending => {
                     let idle = ready!(self.timer.poll_expired(cx));
                     self.finish(Some(Code::H15), false);
