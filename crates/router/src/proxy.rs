@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use hyper::client::conn::TrySendError;
 
-use http::header::{CONTENT_TYPE, HOST};
+use http::header::{CONNECTION, CONTENT_TYPE, HOST};
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::{Body as _, Incoming};
@@ -406,7 +406,14 @@ impl Attempt<'_> {
                     let Some(back) = e.take_message() else {
                         let code = send_failure(e.error(), self.fault);
                         debug!(dyno.addr = %dyno.0.addr, error = %e.error(), code = code.as_str(), "dyno exchange failed");
-                        return Ok(error(ex, code, base));
+                        let mut resp = error(ex, code, base);
+                        if code == Code::H26 {
+                            // The client's body lost its framing: nothing after it can be
+                            // read as a request, and hyper closes; say so.
+                            resp.headers_mut()
+                                .insert(CONNECTION, HeaderValue::from_static("close"));
+                        }
+                        return Ok(resp);
                     };
                     // Never written: safe to send again, here on a new connection or elsewhere.
                     req = back;

@@ -232,6 +232,7 @@ async fn a_malformed_chunked_body_is_400() {
         );
         let out = raw(r.addr, req.as_bytes()).await;
         assert!(out.starts_with("HTTP/1.1 400"), "{what}: {out}");
+        assert!(out.contains("\r\nconnection: close\r\n"), "{what}: {out}");
         assert_error_page(&out, "H26");
     }
 }
