@@ -321,19 +321,43 @@ where
     let timer = tokio::time::sleep_until(first);
     tokio::pin!(timer);
     let mut closing = false;
+    // Once closing, the client gets `client_header` to finish the close (HTTP/2: answer
+    // the GOAWAY's PING), counted from the close or from its last request's end, whichever
+    // is later, so a response's last bytes have that long to flush; a client that never
+    // does would otherwise hold its socket and `max_connections` slot for ever.
+    let close_within = ms(t.client_header).max(1);
     loop {
         tokio::select! {
             res = conn.as_mut() => return Some(res),
             () = shutdown.cancelled(), if !closing => {
                 closing = true;
                 graceful(conn.as_mut());
+                let at = runtime.now_ms().saturating_add(close_within);
+                timer.as_mut().reset(runtime.instant_at(at));
             }
-            () = timer.as_mut(), if !closing => {
-                match ctx.verdict(runtime.now_ms(), &t) {
+            () = timer.as_mut() => {
+                let now = runtime.now_ms();
+                if closing {
+                    let at = if ctx.in_flight.load(Ordering::Relaxed) > 0 {
+                        now.saturating_add(close_within)
+                    } else {
+                        let quiet = ctx.idle_since.load(Ordering::Relaxed);
+                        quiet.saturating_add(close_within)
+                    };
+                    if now >= at {
+                        debug!(client.addr = %ctx.peer, "client did not finish closing, dropping");
+                        return None;
+                    }
+                    timer.as_mut().reset(runtime.instant_at(at));
+                    continue;
+                }
+                match ctx.verdict(now, &t) {
                     Verdict::Wait(at) => timer.as_mut().reset(runtime.instant_at(at)),
                     Verdict::Idle => {
                         closing = true;
                         graceful(conn.as_mut());
+                        let at = now.saturating_add(close_within);
+                        timer.as_mut().reset(runtime.instant_at(at));
                     }
                     Verdict::SlowHead => {
                         debug!(client.addr = %ctx.peer, "request head too slow, closing");

@@ -421,6 +421,32 @@ async fn a_slowloris_client_is_cut_off_after_client_header() {
     );
 }
 
+/// An HTTP/2 client that goes quiet is closed at `keepalive` like any other, even when it
+/// never answers the PING of the router's GOAWAY: its socket and `max_connections` slot
+/// are not held for ever.
+#[tokio::test]
+async fn a_silent_http2_client_is_cut_off() {
+    let r = router(
+        r#"trusted = ["127.0.0.0/8"]"#,
+        "[router.timeouts]\nclient_header = \"300ms\"\nkeepalive = \"300ms\"",
+    )
+    .await;
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let settings = b"\0\0\0\x04\0\0\0\0\0";
+    // A HEADERS frame on stream 1 without END_HEADERS: a head never finished.
+    let open_headers = b"\0\0\x01\x01\0\0\0\0\x01\x82";
+    for opening in [
+        preface.to_vec(),
+        [&preface[..], settings].concat(),
+        [&preface[..], settings, open_headers].concat(),
+    ] {
+        let mut s = connect_from("127.0.0.2", r.external()).await;
+        within("write", s.write_all(&opening)).await.unwrap();
+        // The router's GOAWAY and PING may come first; the close must follow.
+        let _ = read_to_close(&mut s).await;
+    }
+}
+
 #[tokio::test]
 async fn max_connections_is_enforced() {
     let r = router(r#"trusted = ["127.0.0.0/8"]"#, "max_connections = 2").await;
