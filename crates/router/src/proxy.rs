@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use hyper::client::conn::TrySendError;
 
-use http::header::{CONNECTION, CONTENT_TYPE, HOST};
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::{Body as _, Incoming};
@@ -75,6 +75,16 @@ pub(crate) async fn handle(
     dyno_head(&mut parts, &ex, upgrade);
     let t = view.policy.router.timeouts;
     let (body, fault) = ReqBody::client(body, t.idle);
+    if matches!(body, ReqBody::Client(_))
+        && body.size_hint().exact().is_none()
+        && !parts.headers.contains_key(CONTENT_LENGTH)
+    {
+        // A body of unknown length (chunked, or HTTP/2 DATA without a length): hyper's
+        // client would send none at all with a GET or HEAD unless the framing is set.
+        parts
+            .headers
+            .insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    }
     let out = if !upgrade && matches!(body, ReqBody::Empty) {
         let target = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
         let mut head = Vec::with_capacity(512);
