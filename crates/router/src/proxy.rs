@@ -169,8 +169,9 @@ fn admit(ex: &mut Exchange, parts: &http::request::Parts) -> Result<(Arc<View>, 
         // A reverse proxy has no tunnel to offer; dynos are reached by Host.
         return Err(Code::H26);
     }
-    if ex.host.is_none() && parts.version == Version::HTTP_11 {
-        // RFC 9112 §3.2: an HTTP/1.1 request without Host is answered 400.
+    if ex.host.is_none() && matches!(parts.version, Version::HTTP_11 | Version::HTTP_2) {
+        // RFC 9112 §3.2: an HTTP/1.1 request without Host is answered 400; the same for
+        // HTTP/2 with neither `:authority` nor `host` (RFC 9113 §8.3.1 asks for one).
         return Err(Code::H26);
     }
     let routed = route(ex, |policy, peer| {

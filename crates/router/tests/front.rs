@@ -271,7 +271,17 @@ async fn http2_with_prior_knowledge_is_served_on_a_cleartext_listener() {
         // The dyno speaks HTTP/1.1 and sees the authority as Host.
         assert_eq!(b.last().headers["host"], "api.test");
     }
-    eventually("logged", || capture.lines().len() >= 2).await;
+    // With neither `:authority` nor `host`: 400, as HTTP/1.1 without Host.
+    let req = http::Request::builder()
+        .uri("/three")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = within("h2 request", sender.send_request(req))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(b.last().uri, "/two");
+    eventually("logged", || capture.lines().len() >= 3).await;
     assert!(
         capture
             .lines()
