@@ -326,29 +326,28 @@ where
     // is later, so a response's last bytes have that long to flush; a client that never
     // does would otherwise hold its socket and `max_connections` slot for ever.
     let close_within = ms(t.client_header).max(1);
+    let close_by = |from: u64| runtime.instant_at(from.saturating_add(close_within));
     loop {
         tokio::select! {
             res = conn.as_mut() => return Some(res),
             () = shutdown.cancelled(), if !closing => {
                 closing = true;
                 graceful(conn.as_mut());
-                let at = runtime.now_ms().saturating_add(close_within);
-                timer.as_mut().reset(runtime.instant_at(at));
+                timer.as_mut().reset(close_by(runtime.now_ms()));
             }
             () = timer.as_mut() => {
                 let now = runtime.now_ms();
                 if closing {
-                    let at = if ctx.in_flight.load(Ordering::Relaxed) > 0 {
-                        now.saturating_add(close_within)
+                    let from = if ctx.in_flight.load(Ordering::Relaxed) > 0 {
+                        now
                     } else {
-                        let quiet = ctx.idle_since.load(Ordering::Relaxed);
-                        quiet.saturating_add(close_within)
+                        ctx.idle_since.load(Ordering::Relaxed)
                     };
-                    if now >= at {
+                    if now >= from.saturating_add(close_within) {
                         debug!(client.addr = %ctx.peer, "client did not finish closing, dropping");
                         return None;
                     }
-                    timer.as_mut().reset(runtime.instant_at(at));
+                    timer.as_mut().reset(close_by(from));
                     continue;
                 }
                 match ctx.verdict(now, &t) {
@@ -356,8 +355,7 @@ where
                     Verdict::Idle => {
                         closing = true;
                         graceful(conn.as_mut());
-                        let at = now.saturating_add(close_within);
-                        timer.as_mut().reset(runtime.instant_at(at));
+                        timer.as_mut().reset(close_by(now));
                     }
                     Verdict::SlowHead => {
                         debug!(client.addr = %ctx.peer, "request head too slow, closing");

@@ -41,10 +41,10 @@ impl Attempt<'_> {
                 reply,
             };
             let mut pooled = dyno.0.pool.checkout_raw(t0, t.pool_idle);
-            // When the request went out on a pooled connection: `t0`, then each
-            // send-again's own instant, so that a request sent again gets its whole
-            // `response` time again. The log's times still run from `t0`, as the dyno's.
-            let mut tried = t0;
+            // When the pooled connection in hand was taken: `t0`, then each send-again's
+            // own instant, so that a request sent again gets its whole `response` time
+            // again. The log's times still run from `t0`.
+            let mut pooled_at = t0;
             loop {
                 let (mut conn, fresh) = match pooled.take() {
                     Some(c) => (c, false),
@@ -74,8 +74,8 @@ impl Attempt<'_> {
                         let out = back(head, method, reply);
                         return Err((ex, out, reset(dyno.0.addr), ms_since(t0)));
                     }
-                    tried = Instant::now();
-                    pooled = dyno.0.pool.checkout_raw(tried, t.pool_idle);
+                    pooled_at = Instant::now();
+                    pooled = dyno.0.pool.checkout_raw(pooled_at, t.pool_idle);
                     continue;
                 }
                 ex.sent_to = Some(SentTo {
@@ -84,7 +84,7 @@ impl Attempt<'_> {
                     sent,
                 });
                 // From when it was sent: no clock read of its own.
-                let went_out = if fresh { sent } else { tried };
+                let went_out = if fresh { sent } else { pooled_at };
                 let deadline = went_out
                     .checked_add(t.response)
                     .unwrap_or_else(|| ex.conn.shared.runtime.instant_at(u64::MAX));
@@ -116,8 +116,8 @@ impl Attempt<'_> {
                         return Ok(respond_raw(ex, h, conn, s));
                     }
                     Ok(Err(HeadError::Empty)) if !fresh && method.is_idempotent() => {
-                        tried = Instant::now();
-                        pooled = dyno.0.pool.checkout_raw(tried, t.pool_idle);
+                        pooled_at = Instant::now();
+                        pooled = dyno.0.pool.checkout_raw(pooled_at, t.pool_idle);
                         continue;
                     }
                     Ok(Err(HeadError::Invalid(why))) => {
