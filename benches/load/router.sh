@@ -7,7 +7,11 @@
 # X-Request-Start, a request id to the dyno and back, Via; see start_haproxy), which the
 # plain peers skip: the comparison at equal work. haproxy-tcp (not in the default TARGETS)
 # is haproxy as a plain L4 relay, no HTTP parsed: a floor under any HTTP proxy, showing
-# what the harness itself allows.
+# what the harness itself allows. direct (not in the default TARGETS either) is no proxy at
+# all: wrk straight to the first backend, on the load side's CPU. It is the load side's
+# own ceiling: with a proxy in between, CPU 1 still runs wrk and the backend and makes the
+# same socket calls, so no proxy can push more through it. Its CPU column is the
+# backend's, not a proxy's.
 #
 # Adapted from shared/bench-peers/http.sh: every target is started first (nginx :8080,
 # haproxy :8081, spaced :8090 through sut_http.sh), then measured in RUNS interleaved
@@ -16,7 +20,7 @@
 # Usage:  cargo build --release        # once, from the repository root
 #         benches/load/router.sh       [WORKERS=1] [PINS="0 1"]
 #                                      [TARGETS="nginx haproxy haproxy-spec spaced"
-#                                       (+ haproxy-tcp)]
+#                                       (+ haproxy-tcp, direct)]
 # Env: DURATION (10), RUNS (3), WARMUP (2), CONNS (64), WRK_THREADS (1), RESULTS_DIR,
 #      KEEP_WORK, SPACED_BIN, SPACED_LOG (warn), SPACED_BALANCE (round-robin),
 #      PACE_MS: each connection waits that many ms after a response before its next
@@ -58,12 +62,14 @@ for label in ("unpinned", "pinned"):
     print(f"\n## router w{workers} {label}: spaced / peer (medians of the runs)")
     print("| peer | req/s ratio (>1 better) | p99 ratio (<1 better) | CPU us/req ratio (<1 better) | spaced CPU us/req |")
     print("|---|---|---|---|---|")
-    for peer in ("nginx", "haproxy", "haproxy-spec", "haproxy-tcp"):
+    for peer in ("nginx", "haproxy", "haproxy-spec", "haproxy-tcp", "direct"):
         if not any(k[0] == peer for k in med):
             continue
         row = [peer]
         for metric in ("rps", "p99", "cpu_us_per_req"):
             s, p = med.get(("spaced", metric)), med.get((peer, metric))
+            if peer == "direct" and metric == "cpu_us_per_req":
+                p = None  # the backend's CPU, not a proxy's: no ratio
             row.append(f"{s / p:.2f}" if s is not None and p else "n/a")
         s_cpu = med.get(("spaced", "cpu_us_per_req"))
         row.append(f"{s_cpu:.1f}" if s_cpu is not None else "n/a")
@@ -110,6 +116,9 @@ for target in $TARGETS; do
       HAPROXY_TCP=1 start_haproxy haproxy-tcp 8083 "$WORKERS"
       check_proxy 8083 3
       register_target haproxy-tcp "$TARGET_PID" "http://127.0.0.1:8083/" ;;
+    direct)
+      # No proxy: the CPU measured is the backends' nginx (on the load side's CPU).
+      register_target direct "$BACKENDS_PID" "http://127.0.0.1:${BACKEND_PORTS[0]}/" ;;
     spaced)
       start_http_sut spaced "$SPACED_PORT" "$SUT_TEMPLATE"
       check_proxy "$SPACED_PORT" 3
