@@ -9,13 +9,8 @@
 set -euo pipefail
 D=${1:-5} DEPTHS=${2:-"1 2 4 8"}
 HERE="$(cd "$(dirname "$0")" && pwd)"
-W=$(mktemp -d /tmp/plwork.XXXX)
-PIDS=()
-cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"; }
-trap cleanup EXIT
 source "$HERE/backends_conf.sh"
-backends_conf "$W"
-taskset -c 1 nginx -p "$W" -c "$W/b.conf" & PIDS+=($!)
+pinned_backends plwork
 for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:9101/ && break; sleep 0.2; done
 worker=$(pgrep -P "${PIDS[0]}" | head -1)
 cat >"$W/p.lua" <<'L'

@@ -10,13 +10,8 @@ set -euo pipefail
 [[ $# -ge 2 ]] || { echo "usage: $0 OLD_BIN NEW_BIN [ROUNDS] [SECONDS]" >&2; exit 2; }
 A=$1 B=$2 R=${3:-10} D=${4:-5}
 HERE="$(cd "$(dirname "$0")" && pwd)"
-W=$(mktemp -d /tmp/abwork.XXXX)
-PIDS=()
-cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$W"; }
-trap cleanup EXIT
 source "$HERE/backends_conf.sh"
-backends_conf "$W"
-taskset -c 1 nginx -p "$W" -c "$W/b.conf" & PIDS+=($!)
+pinned_backends abwork
 backends=127.0.0.1:9101,127.0.0.1:9102,127.0.0.1:9103
 mkdir "$W/a" "$W/b"
 SPACED_WRAP="taskset -c 0" SPACED_BIN=$A SPACED_LOG=warn "$HERE/sut_http.sh" "$W/a" 8190 $backends 1 \
