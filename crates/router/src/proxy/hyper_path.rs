@@ -57,65 +57,59 @@ impl Attempt<'_> {
                     }
                 },
             };
-            if !up.ready().await {
-                if fresh {
-                    ex.conn.shared.quarantine(&dyno.0);
-                    let out = hyper(req, on_client);
-                    return Err((ex, out, reset(dyno.0.addr), ms_since(t0)));
-                }
-                // A pooled connection the dyno closed: the next pooled one, else a new one.
-                pooled = dyno.0.pool.checkout(Instant::now(), t.pool_idle);
-                continue;
-            }
-            let connect_ms = t0.elapsed().as_millis() as u64;
-            let sent = Instant::now();
-            ex.sent_to = Some(SentTo {
-                dyno: Arc::clone(&dyno.0),
-                connect_ms,
-                sent,
-            });
-            let res = send(&mut up, req, t.response, self.fault).await;
-            let base = Outcome {
-                dyno: Some(&dyno.0.label),
-                connect_ms: Some(connect_ms),
-                service_ms: Some(sent.elapsed().as_millis() as u64),
-                ..Outcome::default()
-            };
-            let resp = match res {
-                Err(()) => return Ok(error(ex, Code::H12, base)),
-                Ok(Ok(resp)) => resp,
-                Ok(Err(mut e)) => {
-                    let Some(back) = e.take_message() else {
-                        let code = send_failure(e.error(), self.fault);
-                        debug!(dyno.addr = %dyno.0.addr, error = %e.error(), code = code.as_str(), "dyno exchange failed");
-                        let mut resp = error(ex, code, base);
-                        if code == Code::H26 {
-                            // The client's body lost its framing: nothing after it can be
-                            // read as a request, and hyper closes; say so.
-                            resp.headers_mut()
-                                .insert(CONNECTION, HeaderValue::from_static("close"));
-                        }
-                        return Ok(resp);
-                    };
-                    // Never written: safe to send again, here on a new connection or elsewhere.
-                    req = back;
-                    if fresh {
-                        ex.conn.shared.quarantine(&dyno.0);
-                        let out = hyper(req, on_client);
-                        return Err((ex, out, reset(dyno.0.addr), ms_since(t0)));
+            if up.ready().await {
+                let connect_ms = t0.elapsed().as_millis() as u64;
+                let sent = Instant::now();
+                ex.sent_to = Some(SentTo {
+                    dyno: Arc::clone(&dyno.0),
+                    connect_ms,
+                    sent,
+                });
+                let res = send(&mut up, req, t.response, self.fault).await;
+                let base = Outcome {
+                    dyno: Some(&dyno.0.label),
+                    connect_ms: Some(connect_ms),
+                    service_ms: Some(sent.elapsed().as_millis() as u64),
+                    ..Outcome::default()
+                };
+                match res {
+                    Err(()) => return Ok(error(ex, Code::H12, base)),
+                    Ok(Ok(resp)) => {
+                        let sent_at = Sent {
+                            dyno,
+                            up,
+                            connect_ms,
+                            sent,
+                            idle: t.idle,
+                        };
+                        return Ok(respond(ex, resp, sent_at, &mut on_client));
                     }
-                    pooled = dyno.0.pool.checkout(Instant::now(), t.pool_idle);
-                    continue;
+                    Ok(Err(mut e)) => {
+                        let Some(back) = e.take_message() else {
+                            let code = send_failure(e.error(), self.fault);
+                            debug!(dyno.addr = %dyno.0.addr, error = %e.error(), code = code.as_str(), "dyno exchange failed");
+                            let mut resp = error(ex, code, base);
+                            if code == Code::H26 {
+                                // The client's body lost its framing: nothing after it can be
+                                // read as a request, and hyper closes; say so.
+                                resp.headers_mut()
+                                    .insert(CONNECTION, HeaderValue::from_static("close"));
+                            }
+                            return Ok(resp);
+                        };
+                        req = back;
+                    }
                 }
-            };
-            let sent_at = Sent {
-                dyno,
-                up,
-                connect_ms,
-                sent,
-                idle: t.idle,
-            };
-            return Ok(respond(ex, resp, sent_at, &mut on_client));
+            }
+            // The connection died before a byte of the request was written: safe to send
+            // again. A new connection that dies at once counts against the dyno; a pooled one
+            // the dyno closed is replaced (the next pooled one, else a new one).
+            if fresh {
+                ex.conn.shared.quarantine(&dyno.0);
+                let out = hyper(req, on_client);
+                return Err((ex, out, reset(dyno.0.addr), ms_since(t0)));
+            }
+            pooled = dyno.0.pool.checkout(Instant::now(), t.pool_idle);
         }
     }
 }
