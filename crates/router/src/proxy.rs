@@ -393,7 +393,12 @@ pub(crate) fn error(mut ex: Exchange, code: Code, base: Outcome<'_>) -> Response
     ex.finish(Outcome {
         code: Some(code),
         status,
-        bytes: body.len() as u64,
+        // H27: the client is gone, and the page will reach no one.
+        bytes: if code == Code::H27 {
+            0
+        } else {
+            body.len() as u64
+        },
         ..base
     });
     let request_id = ex.request_id.clone();

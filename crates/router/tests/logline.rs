@@ -10,6 +10,9 @@ mod capture;
 
 use capture::Capture;
 use harness::*;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
 use tracing::Level;
 
 // Current-thread runtime: every task runs on this thread, under the thread's subscriber.
@@ -27,7 +30,7 @@ async fn one_line_per_request_in_the_spec_format() {
     c.send(req).await.unwrap();
     c.get("nope.test", "/x%20y").await;
     drop(c);
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
     let lines = capture.lines();
     assert_eq!(lines.len(), 2, "{lines:?}");
 
@@ -66,7 +69,7 @@ async fn head_refused_by_the_parser_is_logged_and_counted() {
     )
     .await;
     assert!(got.starts_with("HTTP/1.1 400"), "{got}");
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
     let lines = capture.lines();
     assert_eq!(lines.len(), 1, "{lines:?}");
     let (level, line) = &lines[0];
@@ -124,6 +127,32 @@ async fn h27_line_names_the_dyno_the_request_went_to() {
         assert!(line.contains("ms service="), "{line}");
         assert!(line.contains("ms status=499 bytes=0 "), "{line}");
     }
+}
+
+/// A client that leaves in the middle of its upload is sent nothing: its H27 line counts
+/// no bytes, like the line of one that leaves while the dyno works.
+#[tokio::test]
+async fn h27_mid_upload_counts_no_bytes() {
+    let (capture, _guard) = Capture::install();
+    let b = Backend::start("b").await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
+    let s = send(
+        r.addr,
+        b"POST /echo HTTP/1.1\r\nhost: api.test\r\ncontent-length: 1000\r\n\r\n0123456789",
+    )
+    .await;
+    // The dyno counts a request once its body is in: wait for the connection instead, and
+    // for the head and the first bytes to be relayed.
+    eventually("the dyno is connected", || {
+        b.open.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(s);
+    eventually("H27 logged", || capture.lines().len() == 1).await;
+    let (_, line) = capture.lines().pop().unwrap();
+    assert!(line.starts_with("at=warning code=H27 "), "{line}");
+    assert!(line.contains(" status=499 bytes=0 "), "{line}");
 }
 
 /// Every dyno refusing: the H21 line names the last dyno tried and its connect time, with
