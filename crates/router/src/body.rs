@@ -269,6 +269,7 @@ pub(crate) struct Relay {
 impl Relay {
     /// Relays `inner`; `end` is finished when it ends, fails, or is dropped.
     pub(crate) fn new(inner: Incoming, idle: Duration, end: RelayEnd) -> Self {
+        end.exchange.conn.relay_started();
         Self {
             inner,
             timer: IdleTimer::new(idle),
@@ -289,6 +290,7 @@ impl RelayEnd {
     /// Writes the log line at `now`; after a complete exchange the hyper connection, if
     /// any, goes back to the dyno's pool.
     pub(crate) fn finish(mut self, code: Option<Code>, complete: bool, bytes: u64, now: Instant) {
+        self.exchange.conn.relay_ended();
         if let Some(up) = self.up.take()
             && complete
             && !self.dyno.0.removed.load(Ordering::Relaxed)
@@ -330,6 +332,9 @@ impl Body for ResBody {
             Self::Relay(r) => r,
             Self::Raw(r) => return r.poll_frame(cx),
         };
+        if let Some(end) = &r.end {
+            end.exchange.conn.relay_polled();
+        }
         if let Some(e) = r.failed.take() {
             return Poll::Ready(Some(Err(e)));
         }

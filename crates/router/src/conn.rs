@@ -4,7 +4,10 @@
 //!
 //! Both deadlines are watched by one timer per connection rather than per request: reads
 //! and request boundaries only store timestamps; the timer recomputes its deadline when it
-//! fires.
+//! fires. The same timer cuts a client that stops reading a response: a relayed body that
+//! nobody polls for `timeouts.idle` means the client takes no more bytes (its socket or,
+//! over HTTP/2, its flow-control window is full), and the dyno behind it would be held for
+//! ever; HAProxy's `timeout client` and nginx's `send_timeout` bound the same case.
 
 use std::io;
 use std::net::IpAddr;
@@ -70,6 +73,11 @@ pub(crate) struct ConnCtx {
     /// The request being served is the connection's last one (it has no body and hyper
     /// closes after its response).
     last_request: AtomicBool,
+    /// Dyno responses being relayed to the client now.
+    relaying: AtomicU32,
+    /// Polls of those relays so far: unchanged for `idle` while one is open, the client
+    /// has stopped taking the response.
+    relay_polls: AtomicU64,
     /// The `max_connections` slot, released when the connection ends.
     _slot: Option<ConnGuard>,
 }
@@ -83,6 +91,17 @@ enum Verdict {
     Idle,
     /// A request head took longer than `client_header`: close.
     SlowHead,
+    /// A response was relayed to a client that took nothing of it for `idle`: close.
+    NotReading,
+}
+
+/// What the timer last saw of the relays' progress ([`ConnCtx::relay_polls`]).
+#[derive(Debug, Default)]
+struct Progress {
+    /// The poll count it saw.
+    polls: u64,
+    /// Router-clock ms when it first saw that count.
+    since: u64,
 }
 
 impl ConnCtx {
@@ -112,6 +131,8 @@ impl ConnCtx {
             upgraded: AtomicBool::new(false),
             head_answered: AtomicBool::new(false),
             last_request: AtomicBool::new(false),
+            relaying: AtomicU32::new(0),
+            relay_polls: AtomicU64::new(0),
             _slot: slot,
             shared,
         }
@@ -130,6 +151,23 @@ impl ConnCtx {
             self.idle_since.store(now_ms, Ordering::Relaxed);
             self.head_since.store(0, Ordering::Relaxed);
         }
+    }
+
+    /// A dyno's response body starts being relayed ([`Self::relay_ended`] when it ends).
+    #[inline]
+    pub(crate) fn relay_started(&self) {
+        self.relaying.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn relay_ended(&self) {
+        self.relaying.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The client side asked a relayed body for more: it still takes the response.
+    #[inline]
+    pub(crate) fn relay_polled(&self) {
+        self.relay_polls.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The connection was upgraded (101 sent): what it carries next is not HTTP.
@@ -185,12 +223,12 @@ impl ConnCtx {
         }
     }
 
-    fn verdict(&self, now: u64, t: &Timeouts) -> Verdict {
+    fn verdict(&self, now: u64, t: &Timeouts, seen: &mut Progress) -> Verdict {
         // Reads only note when a head starts; the timer looks at least every
         // `client_header`, so a slow head is cut within twice that at worst.
         let look_again = now.saturating_add(ms(t.client_header).min(ms(t.keepalive)).max(1));
         if self.in_flight.load(Ordering::Relaxed) > 0 {
-            return Verdict::Wait(look_again);
+            return self.relay_verdict(now, t, seen, look_again);
         }
         let head = self.head_since.load(Ordering::Relaxed);
         if head > 0 {
@@ -210,6 +248,31 @@ impl ConnCtx {
         } else {
             Verdict::Wait(deadline.min(look_again))
         }
+    }
+}
+
+impl ConnCtx {
+    /// The verdict while requests are in flight: `NotReading` once a response is being
+    /// relayed and no relay was polled for `idle`; else look again by `look_again`.
+    fn relay_verdict(
+        &self,
+        now: u64,
+        t: &Timeouts,
+        seen: &mut Progress,
+        look_again: u64,
+    ) -> Verdict {
+        let polls = self.relay_polls.load(Ordering::Relaxed);
+        if self.relaying.load(Ordering::Relaxed) == 0 || polls != seen.polls {
+            *seen = Progress { polls, since: now };
+            return Verdict::Wait(look_again);
+        }
+        // A relay polled even once within `idle` is not stalled: its own idle timer (H15)
+        // wakes it at least that often while the client takes bytes.
+        let deadline = seen.since.saturating_add(ms(t.idle));
+        if now >= deadline {
+            return Verdict::NotReading;
+        }
+        Verdict::Wait(deadline.min(look_again))
     }
 }
 
@@ -327,8 +390,12 @@ where
     // does would otherwise hold its socket and `max_connections` slot for ever.
     let close_within = ms(t.client_header).max(1);
     let close_by = |from: u64| runtime.instant_at(from.saturating_add(close_within));
+    let mut seen = Progress::default();
     loop {
         tokio::select! {
+            // The connection first: a relay woken at the same instant as the timer is
+            // polled (and counted) before the timer judges it.
+            biased;
             res = conn.as_mut() => return Some(res),
             () = shutdown.cancelled(), if !closing => {
                 closing = true;
@@ -338,7 +405,13 @@ where
             () = timer.as_mut() => {
                 let now = runtime.now_ms();
                 if closing {
-                    let from = if ctx.in_flight.load(Ordering::Relaxed) > 0 {
+                    let in_flight = ctx.in_flight.load(Ordering::Relaxed) > 0;
+                    if in_flight
+                        && ctx.relay_verdict(now, &t, &mut seen, now) == Verdict::NotReading
+                    {
+                        return not_reading(ctx);
+                    }
+                    let from = if in_flight {
                         now
                     } else {
                         ctx.idle_since.load(Ordering::Relaxed)
@@ -350,7 +423,7 @@ where
                     timer.as_mut().reset(close_by(from));
                     continue;
                 }
-                match ctx.verdict(now, &t) {
+                match ctx.verdict(now, &t, &mut seen) {
                     Verdict::Wait(at) => timer.as_mut().reset(runtime.instant_at(at)),
                     Verdict::Idle => {
                         closing = true;
@@ -361,10 +434,19 @@ where
                         debug!(client.addr = %ctx.peer, "request head too slow, closing");
                         return None;
                     }
+                    Verdict::NotReading => return not_reading(ctx),
                 }
             }
         }
     }
+}
+
+/// Drops a connection whose client stopped reading its response ([`Verdict::NotReading`]):
+/// the relays' log lines say what reached it.
+fn not_reading<R>(ctx: &ConnCtx) -> Option<R> {
+    debug!(client.addr = %ctx.peer, "client took no response bytes for `idle`, closing");
+    ctx.shared.metrics.client_not_reading.inc();
+    None
 }
 
 /// A client socket that can hold a write back for the FIN behind it.

@@ -26,6 +26,8 @@ pub(crate) struct Metrics {
     pub unrouted: AppStats,
     /// Active-check transitions (up or down).
     pub health_transitions: Counter,
+    /// Connections closed because the client took no bytes of a response for `idle`.
+    pub client_not_reading: Counter,
 }
 
 impl Metrics {
@@ -38,6 +40,7 @@ impl Metrics {
             over_limit: Counter::new(),
             unrouted: AppStats::new(""),
             health_transitions: Counter::new(),
+            client_not_reading: Counter::new(),
         }
     }
 }
@@ -142,6 +145,18 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
         "spaced_router_health_transitions_total",
         "",
         m.health_transitions.get(),
+    );
+    header(
+        out,
+        "spaced_router_client_not_reading_total",
+        "counter",
+        "Connections closed because the client took no response bytes for timeouts.idle.",
+    );
+    sample(
+        out,
+        "spaced_router_client_not_reading_total",
+        "",
+        m.client_not_reading.get(),
     );
 
     let dynos = || {

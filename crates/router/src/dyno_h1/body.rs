@@ -52,6 +52,7 @@ impl RawRelay {
         idle: Duration,
         end: RelayEnd,
     ) -> Self {
+        end.exchange.conn.relay_started();
         Self {
             conn: Some(conn),
             framing,
@@ -113,6 +114,9 @@ impl RawRelay {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         if let Some(e) = self.failed.take() {
             return Poll::Ready(Some(Err(e)));
+        }
+        if let Some(end) = &self.end {
+            end.exchange.conn.relay_polled();
         }
         loop {
             if self.end.is_none() {
