@@ -10,9 +10,10 @@ use arc_swap::ArcSwap;
 use spaced_config::{DynoBoard, Store};
 use spaced_net::Shutdown;
 use spaced_net::udp_batch::{RecvBatch, SendBatch};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 
 use crate::answer::{Forward, Outcome, Request, Transport, answer};
 use crate::forward::{self, forward};
@@ -29,8 +30,8 @@ pub(crate) struct Ctx {
     pub(crate) board: Arc<DynoBoard>,
     pub(crate) metrics: Metrics,
     pub(crate) options: Options,
-    /// Forwards in flight from UDP clients; beyond, SERVFAIL at once instead of piling up
-    /// sockets and tasks.
+    /// Forwards in flight (UDP and TCP clients); beyond, SERVFAIL at once instead of piling
+    /// up sockets and tasks.
     pub(crate) forwards: Arc<Semaphore>,
     /// TCP connections open from inside the space, over every listener.
     pub(crate) tcp_conns: Arc<Semaphore>,
@@ -284,12 +285,19 @@ pub(crate) async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>, shutdown: Sh
     }
 }
 
-/// One TCP connection: length-prefixed queries answered in order until the client closes,
-/// idles out, or the resolver stops.
+/// Forwards one TCP connection may have in flight. RFC 7766 §6.2.1.1 asks that pipelined
+/// queries be processed concurrently, so that a slow upstream does not hold up the answers
+/// behind it; past this bound the connection's next query waits, so one client cannot take
+/// every forward permit.
+const TCP_FORWARDS_PER_CONN: usize = 16;
+
+/// One TCP connection: length-prefixed queries until the client closes, idles out, or the
+/// resolver stops. Names inside the zone are answered at once and in order; forwards run
+/// beside them and are answered when they complete (clients match answers by id).
 async fn serve_conn(
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
-    ctx: &Ctx,
+    ctx: &Arc<Ctx>,
     shutdown: &Shutdown,
     one_shot: bool,
 ) -> std::io::Result<()> {
@@ -298,64 +306,120 @@ async fn serve_conn(
         .local_addr()
         .ok()
         .map(|a| spaced_config::canonical(a.ip()));
-    // Pipelined queries (RFC 7766 §6.2.1.1) then cost one read between them, not two each.
-    let mut stream = BufReader::with_capacity(4096, stream);
     let opts = &ctx.options;
-    let mut buf = Vec::new();
+    // Bytes read and not yet taken: pipelined queries then cost one read between them.
+    let mut rbuf: Vec<u8> = Vec::with_capacity(4096);
     let mut out = Vec::new();
     let mut framed = Vec::new();
     let mut rotate = fastrand::usize(..);
+    let mut forwards: JoinSet<Vec<u8>> = JoinSet::new();
+    let mut eof = false;
     loop {
-        let mut len = [0u8; 2];
+        while forwards.len() < TCP_FORWARDS_PER_CONN {
+            let Some(n) = complete_message(&rbuf) else {
+                break;
+            };
+            rotate = rotate.wrapping_add(1);
+            let outcome = {
+                let zone = ctx.zone.load();
+                let down = ctx.board.down();
+                let req = Request {
+                    query: &rbuf[2..2 + n],
+                    client_in_space: zone.allows(peer.ip()),
+                    transport: Transport::Tcp,
+                    local,
+                    down: Some(&down),
+                    rotate,
+                };
+                let outcome = answer(&zone, &req, &mut out);
+                (outcome, zone.upstreams().clone())
+            };
+            let send = match outcome {
+                (Outcome::Forward(fwd), upstreams) => {
+                    let query = rbuf[2..2 + n].to_vec();
+                    match ctx.forwards.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            let ctx = Arc::clone(ctx);
+                            forwards.spawn(async move {
+                                let _permit = permit;
+                                relay(&ctx, &upstreams, &query, fwd).await
+                            });
+                            rbuf.drain(..2 + n);
+                            continue;
+                        }
+                        Err(_) => {
+                            // As over UDP: SERVFAIL at once rather than pile up forwards.
+                            ctx.metrics.forwarded_overload.inc();
+                            ctx.metrics.query(Some(fwd.qtype), Rcode::ServFail);
+                            forward::servfail(&query, fwd, &mut out);
+                            true
+                        }
+                    }
+                }
+                (o, _) => count(&ctx.metrics, o),
+            };
+            rbuf.drain(..2 + n);
+            if !send {
+                // Not even a header: the stream cannot be trusted to be in step any more.
+                return Ok(());
+            }
+            write_framed(&mut stream, &mut framed, &out, opts.tcp_idle).await?;
+            if one_shot {
+                return Ok(());
+            }
+        }
+        if eof && forwards.is_empty() {
+            return Ok(());
+        }
+        let can_read = !eof && forwards.len() < TCP_FORWARDS_PER_CONN;
+        if can_read && rbuf.capacity() - rbuf.len() < 2048 {
+            rbuf.reserve(4096);
+        }
         tokio::select! {
             biased;
             () = shutdown.cancelled() => return Ok(()),
-            r = tokio::time::timeout(opts.tcp_idle, stream.read_exact(&mut len)) => match r {
-                Ok(Ok(_)) => {}
-                // Closed between queries, or idle too long: both end quietly.
-                Ok(Err(_)) | Err(_) => return Ok(()),
-            },
-        }
-        let n = usize::from(u16::from_be_bytes(len));
-        buf.resize(n, 0);
-        timed(opts.tcp_idle, stream.read_exact(&mut buf)).await?;
-        rotate = rotate.wrapping_add(1);
-        let outcome = {
-            let zone = ctx.zone.load();
-            let down = ctx.board.down();
-            let req = Request {
-                query: &buf,
-                client_in_space: zone.allows(peer.ip()),
-                transport: Transport::Tcp,
-                local,
-                down: Some(&down),
-                rotate,
-            };
-            let outcome = answer(&zone, &req, &mut out);
-            (outcome, zone.upstreams().clone())
-        };
-        let send = match outcome {
-            (Outcome::Forward(fwd), upstreams) => {
-                out = relay(ctx, &upstreams, &buf, fwd).await;
-                true
+            Some(done) = forwards.join_next(), if !forwards.is_empty() => {
+                if let Ok(answer) = done {
+                    write_framed(&mut stream, &mut framed, &answer, opts.tcp_idle).await?;
+                }
             }
-            (o, _) => count(&ctx.metrics, o),
-        };
-        if !send {
-            // Not even a header: the stream cannot be trusted to be in step any more.
-            return Ok(());
-        }
-        let Ok(len) = u16::try_from(out.len()) else {
-            return Ok(());
-        };
-        framed.clear();
-        framed.extend_from_slice(&len.to_be_bytes());
-        framed.extend_from_slice(&out);
-        timed(opts.tcp_idle, stream.get_mut().write_all(&framed)).await?;
-        if one_shot {
-            return Ok(());
+            r = tokio::time::timeout(opts.tcp_idle, stream.read_buf(&mut rbuf)), if can_read => {
+                match r {
+                    // Closed: what is in flight is still answered (the client may have
+                    // only shut down its side).
+                    Ok(Ok(0)) => eof = true,
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) => return Ok(()),
+                    // Idle too long between queries or mid-message: end quietly, unless
+                    // forwards are still to be answered.
+                    Err(_) if forwards.is_empty() => return Ok(()),
+                    Err(_) => {}
+                }
+            }
         }
     }
+}
+
+/// The length of the first whole message in `buf` (after its 2-byte prefix), if it is in.
+fn complete_message(buf: &[u8]) -> Option<usize> {
+    let len = buf.get(..2)?;
+    let n = usize::from(u16::from_be_bytes([len[0], len[1]]));
+    (buf.len() >= 2 + n).then_some(n)
+}
+
+/// Writes `answer` with its length prefix, within `limit`. An answer over 64 KiB, which
+/// the prefix cannot say, is an error: the connection ends rather than skip an answer.
+async fn write_framed(
+    stream: &mut TcpStream,
+    framed: &mut Vec<u8>,
+    answer: &[u8],
+    limit: Duration,
+) -> std::io::Result<()> {
+    let len = u16::try_from(answer.len()).map_err(|_| std::io::ErrorKind::InvalidData)?;
+    framed.clear();
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(answer);
+    timed(limit, stream.write_all(framed)).await
 }
 
 async fn timed<T>(

@@ -118,3 +118,48 @@ async fn no_upstreams_means_refused() {
     .await;
     assert_eq!(m.response_code, ResponseCode::Refused);
 }
+
+/// Pipelined over TCP behind a forward that hangs (RFC 7766 §6.2.1.1): the zone's own
+/// answers come at once, the forward's SERVFAIL after its timeout, each with its id.
+#[tokio::test]
+async fn a_slow_forward_does_not_hold_up_tcp_answers_behind_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let silent = upstream::start(Mode::Silent).await;
+    let r = start(&policy_text(&format!(
+        "upstreams = [\"{}\"]\n{}",
+        silent.addr,
+        dynos_text(1)
+    )))
+    .await;
+    let mut s = tcp_from(r.addr, "127.0.0.1").await;
+    let mut all = Vec::new();
+    for (id, name) in [
+        (1u16, "example.net."),
+        (2, "web.big.app.localspace."),
+        (3, "web.big.app.localspace."),
+    ] {
+        let mut q = query(name, RecordType::A, None);
+        q.metadata.id = id;
+        let bytes = q.to_vec().unwrap();
+        all.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        all.extend_from_slice(&bytes);
+    }
+    within("pipelined write", s.write_all(&all)).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let mut len = [0u8; 2];
+        within("len", s.read_exact(&mut len)).await.unwrap();
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        within("body", s.read_exact(&mut buf)).await.unwrap();
+        let m = hickory_proto::op::Message::from_vec(&buf).unwrap();
+        got.push((m.id, m.response_code));
+    }
+    assert_eq!(
+        got,
+        [
+            (2, ResponseCode::NoError),
+            (3, ResponseCode::NoError),
+            (1, ResponseCode::ServFail)
+        ]
+    );
+}
