@@ -122,8 +122,8 @@ pub struct SourceStats {
     pub bytes_in: Counter,
 }
 
-/// Per-source statistics, created on first use and kept (a source removed by a reload keeps
-/// its history; the set of sources is small).
+/// Per-source statistics, created on first use and kept (a source removed by a reload and
+/// added back resumes its counters; the set of sources is small).
 #[derive(Debug, Default)]
 pub struct Sources {
     map: RwLock<HashMap<IpAddr, Arc<SourceStats>>>,

@@ -64,13 +64,16 @@ impl Shared {
         }
     }
 
-    /// Every source to report: the current pool first (even unused), then any other seen.
+    /// Every source to report: the current pool first (even unused), then the sources a
+    /// reload removed while tunnels from them are still open. Once those end, the source
+    /// leaves `/metrics` and `/nat`, as the router drops the series of a removed dyno: a
+    /// pool that rotates addresses does not grow the series for ever.
     fn report_sources(&self) -> Vec<(IpAddr, bool)> {
         let policy = self.store.load();
         let pool = &policy.egress.source_ips;
         let mut v: Vec<(IpAddr, bool)> = pool.iter().map(|&ip| (ip, true)).collect();
-        for (ip, _) in self.sources.all() {
-            if !pool.contains(&ip) {
+        for (ip, s) in self.sources.all() {
+            if !pool.contains(&ip) && s.active.get() > 0 {
                 v.push((ip, false));
             }
         }

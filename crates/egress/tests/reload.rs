@@ -127,3 +127,57 @@ async fn an_unusable_source_passes_to_the_next_in_rendezvous_order() {
     assert_eq!(bad["unusable"], 1);
     assert_eq!(bad["connections"], 0);
 }
+
+/// A source a reload removed is reported (`in_pool: false`) while tunnels from it stay
+/// open, then leaves `/nat` and `/metrics`: rotating the pool does not grow them for ever.
+#[tokio::test]
+async fn a_removed_source_is_reported_until_its_tunnels_end() {
+    let who = Whoami::start("127.0.0.1:0").await;
+    let gw = Gateway::start(&space(&["127.0.0.10"], "deny = []", 1)).await;
+    let (mut held, head) = http_connect(
+        "127.0.0.1",
+        gw.http(),
+        &who.addr.to_string(),
+        Some(("app-0", "t0")),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    gw.reload(&space(&["127.0.0.11"], "deny = []", 1));
+    let reported = |gw: &Gateway| {
+        let nat = gw.handle.nat_json();
+        let sources = nat["sources"].as_array().unwrap().clone();
+        sources
+            .iter()
+            .map(|s| {
+                (
+                    s["ip"].as_str().unwrap().to_owned(),
+                    s["in_pool"].as_bool().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        reported(&gw),
+        [
+            ("127.0.0.11".to_owned(), true),
+            ("127.0.0.10".to_owned(), false)
+        ]
+    );
+    // The tunnel ends (the destination answers and closes).
+    within(held.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+        .await
+        .unwrap();
+    let mut resp = Vec::new();
+    within(held.read_to_end(&mut resp)).await.unwrap();
+    drop(held);
+    for _ in 0..250 {
+        if reported(&gw).len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(reported(&gw), [("127.0.0.11".to_owned(), true)]);
+    let mut m = String::new();
+    gw.handle.render_metrics(&mut m);
+    assert!(!m.contains("127.0.0.10"), "{m}");
+}
