@@ -39,6 +39,9 @@ impl Options {
     }
 }
 
+/// How long a stopping daemon waits for admin requests in progress, after the drain.
+const ADMIN_GRACE: Duration = Duration::from_secs(1);
+
 /// Every bound address, for tests and the demo.
 #[derive(Debug, Clone, Default)]
 pub struct Addrs {
@@ -53,6 +56,10 @@ pub struct Daemon {
     store: Arc<Store>,
     reloader: Arc<Reloader>,
     shutdown: Shutdown,
+    /// The admin listener's own: it stays up through a drain (`/readyz` answering 503, so a
+    /// load balancer or orchestrator sees the drain) and stops after it.
+    admin_shutdown: Shutdown,
+    ready: Arc<AtomicBool>,
     addrs: Addrs,
     grace: Duration,
 }
@@ -99,6 +106,7 @@ impl Daemon {
                 .context("start the config file watcher")?;
         }
         let ready = Arc::new(AtomicBool::new(false));
+        let admin_shutdown = Shutdown::new();
         let admin = match admin_addr {
             Some(addr) => {
                 let state = admin::State {
@@ -107,7 +115,7 @@ impl Daemon {
                     components,
                     ready: ready.clone(),
                 };
-                Some(admin::spawn(addr, state, shutdown.child()).await?)
+                Some(admin::spawn(addr, state, admin_shutdown.clone()).await?)
             }
             None => None,
         };
@@ -118,6 +126,8 @@ impl Daemon {
             store,
             reloader,
             shutdown,
+            admin_shutdown,
+            ready,
             addrs: Addrs { bound, admin },
             grace: opts.grace,
         })
@@ -146,10 +156,15 @@ impl Daemon {
         &self.shutdown
     }
 
-    /// Stops accepting, lets in-flight work finish within the grace period. Returns whether
+    /// Stops accepting, lets in-flight work finish within the grace period, then stops the
+    /// admin listener, which answers `/readyz` with 503 meanwhile. Returns whether
     /// everything finished in time.
     pub async fn stop(self) -> bool {
-        self.shutdown.drain(self.grace).await
+        self.ready.store(false, Ordering::Release);
+        let clean = self.shutdown.drain(self.grace).await;
+        // Admin exchanges are short; a scrape in progress gets a moment to finish.
+        self.admin_shutdown.drain(ADMIN_GRACE).await;
+        clean
     }
 }
 

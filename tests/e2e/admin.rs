@@ -105,3 +105,53 @@ async fn json_keys_come_in_the_spec_order() {
     );
     keys(&body(&nat), &["state", "sources"]);
 }
+
+/// While a stop drains in-flight work, the admin listener stays up and `/readyz` answers
+/// 503, so a load balancer or orchestrator sees the drain; it closes after the drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_while_a_stop_drains() {
+    // A dyno that accepts and never answers keeps one request in flight.
+    let dyno = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = ConfigDir::new();
+    dir.write_atomic(
+        "spaced.toml",
+        &format!(
+            "[space]\nname = \"drain\"\n\n[router]\nlisten = [\"127.0.0.1:0\"]\n\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n\n[[app]]\nname = \"api\"\nhosts = [\"api.test\"]\n\n\
+             [[app.dyno]]\nprocess = \"web\"\naddr = \"{}\"\n",
+            dyno.local_addr().unwrap()
+        ),
+    );
+    let mut opts = Options::new(dir.path("spaced.toml"));
+    opts.watch = false;
+    opts.grace = Duration::from_secs(2);
+    let daemon = timeout(T, Daemon::start(opts)).await.unwrap().unwrap();
+    let (admin, router) = (
+        daemon.addrs().admin.unwrap(),
+        daemon.addrs().bound.router[0],
+    );
+    let mut client = TcpStream::connect(router).unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: api.test\r\n\r\n")
+        .unwrap();
+    let (_held, _) = dyno.accept().unwrap();
+    let stop = tokio::spawn(daemon.stop());
+    let during = tokio::task::spawn_blocking(move || {
+        let mut last = String::new();
+        for _ in 0..50 {
+            last = exchange(admin, "GET", "/readyz");
+            if last.starts_with("HTTP/1.1 503 ") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        last
+    })
+    .await
+    .unwrap();
+    assert!(during.starts_with("HTTP/1.1 503 "), "{during}");
+    // The request never ends: the drain runs out its grace, then the admin listener closes.
+    assert!(!timeout(T, stop).await.unwrap().unwrap());
+    assert!(TcpStream::connect_timeout(&admin, Duration::from_secs(2)).is_err());
+    drop(client);
+}
