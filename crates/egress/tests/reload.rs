@@ -34,6 +34,19 @@ async fn source_of(gw: &Gateway, who: &Whoami, i: usize) -> String {
     get_through(s).await
 }
 
+/// An open CONNECT tunnel of app-0 to `who`.
+async fn app0_tunnel(gw: &Gateway, who: &Whoami) -> tokio::net::TcpStream {
+    let (s, head) = http_connect(
+        "127.0.0.1",
+        gw.http(),
+        &who.addr.to_string(),
+        Some(("app-0", "t0")),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    s
+}
+
 #[tokio::test]
 async fn removing_a_source_moves_only_its_apps_and_keeps_open_tunnels() {
     const N: usize = 12;
@@ -54,14 +67,7 @@ async fn removing_a_source_moves_only_its_apps_and_keeps_open_tunnels() {
     assert!(before.iter().any(|s| s != "127.0.0.12"));
 
     // A tunnel opened before the reload...
-    let (mut held, head) = http_connect(
-        "127.0.0.1",
-        gw.http(),
-        &who.addr.to_string(),
-        Some(("app-0", "t0")),
-    )
-    .await;
-    assert!(head.starts_with("HTTP/1.1 200"));
+    let mut held = app0_tunnel(&gw, &who).await;
 
     gw.reload(&space(&two, "deny = []", N));
     for (i, was) in before.iter().enumerate() {
@@ -134,14 +140,7 @@ async fn an_unusable_source_passes_to_the_next_in_rendezvous_order() {
 async fn a_removed_source_is_reported_until_its_tunnels_end() {
     let who = Whoami::start("127.0.0.1:0").await;
     let gw = Gateway::start(&space(&["127.0.0.10"], "deny = []", 1)).await;
-    let (mut held, head) = http_connect(
-        "127.0.0.1",
-        gw.http(),
-        &who.addr.to_string(),
-        Some(("app-0", "t0")),
-    )
-    .await;
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut held = app0_tunnel(&gw, &who).await;
     gw.reload(&space(&["127.0.0.11"], "deny = []", 1));
     let reported = |gw: &Gateway| {
         let nat = gw.handle.nat_json();
