@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -20,6 +20,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use spaced_net::Shutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 use crate::dial;
 use crate::head::MAX_HEAD;
@@ -32,7 +33,7 @@ use crate::state::Shared;
 type Body = Either<Incoming, Full<Bytes>>;
 
 /// How long a kept-alive client connection may wait for (and take to send) its next head.
-const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(60);
+const KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Serves `stream` with hyper; `read` holds the bytes already read from it.
 pub(crate) async fn serve(
@@ -131,6 +132,9 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
     let io = Counting {
         inner: up.stream,
         counts: counts.clone(),
+        idle,
+        timer: Box::pin(tokio::time::sleep(idle)),
+        moved: false,
     };
     let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await
     else {
@@ -309,10 +313,34 @@ struct Counts {
     into: AtomicU64,
 }
 
-/// Counts the bytes of a destination connection for the tunnel's log line.
+/// Counts the bytes of a destination connection for the tunnel's log line, and ends it
+/// when no byte moves either way for `idle_timeout`, as a CONNECT tunnel's relay does: a
+/// destination that stalls mid-answer would otherwise hold the client, the socket and a
+/// `max_per_destination` slot for as long as the client waits.
 struct Counting {
     inner: TcpStream,
     counts: Arc<Counts>,
+    idle: Duration,
+    /// Fires every `idle` while the connection waits; a period with no byte moved ends it.
+    timer: Pin<Box<Sleep>>,
+    /// A byte moved since the timer was last set.
+    moved: bool,
+}
+
+impl Counting {
+    /// Called when the socket has nothing to give or take now: `Pending`, or the idle
+    /// error once a whole period passed without a byte.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        while self.timer.as_mut().poll(cx).is_ready() {
+            if !self.moved {
+                return Poll::Ready(io::ErrorKind::TimedOut.into());
+            }
+            self.moved = false;
+            let next = tokio::time::Instant::now() + self.idle;
+            self.timer.as_mut().reset(next);
+        }
+        Poll::Pending
+    }
 }
 
 impl AsyncRead for Counting {
@@ -323,7 +351,11 @@ impl AsyncRead for Counting {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if r.is_pending() {
+            return self.poll_idle(cx).map(Err);
+        }
         let n = buf.filled().len().saturating_sub(before);
+        self.moved |= n > 0;
         self.counts.into.fetch_add(n as u64, Ordering::Relaxed);
         r
     }
@@ -336,8 +368,13 @@ impl AsyncWrite for Counting {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &r {
-            self.counts.out.fetch_add(*n as u64, Ordering::Relaxed);
+        match &r {
+            Poll::Ready(Ok(n)) => {
+                self.moved |= *n > 0;
+                self.counts.out.fetch_add(*n as u64, Ordering::Relaxed);
+            }
+            Poll::Pending => return self.poll_idle(cx).map(Err),
+            Poll::Ready(Err(_)) => {}
         }
         r
     }

@@ -473,3 +473,40 @@ async fn request_bodies_are_forwarded_in_origin_form() {
         assert_eq!(got, format!("POST /submit?x=1 HTTP/1.1|{echo}|{want_body}"));
     }
 }
+
+/// An absolute-form request whose destination stalls mid-answer is ended by
+/// `idle_timeout`, as a CONNECT tunnel is: the client sees the answer cut short, and the
+/// destination's connection and slot are let go.
+#[tokio::test]
+async fn a_destination_that_stalls_mid_answer_is_cut_by_idle_timeout() {
+    use tokio::io::AsyncReadExt;
+    let dest = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = dest.local_addr().unwrap();
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut s, _) = dest.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+            .await
+            .unwrap();
+        // Then nothing: the gateway must close this connection on its own.
+        let _ = s.read(&mut buf).await;
+        let _ = closed_tx.send(());
+    });
+    let gw = Gateway::start(&config(
+        &format!("{POOL2}\ndeny = []\nidle_timeout = \"300ms\""),
+        APPS,
+    ))
+    .await;
+    let mut s = connect_from("127.0.0.1", gw.http()).await;
+    let req = format!(
+        "GET http://{target}/ HTTP/1.1\r\nHost: {target}\r\nProxy-Authorization: Basic {}\r\n\r\n",
+        basic("api", "s3cret")
+    );
+    within(s.write_all(req.as_bytes())).await.unwrap();
+    let answer = read_all(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nabc"), "{answer}");
+    within(closed_rx).await.unwrap();
+}
