@@ -18,9 +18,9 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use spaced_net::Shutdown;
+use spaced_net::relay::IdleTimer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::Sleep;
 
 use crate::dial;
 use crate::head::MAX_HEAD;
@@ -132,8 +132,7 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
     let io = Counting {
         inner: up.stream,
         counts: counts.clone(),
-        idle,
-        timer: Box::pin(tokio::time::sleep(idle)),
+        timer: IdleTimer::new(idle),
         moved: false,
     };
     let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await
@@ -320,26 +319,19 @@ struct Counts {
 struct Counting {
     inner: TcpStream,
     counts: Arc<Counts>,
-    idle: Duration,
-    /// Fires every `idle` while the connection waits; a period with no byte moved ends it.
-    timer: Pin<Box<Sleep>>,
-    /// A byte moved since the timer was last set.
+    timer: IdleTimer,
+    /// A byte moved since the timer last looked.
     moved: bool,
 }
 
 impl Counting {
     /// Called when the socket has nothing to give or take now: `Pending`, or the idle
-    /// error once a whole period passed without a byte.
+    /// error once `idle_timeout` passed without a byte.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        while self.timer.as_mut().poll(cx).is_ready() {
-            if !self.moved {
-                return Poll::Ready(io::ErrorKind::TimedOut.into());
-            }
-            self.moved = false;
-            let next = tokio::time::Instant::now() + self.idle;
-            self.timer.as_mut().reset(next);
-        }
-        Poll::Pending
+        let moved = std::mem::take(&mut self.moved);
+        self.timer
+            .poll_expired(cx, moved)
+            .map(|_| io::ErrorKind::TimedOut.into())
     }
 }
 

@@ -209,17 +209,20 @@ fn after(from: Instant, idle: Duration) -> Instant {
         .unwrap_or_else(|| from + Duration::from_secs(30 * 365 * 86_400))
 }
 
-/// The rolling idle deadline shared by both directions. The timer is only re-armed when it
-/// fires (to `last activity + idle`), so busy relays do not touch the timer wheel per
-/// chunk.
-struct IdleTimer {
+/// A rolling idle deadline: the relay's, shared by both directions, and any other stream
+/// that must end when nothing moves (egress's forwarded requests). The timer is only
+/// re-armed when it fires (to `last activity + idle`), so busy streams do not touch the
+/// timer wheel per chunk.
+#[derive(Debug)]
+pub struct IdleTimer {
     idle: Duration,
     last: Instant,
     sleep: Pin<Box<Sleep>>,
 }
 
 impl IdleTimer {
-    fn new(idle: Duration) -> Self {
+    /// A deadline `idle` from now.
+    pub fn new(idle: Duration) -> Self {
         let now = Instant::now();
         Self {
             idle,
@@ -230,7 +233,7 @@ impl IdleTimer {
 
     /// `Ready(true)` once `idle` has passed since the last progress; else registers the
     /// waker and returns `Pending`.
-    fn poll_expired(&mut self, cx: &mut Context<'_>, progressed: bool) -> Poll<bool> {
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>, progressed: bool) -> Poll<bool> {
         if progressed {
             self.last = Instant::now();
         }

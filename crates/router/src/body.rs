@@ -332,11 +332,11 @@ impl Body for ResBody {
             Self::Relay(r) => r,
             Self::Raw(r) => return r.poll_frame(cx),
         };
-        if let Some(end) = &r.end {
-            end.exchange.conn.relay_polled();
-        }
         if let Some(e) = r.failed.take() {
             return Poll::Ready(Some(Err(e)));
+        }
+        if let Some(end) = &r.end {
+            end.exchange.conn.relay_polled();
         }
         // The dyno connection is driven from here: it reads the response into `inner`.
         if let Some(up) = r.end.as_mut().and_then(|e| e.up.as_mut()) {

@@ -249,9 +249,7 @@ impl ConnCtx {
             Verdict::Wait(deadline.min(look_again))
         }
     }
-}
 
-impl ConnCtx {
     /// The verdict while requests are in flight: `NotReading` once a response is being
     /// relayed and no relay was polled for `idle`; else look again by `look_again`.
     fn relay_verdict(
