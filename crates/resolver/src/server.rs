@@ -199,10 +199,8 @@ fn spawn_udp_forward(
     upstreams: &Arc<[SocketAddr]>,
 ) {
     let Ok(permit) = ctx.forwards.clone().try_acquire_owned() else {
-        ctx.metrics.forwarded_overload.inc();
         let mut out = Vec::new();
-        forward::servfail(query, fwd, &mut out);
-        ctx.metrics.query(Some(fwd.qtype), Rcode::ServFail);
+        overloaded(&ctx.metrics, query, fwd, &mut out);
         // Best effort (bounded by the socket's write timeout).
         let _ = sock.send_to(&out, peer);
         return;
@@ -221,6 +219,14 @@ fn spawn_udp_forward(
             tracing::debug!(client.addr = %peer, error = %e, "resolver udp send");
         }
     });
+}
+
+/// Every forward permit is taken: SERVFAIL at once, into `out`, rather than pile up
+/// sockets and tasks (UDP and TCP alike).
+fn overloaded(m: &Metrics, query: &[u8], fwd: Forward, out: &mut Vec<u8>) {
+    m.forwarded_overload.inc();
+    m.query(Some(fwd.qtype), Rcode::ServFail);
+    forward::servfail(query, fwd, out);
 }
 
 /// Forwards and counts; returns the answer to send (SERVFAIL on failure).
@@ -336,10 +342,9 @@ async fn serve_conn(
             };
             let send = match outcome {
                 (Outcome::Forward(fwd), upstreams) => {
-                    let query = rbuf[2..2 + n].to_vec();
                     match ctx.forwards.clone().try_acquire_owned() {
                         Ok(permit) => {
-                            let ctx = Arc::clone(ctx);
+                            let (ctx, query) = (Arc::clone(ctx), rbuf[2..2 + n].to_vec());
                             forwards.spawn(async move {
                                 let _permit = permit;
                                 relay(&ctx, &upstreams, &query, fwd).await
@@ -348,10 +353,7 @@ async fn serve_conn(
                             continue;
                         }
                         Err(_) => {
-                            // As over UDP: SERVFAIL at once rather than pile up forwards.
-                            ctx.metrics.forwarded_overload.inc();
-                            ctx.metrics.query(Some(fwd.qtype), Rcode::ServFail);
-                            forward::servfail(&query, fwd, &mut out);
+                            overloaded(&ctx.metrics, &rbuf[2..2 + n], fwd, &mut out);
                             true
                         }
                     }
