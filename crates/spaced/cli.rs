@@ -57,6 +57,9 @@ pub(crate) enum Command {
         #[arg(long)]
         xff: Option<String>,
     },
+    /// Shell completions and man pages, for packagers (hidden).
+    #[command(flatten)]
+    Docs(crate::docgen::DocsCommand),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -6,5 +6,6 @@ mod harness;
 
 mod admin;
 mod cli;
+mod docgen;
 mod reload;
 mod stack;
