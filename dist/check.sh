@@ -10,7 +10,9 @@
 #      generated.
 # Needs: systemd (systemd-analyze), python3 with venv (python3-venv), a built spaced (the
 # debug one from `cargo build`, built here when missing; SPACED_BIN picks another).
-# Every failure is fatal and says what failed.
+# Every failure is fatal and says what failed. SYSTEMD_ANALYZE="env LD_LIBRARY_PATH=… DIR/systemd-analyze"
+# runs another systemd's analyzer (a newer one, unpacked from bookworm-backports, knows
+# Type=notify-reload).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -22,7 +24,8 @@ fail() { echo "dist/check.sh: FAILED: $*" >&2; exit 1; }
 step() { printf '\n--- %s\n' "$*"; }
 need() { command -v "$1" >/dev/null 2>&1 || fail "$1 is missing (Debian package: $2)"; }
 
-need systemd-analyze systemd
+sa=${SYSTEMD_ANALYZE:-systemd-analyze}
+[ -n "${SYSTEMD_ANALYZE:-}" ] || need systemd-analyze systemd
 need python3 python3
 
 bin=${SPACED_BIN:-$CARGO_TARGET_DIR/debug/spaced}
@@ -43,9 +46,9 @@ cp dist/systemd/spaced.service dist/systemd/spaced.socket "$sdroot/usr/lib/syste
 for unit in /usr/lib/systemd/system/*.target /usr/lib/systemd/system/*.slice; do
   [ -e "$unit" ] && cp -P "$unit" "$sdroot/usr/lib/systemd/system/"
 done
-sd_version=$(systemd-analyze --version | sed -n '1s/^systemd \([0-9]*\).*/\1/p')
+sd_version=$($sa --version | sed -n '1s/^systemd \([0-9]*\).*/\1/p')
 set +e
-systemd-analyze verify --man=no --root="$sdroot" spaced.socket spaced.service >"$work/verify.out" 2>&1
+$sa verify --man=no --root="$sdroot" spaced.socket spaced.service >"$work/verify.out" 2>&1
 verify_status=$?
 set -e
 cat "$work/verify.out"
@@ -63,7 +66,7 @@ echo "units: ok (systemd $sd_version)"
 
 step "systemd-analyze security spaced.service (at most 2.5)"
 set +e
-systemd-analyze security --offline=yes --root="$sdroot" --threshold=25 --no-pager spaced.service >"$work/security.out" 2>&1
+$sa security --offline=yes --root="$sdroot" --threshold=25 --no-pager spaced.service >"$work/security.out" 2>&1
 security_status=$?
 set -e
 grep -E 'Overall exposure' "$work/security.out" || cat "$work/security.out"
