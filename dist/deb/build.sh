@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian package with cargo-deb and checks it.
 #
-#   dist/deb/build.sh               # target/x86_64-unknown-linux-gnu/debian/spaced_VERSION-1_amd64.deb
+#   dist/deb/build.sh               # target/debian/spaced_VERSION-1_amd64.deb
 #   dist/deb/build.sh --no-build    # reuse the static release binary already built
 #
 # Steps: cargo-deb (installed with `cargo install` if missing); the static release binary
@@ -45,25 +45,36 @@ gzip -9n "$dist"/man/*.1
 gzip -9nc CHANGELOG.md >"$dist/changelog.gz"
 
 echo "== cargo deb"
-deb=$(cargo deb --no-build --no-strip --target "$triple" | tail -n1)
+deb=$(cargo deb --no-build --strip --target "$triple" | tail -n1)
 [ -f "$deb" ] || fail "cargo deb printed no package path (got: $deb)"
 
 echo "== dpkg-deb -c $deb"
-dpkg-deb -c "$deb"
+# Into a variable first: `dpkg-deb -c | grep -q` under pipefail fails when grep stops
+# reading early and dpkg-deb gets SIGPIPE.
+contents=$(dpkg-deb -c "$deb")
+echo "$contents"
 dpkg-deb -I "$deb"
 for path in ./usr/bin/spaced ./etc/spaced/spaced.toml ./usr/lib/systemd/system/spaced.service \
   ./usr/lib/systemd/system/spaced.socket ./usr/share/man/man1/spaced.1.gz \
   ./usr/share/bash-completion/completions/spaced; do
-  dpkg-deb -c "$deb" | grep -q " $path\$" || fail "$path is not in the package"
+  grep -q " $path\$" <<<"$contents" || fail "$path is not in the package"
 done
-dpkg-deb -f "$deb" Conffiles 2>/dev/null | grep -q /etc/spaced/spaced.toml ||
-  dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -q /etc/spaced/spaced.toml ||
-  fail "/etc/spaced/spaced.toml is not a conffile"
+conffiles=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
+grep -qx /etc/spaced/spaced.toml <<<"$conffiles" || fail "/etc/spaced/spaced.toml is not a conffile"
+tmp=$(mktemp -d)
+dpkg-deb -x "$deb" "$tmp"
+# The packaged binary is static and stripped of debug info, and runs.
+if readelf -l "$tmp/usr/bin/spaced" | grep -q 'Requesting program interpreter'; then
+  fail "the packaged /usr/bin/spaced is not static"
+fi
+"$tmp/usr/bin/spaced" --version
+"$tmp/usr/bin/spaced" check "$tmp/etc/spaced/spaced.toml"
+rm -rf "$tmp"
 
 echo "== lintian"
-# Errors fail; warnings and info are shown. --no-tag-display-limit: show every instance.
+# Errors fail; warnings and info are shown, every instance of each.
 set +e
-lintian --no-tag-display-limit --info "$deb"
+lintian --tag-display-limit 0 --info "$deb"
 status=$?
 set -e
 # lintian exits 1 only on errors (its default --fail-on=error).
