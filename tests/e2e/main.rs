@@ -6,5 +6,6 @@ mod harness;
 
 mod admin;
 mod cli;
+mod ops;
 mod reload;
 mod stack;

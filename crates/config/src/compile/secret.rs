@@ -80,7 +80,73 @@ fn trim_line_break(bytes: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::trim_line_break;
+    use crate::{Source, parse};
+
+    const SECRET: &str = "hunter2-\u{7}-s3cret";
+
+    /// Parses `text` in `/cfg` where `secrets/api.token` holds `token` (absent: `None`).
+    fn parse_with(text: &str, token: Option<&[u8]>) -> Result<Option<String>, String> {
+        let token = token.map(<[u8]>::to_vec);
+        let read = move |p: &Path| match (&token, p == Path::new("/cfg/secrets/api.token")) {
+            (Some(t), true) => Ok(t.clone()),
+            _ => Err(std::io::ErrorKind::NotFound.into()),
+        };
+        let source = Source {
+            name: "t.toml",
+            dir: Path::new("/cfg"),
+            read: &read,
+        };
+        parse(text.as_bytes(), &source)
+            .map(|p| p.apps[0].egress_token.clone())
+            .map_err(|e| e.to_string())
+    }
+
+    const FILE: &str = "[space]\nname = \"s\"\n[[app]]\nname = \"api\"\negress_token_file = \"secrets/api.token\"\n";
+
+    #[test]
+    fn the_token_comes_from_the_file_without_its_line_break() {
+        assert_eq!(parse_with(FILE, Some(b"tok-1\n")), Ok(Some("tok-1".into())));
+        assert_eq!(parse_with(FILE, Some(b"tok-1")), Ok(Some("tok-1".into())));
+    }
+
+    #[test]
+    fn unusable_files_are_located_errors_that_never_quote_the_token() {
+        assert_eq!(
+            parse_with(FILE, None),
+            Err("t.toml:5:21: app.egress_token_file \"/cfg/secrets/api.token\": cannot read: entity not found".into())
+        );
+        assert_eq!(
+            parse_with(FILE, Some(b"\n")),
+            Err("t.toml:5:21: app.egress_token_file \"/cfg/secrets/api.token\": the file is empty: expected the token".into())
+        );
+        let err = parse_with(FILE, Some(SECRET.as_bytes())).unwrap_err();
+        assert!(err.starts_with("t.toml:5:21: "), "{err}");
+        assert!(err.contains("control character"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = parse_with(FILE, Some(b"hunter2\xff")).unwrap_err();
+        assert!(
+            err.contains("not UTF-8") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn inline_and_file_together_are_an_error() {
+        let both = FILE.replace(
+            "egress_token_file",
+            "egress_token = \"x\"\negress_token_file",
+        );
+        assert_eq!(
+            parse_with(&both, Some(b"tok")),
+            Err(
+                "t.toml:6:21: app.egress_token and app.egress_token_file are both given: keep one"
+                    .into()
+            )
+        );
+    }
 
     #[test]
     fn one_line_break_is_trimmed() {
