@@ -561,3 +561,66 @@ fn a_missing_config_file_says_so_plainly() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_tour_shows_the_source_ip_its_dyno_echoes() {
+    let dyno = spaced::demo::spawn_dyno(
+        "127.0.0.1:0".parse().unwrap(),
+        "demo".into(),
+        "web.1".into(),
+    )
+    .await
+    .unwrap();
+    let dir = ConfigDir::new();
+    let text = format!(
+        r#"
+[space]
+name = "demo"
+internal = ["127.0.0.0/8"]
+
+[egress]
+listen = ["127.0.0.1:0"]
+source_ips = ["127.0.0.10", "127.0.0.11"]
+deny = []
+
+[[app]]
+name = "demo"
+hosts = ["demo.localhost"]
+egress_token = "demo-token"
+
+[[app.dyno]]
+addr = "{dyno}"
+"#
+    );
+    let daemon = start(&dir, &text, false).await;
+    let tour = spaced::demo::tour(&daemon.store().load());
+    let egress = daemon.addrs().bound.egress[0];
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(egress).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET http://{dyno}/ HTTP/1.1\r\nHost: {dyno}\r\nProxy-Authorization: Basic {}\r\nConnection: close\r\n\r\n",
+            basic("demo", "demo-token")
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    })
+    .await
+    .unwrap();
+    assert_eq!(status(&answer), 200, "{answer}");
+    let echoed = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("connection from "))
+        .and_then(|peer| peer.parse::<SocketAddr>().ok())
+        .unwrap_or_else(|| panic!("no peer echoed: {answer}"));
+    assert!(
+        tour.contains(&format!("\"connection from {}:…\"", echoed.ip())),
+        "the tour names {} (what the dyno echoed):\n{tour}",
+        echoed.ip()
+    );
+    assert!(tour.contains(&format!("http://{dyno}/")), "{tour}");
+    daemon.stop().await;
+}

@@ -108,10 +108,7 @@ fn a_missing_file_says_so_without_a_location() {
     // Not `:1:1:`, which reads like a parse error (issue 18).
     assert_eq!(
         e.to_string(),
-        format!(
-            "config file {}: No such file or directory",
-            path.display()
-        )
+        format!("config file {}: No such file or directory", path.display())
     );
     assert!(e.is_io());
 }
