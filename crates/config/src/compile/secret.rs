@@ -44,13 +44,10 @@ impl Cx<'_> {
                 return None;
             }
         };
-        let token = match std::str::from_utf8(trim_line_break(&bytes)) {
-            Ok(t) => t,
-            Err(_) => {
-                let kind = problem("the token is not UTF-8 text".into());
-                self.push(file.span(), kind);
-                return None;
-            }
+        let Ok(token) = std::str::from_utf8(trim_line_break(&bytes)) else {
+            let kind = problem("the token is not UTF-8 text".into());
+            self.push(file.span(), kind);
+            return None;
         };
         // The same rule as an inline token (a Basic-auth password): the checks name the
         // problem, never the bytes, which would put the secret in logs and `/config`.
