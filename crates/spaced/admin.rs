@@ -130,9 +130,15 @@ fn probe(state: &State, method: &Method, path: &str) -> Response<Body> {
 /// DNS-rebinds its own name to it gets nothing; 400 for an HTTP/1.1 request without
 /// `Host` (RFC 9112 §3.2). `None`: answer it.
 fn refuse_host(req: &Request<Incoming>, local: SocketAddr) -> Option<Response<Body>> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let header_host = hosts.next().map(http::HeaderValue::as_bytes);
+    // Two Host lines leave the name to whoever reads which (RFC 9112 §3.2: 400).
+    if hosts.next().is_some() {
+        return Some(text(StatusCode::BAD_REQUEST, "more than one Host header\n"));
+    }
     // An absolute-form target's authority is the one that counts (RFC 9112 §3.2.2).
     let authority = req.uri().authority().map(|a| a.as_str().as_bytes());
-    let host = authority.or_else(|| req.headers().get(header::HOST).map(|h| h.as_bytes()));
+    let host = authority.or(header_host);
     if host.is_none() && req.version() == http::Version::HTTP_11 {
         return Some(text(StatusCode::BAD_REQUEST, "missing Host header\n"));
     }
