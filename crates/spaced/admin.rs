@@ -35,6 +35,8 @@ pub(crate) struct State {
     pub(crate) components: Arc<Components>,
     /// Set once every listener is bound and a policy is loaded.
     pub(crate) ready: Arc<AtomicBool>,
+    /// Connections the admin and probe listeners closed themselves.
+    pub(crate) cuts: conn::Cuts,
 }
 
 /// Which surface a listener serves.
@@ -229,6 +231,7 @@ fn render_metrics(state: &State, out: &mut String) {
         .map_or(0.0, |d| d.as_secs_f64());
     let _ = writeln!(out, "spaced_config_last_reload_seconds {last_ok:.3}");
     process::render(out);
+    state.cuts.render(out);
     state.components.render_metrics(out);
 }
 

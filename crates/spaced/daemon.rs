@@ -121,6 +121,7 @@ impl Daemon {
             reloader: reloader.clone(),
             components,
             ready: ready.clone(),
+            cuts: Default::default(),
         });
         let admin = match admin_addr {
             Some(addr) => Some(admin::spawn(addr, state.clone(), admin_shutdown.clone()).await?),

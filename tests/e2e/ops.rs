@@ -271,6 +271,12 @@ async fn silent_connections_beyond_the_cap_are_closed_at_once() {
         assert_eq!(open.len(), cap);
         // The probe listener has its own cap: a full admin listener does not blind kubelet.
         assert_eq!(status(&ask(probe, "GET /readyz HTTP/1.1", None)), 200);
+        let metrics = ask(probe, "GET /metrics HTTP/1.1", None);
+        let over = format!(
+            "spaced_admin_connections_cut_total{{listener=\"admin\",reason=\"over_limit\"}} {}\n",
+            250 - cap
+        );
+        assert!(metrics.contains(&over), "{over} in:\n{metrics}");
         // A slot freed is a slot for the next client.
         drop(open.pop());
         wait_for("a freed admin slot", T, || {

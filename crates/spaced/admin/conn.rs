@@ -22,6 +22,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use spaced_config::Timeouts;
+use spaced_net::metrics::{self, Counter};
 use spaced_net::{ConnGuard, ConnLimit, Shutdown};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -53,6 +54,7 @@ pub(super) fn spawn(
     shutdown.spawn(async move {
         let handle = |tcp: TcpStream, peer: SocketAddr| {
             let Some(slot) = limit.try_acquire() else {
+                state.cuts.count(kind, Cut::OverLimit);
                 debug!(client.addr = %peer, listener = %local, "admin connection cap reached, closing");
                 return;
             };
@@ -85,8 +87,9 @@ async fn connection(
         clock: clock.clone(),
     });
     let service_clock = clock.clone();
+    let service_state = state.clone();
     let service = service_fn(move |req: http::Request<Incoming>| {
-        let state = state.clone();
+        let state = service_state.clone();
         let clock = service_clock.clone();
         async move {
             let _busy = clock.begin();
@@ -109,7 +112,8 @@ async fn connection(
             why = clock.expired(&timeouts) => {
                 // Dropping the connection closes the socket; nothing is owed to a client
                 // that did not finish its head in time or went quiet.
-                debug!(client.addr = %peer, reason = why, "admin connection cut");
+                state.cuts.count(kind, why);
+                debug!(client.addr = %peer, reason = why.label(), "admin connection cut");
                 return;
             }
             () = shutdown.cancelled(), if !closing => {
@@ -159,34 +163,74 @@ impl Clock {
         Busy(self)
     }
 
-    /// Resolves when the connection has overstayed: a head slower than `client_header`,
-    /// or idle longer than `keepalive`. Reads only store timestamps; this looks again when
-    /// its deadline passes, so the hot path of a read is one relaxed load.
-    async fn expired(&self, t: &Timeouts) -> &'static str {
+    /// Resolves when the connection has overstayed (see [`Clock::verdict`]). Reads only
+    /// store timestamps; this looks again when its deadline passes, so the hot path of a
+    /// read is one relaxed load.
+    async fn expired(&self, t: &Timeouts) -> Cut {
         loop {
             let now = self.now();
-            let look_again = now.saturating_add(ms(t.client_header.min(t.keepalive)));
-            let (deadline, why) = if self.busy.load(Ordering::Relaxed) > 0 {
-                (look_again, "")
-            } else {
-                match self.head_since.load(Ordering::Relaxed) {
-                    0 => (
-                        self.idle_since
-                            .load(Ordering::Relaxed)
-                            .saturating_add(ms(t.keepalive)),
-                        "idle past keepalive",
-                    ),
-                    head => (
-                        head.saturating_add(ms(t.client_header)),
-                        "request head slower than client_header",
-                    ),
+            match self.verdict(now, t) {
+                Verdict::Cut(why) => return why,
+                Verdict::Wait(at) => {
+                    let wait = at.saturating_sub(now).max(1);
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
                 }
-            };
-            if now >= deadline && !why.is_empty() {
-                return why;
             }
-            let wait = deadline.min(look_again).saturating_sub(now).max(1);
-            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+    }
+
+    /// At `now`: cut (a head slower than `client_header`, or idle longer than
+    /// `keepalive`), or look again at a later instant. A pure function of the stored
+    /// timestamps and `now`.
+    fn verdict(&self, now: u64, t: &Timeouts) -> Verdict {
+        let look_again = now.saturating_add(ms(t.client_header.min(t.keepalive)));
+        if self.busy.load(Ordering::Relaxed) > 0 {
+            return Verdict::Wait(look_again);
+        }
+        let (deadline, why) = match self.head_since.load(Ordering::Relaxed) {
+            0 => (
+                self.idle_since
+                    .load(Ordering::Relaxed)
+                    .saturating_add(ms(t.keepalive)),
+                Cut::Idle,
+            ),
+            head => (head.saturating_add(ms(t.client_header)), Cut::SlowHead),
+        };
+        if now >= deadline {
+            Verdict::Cut(why)
+        } else {
+            Verdict::Wait(deadline.min(look_again))
+        }
+    }
+}
+
+/// What [`Clock::verdict`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Nothing overdue; look again at this instant (ms since the clock's start, + 1).
+    Wait(u64),
+    /// Close the connection.
+    Cut(Cut),
+}
+
+/// Why a connection was closed by the listener, not by its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cut {
+    /// Beyond [`MAX_CONNECTIONS`]: closed at accept.
+    OverLimit,
+    /// A request head took longer than `client_header`.
+    SlowHead,
+    /// Idle longer than `keepalive` between requests.
+    Idle,
+}
+
+impl Cut {
+    /// The `reason` label of `spaced_admin_connections_cut_total`.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::OverLimit => "over_limit",
+            Self::SlowHead => "client_header",
+            Self::Idle => "keepalive",
         }
     }
 }
@@ -199,6 +243,40 @@ impl Drop for Busy<'_> {
         let now = self.0.now();
         self.0.idle_since.store(now, Ordering::Relaxed);
         self.0.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Connections the admin and probe listeners closed themselves, by listener and reason.
+#[derive(Debug, Default)]
+pub(crate) struct Cuts {
+    counts: [[Counter; 3]; 2],
+}
+
+impl Cuts {
+    fn count(&self, kind: Kind, why: Cut) {
+        self.counts[kind as usize][why as usize].inc();
+    }
+
+    /// `spaced_admin_connections_cut_total{listener,reason}`.
+    pub(crate) fn render(&self, out: &mut String) {
+        const NAME: &str = "spaced_admin_connections_cut_total";
+        metrics::header(
+            out,
+            NAME,
+            "counter",
+            "Admin and probe connections closed by spaced: over the cap, a slow head, idle.",
+        );
+        for (kind, name) in [(Kind::Admin, "admin"), (Kind::Probe, "probe")] {
+            for why in [Cut::OverLimit, Cut::SlowHead, Cut::Idle] {
+                let labels = format!("listener=\"{name}\",reason=\"{}\"", why.label());
+                metrics::sample(
+                    out,
+                    NAME,
+                    &labels,
+                    self.counts[kind as usize][why as usize].get(),
+                );
+            }
+        }
     }
 }
 
@@ -254,5 +332,44 @@ impl AsyncWrite for Watched {
 
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeouts(client_header: u64, keepalive: u64) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            response: Duration::from_secs(30),
+            idle: Duration::from_secs(55),
+            client_header: Duration::from_millis(client_header),
+            keepalive: Duration::from_millis(keepalive),
+            pool_idle: Duration::from_secs(90),
+        }
+    }
+
+    #[test]
+    fn heads_are_timed_from_accept_then_from_their_first_byte_and_idling_by_keepalive() {
+        let t = timeouts(1_000, 5_000);
+        let clock = Clock::new();
+        // A new connection: its first head is due `client_header` after accept (ms 1).
+        assert_eq!(clock.verdict(1, &t), Verdict::Wait(1_001));
+        assert_eq!(clock.verdict(1_001, &t), Verdict::Cut(Cut::SlowHead));
+        // A request in progress is never cut, however long it takes.
+        let busy = clock.begin();
+        assert_eq!(clock.verdict(60_000, &t), Verdict::Wait(61_000));
+        drop(busy);
+        // The answer went out at ms 60 000 (the guard stamps the real clock; set it).
+        clock.idle_since.store(60_000, Ordering::Relaxed);
+        // Idle after the answer: `keepalive`, looked at every `client_header`.
+        assert_eq!(clock.verdict(60_500, &t), Verdict::Wait(61_500));
+        assert_eq!(clock.verdict(64_999, &t), Verdict::Wait(65_000));
+        assert_eq!(clock.verdict(65_000, &t), Verdict::Cut(Cut::Idle));
+        // The first byte of the next head starts its `client_header`.
+        clock.head_since.store(62_000, Ordering::Relaxed);
+        assert_eq!(clock.verdict(62_500, &t), Verdict::Wait(63_000));
+        assert_eq!(clock.verdict(63_000, &t), Verdict::Cut(Cut::SlowHead));
     }
 }
