@@ -31,6 +31,18 @@ fn main() {
             }
         }
     }
+    // It becomes a Prometheus label value and a line of `--version`: nothing that would
+    // need escaping there.
+    let commit: String = commit
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
+        .take(64)
+        .collect();
+    let commit = if commit.is_empty() {
+        "unknown".into()
+    } else {
+        commit
+    };
     println!("cargo:rustc-env=SPACED_COMMIT={commit}");
 }
 
