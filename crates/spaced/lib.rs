@@ -13,5 +13,6 @@ pub mod demo;
 pub mod logging;
 pub mod reload;
 mod rfc3339;
+pub mod warnings;
 
 pub use daemon::{Addrs, Daemon, Options, run};

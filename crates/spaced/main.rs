@@ -80,6 +80,10 @@ fn check(file: &Path) -> ExitCode {
                 p.egress.transparent_listen.len(),
                 p.tls.len(),
             );
+            // On stderr: stdout stays the one-line summary scripts read.
+            for w in spaced::warnings::collect(p) {
+                eprintln!("{}: warning: {w}", file.display());
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

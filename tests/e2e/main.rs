@@ -7,5 +7,6 @@ mod harness;
 mod admin;
 mod cli;
 mod docgen;
+mod ops;
 mod reload;
 mod stack;
