@@ -78,6 +78,10 @@ fn check(file: &Path) -> ExitCode {
                 p.egress.transparent_listen.len(),
                 p.tls.len(),
             );
+            // A warning, not an error: the demo and local samples need loopback.
+            if let Some(w) = spaced_config::egress_warning(&p.egress) {
+                println!("{}: warning: {w}", file.display());
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {
