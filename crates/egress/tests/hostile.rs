@@ -200,22 +200,10 @@ default_deny = false
     assert_metric(&gw, "spaced_egress_refused_total{reason=\"outside\"} 4");
 }
 
-/// Issue 19: connections beyond `egress.max_connections` (over every egress listener) are
-/// closed at accept; a slot freed by a closed connection is taken by the next one, and a
-/// reload changes the cap for the next accept.
-#[tokio::test]
-async fn connections_beyond_max_connections_are_closed_at_accept() {
-    let who = Whoami::start("127.0.0.1:0").await;
-    let gw = Gateway::start(&gateway_text("default_deny = false\nmax_connections = 2")).await;
-    // Two silent clients hold both slots (they are within the handshake timeout).
-    let a = connect_from("127.0.0.1", gw.http()).await;
-    let b = connect_from("127.0.0.1", gw.socks()).await;
-    let mut c = connect_from("127.0.0.1", gw.http()).await;
-    assert_closed_without_a_word(&mut c, "third connection").await;
-    assert_metric(&gw, "spaced_egress_refused_total{reason=\"over_limit\"} 1");
-    drop((a, b));
-    // The gateway sees the two closes when its reads return; until then a new connection
-    // may still be over the cap. Wait for the event: a CONNECT that succeeds.
+/// Opens a CONNECT tunnel to `who` through the HTTP listener, retrying while the gateway
+/// has not yet seen an earlier connection's close (its slot is freed when the gateway's
+/// read returns): the answer 200 is the event that says the tunnel holds a slot.
+async fn open_tunnel(gw: &Gateway, who: &Whoami) -> tokio::net::TcpStream {
     within(async {
         loop {
             let mut s = connect_from("127.0.0.1", gw.http()).await;
@@ -229,16 +217,36 @@ async fn connections_beyond_max_connections_are_closed_at_accept() {
                 if let Ok(12) = tokio::io::AsyncReadExt::read_exact(&mut s, &mut v).await
                     && v.starts_with(b"HTTP/1.1 200")
                 {
-                    break;
+                    return s;
                 }
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     })
-    .await;
-    gw.reload(&gateway_text("default_deny = false\nmax_connections = 1"));
-    let _held = connect_from("127.0.0.1", gw.http()).await;
-    // The first accept after the reload sets the cap; the held one fills it.
-    let mut over = connect_from("127.0.0.1", gw.socks()).await;
-    assert_closed_without_a_word(&mut over, "over the reloaded cap").await;
+    .await
+}
+
+/// Issue 19: connections beyond `egress.max_connections` (over every egress listener) are
+/// closed at accept; a slot freed by a closed connection is taken by the next one, and a
+/// reload changes the cap for the next accept.
+#[tokio::test]
+async fn connections_beyond_max_connections_are_closed_at_accept() {
+    let who = Whoami::start("127.0.0.1:0").await;
+    let gw = Gateway::start(&gateway_text("default_deny = false\nmax_connections = 2")).await;
+    // Two tunnels hold both slots; a third connection, on either listener, is closed.
+    let a = open_tunnel(&gw, &who).await;
+    let _b = open_tunnel(&gw, &who).await;
+    let mut c = connect_from("127.0.0.1", gw.socks()).await;
+    assert_closed_without_a_word(&mut c, "third connection (SOCKS5)").await;
+    let mut d = connect_from("127.0.0.1", gw.http()).await;
+    assert_closed_without_a_word(&mut d, "third connection (HTTP)").await;
+    assert_metric(&gw, "spaced_egress_refused_total{reason=\"over_limit\"} 2");
+    // A closed tunnel frees its slot for the next connection.
+    drop(a);
+    let _a2 = open_tunnel(&gw, &who).await;
+    // A reload to a cap of 3 admits one more, then refuses again.
+    gw.reload(&gateway_text("default_deny = false\nmax_connections = 3"));
+    let _e = open_tunnel(&gw, &who).await;
+    let mut f = connect_from("127.0.0.1", gw.http()).await;
+    assert_closed_without_a_word(&mut f, "over the reloaded cap").await;
 }
