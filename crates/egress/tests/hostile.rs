@@ -135,6 +135,19 @@ async fn odd_literals_of_loopback_never_reach_it() {
                 "CONNECT {target}: {head}"
             );
         }
+        // The same host in an absolute-form request and as a SOCKS5 domain name.
+        let mut s = connect_from("127.0.0.1", gw.http()).await;
+        let req = format!(
+            "GET http://{host}:{port}/ HTTP/1.1\r\nHost: {host}:{port}\r\nProxy-Authorization: Basic {}\r\n\r\n",
+            basic("api", "s3cret")
+        );
+        within(s.write_all(req.as_bytes())).await.unwrap();
+        let head = read_head(&mut s).await;
+        assert!(!head.starts_with("HTTP/1.1 200"), "GET {host}: {head}");
+        let name = host.trim_start_matches('[').trim_end_matches(']');
+        let (_s, code) =
+            socks_connect("127.0.0.1", gw.socks(), &socks_domain(name, port), CREDS).await;
+        assert_ne!(code, 0, "SOCKS5 domain {name}");
     }
     // CONNECT targets that are no host:port at all.
     for target in [
