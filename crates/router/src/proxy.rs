@@ -161,6 +161,9 @@ fn admit(ex: &mut Exchange, parts: &http::request::Parts) -> Result<(Arc<View>, 
         debug!(client.addr = %ex.conn.peer, reason = %e, "malformed request");
         return Err(Code::H26);
     }
+    if headers::unsupported_coding(&parts.headers) {
+        return Err(Code::H26Coding);
+    }
     if parts.method == http::Method::CONNECT {
         // A reverse proxy has no tunnel to offer; dynos are reached by Host.
         return Err(Code::H26);
