@@ -64,6 +64,11 @@ pub(crate) async fn handle(
         Some(h) => Some(h.clone()),
         None => authority(),
     };
+    // HTTP/2: the connection's requests in flight hold a bounded share of decoded heads.
+    // (Bound to a name: the share is held until the request is answered.)
+    let Ok(_budget) = crate::conn::h2::HeadBudget::take(&ex.conn, &parts.headers) else {
+        return Ok(error(ex, Code::H26TooLarge, Outcome::default()));
+    };
     let (view, index) = match admit(&mut ex, &parts) {
         Ok(routed) => routed,
         Err(code) => return Ok(error(ex, code, Outcome::default())),
