@@ -718,3 +718,22 @@ fn explain_walks_xff_like_the_router() {
     assert_eq!(e.client, None, "{e}");
     assert!(e.to_string().contains("unknown"), "{e}");
 }
+
+/// `space.blocked` applies to the client a trusted proxy names in its PROXY header.
+#[tokio::test]
+async fn a_blocked_client_behind_a_proxy_protocol_hop_is_refused() {
+    use spaced_net::proxy_protocol::encode_v1;
+    let r = start("proxy_protocol = true").await;
+    let to = r.external();
+    // 127.0.0.9 is in space.trusted and in space.blocked: blocked wins.
+    for (source, want) in [("127.0.0.9:4000", None), ("127.0.0.5:4000", Some(200))] {
+        let s = connect_from(PROXY, to).await;
+        let resp = exchange(s, &encode_v1(source.parse().unwrap(), to), "web.test", "").await;
+        assert_eq!(
+            status(&resp),
+            want,
+            "{source}: {}",
+            String::from_utf8_lossy(&resp)
+        );
+    }
+}
