@@ -211,6 +211,24 @@ fn corpus() -> Vec<Row> {
         row("xff unknown client, app without trusted", PROXY, get1("web.test", &xff("é")), 200),
         row("xff from a peer that is no proxy", OTHER, get1("api.test", &xff("192.0.2.5")), 403),
         row("xff the proxy itself, without a header", PROXY, get1("api.test", ""), 200),
+        row(
+            "xff tabs around an entry",
+            PROXY,
+            get1("api.test", &xff("\t192.0.2.5\t")),
+            200,
+        ),
+        row(
+            "xff IPv4-mapped client",
+            PROXY,
+            get1("api.test", &xff("::ffff:192.0.2.5")),
+            200,
+        ),
+        row(
+            "xff two commas between entries",
+            PROXY,
+            get1("api.test", &xff("192.0.2.5,,127.0.0.2")),
+            403,
+        ),
         // --- space.blocked applies to the client as derived, and on internal listeners.
         row("blocked client behind a trusted proxy", PROXY, get1("web.test", &xff("203.0.113.66")), 403),
         row("blocked client behind a trusted proxy, hyper", PROXY, post("web.test", &xff("203.0.113.66")), 403),
@@ -233,6 +251,28 @@ fn corpus() -> Vec<Row> {
             seen: &["host: web.test"],
             ..row("connection naming host in upper case, twice", OTHER, get1("web.test", "Connection: HOST\r\nConnection: host\r\n"), 200)
         },
+        Row {
+            unseen: &["te", "x-hop", "proxy-authorization"],
+            ..row(
+                "connection listing hop-by-hop and odd commas",
+                OTHER,
+                get1(
+                    "web.test",
+                    "Connection: ,, keep-alive ,TE,, x-hop ,\r\nTE: trailers\r\nX-Hop: 1\r\n\
+                     Proxy-Authorization: Basic eDp5\r\n",
+                ),
+                200,
+            )
+        },
+        Row {
+            seen: &["x-forwarded-for: 198.51.100.1, 127.0.0.3"],
+            ..row(
+                "connection naming x-forwarded-for keeps the client's list and appends",
+                OTHER,
+                get1("web.test", "Connection: X-Forwarded-For\r\nX-Forwarded-For: 198.51.100.1\r\n"),
+                200,
+            )
+        },
         // --- Underscore look-alikes of the router's headers never reach the dyno.
         Row {
             seen: &["x_custom: kept", "x-forwarded-for: 127.0.0.3"],
@@ -253,6 +293,17 @@ fn corpus() -> Vec<Row> {
         row("te chunked not last", OTHER, b"POST / HTTP/1.1\r\nHost: web.test\r\nTransfer-Encoding: chunked, gzip\r\nConnection: close\r\n\r\n1\r\nx\r\n0\r\n\r\n".to_vec(), 400),
         row("te gzip alone", OTHER, b"POST / HTTP/1.1\r\nHost: web.test\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\nx".to_vec(), 400),
         // --- Smuggling variants (held before; kept so they stay held).
+        Row {
+            // RFC 9112 §6.3: chunked wins and the length is dropped, as HAProxy does.
+            seen: &["transfer-encoding: chunked"],
+            unseen: &["content-length"],
+            ..row(
+                "smuggling: chunked beside a content-length",
+                OTHER,
+                b"POST / HTTP/1.1\r\nHost: web.test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1\r\nx\r\n0\r\n\r\n".to_vec(),
+                200,
+            )
+        },
         row("smuggling: two content-lengths", OTHER, b"POST / HTTP/1.1\r\nHost: web.test\r\nContent-Length: 1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nxx".to_vec(), 400),
         row("smuggling: space before the colon", OTHER, b"POST / HTTP/1.1\r\nHost: web.test\r\nTransfer-Encoding : chunked\r\nConnection: close\r\n\r\n0\r\n\r\n".to_vec(), 400),
         row("smuggling: obs-fold", OTHER, b"GET / HTTP/1.1\r\nHost: web.test\r\nX-A: a\r\n b\r\nConnection: close\r\n\r\n".to_vec(), 400),
