@@ -201,10 +201,9 @@ impl fmt::Display for Denied {
                  X-Forwarded-For entry is not an address) and app {} has trusted ranges",
                 app.name
             ),
-            Self::ClientBlocked { client } => write!(
-                f,
-                "denied at L7 (S10): client {client} (behind a trusted proxy) is in space.blocked"
-            ),
+            Self::ClientBlocked { client } => {
+                write!(f, "denied at L7 (S10): client {client} is in space.blocked")
+            }
         }
     }
 }
@@ -226,8 +225,9 @@ impl fmt::Display for Ranges {
 /// The L4 check, right after accept and before any byte is read.
 ///
 /// External listeners admit `space.trusted` minus `space.blocked`; internal listeners
-/// admit `space.internal` minus `space.blocked` (blocked wins everywhere). `client` is the peer, or the PROXY header's source
-/// once [`admit_proxy_peer`] has vouched for the peer.
+/// admit `space.internal` minus `space.blocked` (blocked wins everywhere). `client` is
+/// the peer, or the PROXY header's source once [`admit_proxy_peer`] has vouched for the
+/// peer.
 ///
 /// # Errors
 /// [`Denied::Blocked`], [`Denied::NotTrusted`] or [`Denied::NotInternal`].
@@ -295,9 +295,11 @@ pub fn admit_proxy_peer(policy: &Policy, peer: IpAddr) -> Result<(), Denied> {
 /// The L7 check: the app index for `host` (Host header or `:authority`; port and case
 /// ignored), if this listener serves it and `client` may reach it.
 ///
-/// `client` is the address from [`client_ip`].
+/// `client` is a known address; [`route_client`] takes the [`Client`] that [`client`]
+/// derives, which may be unknown.
 ///
 /// # Errors
+/// [`Denied::ClientBlocked`] (`S10`) when `client` is in `space.blocked`;
 /// [`Denied::NoApp`] (`S11`) for an unknown host or an internal app on an external
 /// listener; [`Denied::AppNotTrusted`] (`S10`) when the app's `trusted` excludes `client`.
 #[inline]
@@ -310,9 +312,9 @@ pub fn route(
     route_client(policy, listener, host, Client::Known(client))
 }
 
-/// [`route`] for a client as [`client`] derives it: also refuses a known client in
-/// `space.blocked` (it may have reached L4 through a trusted proxy) and an unknown one
-/// where the app has `trusted` ranges.
+/// [`route`] for a client as [`client`] derives it: refuses a known client in
+/// `space.blocked` first (a trusted proxy may have carried it past L4), and an unknown
+/// one where the app has `trusted` ranges.
 ///
 /// # Errors
 /// As [`route`], and [`Denied::ClientBlocked`] or [`Denied::ClientUnknown`] (`S10`).
