@@ -204,3 +204,36 @@ fn second_daemon_on_the_same_addresses_fails_to_start() {
     );
     assert!(matches!(http(admin, "GET", "/readyz"), Ok((200, _))));
 }
+
+/// Issue 19: `spaced explain --xff` walks X-Forwarded-For as the router does: a non-ASCII
+/// entry left of the client changes nothing, one where the client should be makes it
+/// unknown (refused by an app with `trusted`), never the proxy's address.
+#[test]
+fn explain_xff_walk_never_falls_back_to_the_proxy() {
+    let dir = ConfigDir::new();
+    let text = "[space]\nname = \"e2e\"\ntrusted = [\"10.0.0.0/8\"]\n\n[router]\n\
+                listen = [\"127.0.0.1:0\"]\ntrusted_proxies = [\"10.0.0.2\"]\n\n[[app]]\n\
+                name = \"api\"\nhosts = [\"api.test\"]\ntrusted = [\"10.0.0.2\", \"192.0.2.0/24\"]\n\
+                [[app.dyno]]\nprocess = \"web\"\naddr = \"127.0.0.1:9\"\n";
+    std::fs::write(dir.path("xff.toml"), text).unwrap();
+    let run = |xff: &str| {
+        let out = Command::new(bin())
+            .args(["explain", "--config"])
+            .arg(dir.path("xff.toml"))
+            .args(["--client", "10.0.0.2", "--host", "api.test", "--xff", xff])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
+    };
+    let (code, text) = run("é, 203.0.113.9");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("203.0.113.9 is not in app api"), "{text}");
+    let (code, text) = run("é");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("client unknown"), "{text}");
+    let (code, text) = run("é, 192.0.2.5");
+    assert_eq!(code, Some(0), "{text}");
+}
