@@ -162,14 +162,21 @@ pub fn request_head_bytes(raw: &[u8], out: &mut Vec<u8>) -> bool {
         return false;
     };
     out.clear();
+    // As the real path does (`front.rs`): the client's id when valid, else a new UUID, so
+    // the criterion comparison with `rewrite_request` counts the id's cost on both sides.
+    let id = match scan.request_id {
+        Some(v) if crate::headers::valid_request_id(v) => None,
+        _ => Some(crate::headers::new_request_id()),
+    };
     let fwd = Forward {
         peer: b"127.0.0.1",
         https: false,
         port: b"8080",
         start_ms: 1_700_000_000_000,
-        request_id: scan
-            .request_id
-            .unwrap_or(b"00000000-0000-4000-8000-000000000000"),
+        request_id: match &id {
+            Some(new) => new.as_bytes(),
+            None => scan.request_id.unwrap_or_default(),
+        },
     };
     head::dyno_head(out, &req, &scan, &fwd);
     true
