@@ -19,6 +19,7 @@ use crate::raw::RawConfig;
 use crate::{IpSet, parse_duration};
 
 mod apps;
+mod daemon;
 mod listeners;
 mod sections;
 
@@ -245,6 +246,7 @@ impl Cx<'_> {
                 .first()
                 .map(|&listen| crate::Admin { listen })
         });
+        let daemon = self.daemon(raw.daemon);
         self.check_listeners();
         let (apps, hosts, dyno_ips) = self.apps(raw.app, &router);
         Policy {
@@ -254,6 +256,7 @@ impl Cx<'_> {
             resolver,
             egress,
             admin,
+            daemon,
             apps,
             hosts,
             dyno_ips,
