@@ -19,6 +19,8 @@ use crate::cli::{Cli, Command, ListenerArg};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before any thread exists: taking LISTEN_FDS unsets it (socket activation, upgrades).
+    let (adopted, refused) = spaced_net::listeners::adopt_inherited();
     let cli = Cli::parse();
     match cli.command {
         Command::Check { file } => check(&file),
@@ -26,7 +28,15 @@ fn main() -> ExitCode {
         Command::Run { config, no_watch } => {
             let mut opts = Options::new(config);
             opts.watch = !no_watch;
-            serve(|| spaced::run(opts))
+            serve(|| {
+                for (transport, addr, name) in &adopted {
+                    tracing::info!(transport = transport.name(), server.addr = %addr, name, "inherited listening socket");
+                }
+                for (fd, why) in &refused {
+                    tracing::warn!(fd, error = %why, "inherited descriptor is not a TCP listener or UDP socket; closed");
+                }
+                spaced::run(opts)
+            })
         }
         Command::Demo { config } => serve(|| spaced::demo::run(config)),
     }
@@ -78,6 +88,10 @@ fn check(file: &Path) -> ExitCode {
                 p.egress.transparent_listen.len(),
                 p.tls.len(),
             );
+            // What a start would have: the soft limit raised to the hard one.
+            if let Some(w) = spaced::limits::warning(p, spaced::limits::hard_nofile()) {
+                eprintln!("{}: warning: {w}", file.display());
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

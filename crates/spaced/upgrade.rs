@@ -1,0 +1,110 @@
+//! SIGUSR2: start the executable now at this process's path with the same arguments, hand
+//! it every listening socket, and wait until it is ready (OPERATIONS.md "Stopping and
+//! upgrading without refusing anyone").
+//!
+//! The sockets go over as socket activation does (`LISTEN_FDS`, `LISTEN_FDNAMES`, fds from
+//! 3), so the new process takes them the way it takes a socket unit's, by address. Both
+//! processes then share each socket (one accept queue, one UDP receive queue): nothing sent
+//! during the overlap can land on a socket nobody reads. The new process reports `READY=1`
+//! on an abstract datagram socket named in `SPACED_UPGRADE_NOTIFY`, with the same sender
+//! it uses for systemd.
+
+use std::ffi::OsStr;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::SocketAddr as UnixAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use command_fds::{CommandFdExt, FdMapping};
+use tokio::net::UnixDatagram;
+
+use crate::notify::UPGRADE_ENV;
+
+/// How long the new process gets to bind, load its policy and report ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The first descriptor of `LISTEN_FDS` (`SD_LISTEN_FDS_START`).
+const FIRST_FD: i32 = 3;
+
+/// Tells one upgrade's readiness socket from the next in the same process.
+static ATTEMPT: AtomicU32 = AtomicU32::new(0);
+
+/// Starts the new process and waits until it reports ready. Returns its PID.
+///
+/// # Errors
+/// Why it did not become ready: no executable, no sockets, it exited, or
+/// [`READY_TIMEOUT`] passed (it is killed then). The caller keeps serving.
+pub async fn start() -> Result<u32> {
+    let exe = executable()?;
+    let held = spaced_net::listeners::handoff().context("duplicate the listening sockets")?;
+    let name = format!(
+        "spaced-upgrade-{}-{}",
+        std::process::id(),
+        ATTEMPT.fetch_add(1, Ordering::Relaxed)
+    );
+    let addr = UnixAddr::from_abstract_name(name.as_bytes()).context("readiness socket name")?;
+    let std_rx =
+        std::os::unix::net::UnixDatagram::bind_addr(&addr).context("bind the readiness socket")?;
+    std_rx.set_nonblocking(true)?;
+    let rx = UnixDatagram::from_std(std_rx)?;
+
+    let names: Vec<&str> = held.iter().map(|h| h.name.as_str()).collect();
+    let mut cmd = tokio::process::Command::new(&exe);
+    cmd.args(std::env::args_os().skip(1))
+        .env("LISTEN_FDS", held.len().to_string())
+        .env("LISTEN_FDNAMES", names.join(":"))
+        // Without LISTEN_PID the new process takes LISTEN_FDS as its own (the parent cannot
+        // know the child's PID before it exists); a supervisor's value would not match it.
+        .env_remove("LISTEN_PID")
+        .env(UPGRADE_ENV, format!("@{name}"))
+        .stdin(Stdio::null());
+    let mut mappings = Vec::with_capacity(held.len());
+    for (i, h) in held.into_iter().enumerate() {
+        mappings.push(FdMapping {
+            parent_fd: h.fd,
+            child_fd: FIRST_FD + i32::try_from(i).context("too many sockets")?,
+        });
+    }
+    cmd.fd_mappings(mappings)
+        .map_err(|e| anyhow!("hand the sockets over: {e}"))?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("start {}", exe.display()))?;
+    let pid = child.id().unwrap_or(0);
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::sleep(READY_TIMEOUT);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            got = rx.recv(&mut buf) => {
+                let n = got.context("read the readiness socket")?;
+                let text = String::from_utf8_lossy(&buf[..n]);
+                if text.lines().any(|l| l == "READY=1") {
+                    return Ok(pid);
+                }
+            }
+            status = child.wait() => {
+                let status = status.context("wait for the new process")?;
+                bail!("new process {pid} ({}) exited before it was ready: {status}", exe.display());
+            }
+            () = &mut deadline => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                bail!("new process {pid} was not ready within {READY_TIMEOUT:?}; killed it");
+            }
+        }
+    }
+}
+
+/// The path this process was started from, as it is now: a file replaced by a package
+/// upgrade is the new binary (the kernel marks the old inode's link `(deleted)`).
+fn executable() -> Result<PathBuf> {
+    let link = std::fs::read_link("/proc/self/exe").context("read /proc/self/exe")?;
+    let bytes = link.as_os_str().as_bytes();
+    let path = bytes.strip_suffix(b" (deleted)").unwrap_or(bytes);
+    Ok(PathBuf::from(OsStr::from_bytes(path)))
+}
