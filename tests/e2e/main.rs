@@ -6,5 +6,7 @@ mod harness;
 
 mod admin;
 mod cli;
+mod process;
 mod reload;
 mod stack;
+mod upgrade;

@@ -1,0 +1,175 @@
+//! SIGUSR2 upgrades (OPERATIONS.md "Stopping and upgrading without refusing anyone"): the
+//! binary at the running one's path starts on the same sockets, and the old one drains.
+//! The process runs from a link in a scratch directory so the test can replace "the
+//! installed binary" under it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::harness::process::{Load, Proc, exited, kill};
+use crate::harness::{ConfigDir, bin, http, wait_for};
+use crate::process::{Ports, backend};
+
+const T: Duration = Duration::from_secs(30);
+
+/// `bin()` installed at `dir/spaced` (a hard link when the file system allows).
+fn install(dir: &Path) -> PathBuf {
+    let dest = dir.join("spaced");
+    let tmp = dir.join(".spaced.new");
+    let _ = std::fs::remove_file(&tmp);
+    if std::fs::hard_link(bin(), &tmp).is_err() {
+        std::fs::copy(bin(), &tmp).unwrap();
+    }
+    std::fs::rename(&tmp, &dest).unwrap();
+    dest
+}
+
+fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+fn start(exe: &Path, config: &Path) -> Proc {
+    let mut cmd = Command::new(exe);
+    cmd.arg("run").arg("--no-watch").arg("--config").arg(config);
+    Proc::spawn(cmd)
+}
+
+/// Sends SIGUSR2 to `pid` and returns the new process's PID from the old one's log.
+fn upgrade(p: &mut Proc, pid: u32) -> u32 {
+    let before = p.count("upgrade: the new process is ready");
+    kill(pid, 12);
+    wait_for("the upgrade", T, || {
+        p.count("upgrade: the new process is ready") > before
+    });
+    let line = p
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("upgrade: the new process is ready"))
+        .nth(before)
+        .unwrap()
+        .clone();
+    let new: u32 = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("pid="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    p.others.push(new);
+    new
+}
+
+#[test]
+fn three_upgrades_under_load_refuse_and_lose_nothing() {
+    let (_rt, b) = backend();
+    let dir = ConfigDir::new();
+    let ports = Ports::new();
+    let text = ports.policy(b.addr, "\n[daemon]\ndrain_timeout = \"10s\"\n");
+    std::fs::write(dir.path("spaced.toml"), &text).unwrap();
+    let bin_dir = scratch();
+    let exe = install(bin_dir.path());
+    let mut p = start(&exe, &dir.path("spaced.toml"));
+    ports.wait_ready();
+    let load = Load::start(
+        ports.router,
+        "api.example.com",
+        4,
+        Some((ports.resolver, "web.api.app.localspace.")),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let mut pid = p.pid();
+    let mut pids = vec![pid];
+    for _ in 0..3 {
+        let served = load.keepalive.ok.load(Ordering::Relaxed);
+        let next = upgrade(&mut p, pid);
+        assert_ne!(next, pid);
+        // The old process drains and exits; the new one serves meanwhile and after.
+        wait_for("the old process to exit", T, || exited(pid));
+        wait_for("keep-alive load on the new process", T, || {
+            load.keepalive.ok.load(Ordering::Relaxed) > served + 50
+        });
+        pid = next;
+        pids.push(pid);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let load = load.finish();
+    for (what, c) in [
+        ("keep-alive", &load.keepalive),
+        ("new connections", &load.fresh),
+        ("dns", &load.dns),
+    ] {
+        assert_eq!(
+            c.failed.load(Ordering::Relaxed),
+            0,
+            "{what}: {}",
+            c.summary()
+        );
+        assert!(c.ok.load(Ordering::Relaxed) > 0, "{what}: {}", c.summary());
+    }
+    assert_eq!(http(ports.admin, "GET", "/readyz").unwrap().0, 200);
+    // The last process stops as any does.
+    kill(pid, 15);
+    wait_for("the last process to exit", T, || exited(pid));
+    assert_eq!(pids.len(), 4);
+}
+
+#[test]
+fn an_upgrade_that_cannot_start_leaves_the_old_process_serving() {
+    let (_rt, b) = backend();
+    let dir = ConfigDir::new();
+    let ports = Ports::new();
+    std::fs::write(dir.path("spaced.toml"), ports.policy(b.addr, "")).unwrap();
+    let bin_dir = scratch();
+    let exe = install(bin_dir.path());
+    let mut p = start(&exe, &dir.path("spaced.toml"));
+    ports.wait_ready();
+    let pid = p.pid();
+
+    // A "binary" that exits at once.
+    let script = bin_dir.path().join(".broken");
+    std::fs::write(&script, "#!/bin/sh\nexit 3\n").unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    std::fs::rename(&script, &exe).unwrap();
+    kill(pid, 12);
+    p.wait_line(&["upgrade failed", "exited before it was ready"], T);
+    assert_eq!(http(ports.admin, "GET", "/readyz").unwrap().0, 200);
+
+    // No binary at all.
+    std::fs::remove_file(&exe).unwrap();
+    kill(pid, 12);
+    p.wait_line(&["upgrade failed", "start "], T);
+    assert_eq!(http(ports.admin, "GET", "/readyz").unwrap().0, 200);
+    assert!(
+        p.child.try_wait().unwrap().is_none(),
+        "the old process runs"
+    );
+
+    // It still serves traffic, and a good binary at the path upgrades it.
+    let load = Load::start(ports.router, "api.example.com", 1, None);
+    install(bin_dir.path());
+    let next = upgrade(&mut p, pid);
+    wait_for("the old process to exit", T, || exited(pid));
+    let load = load.finish();
+    assert_eq!(
+        load.keepalive.failed.load(Ordering::Relaxed),
+        0,
+        "{}",
+        load.keepalive.summary()
+    );
+    assert_eq!(
+        load.fresh.failed.load(Ordering::Relaxed),
+        0,
+        "{}",
+        load.fresh.summary()
+    );
+    assert_eq!(http(ports.admin, "GET", "/readyz").unwrap().0, 200);
+    kill(next, 15);
+    wait_for("the new process to exit", T, || exited(next));
+}
