@@ -173,3 +173,40 @@ fn an_upgrade_that_cannot_start_leaves_the_old_process_serving() {
     kill(next, 15);
     wait_for("the new process to exit", T, || exited(next));
 }
+
+#[test]
+fn under_systemd_the_new_process_reports_its_pid_and_the_old_one_no_stop() {
+    let (_rt, b) = backend();
+    let dir = ConfigDir::new();
+    let ports = Ports::new();
+    std::fs::write(dir.path("spaced.toml"), ports.policy(b.addr, "")).unwrap();
+    let sock = dir.path("notify.sock");
+    let rx = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.arg("run")
+        .arg("--no-watch")
+        .arg("--config")
+        .arg(dir.path("spaced.toml"))
+        .env("NOTIFY_SOCKET", &sock);
+    let mut p = Proc::spawn(cmd);
+    ports.wait_ready();
+    let pid = p.pid();
+    let next = upgrade(&mut p, pid);
+    wait_for("the old process to exit", T, || exited(pid));
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    while let Ok(n) = rx.recv(&mut buf) {
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(
+        seen.iter()
+            .any(|m| m.starts_with(&format!("MAINPID={next}\nREADY=1\n"))),
+        "{seen:?}"
+    );
+    // The service goes on: the old process must not tell systemd it stops.
+    assert!(!seen.iter().any(|m| m.contains("STOPPING=1")), "{seen:?}");
+    kill(next, 15);
+    wait_for("the new process to exit", T, || exited(next));
+}
