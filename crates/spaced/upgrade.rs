@@ -60,6 +60,9 @@ pub async fn start() -> Result<u32> {
         // Without LISTEN_PID the new process takes LISTEN_FDS as its own (the parent cannot
         // know the child's PID before it exists); a supervisor's value would not match it.
         .env_remove("LISTEN_PID")
+        // systemd names the watchdog's process by PID; the new one pings as its own once
+        // it has taken MAINPID= (the unit's NotifyAccess=all lets it).
+        .env_remove("WATCHDOG_PID")
         .env(UPGRADE_ENV, format!("@{name}"))
         .stdin(Stdio::null());
     let mut mappings = Vec::with_capacity(held.len());

@@ -3,13 +3,15 @@
 //! The process runs from a link in a scratch directory so the test can replace "the
 //! installed binary" under it.
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::harness::process::{Load, Proc, exited, kill};
-use crate::harness::{ConfigDir, bin, http, wait_for};
+use crate::harness::{ConfigDir, bin, free_port, http, wait_for};
 use crate::process::{Ports, backend};
 
 const T: Duration = Duration::from_secs(30);
@@ -67,7 +69,17 @@ fn three_upgrades_under_load_refuse_and_lose_nothing() {
     let (_rt, b) = backend();
     let dir = ConfigDir::new();
     let ports = Ports::new();
-    let text = ports.policy(b.addr, "\n[daemon]\ndrain_timeout = \"10s\"\n");
+    // Every other listener kind goes over too: internal, egress HTTP and SOCKS.
+    let at = |p| SocketAddr::from(([127, 0, 0, 1], p));
+    let (internal, egress, socks) = (at(free_port()), at(free_port()), at(free_port()));
+    let text = ports
+        .policy(
+            b.addr,
+            &format!(
+                "\n[daemon]\ndrain_timeout = \"10s\"\n\n[egress]\nlisten = [\"{egress}\"]\nsocks_listen = [\"{socks}\"]\nsource_ips = [\"127.0.0.1\"]\ndeny = []\n"
+            ),
+        )
+        .replace("[resolver]", &format!("internal_listen = [\"{internal}\"]\n\n[resolver]"));
     std::fs::write(dir.path("spaced.toml"), &text).unwrap();
     let bin_dir = scratch();
     let exe = install(bin_dir.path());
@@ -110,6 +122,43 @@ fn three_upgrades_under_load_refuse_and_lose_nothing() {
         assert!(c.ok.load(Ordering::Relaxed) > 0, "{what}: {}", c.summary());
     }
     assert_eq!(http(ports.admin, "GET", "/readyz").unwrap().0, 200);
+    // The last process took every socket over (none bound anew) and serves on each.
+    for addr in [
+        ports.router,
+        internal,
+        egress,
+        socks,
+        ports.admin,
+        ports.resolver,
+    ] {
+        let tcp = format!("transport=\"tcp\" server.addr={addr}");
+        assert!(p.count(&tcp) >= 3, "{addr} handed over at each upgrade");
+    }
+    assert!(p.count(&format!("transport=\"udp\" server.addr={}", ports.resolver)) >= 3);
+    let mut s = TcpStream::connect(internal).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let mut e = TcpStream::connect(egress).unwrap();
+    e.set_read_timeout(Some(T)).unwrap();
+    write!(e, "CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", b.addr).unwrap();
+    let mut head = [0u8; 12];
+    e.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let mut so = TcpStream::connect(socks).unwrap();
+    so.set_read_timeout(Some(T)).unwrap();
+    so.write_all(&[5, 1, 0]).unwrap();
+    let mut greet = [0u8; 2];
+    so.read_exact(&mut greet).unwrap();
+    assert_eq!(greet, [5, 0]);
+    // An open tunnel would rightly hold the drain below to its end.
+    drop((s, e, so));
     // The last process stops as any does.
     kill(pid, 15);
     wait_for("the last process to exit", T, || exited(pid));
