@@ -200,9 +200,21 @@ fn an_upgrade_that_cannot_start_leaves_the_old_process_serving() {
         "the old process runs"
     );
 
-    // It still serves traffic, and a good binary at the path upgrades it.
-    let load = Load::start(ports.router, "api.example.com", 1, None);
+    // A good binary with a policy file that no longer loads: the new process says why
+    // and exits; the old one serves on.
     install(bin_dir.path());
+    let good = std::fs::read_to_string(dir.path("spaced.toml")).unwrap();
+    std::fs::write(dir.path("spaced.toml"), "[space]\nname = 1\n").unwrap();
+    kill(pid, 12);
+    p.wait_line(&["spaced.toml:2:8: "], T);
+    wait_for("the third failed upgrade", T, || {
+        p.count("upgrade failed") >= 3
+    });
+    assert_eq!(http(ports.admin, "GET", "/readyz").unwrap().0, 200);
+    std::fs::write(dir.path("spaced.toml"), good).unwrap();
+
+    // It still serves traffic, and with both fixed the upgrade goes through.
+    let load = Load::start(ports.router, "api.example.com", 1, None);
     let next = upgrade(&mut p, pid);
     wait_for("the old process to exit", T, || exited(pid));
     let load = load.finish();
