@@ -6,6 +6,7 @@
 use std::io;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tracing::debug;
@@ -25,6 +26,11 @@ struct Target {
     name: String,
     addr: SocketAddr,
     socket: UnixDatagram,
+    /// The upgrading parent's socket wants one `READY=1` and is gone soon after: set once
+    /// that is sent, so later messages (watchdog pings) do not go to a closed socket.
+    done: AtomicBool,
+    /// Whether this is the parent's socket (see `done`).
+    parent: bool,
 }
 
 impl Notifier {
@@ -38,7 +44,10 @@ impl Notifier {
                 continue;
             };
             match target(&name) {
-                Ok(t) => targets.push(t),
+                Ok(mut t) => {
+                    t.parent = var == UPGRADE_ENV;
+                    targets.push(t);
+                }
                 Err(e) => {
                     tracing::warn!(var, socket = %name, error = %e, "cannot use the notify socket")
                 }
@@ -56,8 +65,14 @@ impl Notifier {
     /// sockets are non-blocking, and a full or missing receiver costs one debug line.
     pub fn send(&self, state: &str) {
         for t in &self.targets {
+            if t.done.load(Ordering::Relaxed) {
+                continue;
+            }
             if let Err(e) = t.socket.send_to_addr(state.as_bytes(), &t.addr) {
                 debug!(socket = %t.name, error = %e, "sd_notify send failed");
+            }
+            if t.parent && state.lines().any(|l| l == "READY=1") {
+                t.done.store(true, Ordering::Relaxed);
             }
         }
     }
@@ -80,6 +95,8 @@ fn target(name: &str) -> io::Result<Target> {
         name: name.to_string(),
         addr,
         socket,
+        done: AtomicBool::new(false),
+        parent: false,
     })
 }
 
