@@ -69,17 +69,30 @@ fn three_upgrades_under_load_refuse_and_lose_nothing() {
     let (_rt, b) = backend();
     let dir = ConfigDir::new();
     let ports = Ports::new();
-    // Every other listener kind goes over too: internal, egress HTTP and SOCKS.
+    // Every other listener kind goes over too: internal, TLS, egress HTTP, SOCKS and
+    // transparent.
     let at = |p| SocketAddr::from(([127, 0, 0, 1], p));
-    let (internal, egress, socks) = (at(free_port()), at(free_port()), at(free_port()));
+    let (internal, tls, egress, socks, transparent) = (
+        at(free_port()),
+        at(free_port()),
+        at(free_port()),
+        at(free_port()),
+        at(free_port()),
+    );
+    let c = rcgen::generate_simple_self_signed(vec!["api.example.com".to_string()]).unwrap();
+    std::fs::write(dir.path("cert.pem"), c.cert.pem()).unwrap();
+    std::fs::write(dir.path("key.pem"), c.signing_key.serialize_pem()).unwrap();
     let text = ports
         .policy(
             b.addr,
             &format!(
-                "\n[daemon]\ndrain_timeout = \"10s\"\n\n[egress]\nlisten = [\"{egress}\"]\nsocks_listen = [\"{socks}\"]\nsource_ips = [\"127.0.0.1\"]\ndeny = []\n"
+                "\n[daemon]\ndrain_timeout = \"10s\"\n\n[egress]\nlisten = [\"{egress}\"]\nsocks_listen = [\"{socks}\"]\ntransparent_listen = [\"{transparent}\"]\nsource_ips = [\"127.0.0.1\"]\ndeny = []\n\n[[tls]]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n"
             ),
         )
-        .replace("[resolver]", &format!("internal_listen = [\"{internal}\"]\n\n[resolver]"));
+        .replace(
+            "[resolver]",
+            &format!("internal_listen = [\"{internal}\"]\ntls_listen = [\"{tls}\"]\n\n[resolver]"),
+        );
     std::fs::write(dir.path("spaced.toml"), &text).unwrap();
     let bin_dir = scratch();
     let exe = install(bin_dir.path());
@@ -126,8 +139,10 @@ fn three_upgrades_under_load_refuse_and_lose_nothing() {
     for addr in [
         ports.router,
         internal,
+        tls,
         egress,
         socks,
+        transparent,
         ports.admin,
         ports.resolver,
     ] {
@@ -157,6 +172,14 @@ fn three_upgrades_under_load_refuse_and_lose_nothing() {
     let mut greet = [0u8; 2];
     so.read_exact(&mut greet).unwrap();
     assert_eq!(greet, [5, 0]);
+    // TLS: a ClientHello gets a ServerHello (a handshake record) from the last process.
+    let mut t = TcpStream::connect(tls).unwrap();
+    t.set_read_timeout(Some(T)).unwrap();
+    t.write_all(&client_hello("api.example.com")).unwrap();
+    let mut rec = [0u8; 1];
+    t.read_exact(&mut rec).unwrap();
+    assert_eq!(rec[0], 22, "a TLS handshake record");
+    drop(t);
     // An open tunnel would rightly hold the drain below to its end.
     drop((s, e, so));
     // The last process stops as any does.
@@ -270,4 +293,39 @@ fn under_systemd_the_new_process_reports_its_pid_and_the_old_one_no_stop() {
     assert!(!seen.iter().any(|m| m.contains("STOPPING=1")), "{seen:?}");
     kill(next, 15);
     wait_for("the new process to exit", T, || exited(next));
+}
+
+/// A minimal TLS 1.2 ClientHello for `sni` (enough for a server to answer it).
+fn client_hello(sni: &str) -> Vec<u8> {
+    let host = sni.as_bytes();
+    let mut ext = Vec::new();
+    // server_name
+    let name_list_len = 3 + host.len();
+    ext.extend_from_slice(&[0, 0]);
+    ext.extend_from_slice(&((name_list_len + 2) as u16).to_be_bytes());
+    ext.extend_from_slice(&(name_list_len as u16).to_be_bytes());
+    ext.push(0);
+    ext.extend_from_slice(&(host.len() as u16).to_be_bytes());
+    ext.extend_from_slice(host);
+    // supported_groups: x25519, secp256r1
+    ext.extend_from_slice(&[0, 10, 0, 6, 0, 4, 0, 0x1d, 0, 0x17]);
+    // ec_point_formats: uncompressed
+    ext.extend_from_slice(&[0, 11, 0, 2, 1, 0]);
+    // signature_algorithms: ecdsa_secp256r1_sha256, rsa_pss_rsae_sha256, rsa_pkcs1_sha256
+    ext.extend_from_slice(&[0, 13, 0, 8, 0, 6, 4, 3, 8, 4, 4, 1]);
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7u8; 32]);
+    body.push(0);
+    // ECDHE-ECDSA-AES128-GCM-SHA256, ECDHE-RSA-AES128-GCM-SHA256
+    body.extend_from_slice(&[0, 4, 0xc0, 0x2b, 0xc0, 0x2f]);
+    body.extend_from_slice(&[1, 0]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![1];
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut rec = vec![22, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
 }
