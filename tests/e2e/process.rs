@@ -325,7 +325,7 @@ fn sigterm_keeps_accepting_for_shutdown_delay_with_readyz_503_then_drains() {
     let ports = Ports::new();
     let text = ports.policy(
         b.addr,
-        "\n[daemon]\nshutdown_delay = \"4s\"\ndrain_timeout = \"5s\"\n",
+        "\n[daemon]\nshutdown_delay = \"6s\"\ndrain_timeout = \"5s\"\n",
     );
     std::fs::write(dir.path("spaced.toml"), &text).unwrap();
     let mut cmd = Command::new(bin());
@@ -340,8 +340,10 @@ fn sigterm_keeps_accepting_for_shutdown_delay_with_readyz_503_then_drains() {
         matches!(http(ports.admin, "GET", "/readyz"), Ok((503, _)))
     });
     let fresh_before = load.fresh.ok.load(Ordering::Relaxed);
-    // Well inside the delay: everything still succeeds, on new connections too.
-    while signalled.elapsed() < Duration::from_millis(2500) {
+    // Inside the delay: everything still succeeds, on new connections too. The load stops
+    // well before the delay ends, however slow the machine was to get here.
+    let seen = Instant::now();
+    while seen.elapsed() < Duration::from_secs(1) && signalled.elapsed() < Duration::from_secs(4) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let load = load.finish();
@@ -364,7 +366,7 @@ fn sigterm_keeps_accepting_for_shutdown_delay_with_readyz_503_then_drains() {
     assert_eq!(http(ports.admin, "GET", "/readyz").unwrap().0, 503);
     // Then the listeners close and the process exits 0.
     assert_eq!(p.wait_exit(T), Some(0));
-    assert!(signalled.elapsed() >= Duration::from_secs(4));
+    assert!(signalled.elapsed() >= Duration::from_secs(6));
     assert!(TcpStream::connect(ports.router).is_err());
 }
 
