@@ -1,9 +1,12 @@
 //! The sd_notify protocol (`sd_notify(3)`): one datagram of `KEY=VALUE` lines to the socket
 //! `NOTIFY_SOCKET` names, a path or an abstract name (`@…`). Thirty lines of protocol are
-//! simpler to audit than a dependency, and the same sender serves the readiness report an
-//! upgraded process owes its parent (`SPACED_UPGRADE_NOTIFY`, see `upgrade.rs`).
+//! simpler to audit than a dependency. The same sender writes the readiness report an
+//! upgraded process owes its parent to a pipe only the two of them hold
+//! (`SPACED_UPGRADE_FD`, see `upgrade.rs`): an abstract socket's name shows in
+//! `/proc/net/unix`, and any local process could send it a false `READY=1`.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, Write};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,8 +14,8 @@ use std::time::Duration;
 
 use tracing::debug;
 
-/// Where the upgraded process reports readiness to the process that started it.
-pub(crate) const UPGRADE_ENV: &str = "SPACED_UPGRADE_NOTIFY";
+/// The descriptor of the pipe to the upgrading parent, in the new process.
+pub(crate) const UPGRADE_ENV: &str = "SPACED_UPGRADE_FD";
 
 /// Sends notifications; does nothing when no socket is named (not under systemd).
 #[derive(Debug, Default)]
@@ -24,32 +27,42 @@ pub struct Notifier {
 struct Target {
     /// Where to, as named in the environment (for logs).
     name: String,
-    addr: SocketAddr,
-    socket: UnixDatagram,
-    /// The upgrading parent's socket wants one `READY=1` and is gone soon after: set once
-    /// that is sent, so later messages (watchdog pings) do not go to a closed socket.
+    to: To,
+    /// The upgrading parent wants one `READY=1` and is gone soon after: set once that is
+    /// sent, so later messages (watchdog pings) do not go to a closed pipe.
     done: AtomicBool,
-    /// Whether this is the parent's socket (see `done`).
-    parent: bool,
+}
+
+#[derive(Debug)]
+enum To {
+    /// systemd's datagram socket.
+    Socket {
+        addr: SocketAddr,
+        socket: UnixDatagram,
+    },
+    /// The pipe to the upgrading parent: one message a line.
+    Parent(File),
 }
 
 impl Notifier {
-    /// Targets from `NOTIFY_SOCKET` (systemd) and `SPACED_UPGRADE_NOTIFY` (an upgrading
-    /// parent). A name that cannot be used is logged and skipped: supervision is not a
+    /// Targets from `NOTIFY_SOCKET` (systemd) and `SPACED_UPGRADE_FD` (an upgrading
+    /// parent). One that cannot be used is logged and skipped: supervision is not a
     /// reason to refuse to serve.
     pub fn from_env() -> Self {
         let mut targets = Vec::new();
-        for var in ["NOTIFY_SOCKET", UPGRADE_ENV] {
-            let Ok(name) = std::env::var(var) else {
-                continue;
-            };
+        if let Ok(name) = std::env::var("NOTIFY_SOCKET") {
             match target(&name) {
-                Ok(mut t) => {
-                    t.parent = var == UPGRADE_ENV;
-                    targets.push(t);
-                }
+                Ok(t) => targets.push(t),
                 Err(e) => {
-                    tracing::warn!(var, socket = %name, error = %e, "cannot use the notify socket")
+                    tracing::warn!(socket = %name, error = %e, "cannot use the notify socket")
+                }
+            }
+        }
+        if let Ok(fd) = std::env::var(UPGRADE_ENV) {
+            match parent(&fd) {
+                Ok(t) => targets.push(t),
+                Err(e) => {
+                    tracing::warn!(fd, error = %e, "cannot report readiness to the upgrading process")
                 }
             }
         }
@@ -61,21 +74,48 @@ impl Notifier {
         std::env::var_os(UPGRADE_ENV).is_some()
     }
 
-    /// Sends `state` (newline-separated assignments) to every target. Never blocks: the
-    /// sockets are non-blocking, and a full or missing receiver costs one debug line.
+    /// Sends `state` (newline-separated assignments) to every target. Never blocks for
+    /// long: the socket is non-blocking (a full or missing receiver costs one debug line),
+    /// and the parent's pipe gets a few short lines before `READY=1`, far below its buffer.
     pub fn send(&self, state: &str) {
         for t in &self.targets {
             if t.done.load(Ordering::Relaxed) {
                 continue;
             }
-            if let Err(e) = t.socket.send_to_addr(state.as_bytes(), &t.addr) {
-                debug!(socket = %t.name, error = %e, "sd_notify send failed");
-            }
-            if t.parent && state.lines().any(|l| l == "READY=1") {
-                t.done.store(true, Ordering::Relaxed);
+            let sent = match &t.to {
+                To::Socket { addr, socket } => socket.send_to_addr(state.as_bytes(), addr),
+                To::Parent(pipe) => {
+                    let ready = state.lines().any(|l| l == "READY=1");
+                    if ready {
+                        t.done.store(true, Ordering::Relaxed);
+                    }
+                    (&*pipe)
+                        .write_all(format!("{state}\n").as_bytes())
+                        .map(|()| 0)
+                }
+            };
+            if let Err(e) = sent {
+                debug!(target = %t.name, error = %e, "sd_notify send failed");
             }
         }
     }
+}
+
+/// The pipe to the upgrading parent, by descriptor number. Opened anew through
+/// `/proc/self/fd` (a pipe allows it), which needs no `unsafe` to own a raw descriptor.
+fn parent(fd: &str) -> io::Result<Target> {
+    let n: u32 = fd
+        .trim()
+        .parse()
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "not a descriptor number"))?;
+    let pipe = File::options()
+        .write(true)
+        .open(format!("/proc/self/fd/{n}"))?;
+    Ok(Target {
+        name: format!("fd {n}"),
+        to: To::Parent(pipe),
+        done: AtomicBool::new(false),
+    })
 }
 
 fn target(name: &str) -> io::Result<Target> {
@@ -93,10 +133,8 @@ fn target(name: &str) -> io::Result<Target> {
     socket.set_nonblocking(true)?;
     Ok(Target {
         name: name.to_string(),
-        addr,
-        socket,
+        to: To::Socket { addr, socket },
         done: AtomicBool::new(false),
-        parent: false,
     })
 }
 
@@ -155,6 +193,25 @@ mod tests {
         assert_eq!(&buf[..got], b"READY=1");
         assert!(target("relative").is_err());
         let _ = std::fs::remove_file(&dir);
+    }
+
+    #[test]
+    fn the_parent_pipe_gets_messages_until_ready() {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let (mut reader, writer) = std::io::pipe().unwrap();
+        let n = Notifier {
+            targets: vec![parent(&writer.as_raw_fd().to_string()).unwrap()],
+        };
+        drop(writer);
+        n.send("STATUS=starting");
+        n.send("MAINPID=1\nREADY=1");
+        n.send("WATCHDOG=1");
+        drop(n);
+        let mut got = String::new();
+        reader.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "STATUS=starting\nMAINPID=1\nREADY=1\n");
+        assert!(parent("x").is_err());
     }
 
     #[test]

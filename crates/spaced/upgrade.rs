@@ -6,21 +6,21 @@
 //! 3), so the new process takes them the way it takes a socket unit's, by address. Both
 //! processes then share each socket (one accept queue, one UDP receive queue): nothing sent
 //! during the overlap can land on a socket nobody reads. The new process reports `READY=1`
-//! on an abstract datagram socket named in `SPACED_UPGRADE_NOTIFY`, with the same sender
-//! it uses for systemd.
+//! on a pipe whose write end it gets as the descriptor after the sockets
+//! (`SPACED_UPGRADE_FD`), with the same sender it uses for systemd: the pipe is private to
+//! the two processes (an abstract socket's name shows in `/proc/net/unix`).
 
 use std::ffi::OsStr;
-use std::os::linux::net::SocketAddrExt;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::net::SocketAddr as UnixAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use command_fds::{CommandFdExt, FdMapping};
-use tokio::net::UnixDatagram;
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
 
 use crate::notify::UPGRADE_ENV;
 
@@ -30,9 +30,6 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The first descriptor of `LISTEN_FDS` (`SD_LISTEN_FDS_START`).
 const FIRST_FD: i32 = 3;
 
-/// Tells one upgrade's readiness socket from the next in the same process.
-static ATTEMPT: AtomicU32 = AtomicU32::new(0);
-
 /// Starts the new process and waits until it reports ready. Returns its PID.
 ///
 /// # Errors
@@ -41,16 +38,7 @@ static ATTEMPT: AtomicU32 = AtomicU32::new(0);
 pub async fn start() -> Result<u32> {
     let exe = executable()?;
     let held = spaced_net::listeners::handoff().context("duplicate the listening sockets")?;
-    let name = format!(
-        "spaced-upgrade-{}-{}",
-        std::process::id(),
-        ATTEMPT.fetch_add(1, Ordering::Relaxed)
-    );
-    let addr = UnixAddr::from_abstract_name(name.as_bytes()).context("readiness socket name")?;
-    let std_rx =
-        std::os::unix::net::UnixDatagram::bind_addr(&addr).context("bind the readiness socket")?;
-    std_rx.set_nonblocking(true)?;
-    let rx = UnixDatagram::from_std(std_rx)?;
+    let (reader, writer) = std::io::pipe().context("create the readiness pipe")?;
 
     let names: Vec<&str> = held.iter().map(|h| h.name.as_str()).collect();
     let mut cmd = tokio::process::Command::new(&exe);
@@ -63,33 +51,51 @@ pub async fn start() -> Result<u32> {
         // systemd names the watchdog's process by PID; the new one pings as its own once
         // it has taken MAINPID= (the unit's NotifyAccess=all lets it).
         .env_remove("WATCHDOG_PID")
-        .env(UPGRADE_ENV, format!("@{name}"))
         .stdin(Stdio::null());
-    let mut mappings = Vec::with_capacity(held.len());
-    for (i, h) in held.into_iter().enumerate() {
+    let count = i32::try_from(held.len()).context("too many sockets")?;
+    let mut mappings = Vec::with_capacity(held.len() + 1);
+    for (h, child_fd) in held.into_iter().zip(FIRST_FD..) {
         mappings.push(FdMapping {
             parent_fd: h.fd,
-            child_fd: FIRST_FD + i32::try_from(i).context("too many sockets")?,
+            child_fd,
         });
     }
+    // The readiness pipe's write end follows the sockets.
+    let ready_fd = FIRST_FD + count;
+    mappings.push(FdMapping {
+        parent_fd: writer.into(),
+        child_fd: ready_fd,
+    });
+    cmd.env(UPGRADE_ENV, ready_fd.to_string());
     cmd.fd_mappings(mappings)
         .map_err(|e| anyhow!("hand the sockets over: {e}"))?;
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("start {}", exe.display()))?;
+    let spawned = cmd.spawn();
+    // The command holds this process's copies of the sockets and of the pipe's write end:
+    // gone with it, so the pipe ends when the new process does.
+    drop(cmd);
+    let mut child = spawned.with_context(|| format!("start {}", exe.display()))?;
     let pid = child.id().unwrap_or(0);
-    let mut buf = vec![0u8; 4096];
+    let mut rx =
+        pipe::Receiver::from_owned_fd(OwnedFd::from(reader)).context("read the readiness pipe")?;
+    let mut said = Vec::new();
+    let mut open = true;
+    let mut buf = [0u8; 1024];
     let deadline = tokio::time::sleep(READY_TIMEOUT);
     tokio::pin!(deadline);
     loop {
         tokio::select! {
-            got = rx.recv(&mut buf) => {
-                let n = got.context("read the readiness socket")?;
-                let text = String::from_utf8_lossy(&buf[..n]);
-                if text.lines().any(|l| l == "READY=1") {
-                    return Ok(pid);
+            got = rx.read(&mut buf), if open => match got {
+                Ok(0) | Err(_) => open = false,
+                Ok(n) => {
+                    // Bounded: a new process says a few lines before READY=1.
+                    if said.len() < 64 * 1024 {
+                        said.extend_from_slice(&buf[..n]);
+                    }
+                    if said.split(|&b| b == b'\n').any(|l| l == b"READY=1") {
+                        return Ok(pid);
+                    }
                 }
-            }
+            },
             status = child.wait() => {
                 let status = status.context("wait for the new process")?;
                 bail!("new process {pid} ({}) exited before it was ready: {status}", exe.display());
