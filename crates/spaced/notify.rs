@@ -199,7 +199,7 @@ mod tests {
     fn the_parent_pipe_gets_messages_until_ready() {
         use std::io::Read;
         use std::os::fd::AsRawFd;
-        let (mut reader, writer) = std::io::pipe().unwrap();
+        let (mut reader, writer) = io::pipe().unwrap();
         let n = Notifier {
             targets: vec![parent(&writer.as_raw_fd().to_string()).unwrap()],
         };
