@@ -16,5 +16,6 @@ pub mod notify;
 pub mod reload;
 mod rfc3339;
 pub mod upgrade;
+pub mod warnings;
 
 pub use daemon::{Addrs, Daemon, Options, run};

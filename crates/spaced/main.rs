@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout)]
 
 mod cli;
+mod docgen;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Demo { config } => serve(|| spaced::demo::run(config)),
+        Command::Docs(docs) => docgen::run(&docs),
     }
 }
 
@@ -89,7 +91,9 @@ fn check(file: &Path) -> ExitCode {
                 p.tls.len(),
             );
             // What a start would have: the soft limit raised to the hard one.
-            if let Some(w) = spaced::limits::warning(p, spaced::limits::hard_nofile()) {
+            let nofile = spaced::limits::warning(p, spaced::limits::hard_nofile());
+            // On stderr: stdout stays the one-line summary scripts read.
+            for w in spaced::warnings::collect(p).into_iter().chain(nofile) {
                 eprintln!("{}: warning: {w}", file.display());
             }
             ExitCode::SUCCESS

@@ -6,6 +6,8 @@ mod harness;
 
 mod admin;
 mod cli;
+mod docgen;
+mod ops;
 mod process;
 mod reload;
 mod stack;
