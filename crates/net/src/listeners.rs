@@ -137,10 +137,18 @@ pub fn adopt_inherited() -> (Vec<Adopted>, Vec<Refused>) {
     (adopted, refused)
 }
 
-/// Whether an inherited socket holds `addr` (either transport): the daemon's probe for a
-/// second daemon on its ports must not count it.
+/// Whether an inherited socket holds `addr` or overlaps it (either transport; the same
+/// port, with the same address or either a wildcard): the daemon's probe for a second
+/// daemon on its ports must not count this process's own sockets. A socket unit that
+/// passes `0.0.0.0:80` for a config that also binds `10.0.0.2:80` itself needs
+/// `ReusePort=yes`, as the two must share the port.
 pub fn is_inherited(addr: SocketAddr) -> bool {
-    registry().inherited.iter().any(|h| h.local == addr)
+    registry().inherited.iter().any(|h| {
+        h.local.port() == addr.port()
+            && (h.local.ip() == addr.ip()
+                || h.local.ip().is_unspecified()
+                || addr.ip().is_unspecified())
+    })
 }
 
 /// The inherited socket of `transport` on exactly `addr`, taken out of the registry.
@@ -243,5 +251,20 @@ mod tests {
         assert_eq!(again.local_addr().unwrap(), addr);
         assert!(!is_inherited(addr));
         assert!(close_unclaimed().is_empty());
+
+        // A wildcard covers every address on its port, for the probe.
+        let any = crate::tcp_listener("0.0.0.0:0".parse().unwrap()).unwrap();
+        let port = any.local_addr().unwrap().port();
+        registry().inherited.push(Held {
+            transport: Transport::Tcp,
+            local: any.local_addr().unwrap(),
+            name: "any".into(),
+            fd: any.into_std().unwrap().into(),
+        });
+        assert!(is_inherited(SocketAddr::from(([127, 0, 0, 5], port))));
+        assert!(!is_inherited(SocketAddr::from(([127, 0, 0, 5], port ^ 1))));
+        // Not taken for another address: only the exact one is.
+        assert!(take(Transport::Tcp, SocketAddr::from(([127, 0, 0, 5], port))).is_none());
+        assert_eq!(close_unclaimed().len(), 1);
     }
 }
