@@ -20,6 +20,10 @@ pub fn collect(policy: &Policy) -> Vec<String> {
             ));
         }
     }
+    // A warning, not an error: the demo and local samples dial their dynos on loopback.
+    if let Some(w) = spaced_config::egress_warning(&policy.egress) {
+        out.push(w.to_owned());
+    }
     out
 }
 

@@ -236,7 +236,7 @@ fn socket_activation_serves_on_the_sockets_it_is_given() {
     let egress = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let text = ports.policy(
         b.addr,
-        &format!("\n[egress]\nlisten = [\"{egress}\"]\nsource_ips = [\"127.0.0.1\"]\ndeny = []\n"),
+        &format!("\n[egress]\nlisten = [\"{egress}\"]\nsource_ips = [\"127.0.0.1\"]\ndefault_deny = false\n"),
     );
     std::fs::write(dir.path("spaced.toml"), &text).unwrap();
     // The resolver's UDP socket from one activator, which passes it on to a second that

@@ -176,3 +176,28 @@ fn other_files_written_beside_the_config_do_not_reload() {
     wait_for("version 2 after the edit", WAIT, || spaced.version() == 2);
     assert_ne!(reloads(), before);
 }
+
+/// Issue 19: a secret mistyped in an edit (an integer `egress_token`) is rejected by key
+/// and problem; neither `POST /reload` nor `GET /config`'s `last_error` shows the value.
+#[test]
+fn a_rejected_secret_is_not_published_by_the_admin_api() {
+    let dir = ConfigDir::new();
+    let admin = admin_addr();
+    std::fs::write(dir.path("trusted.txt"), "127.0.0.0/8\n").unwrap();
+    dir.write_atomic("spaced.toml", &policy(admin, APP_A));
+    let _spaced = Spaced::start(&dir.path("spaced.toml"), admin, &["--no-watch"]);
+    for bad in [
+        "egress_token = 987654321",
+        "egress_token = [\"s3cr3t-987654321\"]",
+        "egress_token = \"s3cr3t\\u0007987654321\"",
+    ] {
+        dir.write_atomic("spaced.toml", &policy(admin, &format!("{APP_A}{bad}\n")));
+        let (status, body) = http(admin, "POST", "/reload").unwrap();
+        assert_eq!(status, 422, "{body}");
+        assert!(body.contains("egress_token"), "{body}");
+        assert!(!body.contains("987654321"), "{bad}: {body}");
+        let last = config_json(admin)["last_error"].to_string();
+        assert!(last.contains("egress_token"), "{last}");
+        assert!(!last.contains("987654321"), "{bad}: {last}");
+    }
+}

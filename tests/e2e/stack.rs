@@ -47,7 +47,7 @@ listen = ["127.0.0.1:0"]
 listen = ["127.0.0.1:0"]
 socks_listen = ["127.0.0.1:0"]
 source_ips = ["127.0.0.10"]
-deny = []
+default_deny = false
 
 [admin]
 listen = "127.0.0.1:0"

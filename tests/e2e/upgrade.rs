@@ -86,7 +86,7 @@ fn three_upgrades_under_load_refuse_and_lose_nothing() {
         .policy(
             b.addr,
             &format!(
-                "\n[daemon]\ndrain_timeout = \"10s\"\n\n[egress]\nlisten = [\"{egress}\"]\nsocks_listen = [\"{socks}\"]\ntransparent_listen = [\"{transparent}\"]\nsource_ips = [\"127.0.0.1\"]\ndeny = []\n\n[[tls]]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n"
+                "\n[daemon]\ndrain_timeout = \"10s\"\n\n[egress]\nlisten = [\"{egress}\"]\nsocks_listen = [\"{socks}\"]\ntransparent_listen = [\"{transparent}\"]\nsource_ips = [\"127.0.0.1\"]\ndefault_deny = false\n\n[[tls]]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n"
             ),
         )
         .replace(

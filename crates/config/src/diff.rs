@@ -141,6 +141,8 @@ impl Policy {
             || !same_set(&e.deny, &g.deny)
             || e.ports != g.ports
             || e.max_per_destination != g.max_per_destination
+            || e.max_connections != g.max_connections
+            || e.default_deny != g.default_deny
             || e.connect_timeout != g.connect_timeout
             || e.idle_timeout != g.idle_timeout
         {

@@ -143,6 +143,18 @@ pub enum ErrorKind {
         /// What would do.
         expected: &'static str,
     },
+    /// A secret-bearing value (`egress_token`) that cannot be used. Unlike
+    /// [`ErrorKind::Invalid`] it never holds the value: errors are printed by `spaced
+    /// check`, logged and shown by `GET /config`.
+    #[error("invalid {key}: the value {problem}; expected {expected} (the value is not shown)")]
+    BadSecret {
+        /// The key.
+        key: &'static str,
+        /// What is wrong with it, without quoting it.
+        problem: &'static str,
+        /// What would do.
+        expected: &'static str,
+    },
     /// Two dynos of one process with one number.
     #[error("duplicate dyno number {number} for process {process:?} of app {app:?}")]
     DuplicateDynoNumber {

@@ -25,6 +25,38 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The IPv4 address an IPv6 destination leads to, for the forms that embed one (after
+/// [`canonical`] has folded IPv4-mapped `::ffff:0:0/96`):
+/// - NAT64, well-known `64:ff9b::/96` (RFC 6052) and local-use `64:ff9b:1::/48` (RFC
+///   8215, read with the common /96 layout): the last 32 bits;
+/// - 6to4 `2002::/16` (RFC 3056): bits 16 to 47, where the relay delivers;
+/// - IPv4-compatible `::/96` (RFC 4291, deprecated; `::` and `::1` excepted) and SIIT
+///   `::ffff:0:0:0/96` (RFC 2765): the last 32 bits.
+///
+/// The egress matches IPv4 `allow`/`deny` rules against this address too: a translator
+/// or relay on the path turns `64:ff9b::a9fe:a9fe` into `169.254.169.254`, so a rule that
+/// stopped only the IPv4 form would be no rule.
+///
+/// ```
+/// use spaced_config::embedded_v4;
+/// let v4 = |s: &str| embedded_v4(s.parse().unwrap());
+/// assert_eq!(v4("64:ff9b::169.254.169.254"), Some("169.254.169.254".parse().unwrap()));
+/// assert_eq!(v4("2002:7f00:1::"), Some("127.0.0.1".parse().unwrap()));
+/// assert_eq!(v4("2001:db8::1"), None);
+/// ```
+pub fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let bits = u128::from(ip);
+    let last32 = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
+    match s {
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] | [0x64, 0xff9b, 1, ..] => Some(last32),
+        [0x2002, a, b, ..] => Some(Ipv4Addr::from((u32::from(a) << 16) | u32::from(b))),
+        [0, 0, 0, 0, 0, 0, _, _] if bits > 1 => Some(last32),
+        [0, 0, 0, 0, 0xffff, 0, _, _] => Some(last32),
+        _ => None,
+    }
+}
+
 /// The inclusive range one CIDR covers, in the family it matches in.
 enum Span {
     V4(u32, u32),

@@ -24,7 +24,8 @@ pub use compile::{Loaded, Source, load_file, parse};
 pub use diff::PolicyDiff;
 pub use duration::parse_duration;
 pub use error::{ConfigError, ErrorKind, Errors};
-pub use ipset::{IpSet, canonical};
+pub use ipset::{IpSet, canonical, embedded_v4};
+pub use policy::egress_warning;
 pub use policy::{
     Admin, App, Balance, Daemon, Dyno, Egress, HealthCheck, HostTable, Policy, Ports, Resolver,
     Router, Routing, Space, Timeouts, TlsCert,

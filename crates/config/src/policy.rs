@@ -161,9 +161,13 @@ pub struct Egress {
     pub source_ips: Vec<IpAddr>,
     /// Destinations allowed; empty set means any not denied.
     pub allow: IpSet,
-    /// Destinations never dialled (defaults applied when the key is absent).
+    /// `egress.default_deny`: whether the built-in deny list is part of `deny` (only
+    /// `false` in the file turns it off; `spaced check` warns about that).
+    pub default_deny: bool,
+    /// Destinations never dialled: the file's `deny` plus, unless `default_deny = false`,
+    /// the built-in list.
     pub deny: IpSet,
-    /// The CIDRs `deny` was built from, in file order (or the defaults): a refusal names
+    /// The CIDRs `deny` was built from, in file order, then the built-in list: a refusal names
     /// the rule that matched, not the merged range of `deny`, which can span several rules
     /// (the defaults `224.0.0.0/4` and `240.0.0.0/4` merge into `224.0.0.0/3`).
     pub deny_rules: Vec<IpNet>,
@@ -171,10 +175,21 @@ pub struct Egress {
     pub ports: Ports,
     /// Connections at once per (source IP, destination IP, port).
     pub max_per_destination: u32,
+    /// `egress.max_connections` (an addition to CONFIG.md): client connections open at
+    /// once over every egress listener; beyond, a new one is closed at accept.
+    pub max_connections: usize,
     /// Dial deadline.
     pub connect_timeout: Duration,
     /// A tunnel idle this long in both directions is closed.
     pub idle_timeout: Duration,
+}
+
+/// What `spaced check` warns about in `[egress]` (exit status stays 0): the built-in deny
+/// list turned off, which opens loopback (the admin API among it) and cloud metadata.
+pub fn egress_warning(egress: &Egress) -> Option<&'static str> {
+    (!egress.default_deny).then_some(
+        "egress.default_deny = false: the built-in deny list (loopback, link-local and cloud metadata, 0.0.0.0/8, 100.64.0.0/10, multicast, reserved, and their IPv6 forms) is off; apps may reach this host's admin API and the cloud metadata service",
+    )
 }
 
 impl Egress {

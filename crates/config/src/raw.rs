@@ -15,6 +15,87 @@ pub(crate) fn items(list: &SpannedList) -> &[S] {
     list.as_ref().map_or(&[], |l| l.get_ref().as_slice())
 }
 
+/// Names a secret-bearing key for the errors of [`Secret`].
+pub(crate) trait SecretKey {
+    /// The key path as the operator reads it (`app.egress_token`).
+    const NAME: &'static str;
+}
+
+/// `[[app]] egress_token`.
+pub(crate) struct EgressToken;
+
+impl SecretKey for EgressToken {
+    const NAME: &'static str = "app.egress_token";
+}
+
+/// The text of a secret-bearing key. serde's type errors quote the value they met
+/// (``invalid type: integer `987654321`, expected a string``), and that message reaches
+/// `spaced check`, the log and `GET /config`: a token mistyped as a number would be
+/// published. This type's errors name the key and the kind of value found, never the
+/// value; and its `Debug` hides the text, so a stray `{:?}` of a raw section cannot print
+/// it either. Other secret-bearing keys get their own [`SecretKey`] marker.
+pub(crate) struct Secret<K>(pub(crate) String, std::marker::PhantomData<K>);
+
+impl<K> std::fmt::Debug for Secret<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl<'de, K: SecretKey> Deserialize<'de> for Secret<K> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<K>(std::marker::PhantomData<K>);
+        /// The error for a value of the wrong kind: the key and the kind only.
+        fn wrong<K: SecretKey, E: serde::de::Error>(kind: &str) -> E {
+            E::custom(format_args!(
+                "invalid type for {}: {kind}, expected a string (the value of a secret is not shown)",
+                K::NAME
+            ))
+        }
+        impl<'de, K: SecretKey> serde::de::Visitor<'de> for Visitor<K> {
+            type Value = Secret<K>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret<K>, E> {
+                Ok(Secret(v.to_owned(), std::marker::PhantomData))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Secret<K>, E> {
+                Ok(Secret(v, std::marker::PhantomData))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Secret<K>, E> {
+                Err(wrong::<K, E>("boolean"))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Secret<K>, E> {
+                Err(wrong::<K, E>("integer"))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Secret<K>, E> {
+                Err(wrong::<K, E>("integer"))
+            }
+            fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<Secret<K>, E> {
+                Err(wrong::<K, E>("integer"))
+            }
+            fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<Secret<K>, E> {
+                Err(wrong::<K, E>("integer"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret<K>, E> {
+                Err(wrong::<K, E>("float"))
+            }
+            fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<Secret<K>, E> {
+                Err(wrong::<K, E>("bytes"))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Secret<K>, A::Error> {
+                Err(wrong::<K, A::Error>("array"))
+            }
+            // A table, and a TOML date-time (which toml hands over as a one-key map).
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Secret<K>, A::Error> {
+                Err(wrong::<K, A::Error>("table or date-time"))
+            }
+        }
+        d.deserialize_any(Visitor(std::marker::PhantomData))
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConfig {
@@ -142,9 +223,11 @@ pub(crate) struct RawEgress {
     #[serde(default)]
     pub(crate) allow: Vec<S>,
     pub(crate) deny: Option<Vec<S>>,
+    pub(crate) default_deny: Option<bool>,
     #[serde(default)]
     pub(crate) ports: Vec<Spanned<RawPort>>,
     pub(crate) max_per_destination: Option<Spanned<i64>>,
+    pub(crate) max_connections: Option<Spanned<i64>>,
     pub(crate) connect_timeout: Option<S>,
     pub(crate) idle_timeout: Option<S>,
 }
@@ -175,7 +258,7 @@ pub(crate) struct RawApp {
     pub(crate) routing: Option<S>,
     pub(crate) trusted: Option<Vec<S>>,
     pub(crate) health_path: Option<S>,
-    pub(crate) egress_token: Option<S>,
+    pub(crate) egress_token: Option<Spanned<Secret<EgressToken>>>,
     pub(crate) egress_token_file: Option<S>,
     #[serde(default)]
     pub(crate) dyno: Vec<Spanned<RawDyno>>,

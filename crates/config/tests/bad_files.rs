@@ -399,3 +399,58 @@ fn unreadable_files_are_classified_as_io() {
     let wrong = "[space]\nname = \"s\"\ntrusted = [\"x\"]\n";
     assert!(!parse(wrong.as_bytes(), &source).unwrap_err().is_io());
 }
+
+/// Hostile-input corpus, secrets (issue 19): a secret-bearing value of the wrong type or an
+/// unusable one is reported at its place, naming the key and the problem, never the value
+/// (the message is printed by `spaced check`, logged and shown by `GET /config`).
+#[test]
+fn a_secret_is_never_echoed() {
+    let app = |value: &str| {
+        format!("[space]\nname = \"s\"\n[[app]]\nname = \"api\"\negress_token = {value}\n")
+    };
+    // (the value as written, the text that must not appear, the problem the message names)
+    let cases: &[(&str, &str, &str)] = &[
+        ("987654321", "987654321", "integer"),
+        ("-987654321", "987654321", "integer"),
+        ("0x3ade68b1", "3ade68b1", "integer"),
+        ("9876.54321", "54321", "float"),
+        ("6.02e23", "6.02", "float"),
+        ("true", "true", "boolean"),
+        ("1979-05-27T07:32:00Z", "1979-05-27", "date-time"),
+        ("07:32:00", "07:32", "date-time"),
+        ("[\"s3cr3t-in-array\"]", "s3cr3t", "array"),
+        ("{ v = \"s3cr3t-in-table\" }", "s3cr3t", "table"),
+        ("\"\"", "egress_token = \"\"", "is empty"),
+        ("\"s3cr3t\\u0001x\"", "s3cr3t", "control character"),
+        ("\"\"\"s3cr3t\nsecond\"\"\"", "s3cr3t", "control character"),
+        ("'s3cr3t\tTAB'", "s3cr3t", "control character"),
+    ];
+    for &(value, secret, problem) in cases {
+        let out = errors(&app(value));
+        assert!(out.starts_with("t.toml:5:16: "), "{value}: {out}");
+        assert!(
+            out.contains("egress_token"),
+            "{value}: key not named: {out}"
+        );
+        assert!(out.contains(problem), "{value}: problem not named: {out}");
+        assert!(
+            !out.contains(secret),
+            "{value}: the secret is echoed: {out}"
+        );
+        assert_eq!(out.lines().count(), 1, "{value}: {out}");
+    }
+    // Syntax errors inside the value and a repeated key: located, value not quoted.
+    for (text, secret) in [
+        (app("s3cr3t-bare"), "s3cr3t"),
+        (app("\"s3cr3t-unterminated"), "s3cr3t"),
+        (app("\"s3cr3t\\q\""), "s3cr3t"),
+        (
+            "[space]\nname = \"s\"\n[[app]]\nname = \"api\"\negress_token = \"first-s3cr3t\"\negress_token = \"second-s3cr3t\"\n".to_owned(),
+            "s3cr3t",
+        ),
+    ] {
+        let out = errors(&text);
+        assert!(out.starts_with("t.toml:"), "{text}: {out}");
+        assert!(!out.contains(secret), "{text}: the secret is echoed: {out}");
+    }
+}

@@ -95,10 +95,22 @@ fn example_toml_from_the_contract_loads() {
     assert_eq!(p.apps.len(), 1);
     assert_eq!(p.app_for_host("x.api.example.com").unwrap().name, "api");
     assert!(p.egress.deny.contains(ip("169.254.169.254")));
-    assert!(
-        !p.egress.deny.contains(ip("127.0.0.1")),
-        "an explicit deny replaces the default"
-    );
+    // Issue 18: copying the example (an explicit `deny`) once dropped the built-in list and
+    // opened loopback, the admin API included. An explicit `deny` is added to it.
+    assert!(p.egress.default_deny);
+    for a in [
+        "127.0.0.1",
+        "::1",
+        "0.0.0.1",
+        "100.64.0.1",
+        "fe80::1",
+        "fec0::1",
+        "100::1",
+    ] {
+        assert!(p.egress.deny.contains(ip(a)), "{a}");
+    }
+    assert!(!p.egress.deny.contains(ip("93.184.216.34")));
+    assert_eq!(spaced_config::egress_warning(&p.egress), None);
 }
 
 #[test]

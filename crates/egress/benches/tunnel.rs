@@ -21,7 +21,7 @@ internal = ["127.0.0.0/8"]
 listen = ["127.0.0.1:0"]
 socks_listen = ["127.0.0.1:0"]
 source_ips = ["127.0.0.10"]
-deny = []
+default_deny = false
 "#;
 
 async fn origin() -> SocketAddr {

@@ -71,9 +71,11 @@ impl Refusal {
     }
 }
 
-/// Whether `peer` may use the gateway at all (checked before anything else is read).
+/// Whether `peer` may use the gateway at all (checked at accept, before anything is read):
+/// in `space.internal` and not in `space.blocked`, which wins over it.
 pub fn is_internal(policy: &Policy, peer: IpAddr) -> bool {
-    policy.space.internal.contains(peer)
+    let peer = spaced_config::canonical(peer);
+    policy.space.internal.contains(peer) && !policy.space.blocked.contains(peer)
 }
 
 /// Whether credentials are required of clients not known by address: when some app has

@@ -151,7 +151,6 @@ pub async fn spawn(store: Arc<Store>, shutdown: Shutdown) -> Result<Handle, Egre
             let local = l
                 .local_addr()
                 .map_err(|source| EgressError::LocalAddr { kind: name, source })?;
-            nodelay_for_accepted(&l);
             match kind {
                 Kind::Http => handle.listen.push(local),
                 Kind::Socks => handle.socks_listen.push(local),
@@ -167,38 +166,37 @@ pub async fn spawn(store: Arc<Store>, shutdown: Shutdown) -> Result<Handle, Egre
     Ok(handle)
 }
 
-/// The accept loop of one listener. Transient accept errors (out of file descriptors,
-/// buffers) pause briefly instead of spinning or ending the listener.
+/// The accept loop of one listener: `spaced_net::serve`, the one every TCP listener of
+/// every component uses (it pauses only when descriptors or memory run out). Admission
+/// right after accept, before a byte is read (BEHAVIOR.md "Egress": clients in
+/// `space.internal` only; `space.blocked` wins over it): an outsider is closed at once
+/// rather than held through a handshake timeout. Then `egress.max_connections`, over every
+/// egress listener.
 async fn serve(listener: TcpListener, kind: Kind, shared: Arc<Shared>, shutdown: Shutdown) {
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => r,
+    let admit = |peer: SocketAddr| {
+        let policy = shared.store.load();
+        shared.limit.set_max(policy.egress.max_connections);
+        if identity::is_internal(&policy, peer.ip()) {
+            return true;
+        }
+        shared.refused.outside.inc();
+        tracing::debug!(client.addr = %peer, "egress: client outside the space or blocked, closed");
+        false
+    };
+    let handle = |stream: TcpStream, peer: SocketAddr| {
+        let Some(slot) = shared.limit.try_acquire() else {
+            shared.refused.over_limit.inc();
+            tracing::debug!(client.addr = %peer, "egress.max_connections reached, closed");
+            return;
         };
-        let (stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                if e.kind() != std::io::ErrorKind::ConnectionAborted {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                continue;
-            }
-        };
-        // TCP_NODELAY came from the listener (see `nodelay_for_accepted`).
-        let shared = shared.clone();
-        let sd = shutdown.clone();
-        shutdown.spawn(handle_conn(kind, shared, stream, peer, sd));
-    }
-}
-
-/// Sets `TCP_NODELAY` on a listener: Linux copies it to every accepted socket, so a tunnel's
-/// small writes (a TLS handshake through CONNECT) are not held back by Nagle, without one
-/// setsockopt per connection. Failing only means Nagle's default, which still works.
-fn nodelay_for_accepted(listener: &TcpListener) {
-    if let Err(e) = socket2::SockRef::from(listener).set_tcp_nodelay(true) {
-        tracing::debug!(error = %e, "TCP_NODELAY on the egress listener");
+        let conn = handle_conn(kind, shared.clone(), stream, peer, shutdown.clone());
+        shutdown.spawn(async move {
+            let _slot = slot;
+            conn.await;
+        });
+    };
+    if let Err(e) = spaced_net::serve(listener, shutdown.clone(), admit, handle).await {
+        tracing::error!(error = %e, "egress listener stopped");
     }
 }
 
@@ -214,20 +212,5 @@ async fn handle_conn(
         Kind::Http => http::serve_conn(shared, stream, peer, shutdown).await,
         Kind::Socks => socks::serve_conn(shared, stream, peer).await,
         Kind::Transparent => transparent::serve_conn(shared, stream, peer).await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn accepted_sockets_inherit_nodelay_from_the_listener() {
-        let listener = spaced_net::tcp_listener("127.0.0.1:0".parse().unwrap()).unwrap();
-        nodelay_for_accepted(&listener);
-        let addr = listener.local_addr().unwrap();
-        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        let (_client, (server, _)) = (client.unwrap(), accepted.unwrap());
-        assert!(server.nodelay().unwrap());
     }
 }

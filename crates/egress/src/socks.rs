@@ -158,8 +158,8 @@ async fn tunnel(
 /// the space needs no credentials. Otherwise user/password, when offered. Asking a client
 /// that offers both for credentials it does not need would break some of them: Java's
 /// SOCKS client (JDBC) answers with the local user name and an empty password. A client
-/// outside the space goes through the handshake and is refused at its request with 0x02,
-/// the contract's answer (nothing is dialled either way).
+/// outside the space (or blocked) never gets here: the accept loop closed it. Should a
+/// reload push it out between accept and now, it is refused at its request with 0x02.
 async fn negotiate(
     policy: &spaced_config::Policy,
     stream: &mut TcpStream,

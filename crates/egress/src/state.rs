@@ -20,6 +20,9 @@ pub(crate) struct Shared {
     pub(crate) sources: Sources,
     /// Refusals before any dial, by reason.
     pub(crate) refused: Refused,
+    /// `egress.max_connections` over every listener; the accept loop sets the cap from
+    /// the policy it reads per connection, so a reload applies to the next accept.
+    pub(crate) limit: spaced_net::ConnLimit,
 }
 
 /// Refusal counters (`spaced_egress_refused_total{reason=…}`).
@@ -31,10 +34,12 @@ pub(crate) struct Refused {
     pub(crate) bad_request: Counter,
     pub(crate) resolve: Counter,
     pub(crate) no_source: Counter,
+    /// Closed at accept: `egress.max_connections` reached.
+    pub(crate) over_limit: Counter,
 }
 
 impl Refused {
-    fn all(&self) -> [(&'static str, &Counter); 6] {
+    fn all(&self) -> [(&'static str, &Counter); 7] {
         [
             ("outside", &self.outside),
             ("auth", &self.auth),
@@ -42,6 +47,7 @@ impl Refused {
             ("bad_request", &self.bad_request),
             ("resolve", &self.resolve),
             ("no_source", &self.no_source),
+            ("over_limit", &self.over_limit),
         ]
     }
 
@@ -56,11 +62,13 @@ impl Refused {
 
 impl Shared {
     pub(crate) fn new(store: Arc<Store>) -> Self {
+        let limit = spaced_net::ConnLimit::new(store.load().egress.max_connections);
         Self {
             store,
             dests: Arc::default(),
             sources: Sources::default(),
             refused: Refused::default(),
+            limit,
         }
     }
 

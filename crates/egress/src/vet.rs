@@ -73,6 +73,11 @@ impl fmt::Display for Range {
 
 /// Checks one destination against the policy.
 ///
+/// An IPv6 destination that embeds an IPv4 address (NAT64, 6to4, IPv4-compatible, SIIT:
+/// [`spaced_config::embedded_v4`]) is matched as itself and as that IPv4 address: denied
+/// when either is denied, allowed when either is allowed. A translator or relay on the way
+/// delivers to the IPv4 address, so `169.254.0.0/16` must stop `64:ff9b::a9fe:a9fe` too.
+///
 /// # Errors
 /// The first rule that forbids it: `ports`, then `deny` (which wins over `allow`), then
 /// `allow`.
@@ -81,22 +86,31 @@ pub fn vet(egress: &Egress, dest: SocketAddr) -> Result<(), Denied> {
         return Err(Denied::Port(dest.port()));
     }
     let ip = spaced_config::canonical(dest.ip());
-    if egress.deny.contains(ip) {
-        // The configured rule; the merged range only if the two ever disagreed.
-        let rule = egress.deny_rule(ip).map_or_else(
-            || {
-                range_of(&egress.deny, ip)
-                    .unwrap_or(Range {
-                        first: ip,
-                        last: ip,
-                    })
-                    .to_string()
-            },
-            |net| net.to_string(),
-        );
-        return Err(Denied::Deny { addr: ip, rule });
+    let inner = match ip {
+        IpAddr::V6(v6) => spaced_config::embedded_v4(v6).map(IpAddr::V4),
+        IpAddr::V4(_) => None,
+    };
+    for form in std::iter::once(ip).chain(inner) {
+        if egress.deny.contains(form) {
+            // The configured rule; the merged range only if the two ever disagreed.
+            let rule = egress.deny_rule(form).map_or_else(
+                || {
+                    range_of(&egress.deny, form)
+                        .unwrap_or(Range {
+                            first: form,
+                            last: form,
+                        })
+                        .to_string()
+                },
+                |net| net.to_string(),
+            );
+            return Err(Denied::Deny { addr: ip, rule });
+        }
     }
-    if !egress.allow.is_empty() && !egress.allow.contains(ip) {
+    if !egress.allow.is_empty()
+        && !egress.allow.contains(ip)
+        && !inner.is_some_and(|v4| egress.allow.contains(v4))
+    {
         return Err(Denied::NotAllowed(ip));
     }
     Ok(())
@@ -162,6 +176,57 @@ mod tests {
         assert!(vet(&e, sa("93.184.216.34:443")).is_ok());
     }
 
+    /// Issue 19: the IPv6 forms that embed an IPv4 address are matched as that address too,
+    /// and the IPv6 ranges of the built-in list; the refusal names the rule.
+    #[test]
+    fn embedded_ipv4_forms_are_denied_by_the_ipv4_rule() {
+        let e = egress("");
+        for (dest, rule) in [
+            ("[64:ff9b::a9fe:a9fe]:80", "deny:169.254.0.0/16"),
+            ("[64:ff9b::7f00:1]:80", "deny:127.0.0.0/8"),
+            ("[64:ff9b:1::a9fe:a9fe]:80", "deny:64:ff9b:1::/48"),
+            ("[2002:a9fe:a9fe::1]:80", "deny:169.254.0.0/16"),
+            ("[2002:7f00:1::]:80", "deny:127.0.0.0/8"),
+            ("[2002:6440::]:80", "deny:100.64.0.0/10"),
+            ("[2002:f000::]:80", "deny:240.0.0.0/4"),
+            ("[::169.254.169.254]:80", "deny:::/96"),
+            ("[::ffff:0:a9fe:a9fe]:80", "deny:::ffff:0:0:0/96"),
+            ("[::ffff:169.254.169.254]:80", "deny:169.254.0.0/16"),
+            ("[::1]:80", "deny:::1/128"),
+            ("[::]:80", "deny:::/128"),
+            ("[fec0::1]:80", "deny:fec0::/10"),
+            ("[100::1]:80", "deny:100::/64"),
+            ("[ff02::1]:80", "deny:ff00::/8"),
+            ("[fe80::1]:80", "deny:fe80::/10"),
+        ] {
+            let err = vet(&e, sa(dest)).unwrap_err();
+            assert_eq!(err.rule(), rule, "{dest}");
+        }
+        // Public addresses in the same forms pass.
+        for dest in [
+            "[64:ff9b::5db8:d822]:443",
+            "[2002:5db8:d822::1]:443",
+            "[2001:db8::1]:443",
+            "[2606:4700::1111]:443",
+        ] {
+            assert_eq!(vet(&e, sa(dest)), Ok(()), "{dest}");
+        }
+        // The file's IPv4 rules, with the built-in list off.
+        let e = egress("default_deny = false\ndeny = [\"169.254.0.0/16\"]");
+        for dest in ["[64:ff9b::a9fe:a9fe]:80", "[2002:a9fe:1::]:80"] {
+            assert_eq!(vet(&e, sa(dest)).unwrap_err().rule(), "deny:169.254.0.0/16");
+        }
+        assert_eq!(vet(&e, sa("[64:ff9b::7f00:1]:80")), Ok(()));
+        // An IPv4 allow list admits the same host through NAT64, nothing else.
+        let e = egress("allow = [\"93.184.216.0/24\"]");
+        assert_eq!(vet(&e, sa("[64:ff9b::5db8:d822]:443")), Ok(()));
+        assert_eq!(
+            vet(&e, sa("[64:ff9b::5db9:d822]:443")),
+            Err(Denied::NotAllowed("64:ff9b::5db9:d822".parse().unwrap()))
+        );
+        assert!(!e.deny.contains("93.184.216.34".parse().unwrap()));
+    }
+
     #[test]
     fn allow_deny_ports() {
         let e =
@@ -185,12 +250,32 @@ mod tests {
     }
 
     #[test]
-    fn empty_deny_allows_loopback() {
-        let e = egress("deny = []");
+    fn only_default_deny_false_allows_loopback() {
+        // An explicit `deny` is added to the built-in list, never replacing it.
+        for extra in [
+            "deny = []",
+            "deny = [\"10.9.0.0/16\"]",
+            "default_deny = true",
+        ] {
+            let e = egress(extra);
+            assert!(e.default_deny, "{extra}");
+            assert_eq!(
+                vet(&e, sa("127.0.0.1:80")).unwrap_err().rule(),
+                "deny:127.0.0.0/8",
+                "{extra}"
+            );
+        }
+        let e = egress("default_deny = false");
         assert_eq!(vet(&e, sa("127.0.0.1:80")), Ok(()));
         assert!(vet_all(&e, &[sa("127.0.0.1:80"), sa("[::1]:80")]).is_ok());
-        let e = egress("deny = [\"127.0.0.2\"]");
+        let e = egress("default_deny = false\ndeny = [\"127.0.0.2\"]");
         assert!(vet_all(&e, &[sa("127.0.0.1:80"), sa("127.0.0.2:80")]).is_err());
+        // The file's rule is named before an overlapping built-in one.
+        let e = egress("deny = [\"127.0.0.2\"]");
+        assert_eq!(
+            vet(&e, sa("127.0.0.2:80")).unwrap_err().rule(),
+            "deny:127.0.0.2/32"
+        );
     }
 
     #[test]

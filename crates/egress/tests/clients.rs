@@ -16,7 +16,7 @@ use tokio::process::Command;
 const POOL: [&str; 2] = ["127.0.0.10", "127.0.0.11"];
 
 fn space() -> String {
-    config(&format!("{POOL2}\ndeny = []"), APPS)
+    config(&format!("{POOL2}\ndefault_deny = false"), APPS)
 }
 
 fn script(name: &str) -> PathBuf {

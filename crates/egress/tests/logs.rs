@@ -72,7 +72,7 @@ async fn wait_for(out: &Captured, pat: &str) -> String {
 async fn every_tunnel_ends_with_one_line_in_the_contract_format() {
     let (out, _guard) = capture();
     let who = Whoami::start("127.0.0.1:0").await;
-    let gw = Gateway::start(&config(&format!("{POOL2}\ndeny = []"), APPS)).await;
+    let gw = Gateway::start(&config(&format!("{POOL2}\ndefault_deny = false"), APPS)).await;
     let (s, _) = http_connect(
         "127.0.0.1",
         gw.http(),
@@ -180,7 +180,7 @@ async fn a_udp_association_logs_one_line_per_destination() {
     let (out, _guard) = capture();
     let echo1 = udp_whoami("127.0.0.1:0").await;
     let echo2 = udp_whoami("127.0.0.1:0").await;
-    let gw = Gateway::start(&config(&format!("{POOL2}\ndeny = []"), APPS)).await;
+    let gw = Gateway::start(&config(&format!("{POOL2}\ndefault_deny = false"), APPS)).await;
     let mut control = connect_from("127.0.0.1", gw.socks()).await;
     within(control.write_all(&[5, 1, 2, 1, 3, b'a', b'p', b'i', 6]))
         .await
@@ -227,7 +227,7 @@ async fn a_udp_association_logs_one_line_per_destination() {
 #[tokio::test]
 async fn a_head_dripped_byte_by_byte_works_and_an_endless_one_is_cut() {
     let who = Whoami::start("127.0.0.1:0").await;
-    let gw = Gateway::start(&config(&format!("{POOL2}\ndeny = []"), "")).await;
+    let gw = Gateway::start(&config(&format!("{POOL2}\ndefault_deny = false"), "")).await;
     let mut s = connect_from("127.0.0.1", gw.http()).await;
     let req = format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", who.addr);
     for b in req.as_bytes() {

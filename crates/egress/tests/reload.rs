@@ -53,7 +53,7 @@ async fn removing_a_source_moves_only_its_apps_and_keeps_open_tunnels() {
     let three = ["127.0.0.10", "127.0.0.11", "127.0.0.12"];
     let two = ["127.0.0.10", "127.0.0.11"];
     let who = Whoami::start("127.0.0.1:0").await;
-    let gw = Gateway::start(&space(&three, "deny = []", N)).await;
+    let gw = Gateway::start(&space(&three, "default_deny = false", N)).await;
     let mut before = Vec::new();
     for i in 0..N {
         let got = source_of(&gw, &who, i).await;
@@ -69,7 +69,7 @@ async fn removing_a_source_moves_only_its_apps_and_keeps_open_tunnels() {
     // A tunnel opened before the reload...
     let mut held = app0_tunnel(&gw, &who).await;
 
-    gw.reload(&space(&two, "deny = []", N));
+    gw.reload(&space(&two, "default_deny = false", N));
     for (i, was) in before.iter().enumerate() {
         let now = source_of(&gw, &who, i).await;
         if was == "127.0.0.12" {
@@ -96,7 +96,7 @@ async fn removing_a_source_moves_only_its_apps_and_keeps_open_tunnels() {
 async fn a_new_deny_rule_applies_to_new_connections() {
     let who = Whoami::start("127.0.0.1:0").await;
     let pool = ["127.0.0.10", "127.0.0.11"];
-    let gw = Gateway::start(&space(&pool, "deny = []", 1)).await;
+    let gw = Gateway::start(&space(&pool, "default_deny = false", 1)).await;
     assert_eq!(source_of(&gw, &who, 0).await, pinned("app-0", &pool));
     gw.reload(&space(&pool, "deny = [\"127.0.0.1/32\"]", 1));
     let seen = who.count();
@@ -118,7 +118,7 @@ async fn an_unusable_source_passes_to_the_next_in_rendezvous_order() {
     let pool = ["192.0.2.1", "127.0.0.10"];
     let who = Whoami::start("127.0.0.1:0").await;
     let n = 8;
-    let gw = Gateway::start(&space(&pool, "deny = []", n)).await;
+    let gw = Gateway::start(&space(&pool, "default_deny = false", n)).await;
     let i = (0..n)
         .find(|i| pinned(&format!("app-{i}"), &pool) == "192.0.2.1")
         .expect("an app pinned to the unusable address");
@@ -139,9 +139,9 @@ async fn an_unusable_source_passes_to_the_next_in_rendezvous_order() {
 #[tokio::test]
 async fn a_removed_source_is_reported_until_its_tunnels_end() {
     let who = Whoami::start("127.0.0.1:0").await;
-    let gw = Gateway::start(&space(&["127.0.0.10"], "deny = []", 1)).await;
+    let gw = Gateway::start(&space(&["127.0.0.10"], "default_deny = false", 1)).await;
     let mut held = app0_tunnel(&gw, &who).await;
-    gw.reload(&space(&["127.0.0.11"], "deny = []", 1));
+    gw.reload(&space(&["127.0.0.11"], "default_deny = false", 1));
     let reported = |gw: &Gateway| {
         let nat = gw.handle.nat_json();
         let sources = nat["sources"].as_array().unwrap().clone();

@@ -19,7 +19,7 @@ fn space(extra: &str) -> String {
 #[tokio::test]
 async fn connect_ipv4_and_domain_leave_from_the_pinned_source() {
     let who = Whoami::start("127.0.0.1:0").await;
-    let gw = Gateway::start(&space("deny = []")).await;
+    let gw = Gateway::start(&space("default_deny = false")).await;
     for dest in [
         socks_addr(who.addr),
         socks_domain("localhost", who.addr.port()),
@@ -39,7 +39,10 @@ async fn connect_ipv6() {
     };
     drop(probe);
     let who = Whoami::start("[::1]:0").await;
-    let text = config("source_ips = [\"127.0.0.10\", \"::1\"]\ndeny = []", APPS);
+    let text = config(
+        "source_ips = [\"127.0.0.10\", \"::1\"]\ndefault_deny = false",
+        APPS,
+    );
     let gw = Gateway::start(&text).await;
     let (s, code) = socks_connect(
         "127.0.0.1",
@@ -56,7 +59,7 @@ async fn connect_ipv6() {
 #[tokio::test]
 async fn wrong_credentials_fail_authentication() {
     let who = Whoami::start("127.0.0.1:0").await;
-    let gw = Gateway::start(&space("deny = []")).await;
+    let gw = Gateway::start(&space("default_deny = false")).await;
     let (_s, code) = socks_connect(
         "127.0.0.1",
         gw.socks(),
@@ -74,7 +77,7 @@ async fn wrong_credentials_fail_authentication() {
 #[tokio::test]
 async fn no_auth_works_when_no_app_uses_tokens() {
     let who = Whoami::start("127.0.0.1:0").await;
-    let gw = Gateway::start(&config(&format!("{POOL2}\ndeny = []"), "")).await;
+    let gw = Gateway::start(&config(&format!("{POOL2}\ndefault_deny = false"), "")).await;
     let (s, code) = socks_connect("127.0.0.1", gw.socks(), &socks_addr(who.addr), None).await;
     assert_eq!(code, 0);
     let got = get_through(s).await;
@@ -86,9 +89,9 @@ async fn refusals_use_the_contract_codes() {
     let who = Whoami::start("127.0.0.1:0").await;
     let gw = Gateway::start(&space("deny = [\"127.0.0.1/32\"]\nmax_per_destination = 1")).await;
     let creds = Some(("api", "s3cret"));
-    // Outside the space: 0x02.
-    let (_s, code) = socks_connect("127.0.0.3", gw.socks(), &socks_addr(who.addr), creds).await;
-    assert_eq!(code, 0x02);
+    // Outside the space: closed at accept, before the greeting is read.
+    let mut s = connect_from("127.0.0.3", gw.socks()).await;
+    assert_closed_without_a_word(&mut s, "outsider").await;
     // Denied destination: 0x02; a name resolving to it too.
     let (_s, code) = socks_connect("127.0.0.1", gw.socks(), &socks_addr(who.addr), creds).await;
     assert_eq!(code, 0x02);
@@ -113,7 +116,7 @@ async fn refusals_use_the_contract_codes() {
 #[tokio::test]
 async fn max_per_destination_answers_0x05() {
     let who = Whoami::start("127.0.0.2:0").await;
-    let gw = Gateway::start(&space("deny = []\nmax_per_destination = 1")).await;
+    let gw = Gateway::start(&space("default_deny = false\nmax_per_destination = 1")).await;
     let creds = Some(("api", "s3cret"));
     let (_held, code) = socks_connect("127.0.0.1", gw.socks(), &socks_addr(who.addr), creds).await;
     assert_eq!(code, 0);
@@ -123,7 +126,7 @@ async fn max_per_destination_answers_0x05() {
 
 #[tokio::test]
 async fn bind_is_not_supported() {
-    let gw = Gateway::start(&space("deny = []")).await;
+    let gw = Gateway::start(&space("default_deny = false")).await;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = connect_from("127.0.0.1", gw.socks()).await;
     within(s.write_all(&[5, 1, 2, 1, 3, b'a', b'p', b'i', 6]))
@@ -144,7 +147,7 @@ async fn bind_is_not_supported() {
 #[tokio::test]
 async fn udp_associate_relays_from_the_pinned_source() {
     let echo = udp_whoami("127.0.0.1:0").await;
-    let gw = Gateway::start(&space("deny = []")).await;
+    let gw = Gateway::start(&space("default_deny = false")).await;
     let (control, code) = socks_udp_associate(gw.socks(), ("web", "w3b")).await;
     let (_control, relay) = (control, code.expect("associate refused"));
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -217,7 +220,7 @@ async fn udp_ask(client: &UdpSocket, relay: SocketAddr, echo: SocketAddr) -> Opt
 #[tokio::test]
 async fn udp_flows_count_against_max_per_destination() {
     let echo = udp_whoami("127.0.0.1:0").await;
-    let gw = Gateway::start(&space("deny = []\nmax_per_destination = 1")).await;
+    let gw = Gateway::start(&space("default_deny = false\nmax_per_destination = 1")).await;
     let src: std::net::IpAddr = pinned("web", &POOL).parse().unwrap();
     let (first_ctl, relay1) = socks_udp_associate(gw.socks(), ("web", "w3b")).await;
     let client1 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -296,7 +299,7 @@ async fn method_choice_when_both_are_offered() {
     let apps = format!(
         "{APPS}\n[[app]]\nname = \"jdbc\"\n[[app.dyno]]\nprocess = \"worker\"\naddr = \"127.0.0.2:5000\"\n"
     );
-    let gw = Gateway::start(&config(&format!("{POOL2}\ndeny = []"), &apps)).await;
+    let gw = Gateway::start(&config(&format!("{POOL2}\ndefault_deny = false"), &apps)).await;
     // A dyno address needs no credentials: no-auth, even when user/password is offered.
     let mut s = connect_from("127.0.0.2", gw.socks()).await;
     within(s.write_all(&[5, 2, 0, 2])).await.unwrap();

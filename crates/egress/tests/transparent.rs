@@ -120,7 +120,7 @@ internal = ["127.0.0.5/32"]
 [egress]
 transparent_listen = ["127.0.0.1:0"]
 source_ips = ["127.0.0.10", "127.0.0.11"]
-deny = []
+default_deny = false
 [[app]]
 name = "api"
 [[app.dyno]]
@@ -154,7 +154,7 @@ internal = ["::1/128"]
 [egress]
 transparent_listen = ["[::1]:0"]
 source_ips = ["127.0.0.10", "::1"]
-deny = []
+default_deny = false
 "#;
     let gw = Gateway::start(text).await;
     let port = gw.handle.transparent_listen[0].port();
@@ -175,7 +175,7 @@ internal = ["127.0.0.1/32"]
 [egress]
 transparent_listen = ["127.0.0.1:0"]
 source_ips = ["127.0.0.10"]
-deny = []
+default_deny = false
 "#;
     let gw = Gateway::start(text).await;
     let addr = gw.handle.transparent_listen[0];

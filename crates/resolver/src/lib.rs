@@ -84,7 +84,9 @@ const OUTSIDER_TCP: usize = 16;
 pub struct Options {
     /// One upstream's deadline (UDP plus a TCP retry), before the next is tried.
     pub upstream_timeout: Duration,
-    /// A TCP connection idle this long between queries (or mid-message) is closed.
+    /// A TCP connection idle this long between queries is closed, and so is one whose
+    /// message (length prefix and body) is not whole this long after its first byte: the
+    /// deadline is per message, not restarted by each read.
     pub tcp_idle: Duration,
     /// TCP connections from inside the space open at once, over every listener; beyond:
     /// closed at accept. (Outsiders have a separate pool of 16 and one query each.)

@@ -15,6 +15,8 @@ pub(crate) struct Metrics {
     queries: [[Counter; Rcode::ALL.len()]; TYPES.len()],
     /// Queries from outside `space.internal`.
     pub(crate) refused_acl: Counter,
+    /// Messages and TCP connections from `space.blocked`, dropped unanswered.
+    pub(crate) blocked: Counter,
     /// UDP answers sent with TC.
     pub(crate) truncated: Counter,
     /// Messages dropped without an answer (no header, or a response).
@@ -76,11 +78,16 @@ impl Metrics {
                 }
             }
         }
-        let simple: [(&str, &str, &Counter); 5] = [
+        let simple: [(&str, &str, &Counter); 6] = [
             (
                 "spaced_dns_refused_acl_total",
                 "DNS queries refused: client outside space.internal.",
                 &self.refused_acl,
+            ),
+            (
+                "spaced_dns_blocked_total",
+                "DNS datagrams and TCP connections from space.blocked, dropped unanswered.",
+                &self.blocked,
             ),
             (
                 "spaced_dns_truncated_total",

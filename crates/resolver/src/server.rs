@@ -139,6 +139,10 @@ pub(crate) fn serve_udp_thread(
                 let Some(peer) = dgram.from else {
                     continue; // not an IP sender: impossible on an IP socket
                 };
+                if zone.blocks(peer.ip()) {
+                    ctx.metrics.blocked.inc();
+                    continue;
+                }
                 rotate = rotate.wrapping_add(1);
                 let req = Request {
                     query: dgram.data,
@@ -249,23 +253,19 @@ async fn relay(ctx: &Ctx, upstreams: &[SocketAddr], query: &[u8], fwd: Forward) 
     }
 }
 
-/// The TCP accept loop: admission (the connection cap) right after accept.
+/// The TCP accept loop (`spaced_net::serve`, the one every TCP listener uses): a blocked
+/// client is closed at accept, before a byte is read; then the connection cap, with its own
+/// small pool for outsiders.
 pub(crate) async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>, shutdown: Shutdown) {
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        let (stream, peer) = match accepted {
-            Ok(c) => c,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning on a full fd table.
-                tracing::debug!(error = %e, "resolver tcp accept");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
-        };
+    let admit = |peer: SocketAddr| {
+        if ctx.zone.load().blocks(peer.ip()) {
+            ctx.metrics.blocked.inc();
+            tracing::debug!(client.addr = %peer, "resolver tcp: blocked client, closed");
+            return false;
+        }
+        true
+    };
+    let handle = |stream: TcpStream, peer: SocketAddr| {
         let inside = ctx.zone.load().allows(peer.ip());
         let pool = if inside {
             &ctx.tcp_conns
@@ -274,8 +274,7 @@ pub(crate) async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>, shutdown: Sh
         };
         let Ok(permit) = pool.clone().try_acquire_owned() else {
             ctx.metrics.tcp_rejected.inc();
-            drop(stream);
-            continue;
+            return;
         };
         ctx.metrics.tcp_accepted.inc();
         let (ctx, conn_shutdown) = (ctx.clone(), shutdown.clone());
@@ -287,6 +286,9 @@ pub(crate) async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>, shutdown: Sh
                 tracing::debug!(client.addr = %peer, error = %e, "resolver tcp connection");
             }
         });
+    };
+    if let Err(e) = spaced_net::serve(listener, shutdown.clone(), admit, handle).await {
+        tracing::error!(error = %e, "resolver tcp listener stopped");
     }
 }
 
@@ -319,6 +321,10 @@ async fn serve_conn(
     let mut rotate = fastrand::usize(..);
     let mut forwards: JoinSet<Vec<u8>> = JoinSet::new();
     let mut eof = false;
+    // When the first byte of the message now in `rbuf` arrived. A message (prefix and
+    // body) must be whole within `tcp_idle` of it: an idle timer restarted by every read
+    // would hold a connection for ever for a client dripping one byte every few seconds.
+    let mut started: Option<tokio::time::Instant> = None;
     loop {
         while forwards.len() < TCP_FORWARDS_PER_CONN {
             let Some(n) = complete_message(&rbuf) else {
@@ -349,6 +355,7 @@ async fn serve_conn(
                                 relay(&ctx, &upstreams, &query, fwd).await
                             });
                             rbuf.drain(..2 + n);
+                            started = None;
                             continue;
                         }
                         Err(_) => {
@@ -360,6 +367,7 @@ async fn serve_conn(
                 (o, _) => count(&ctx.metrics, o),
             };
             rbuf.drain(..2 + n);
+            started = None;
             if !send {
                 // Not even a header: the stream cannot be trusted to be in step any more.
                 return Ok(());
@@ -376,6 +384,13 @@ async fn serve_conn(
         if can_read && rbuf.capacity() - rbuf.len() < 2048 {
             rbuf.reserve(4096);
         }
+        let now = tokio::time::Instant::now();
+        if rbuf.is_empty() {
+            started = None;
+        } else if started.is_none() {
+            started = Some(now);
+        }
+        let read_by = started.unwrap_or(now) + opts.tcp_idle;
         tokio::select! {
             biased;
             () = shutdown.cancelled() => return Ok(()),
@@ -384,7 +399,7 @@ async fn serve_conn(
                     write_framed(&mut stream, &mut framed, &answer, opts.tcp_idle).await?;
                 }
             }
-            r = tokio::time::timeout(opts.tcp_idle, stream.read_buf(&mut rbuf)), if can_read => {
+            r = tokio::time::timeout_at(read_by, stream.read_buf(&mut rbuf)), if can_read => {
                 match r {
                     // Closed: what is in flight is still answered (the client may have
                     // only shut down its side).

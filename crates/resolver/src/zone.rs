@@ -28,6 +28,8 @@ pub struct Zone {
     pub(crate) wildcards: HashMap<Box<[u8]>, Node>,
     /// `space.internal`: who may ask.
     pub(crate) internal: IpSet,
+    /// `space.blocked`: never answered, even from inside (it wins over `internal`).
+    pub(crate) blocked: IpSet,
     /// `resolver.upstreams`.
     pub(crate) upstreams: Arc<[SocketAddr]>,
 }
@@ -161,14 +163,24 @@ impl Zone {
             names: b.names,
             wildcards: b.wildcards,
             internal: policy.space.internal.clone(),
+            blocked: policy.space.blocked.clone(),
             upstreams: r.upstreams.clone().into(),
         };
         (zone, b.skipped)
     }
 
-    /// Whether `ip` may use the resolver (`space.internal`, IPv4-mapped folded).
+    /// Whether `ip` may use the resolver: in `space.internal` and not in `space.blocked`
+    /// (IPv4-mapped folded).
     pub fn allows(&self, ip: IpAddr) -> bool {
-        self.internal.contains(spaced_config::canonical(ip))
+        let ip = spaced_config::canonical(ip);
+        self.internal.contains(ip) && !self.blocked.contains(ip)
+    }
+
+    /// Whether `ip` is in `space.blocked`: such a client gets no answer at all (its
+    /// datagrams are dropped, its TCP connections closed at accept), not even the REFUSED
+    /// an outsider gets, so a blocked address cannot use the resolver as a reflector.
+    pub fn blocks(&self, ip: IpAddr) -> bool {
+        self.blocked.contains(spaced_config::canonical(ip))
     }
 
     /// The upstream servers names outside the zone go to.

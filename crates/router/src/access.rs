@@ -13,7 +13,9 @@ use spaced_config::{App, Policy, Routing, canonical};
 
 mod forwarded;
 
-pub use forwarded::{client_ip, client_ip_from, parse_forwarded_entry};
+pub use forwarded::{
+    Client, client, client_from, client_ip, client_ip_from, parse_forwarded_entry,
+};
 
 /// Which kind of listener a connection arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +54,7 @@ pub enum Denied {
         /// How many CIDRs `space.trusted` holds.
         ranges: usize,
     },
-    /// L4, external listener: the client is in `space.blocked` (which wins over trusted).
+    /// L4: the client is in `space.blocked` (which wins over trusted and internal).
     Blocked {
         /// The client, canonical.
         client: IpAddr,
@@ -91,6 +93,21 @@ pub enum Denied {
         /// How many CIDRs the app's `trusted` holds.
         ranges: usize,
     },
+    /// L7 `S10`: the app has `trusted` ranges and the client behind trusted proxies is
+    /// unknown (an `X-Forwarded-For` entry where the walk needed an address is none).
+    ClientUnknown {
+        /// The last trusted address the walk reached (the peer or a trusted hop).
+        via: IpAddr,
+        /// The app's index in `policy.apps`.
+        index: usize,
+        /// The app (for its name in messages).
+        app: Arc<App>,
+    },
+    /// L7 `S10`: the client as derived behind trusted proxies is in `space.blocked`.
+    ClientBlocked {
+        /// The client, canonical.
+        client: IpAddr,
+    },
 }
 
 impl Denied {
@@ -98,7 +115,9 @@ impl Denied {
     pub fn code(&self) -> Option<&'static str> {
         match self {
             Self::NoApp { .. } => Some("S11"),
-            Self::AppNotTrusted { .. } => Some("S10"),
+            Self::AppNotTrusted { .. }
+            | Self::ClientUnknown { .. }
+            | Self::ClientBlocked { .. } => Some("S10"),
             Self::NotTrusted { .. }
             | Self::Blocked { .. }
             | Self::NotInternal { .. }
@@ -121,7 +140,10 @@ impl Denied {
     pub fn desc(&self) -> &'static str {
         match self {
             Self::NoApp { .. } => "No such app",
-            Self::AppNotTrusted { .. } => "Forbidden by app trusted ranges",
+            Self::AppNotTrusted { .. } | Self::ClientUnknown { .. } => {
+                "Forbidden by app trusted ranges"
+            }
+            Self::ClientBlocked { .. } => "Client blocked",
             Self::NotTrusted { .. } => "Client not trusted",
             Self::Blocked { .. } => "Client blocked",
             Self::NotInternal { .. } => "Client not internal",
@@ -173,6 +195,15 @@ impl fmt::Display for Denied {
                 app.name,
                 Ranges(*ranges)
             ),
+            Self::ClientUnknown { via, app, .. } => write!(
+                f,
+                "denied at L7 (S10): the client behind trusted proxy {via} is unknown (an \
+                 X-Forwarded-For entry is not an address) and app {} has trusted ranges",
+                app.name
+            ),
+            Self::ClientBlocked { client } => {
+                write!(f, "denied at L7 (S10): client {client} is in space.blocked")
+            }
         }
     }
 }
@@ -193,9 +224,10 @@ impl fmt::Display for Ranges {
 
 /// The L4 check, right after accept and before any byte is read.
 ///
-/// External listeners admit `space.trusted` minus `space.blocked` (blocked wins); internal
-/// listeners admit `space.internal`. `client` is the peer, or the PROXY header's source
-/// once [`admit_proxy_peer`] has vouched for the peer.
+/// External listeners admit `space.trusted` minus `space.blocked`; internal listeners
+/// admit `space.internal` minus `space.blocked` (blocked wins everywhere). `client` is
+/// the peer, or the PROXY header's source once [`admit_proxy_peer`] has vouched for the
+/// peer.
 ///
 /// # Errors
 /// [`Denied::Blocked`], [`Denied::NotTrusted`] or [`Denied::NotInternal`].
@@ -219,7 +251,9 @@ pub fn admit_l4(policy: &Policy, listener: Listener, client: IpAddr) -> Result<(
             }
         }
         Listener::Internal => {
-            if space.internal.contains(client) {
+            if space.blocked.contains(client) {
+                Err(Denied::Blocked { client })
+            } else if space.internal.contains(client) {
                 Ok(())
             } else {
                 Err(Denied::NotInternal {
@@ -261,9 +295,11 @@ pub fn admit_proxy_peer(policy: &Policy, peer: IpAddr) -> Result<(), Denied> {
 /// The L7 check: the app index for `host` (Host header or `:authority`; port and case
 /// ignored), if this listener serves it and `client` may reach it.
 ///
-/// `client` is the address from [`client_ip`].
+/// `client` is a known address; [`route_client`] takes the [`Client`] that [`client`]
+/// derives, which may be unknown.
 ///
 /// # Errors
+/// [`Denied::ClientBlocked`] (`S10`) when `client` is in `space.blocked`;
 /// [`Denied::NoApp`] (`S11`) for an unknown host or an internal app on an external
 /// listener; [`Denied::AppNotTrusted`] (`S10`) when the app's `trusted` excludes `client`.
 #[inline]
@@ -273,6 +309,28 @@ pub fn route(
     host: &str,
     client: IpAddr,
 ) -> Result<usize, Denied> {
+    route_client(policy, listener, host, Client::Known(client))
+}
+
+/// [`route`] for a client as [`client`] derives it: refuses a known client in
+/// `space.blocked` first (a trusted proxy may have carried it past L4), and an unknown
+/// one where the app has `trusted` ranges.
+///
+/// # Errors
+/// As [`route`], and [`Denied::ClientBlocked`] or [`Denied::ClientUnknown`] (`S10`).
+#[inline]
+pub fn route_client(
+    policy: &Policy,
+    listener: Listener,
+    host: &str,
+    client: Client,
+) -> Result<usize, Denied> {
+    if let Client::Known(ip) = client {
+        let ip = canonical(ip);
+        if policy.space.blocked.contains(ip) {
+            return Err(Denied::ClientBlocked { client: ip });
+        }
+    }
     let found = policy
         .hosts
         .lookup(host)
@@ -285,7 +343,16 @@ pub fn route(
         return Err(no_app(host, listener));
     }
     if let Some(trusted) = &app.trusted {
-        let client = canonical(client);
+        let client = match client {
+            Client::Known(ip) => canonical(ip),
+            Client::Unknown { via } => {
+                return Err(Denied::ClientUnknown {
+                    via,
+                    index,
+                    app: Arc::clone(app),
+                });
+            }
+        };
         if !trusted.contains(client) {
             return Err(Denied::AppNotTrusted {
                 client,

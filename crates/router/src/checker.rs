@@ -88,6 +88,9 @@ fn reconcile(shared: &Arc<Shared>, tasks: &mut HashMap<usize, (Arc<DynoRt>, Task
     let view = shared.runtime.view(&shared.store);
     let policy = &view.policy;
     shared.limit.set_max(policy.router.max_connections);
+    shared
+        .external_limit
+        .set_max(crate::listen::external_share(policy.router.max_connections));
     let mut keep_addrs = std::collections::HashSet::new();
     let mut wanted: HashMap<usize, (Arc<DynoRt>, Option<Spec>)> = HashMap::new();
     for (app, rt) in policy.apps.iter().zip(&view.apps) {

@@ -27,6 +27,12 @@ pub enum Code {
     H26,
     /// The request carried an unsupported `Expect` (417, logged as H26).
     H26Expect,
+    /// The request's `Transfer-Encoding` names a coding other than chunked (501, logged
+    /// as H26).
+    H26Coding,
+    /// An HTTP/2 connection's requests in flight hold more decoded header bytes than the
+    /// router allows one connection (431, logged as H26).
+    H26TooLarge,
     /// The client closed the connection before the response.
     H27,
     /// The client was idle for `timeouts.idle` while sending.
@@ -38,7 +44,7 @@ pub enum Code {
 }
 
 /// Every code, for metrics rendering.
-pub const ALL: [Code; 14] = [
+pub const ALL: [Code; 16] = [
     Code::H12,
     Code::H13,
     Code::H14,
@@ -49,6 +55,8 @@ pub const ALL: [Code; 14] = [
     Code::H25,
     Code::H26,
     Code::H26Expect,
+    Code::H26Coding,
+    Code::H26TooLarge,
     Code::H27,
     Code::H28,
     Code::S10,
@@ -70,7 +78,7 @@ impl Code {
             Self::H19 => "H19",
             Self::H21 => "H21",
             Self::H25 => "H25",
-            Self::H26 | Self::H26Expect => "H26",
+            Self::H26 | Self::H26Expect | Self::H26Coding | Self::H26TooLarge => "H26",
             Self::H27 => "H27",
             Self::H28 => "H28",
             Self::S10 => "S10",
@@ -91,6 +99,8 @@ impl Code {
             Self::H25 => "HTTP Restriction",
             Self::H26 => "Request Error",
             Self::H26Expect => "Unsupported Expect",
+            Self::H26Coding => "Unsupported transfer coding",
+            Self::H26TooLarge => "Request header fields too large",
             Self::H27 => "Client Request Interrupted",
             Self::H28 => "Client Connection Idle",
             Self::S10 => "Forbidden by app trusted ranges",
@@ -104,6 +114,8 @@ impl Code {
             Self::H25 => 502,
             Self::H26 => 400,
             Self::H26Expect => 417,
+            Self::H26Coding => 501,
+            Self::H26TooLarge => 431,
             Self::H27 | Self::H28 => CLIENT_CLOSED,
             Self::S10 => 403,
             Self::S11 => 404,

@@ -22,7 +22,6 @@ use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use spaced_config::Timeouts;
-use spaced_net::ConnGuard;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tracing::debug;
 
@@ -30,11 +29,14 @@ use crate::Shared;
 use crate::access::Listener;
 use crate::code::Code;
 use crate::exchange::{Exchange, Outcome};
+use crate::listen::Slot;
 use crate::proxy;
 use crate::rejected;
 
-/// Largest request head buffered (all headers together; HTTP/2: the header list); beyond
-/// it hyper answers 431.
+pub(crate) mod h2;
+
+/// Largest HTTP/1 request head buffered (all headers together); beyond it hyper answers
+/// 431. HTTP/2 heads have their own, smaller bound ([`h2::MAX_HEADER_LIST`]).
 const MAX_HEAD_BUF: usize = 1 << 20;
 /// Header lines hyper parses before giving up; a little above the limit so that a request
 /// just over it gets our 400 (H26) rather than hyper's 431.
@@ -73,13 +75,18 @@ pub(crate) struct ConnCtx {
     /// The request being served is the connection's last one (it has no body and hyper
     /// closes after its response).
     last_request: AtomicBool,
+    /// HTTP/2: router-clock ms + 1 when the client opened a header block (HEADERS without
+    /// END_HEADERS) that is not ended yet; 0 when none is open.
+    h2_block_since: AtomicU64,
+    /// HTTP/2: decoded header bytes of the requests in flight ([`h2::HeadBudget`]).
+    h2_head_bytes: AtomicU64,
     /// Dyno responses being relayed to the client now.
     relaying: AtomicU32,
     /// Polls of those relays so far: unchanged for `idle` while one is open, the client
     /// has stopped taking the response.
     relay_polls: AtomicU64,
     /// The `max_connections` slot, released when the connection ends.
-    _slot: Option<ConnGuard>,
+    _slot: Option<Slot>,
 }
 
 /// What the connection timer decides.
@@ -114,7 +121,7 @@ impl ConnCtx {
         port_value: HeaderValue,
         tls: Option<&'static str>,
         h2: bool,
-        slot: Option<ConnGuard>,
+        slot: Option<Slot>,
     ) -> Self {
         let now = shared.runtime.now_ms();
         Self {
@@ -131,6 +138,8 @@ impl ConnCtx {
             upgraded: AtomicBool::new(false),
             head_answered: AtomicBool::new(false),
             last_request: AtomicBool::new(false),
+            h2_block_since: AtomicU64::new(0),
+            h2_head_bytes: AtomicU64::new(0),
             relaying: AtomicU32::new(0),
             relay_polls: AtomicU64::new(0),
             _slot: slot,
@@ -223,9 +232,41 @@ impl ConnCtx {
         }
     }
 
+    /// An HTTP/2 header block was opened or ended by what the client just sent.
+    fn on_h2_block(&self, block: h2::Block) {
+        match block {
+            h2::Block::Open => {
+                if self.h2_block_since.load(Ordering::Relaxed) == 0 {
+                    self.h2_block_since
+                        .store(self.shared.runtime.now_ms() + 1, Ordering::Relaxed);
+                }
+            }
+            h2::Block::Closed => self.h2_block_since.store(0, Ordering::Relaxed),
+            h2::Block::Same => {}
+        }
+    }
+
     fn verdict(&self, now: u64, t: &Timeouts, seen: &mut Progress) -> Verdict {
+        // An HTTP/2 header block left open (its CONTINUATION never sent) is a head that
+        // does not finish: cut after `client_header`, whatever else is going on.
+        let block = self.h2_block_since.load(Ordering::Relaxed);
+        if block == 0 {
+            return self.verdict_http(now, t, seen);
+        }
+        let deadline = (block - 1).saturating_add(ms(t.client_header));
+        if now >= deadline {
+            return Verdict::SlowHead;
+        }
+        match self.verdict_http(now, t, seen) {
+            Verdict::Wait(at) => Verdict::Wait(at.min(deadline)),
+            other => other,
+        }
+    }
+
+    fn verdict_http(&self, now: u64, t: &Timeouts, seen: &mut Progress) -> Verdict {
         // Reads only note when a head starts; the timer looks at least every
-        // `client_header`, so a slow head is cut within twice that at worst.
+        // `client_header` (or `keepalive`, when shorter), so a slow head is cut within
+        // twice that at worst.
         let look_again = now.saturating_add(ms(t.client_header).min(ms(t.keepalive)).max(1));
         if self.in_flight.load(Ordering::Relaxed) > 0 {
             return self.relay_verdict(now, t, seen, look_again);
@@ -233,10 +274,13 @@ impl ConnCtx {
         let head = self.head_since.load(Ordering::Relaxed);
         if head > 0 {
             let deadline = (head - 1).saturating_add(ms(t.client_header));
+            // No later than `look_again`: a head that completes early leaves the
+            // connection idle, and a `keepalive` shorter than `client_header` must still
+            // close it on time (issue 17).
             return if now >= deadline {
                 Verdict::SlowHead
             } else {
-                Verdict::Wait(deadline)
+                Verdict::Wait(deadline.min(look_again))
             };
         }
         let deadline = self
@@ -301,12 +345,13 @@ where
     let svc_ctx = Arc::clone(&ctx);
     let svc = service_fn(move |req| proxy::handle(Arc::clone(&svc_ctx), req));
     if ctx.is_h2() {
-        // h2's default header list limit (16 KiB, counting 32 bytes per field) refuses
-        // with its own bare 431 heads HTTP/1 takes (1000 headers, 8 KiB lines); the same
-        // buffer as HTTP/1 lets the router's limits decide (400, H26, logged).
+        // The decoded header list is bounded per stream by the codec (its own bare 431
+        // above it: HPACK makes a few wire bytes decode to many) and per connection by
+        // `h2::HeadBudget`; the router's limits (400, H26) decide below that.
         let conn = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
-            .max_header_list_size(MAX_HEAD_BUF as u32)
+            .max_header_list_size(h2::MAX_HEADER_LIST)
+            .max_concurrent_streams(h2::MAX_STREAMS)
             .serve_connection(io, svc);
         ended(
             drive(conn, &ctx, timeouts, |c| c.graceful_shutdown()).await,
@@ -378,7 +423,10 @@ where
     let shutdown = ctx.shared.shutdown.clone();
     let runtime = &ctx.shared.runtime;
     tokio::pin!(conn);
-    let first = runtime.instant_at(runtime.now_ms().saturating_add(ms(t.client_header)));
+    // The first look at the earlier of the two deadlines: with a `keepalive` shorter than
+    // `client_header`, a connection idle after a quick first request closes on time.
+    let first_look = ms(t.client_header).min(ms(t.keepalive)).max(1);
+    let first = runtime.instant_at(runtime.now_ms().saturating_add(first_look));
     let timer = tokio::time::sleep_until(first);
     tokio::pin!(timer);
     let mut closing = false;
@@ -484,15 +532,19 @@ struct Watched<I> {
     /// Our answer being written in place of hyper's, and the length of hyper's write
     /// (reported as written once ours is out).
     replacing: Option<(Bytes, usize)>,
+    /// HTTP/2: the client's frames, followed for header blocks left open.
+    frames: Option<h2::FrameScan>,
 }
 
 impl<I> Watched<I> {
     fn new(inner: I, ctx: Arc<ConnCtx>) -> Self {
+        let frames = ctx.is_h2().then(h2::FrameScan::new);
         Self {
             inner,
             ctx,
             armed: true,
             replacing: None,
+            frames,
         }
     }
 
@@ -545,6 +597,9 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             this.ctx.on_read();
+            if let Some(frames) = &mut this.frames {
+                this.ctx.on_h2_block(frames.feed(&buf.filled()[before..]));
+            }
         }
         res
     }

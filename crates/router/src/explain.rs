@@ -40,7 +40,7 @@ pub struct Explanation {
     /// The address checked at L4 (the peer, or the PROXY source).
     pub l4_client: IpAddr,
     /// The address the per-app check used (after the `X-Forwarded-For` walk), once L4
-    /// passed.
+    /// passed; `None` too when the walk found the client unknown.
     pub client: Option<IpAddr>,
     /// Notes on how the addresses were derived, in order.
     notes: Vec<Note>,
@@ -58,6 +58,8 @@ enum Note {
     ForwardedIgnored { from: IpAddr },
     /// The X-Forwarded-For text is not a valid header value.
     ForwardedInvalid,
+    /// The walk met an entry that is not an address: the client is unknown.
+    ForwardedUnknown { from: IpAddr, via: IpAddr },
 }
 
 /// What the router would do with `q` under `policy`.
@@ -104,8 +106,14 @@ pub fn explain(policy: &Policy, q: &Query) -> Explanation {
             Err(_) => notes.push(Note::ForwardedInvalid),
         }
     }
-    let l7_client = access::client_ip(policy, l4_client, &headers);
-    if headers.contains_key("x-forwarded-for") {
+    let derived = access::client(policy, l4_client, &headers);
+    let l7_client = derived.addr();
+    if let access::Client::Unknown { via } = derived {
+        notes.push(Note::ForwardedUnknown {
+            from: l4_client,
+            via,
+        });
+    } else if headers.contains_key("x-forwarded-for") {
         if l7_client != l4_client {
             notes.push(Note::Forwarded {
                 from: l4_client,
@@ -115,7 +123,7 @@ pub fn explain(policy: &Policy, q: &Query) -> Explanation {
             notes.push(Note::ForwardedIgnored { from: l4_client });
         }
     }
-    match access::route(policy, q.listener, &q.host, l7_client) {
+    match access::route_client(policy, q.listener, &q.host, derived) {
         Ok(i) => {
             let app = &policy.apps[i];
             Explanation {
@@ -124,13 +132,13 @@ pub fn explain(policy: &Policy, q: &Query) -> Explanation {
                 app: Some(app.name.clone()),
                 web_dynos: app.web.len(),
                 l4_client,
-                client: Some(l7_client),
+                client: derived.known(),
                 notes,
             }
         }
         Err(d) => {
             let mut e = out(l4_client, d, notes);
-            e.client = Some(l7_client);
+            e.client = derived.known();
             e
         }
     }
@@ -179,6 +187,12 @@ impl fmt::Display for Explanation {
                 Note::ForwardedInvalid => {
                     f.write_str("X-Forwarded-For ignored: not a valid header value")?
                 }
+                Note::ForwardedUnknown { from, via } => write!(
+                    f,
+                    "client unknown: X-Forwarded-For (peer {from} is in \
+                     router.trusted_proxies) has an entry that is not an address right of \
+                     the client, reached from {via}; apps with trusted ranges refuse it"
+                )?,
             }
         }
         Ok(())

@@ -440,7 +440,7 @@ fn prepare(ctx: &Arc<ConnCtx>, req: &httparse::Request<'_, '_>) -> Option<Prepar
     ex.path = Some(pq);
     ex.host = Some(host);
     let routed = proxy::route(&mut ex, |policy, peer| {
-        access::client_ip_from(policy, peer, scan.xff_values(req))
+        access::client_from(policy, peer, scan.xff_values(req))
     });
     let mut dyno_head = Vec::new();
     if routed.is_ok() {

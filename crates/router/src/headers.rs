@@ -255,6 +255,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
                 .iter()
                 .flat_map(|v| v.as_bytes().split(|&b| b == b','))
                 .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
+                .filter(|n| !is_end_to_end(n))
                 .collect();
             for n in named {
                 if !(upgrade && n == header::UPGRADE) {
@@ -291,6 +292,66 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
             headers.remove(n);
         }
     }
+}
+
+/// Headers `Connection` may never name (issue 19): Host and Content-Length frame and route
+/// the message, and the router's own forwarding headers are what the dyno relies on. A
+/// client naming them would strip them after the router chose the app (the dyno then
+/// falls back to its default virtual host) or after it appended to them. Kept whatever
+/// `Connection` says, as Envoy does for Host and its own headers.
+fn is_end_to_end(n: &HeaderName) -> bool {
+    *n == header::HOST
+        || *n == header::CONTENT_LENGTH
+        || *n == header::VIA
+        || *n == X_FORWARDED_FOR
+        || *n == X_FORWARDED_PROTO
+        || *n == X_FORWARDED_PORT
+        || *n == X_REQUEST_ID
+        || *n == X_REQUEST_START
+}
+
+/// The headers the router sets or relies on whose names have a `-` that an `_` can stand
+/// for (lower-case). WSGI, Rack and CGI read `X_Forwarded_For` as `X-Forwarded-For`
+/// (both become `HTTP_X_FORWARDED_FOR`), so a client's underscore look-alike would reach a
+/// dyno as if the router had set it.
+const LOOKALIKE_OF: [&str; 7] = [
+    "x-request-id",
+    "content-length",
+    "x-forwarded-for",
+    "x-request-start",
+    "x-forwarded-port",
+    "x-forwarded-proto",
+    "transfer-encoding",
+];
+
+/// Whether `name` (any case) is an underscore look-alike of a header in
+/// [`LOOKALIKE_OF`]: the same name with at least one `-` written `_`. Dropped from
+/// requests on every path, as nginx drops every header with an underscore by default.
+pub(crate) fn is_lookalike(name: &[u8]) -> bool {
+    // Lengths first: most names end here without a byte compared.
+    if !matches!(name.len(), 12 | 14..=17) || !name.contains(&b'_') {
+        return false;
+    }
+    LOOKALIKE_OF.iter().any(|h| {
+        h.len() == name.len()
+            && h.bytes()
+                .zip(name)
+                .all(|(a, &b)| a == b.to_ascii_lowercase() || (a == b'-' && b == b'_'))
+    })
+}
+
+/// Whether the request's `Transfer-Encoding` names a coding other than `chunked`
+/// (`gzip, chunked`): the router would forward the body de-chunked but still coded, and
+/// say nothing of the coding, so it answers 501 as RFC 9112 §6.1 suggests for a coding it
+/// does not understand. (A coding list whose last is not `chunked` never gets here:
+/// hyper's parser answers it 400, RFC 9112 §6.3.)
+pub fn unsupported_coding(headers: &HeaderMap) -> bool {
+    headers.get_all(header::TRANSFER_ENCODING).iter().any(|v| {
+        v.as_bytes().split(|&b| b == b',').any(|t| {
+            let t = t.trim_ascii();
+            !t.is_empty() && !t.eq_ignore_ascii_case(b"chunked")
+        })
+    })
 }
 
 /// Which hop-by-hop headers a head has.
@@ -360,10 +421,21 @@ pub struct Forward<'a> {
     pub upgrade: bool,
 }
 
-/// Rewrites a client's request headers for the dyno (hop-by-hop removal, forwarding
-/// headers, request id, Via). `Expect` is removed: the router itself answers it.
+/// Rewrites a client's request headers for the dyno (hop-by-hop removal, underscore
+/// look-alikes of the router's headers, forwarding headers, request id, Via). `Expect` is
+/// removed: the router itself answers it.
 pub fn rewrite_request(headers: &mut HeaderMap, f: &Forward<'_>) {
     strip_hop_by_hop(headers, f.upgrade);
+    if headers.keys().any(|n| is_lookalike(n.as_str().as_bytes())) {
+        let lookalikes: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| is_lookalike(n.as_str().as_bytes()))
+            .cloned()
+            .collect();
+        for n in lookalikes {
+            headers.remove(n);
+        }
+    }
     headers.remove(header::EXPECT);
     // Usually absent: then the per-connection value is shared, not copied.
     let xff = if headers.contains_key(&X_FORWARDED_FOR) {

@@ -114,6 +114,8 @@ pub(crate) struct Shared {
     pub shutdown: Shutdown,
     /// `max_connections`, updated on reload.
     pub limit: ConnLimit,
+    /// The external listeners' share of it ([`listen::external_share`]).
+    pub external_limit: ConnLimit,
 }
 
 impl Shared {
@@ -202,6 +204,7 @@ pub async fn spawn(
         runtime: Runtime::new(&store),
         metrics: Metrics::new(),
         limit: ConnLimit::new(policy.router.max_connections),
+        external_limit: ConnLimit::new(listen::external_share(policy.router.max_connections)),
         shutdown: shutdown.child(),
         board,
         store: Arc::clone(&store),

@@ -37,6 +37,39 @@ impl Kind {
     }
 }
 
+/// A connection's hold on `router.max_connections`, given back when it ends: a slot of
+/// the whole budget and, on an external listener, one of the external share.
+///
+/// External listeners (`listen`, `tls_listen`) may hold at most [`external_share`] of
+/// the budget, so a flood of outside clients leaves a tenth of it to the internal
+/// listeners (dynos calling each other, health probes from inside the space); internal
+/// listeners may use all of it. The process never holds more than `max_connections`.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    _all: ConnGuard,
+    _external: Option<ConnGuard>,
+}
+
+impl Slot {
+    /// A slot for a connection on a `which` listener, `None` when its share is used up.
+    fn acquire(shared: &Shared, which: Listener) -> Option<Self> {
+        let external = match which {
+            Listener::External => Some(shared.external_limit.try_acquire()?),
+            Listener::Internal => None,
+        };
+        Some(Self {
+            _all: shared.limit.try_acquire()?,
+            _external: external,
+        })
+    }
+}
+
+/// How many connections external listeners may hold of `max_connections`: all but a
+/// tenth (rounded down), which only internal listeners may use.
+pub(crate) fn external_share(max: usize) -> usize {
+    max - max / 10
+}
+
 /// Starts the accept loop of one bound listener as a tracked task.
 pub(crate) fn spawn(listener: TcpListener, local: SocketAddr, kind: Kind, shared: Arc<Shared>) {
     let port_value = HeaderValue::from(local.port());
@@ -60,9 +93,9 @@ pub(crate) fn spawn(listener: TcpListener, local: SocketAddr, kind: Kind, shared
             }
         };
         let handle = |stream: TcpStream, peer: SocketAddr| {
-            let Some(slot) = shared.limit.try_acquire() else {
+            let Some(slot) = Slot::acquire(&shared, which) else {
                 shared.metrics.over_limit.inc();
-                debug!(client.addr = %peer, "max_connections reached, closing");
+                debug!(client.addr = %peer, listener = %which, "max_connections reached, closing");
                 return;
             };
             shared.shutdown.spawn(connection(
@@ -85,7 +118,7 @@ async fn connection(
     peer: SocketAddr,
     kind: Kind,
     port_value: HeaderValue,
-    slot: ConnGuard,
+    slot: Slot,
     shared: Arc<Shared>,
 ) {
     let which = kind.listener();
@@ -135,7 +168,7 @@ async fn serve_tls(
     stream: TcpStream,
     client: IpAddr,
     port_value: HeaderValue,
-    slot: ConnGuard,
+    slot: Slot,
     shared: Arc<Shared>,
     timeouts: Timeouts,
 ) {

@@ -64,6 +64,11 @@ pub(crate) async fn handle(
         Some(h) => Some(h.clone()),
         None => authority(),
     };
+    // HTTP/2: the connection's requests in flight hold a bounded share of decoded heads.
+    // (Bound to a name: the share is held until the request is answered.)
+    let Ok(_budget) = crate::conn::h2::HeadBudget::take(&ex.conn, &parts.headers) else {
+        return Ok(error(ex, Code::H26TooLarge, Outcome::default()));
+    };
     let (view, index) = match admit(&mut ex, &parts) {
         Ok(routed) => routed,
         Err(code) => return Ok(error(ex, code, Outcome::default())),
@@ -161,6 +166,9 @@ fn admit(ex: &mut Exchange, parts: &http::request::Parts) -> Result<(Arc<View>, 
         debug!(client.addr = %ex.conn.peer, reason = %e, "malformed request");
         return Err(Code::H26);
     }
+    if headers::unsupported_coding(&parts.headers) {
+        return Err(Code::H26Coding);
+    }
     if parts.method == http::Method::CONNECT {
         // A reverse proxy has no tunnel to offer; dynos are reached by Host.
         return Err(Code::H26);
@@ -171,7 +179,7 @@ fn admit(ex: &mut Exchange, parts: &http::request::Parts) -> Result<(Arc<View>, 
         return Err(Code::H26);
     }
     let routed = route(ex, |policy, peer| {
-        access::client_ip(policy, peer, &parts.headers)
+        access::client(policy, peer, &parts.headers)
     })?;
     if headers::expect(&parts.headers) == Expect::Unsupported {
         return Err(Code::H26Expect);
@@ -179,24 +187,31 @@ fn admit(ex: &mut Exchange, parts: &http::request::Parts) -> Result<(Arc<View>, 
     Ok(routed)
 }
 
-/// The route of a request whose head passed the limits: the client address (`client_ip`,
-/// given the policy and the peer), the app by Host (S10/S11), web dynos (H14). One store
-/// load. Returns the view and the app's index.
+/// The route of a request whose head passed the limits: the client (`client`, given the
+/// policy and the peer), the app by Host (S10/S11), web dynos (H14). One store load.
+/// Returns the view and the app's index.
 pub(crate) fn route(
     ex: &mut Exchange,
-    client_ip: impl FnOnce(&spaced_config::Policy, std::net::IpAddr) -> std::net::IpAddr,
+    client: impl FnOnce(&spaced_config::Policy, std::net::IpAddr) -> access::Client,
 ) -> Result<(Arc<View>, usize), Code> {
     let shared = &ex.conn.shared;
     let view = shared.runtime.view(&shared.store);
     let policy = &view.policy;
-    ex.fwd = client_ip(policy, ex.conn.peer);
+    let client = client(policy, ex.conn.peer);
+    ex.fwd = client.addr();
     let host = ex.host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("");
-    let index = match access::route(policy, ex.conn.listener, host, ex.fwd) {
+    let index = match access::route_client(policy, ex.conn.listener, host, client) {
         Ok(i) => i,
         Err(denied) => {
             debug!(client.addr = %ex.conn.peer, reason = %denied, "request refused");
             let metrics = &shared.metrics;
-            if let access::Denied::AppNotTrusted { index, .. } = denied {
+            if let access::Denied::ClientBlocked { .. } = denied {
+                metrics.l7_denied_s10.inc();
+                return Err(Code::S10);
+            }
+            if let access::Denied::AppNotTrusted { index, .. }
+            | access::Denied::ClientUnknown { index, .. } = denied
+            {
                 // Counted under the app that refused it.
                 ex.stats = view.apps.get(index).map(|a| Arc::clone(&a.stats));
                 metrics.l7_denied_s10.inc();

@@ -120,7 +120,7 @@ internal = ["127.0.0.0/8"]
 [egress]
 listen = ["127.0.0.1:0"]
 source_ips = ["127.0.0.10", "127.0.0.11"]
-deny = []
+default_deny = false
 
 [[app]]
 name = "demo"

@@ -77,7 +77,7 @@ internal = ["127.0.0.0/8"]
 [egress]
 listen = ["127.0.0.1:0"]
 source_ips = ["127.0.0.1"]
-deny = []
+default_deny = false
 
 [admin]
 listen = "127.0.0.1:0"

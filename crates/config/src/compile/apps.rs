@@ -10,7 +10,7 @@ use toml::Spanned;
 use super::{Cx, valid_host};
 use crate::error::ErrorKind;
 use crate::policy::{App, Dyno, HostTable, Router, Routing};
-use crate::raw::{RawApp, RawDyno};
+use crate::raw::{EgressToken, RawApp, RawDyno, Secret};
 
 impl Cx<'_> {
     pub(super) fn apps(
@@ -130,16 +130,24 @@ impl Cx<'_> {
         app_hosts
     }
 
-    fn token(&mut self, t: &Spanned<String>) -> Option<String> {
-        let v = t.get_ref();
+    fn token(&mut self, t: &Spanned<Secret<EgressToken>>) -> Option<String> {
+        let v = &t.get_ref().0;
         // The token is a Basic-auth password: control characters could not be typed in a
-        // proxy URL and an empty one would be no secret at all.
-        if v.is_empty() || v.bytes().any(|b| b.is_ascii_control()) {
+        // proxy URL and an empty one would be no secret at all. The error names the key
+        // and the problem, never the value (it is published by `GET /config`).
+        let problem = if v.is_empty() {
+            Some("is empty")
+        } else if v.bytes().any(|b| b.is_ascii_control()) {
+            Some("holds a control character")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
             self.push(
                 t.span(),
-                ErrorKind::Invalid {
+                ErrorKind::BadSecret {
                     key: "app.egress_token",
-                    value: v.clone(),
+                    problem,
                     expected: "a non-empty token without control characters",
                 },
             );

@@ -7,6 +7,7 @@ use toml::Spanned;
 
 use super::Cx;
 use crate::error::{ErrorKind, os_reason};
+use crate::raw::{EgressToken, Secret};
 
 const KEY: &str = "app.egress_token_file";
 
@@ -16,7 +17,7 @@ impl Cx<'_> {
     /// `egress_token`: both given is an error, at the file key.
     pub(super) fn token_file(
         &mut self,
-        inline: Option<&Spanned<String>>,
+        inline: Option<&Spanned<Secret<EgressToken>>>,
         file: &Spanned<String>,
     ) -> Option<String> {
         let path = self.source.dir.join(file.get_ref());

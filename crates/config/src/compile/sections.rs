@@ -274,10 +274,12 @@ impl Cx<'_> {
             transparent_listen: Vec::new(),
             source_ips: Vec::new(),
             allow: IpSet::empty(),
-            deny: IpSet::from_nets(default_deny()),
-            deny_rules: default_deny(),
+            default_deny: true,
+            deny: IpSet::from_nets(builtin_deny()),
+            deny_rules: builtin_deny(),
             ports: Ports::default(),
             max_per_destination: 50_000,
+            max_connections: 10_000,
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(350),
         };
@@ -309,11 +311,17 @@ impl Cx<'_> {
             }
         }
         egress.allow = self.ipset(&raw.allow);
-        if let Some(deny) = &raw.deny {
-            let nets = self.nets(deny);
-            egress.deny = IpSet::from_nets(nets.iter().copied());
-            egress.deny_rules = nets;
+        // `deny` is added to the built-in list, never replacing it (CONFIG.md, second
+        // revision): a copied example with its own `deny` once opened loopback, the admin
+        // API included. Only `default_deny = false` turns the built-in list off. The file's
+        // rules come first so that a refusal names the rule the operator wrote.
+        egress.default_deny = raw.default_deny.unwrap_or(true);
+        let mut rules = raw.deny.as_ref().map(|d| self.nets(d)).unwrap_or_default();
+        if egress.default_deny {
+            rules.extend(builtin_deny());
         }
+        egress.deny = IpSet::from_nets(rules.iter().copied());
+        egress.deny_rules = rules;
         egress.ports = self.ports(&raw.ports);
         if let Some(n) = &raw.max_per_destination {
             let v = self.int(
@@ -324,6 +332,16 @@ impl Cx<'_> {
                 "a whole number from 1 to 10000000",
             );
             egress.max_per_destination = v.map_or(egress.max_per_destination, |v| v as u32);
+        }
+        if let Some(n) = &raw.max_connections {
+            let v = self.int(
+                n,
+                "egress.max_connections",
+                1,
+                10_000_000,
+                "a whole number from 1 to 10000000",
+            );
+            egress.max_connections = v.map_or(egress.max_connections, |v| v as usize);
         }
         if let Some(t) = raw
             .connect_timeout
@@ -370,9 +388,16 @@ impl Cx<'_> {
     }
 }
 
-/// Loopback, link-local (cloud metadata), this-network, CGNAT, multicast and reserved:
-/// what an egress gateway must never be tricked into dialling.
-fn default_deny() -> Vec<IpNet> {
+/// The built-in deny list (`egress.default_deny`): loopback, link-local (cloud metadata),
+/// this-network, CGNAT, multicast and reserved: what an egress gateway must never be
+/// tricked into dialling. The IPv6 forms that embed an IPv4 address (IPv4-mapped, NAT64
+/// `64:ff9b::/96`, 6to4) are not listed one by one: the egress matches IPv4 rules against
+/// the embedded address too (`spaced_config::embedded_v4`), so the metadata address through
+/// NAT64 falls under `169.254.0.0/16`. Listed whole are the IPv6 ranges no public
+/// destination lives in: IPv4-compatible `::/96` (deprecated, RFC 4291), SIIT
+/// `::ffff:0:0:0/96`, local-use NAT64 `64:ff9b:1::/48` (RFC 8215, not global), discard
+/// `100::/64`, deprecated site-local `fec0::/10`.
+fn builtin_deny() -> Vec<IpNet> {
     let nets = [
         "127.0.0.0/8",
         "169.254.0.0/16",
@@ -382,7 +407,12 @@ fn default_deny() -> Vec<IpNet> {
         "240.0.0.0/4",
         "::1/128",
         "::/128",
+        "::/96",
+        "::ffff:0:0:0/96",
+        "64:ff9b:1::/48",
+        "100::/64",
         "fe80::/10",
+        "fec0::/10",
         "ff00::/8",
     ];
     nets.iter().filter_map(|n| n.parse().ok()).collect()

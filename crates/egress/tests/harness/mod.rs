@@ -344,3 +344,20 @@ pub fn pinned(app: &str, pool: &[&str]) -> String {
         .expect("non-empty pool")
         .to_string()
 }
+
+/// Asserts that the gateway closed `s` without writing a byte (BEHAVIOR.md "Closing
+/// without a word"): the read ends with EOF, or with a reset when the client had sent bytes
+/// the gateway never read.
+pub async fn assert_closed_without_a_word(s: &mut TcpStream, what: &str) {
+    use tokio::io::AsyncReadExt;
+    let mut b = [0u8; 64];
+    match within(s.read(&mut b)).await {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Ok(n) => panic!(
+            "{what}: the gateway answered {:?}",
+            String::from_utf8_lossy(&b[..n])
+        ),
+        Err(e) => panic!("{what}: {e}"),
+    }
+}

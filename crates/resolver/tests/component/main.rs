@@ -7,6 +7,7 @@
 mod access;
 mod batch;
 mod forward;
+mod hostile;
 mod names;
 mod reload;
 mod support;

@@ -1,5 +1,6 @@
 //! The client address behind trusted proxies: nginx's `real_ip_recursive` walk of
-//! `X-Forwarded-For`, right to left, without allocating.
+//! `X-Forwarded-For`, right to left, without allocating; an entry it cannot read where it
+//! needs one makes the client unknown rather than the proxy.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -9,64 +10,110 @@ use spaced_config::{Policy, canonical};
 
 static XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-/// The client IP for per-app (`S10`) checks.
-///
-/// When `peer` is not in `router.trusted_proxies`, the peer itself: its `X-Forwarded-For`
-/// is the client's own text and believing it would let anyone claim any address.
-///
-/// When it is, the `X-Forwarded-For` entries (every such header in order, each split on
-/// commas) are walked from the right, where the proxies we trust appended what they saw:
-/// the first entry not in `trusted_proxies` is the client. When every entry is a trusted
-/// proxy, the left-most one; with no header (or no entry), the peer.
-///
-/// An entry that is not an address (`unknown`, an empty entry, a non-ASCII value) stops
-/// the walk and the last address reached is the answer, as nginx does: everything left of
-/// it was written by someone we cannot vouch for, and the address reached is the one a
-/// trusted hop reported (or the peer).
-///
-/// Entries may carry ports (`1.2.3.4:5678`, `[::1]:80`); they are dropped. IPv4-mapped
-/// IPv6 is folded to IPv4.
-pub fn client_ip(policy: &Policy, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-    let values = headers
-        .get_all(&XFF)
-        .iter()
-        .map(http::HeaderValue::as_bytes);
-    client_ip_from(policy, peer, values)
+/// The client as the router derives it for per-app (`S10`) and `space.blocked` checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    /// An address: the peer, or the right-most `X-Forwarded-For` entry that is not a
+    /// trusted proxy.
+    Known(IpAddr),
+    /// The walk met an entry that is not an address before finding the client: who sent
+    /// the request cannot be said. `via` is the last address the walk reached (the peer or
+    /// a trusted hop), for the log line only: it is never the client.
+    Unknown {
+        /// The last trusted address reached.
+        via: IpAddr,
+    },
 }
 
-/// [`client_ip`] over the `X-Forwarded-For` values in the order received, for a head that
-/// was not parsed into a `HeaderMap`.
+impl Client {
+    /// The address for the log line's `fwd` (for an unknown client, the hop that
+    /// forwarded it).
+    pub fn addr(self) -> IpAddr {
+        match self {
+            Self::Known(ip) | Self::Unknown { via: ip } => ip,
+        }
+    }
+
+    /// The client's address, `None` when unknown.
+    pub fn known(self) -> Option<IpAddr> {
+        match self {
+            Self::Known(ip) => Some(ip),
+            Self::Unknown { .. } => None,
+        }
+    }
+}
+
+/// The client IP for per-app (`S10`) checks; an unknown client (see [`client_from`])
+/// is given as the last trusted address reached. Prefer [`client`], which says so.
+pub fn client_ip(policy: &Policy, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    client(policy, peer, headers).addr()
+}
+
+/// [`client_ip`] over the `X-Forwarded-For` values in the order received.
 pub fn client_ip_from<'a>(
     policy: &Policy,
     peer: IpAddr,
     values: impl DoubleEndedIterator<Item = &'a [u8]>,
 ) -> IpAddr {
+    client_from(policy, peer, values).addr()
+}
+
+/// The client behind trusted proxies, from a `HeaderMap` (see [`client_from`]).
+pub fn client(policy: &Policy, peer: IpAddr, headers: &HeaderMap) -> Client {
+    let values = headers
+        .get_all(&XFF)
+        .iter()
+        .map(http::HeaderValue::as_bytes);
+    client_from(policy, peer, values)
+}
+
+/// The client behind trusted proxies, over the `X-Forwarded-For` values in the order
+/// received (for a head that was not parsed into a `HeaderMap`).
+///
+/// When `peer` is not in `router.trusted_proxies`, the peer itself: its `X-Forwarded-For`
+/// is the client's own text and believing it would let anyone claim any address.
+///
+/// When it is, the entries (every such header in order, each split on commas, as one
+/// list) are walked from the right, where the proxies we trust appended what they saw:
+/// the first entry not in `trusted_proxies` is the client. When every entry is a trusted
+/// proxy, the left-most one; with no header, the peer.
+///
+/// An entry that is not an address (`unknown`, an empty entry, a non-ASCII byte, an
+/// obfuscated identifier) where the walk needs one makes the client
+/// [`Client::Unknown`]: a trusted hop vouched for *something* it could not name, so
+/// neither the hop's own address (the bypass of issue 19: a proxy's address is often in
+/// an app's `trusted`) nor anything further left may stand in for it. Entries left of the
+/// client are never looked at, so a client's own garbage there changes nothing.
+///
+/// Entries may carry ports (`1.2.3.4:5678`, `[::1]:80`); they are dropped. IPv4-mapped
+/// IPv6 is folded to IPv4.
+pub fn client_from<'a>(
+    policy: &Policy,
+    peer: IpAddr,
+    values: impl DoubleEndedIterator<Item = &'a [u8]>,
+) -> Client {
     let proxies = &policy.router.trusted_proxies;
     let mut current = canonical(peer);
     if !proxies.contains(current) {
-        return current;
+        return Client::Known(current);
     }
     // Headers in reverse, and entries in each header in reverse: one right-to-left pass
-    // over the concatenated list.
+    // over the concatenated list. Split as bytes: one bad byte spoils its entry only.
     for value in values.rev() {
-        // What `HeaderValue::to_str` accepts: visible ASCII, space and tab.
-        let visible = value
-            .iter()
-            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
-        let Some(text) = std::str::from_utf8(value).ok().filter(|_| visible) else {
-            return current;
-        };
-        for entry in text.rsplit(',') {
-            let Some(ip) = parse_forwarded_entry(entry) else {
-                return current;
+        for entry in value.rsplit(|&b| b == b',') {
+            let Some(ip) = std::str::from_utf8(entry)
+                .ok()
+                .and_then(parse_forwarded_entry)
+            else {
+                return Client::Unknown { via: current };
             };
             current = ip;
             if !proxies.contains(ip) {
-                return ip;
+                return Client::Known(ip);
             }
         }
     }
-    current
+    Client::Known(current)
 }
 
 /// One `X-Forwarded-For` entry as an address, canonical: `1.2.3.4`, `2001:db8::1`,

@@ -352,6 +352,70 @@ fn garbage_stops_the_walk() {
     assert_eq!(client_ip(&p, peer, &h), peer);
 }
 
+/// Issue 19: an entry the walk cannot read where it needs an address makes the client
+/// unknown, never the proxy (whose address an app's `trusted` may cover); garbage left of
+/// the client changes nothing.
+#[test]
+fn an_unreadable_entry_makes_the_client_unknown() {
+    let p = policy(BASE);
+    let peer = ip("10.9.0.1");
+    let unknown = |via| Client::Unknown { via: ip(via) };
+    let known = |c| Client::Known(ip(c));
+    let walk = |values: &[&[u8]]| client_from(&p, peer, values.iter().copied());
+    assert_eq!(walk(&["é, 203.0.113.9".as_bytes()]), known("203.0.113.9"));
+    assert_eq!(
+        walk(&[b"\xff, 203.0.113.9, 10.9.3.3"]),
+        known("203.0.113.9")
+    );
+    assert_eq!(walk(&["é".as_bytes()]), unknown("10.9.0.1"));
+    assert_eq!(walk(&[b"203.0.113.9, \xff1.2.3.4"]), unknown("10.9.0.1"));
+    assert_eq!(
+        walk(&[b"203.0.113.9, unknown, 10.9.0.9"]),
+        unknown("10.9.0.9")
+    );
+    assert_eq!(walk(&[b"203.0.113.9,"]), unknown("10.9.0.1"));
+    assert_eq!(walk(&[b""]), unknown("10.9.0.1"));
+    // Lines are one list: garbage on an earlier line left of the client is ignored.
+    assert_eq!(walk(&[b"junk", b"203.0.113.9"]), known("203.0.113.9"));
+    assert_eq!(walk(&[b"203.0.113.9", b"junk"]), unknown("10.9.0.1"));
+    assert_eq!(walk(&[]), known("10.9.0.1"));
+    // From a peer that is no proxy, the header is not read at all.
+    assert_eq!(
+        client_from(&p, ip("203.0.113.9"), [&b"junk"[..]].into_iter()),
+        known("203.0.113.9")
+    );
+    // An unknown client is refused by an app with `trusted`, served by one without.
+    let c = walk(&["é".as_bytes()]);
+    assert!(matches!(
+        route_client(&p, Listener::External, "api.example.com", c),
+        Err(Denied::ClientUnknown { .. })
+    ));
+    assert_eq!(
+        route_client(&p, Listener::External, "www.example.com", c).unwrap(),
+        1
+    );
+}
+
+/// `space.blocked` applies to the client behind a trusted proxy (L7) and on internal
+/// listeners (L4).
+#[test]
+fn blocked_applies_to_the_derived_client_and_internal_listeners() {
+    let p = policy(BASE);
+    let c = client_from(&p, ip("10.9.0.1"), [&b"203.0.113.66"[..]].into_iter());
+    let refused = route_client(&p, Listener::External, "www.example.com", c).unwrap_err();
+    assert!(matches!(refused, Denied::ClientBlocked { .. }), "{refused}");
+    assert_eq!(refused.status(), Some(403));
+    let internal = policy(&BASE.replace(
+        r#"blocked = ["203.0.113.66"]"#,
+        r#"blocked = ["203.0.113.66", "10.0.0.9"]"#,
+    ));
+    assert!(matches!(
+        admit_l4(&internal, Listener::Internal, ip("10.0.0.9")),
+        Err(Denied::Blocked { .. })
+    ));
+    assert!(admit_l4(&internal, Listener::Internal, ip("10.0.0.8")).is_ok());
+}
+
 #[test]
 fn entries_with_ports() {
     let cases = [

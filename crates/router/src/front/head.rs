@@ -99,6 +99,8 @@ pub(crate) fn kind(name: &str) -> Kind {
         17 if is("transfer-encoding") => Kind::Hyper,
         // The rest of the fixed hop-by-hop list (TE, Trailer, Keep-Alive, Proxy-*).
         _ if headers::is_hop_by_hop_name(n) => Kind::Drop,
+        // `X_Forwarded_For` and the like, as `headers::rewrite_request` drops them.
+        _ if headers::is_lookalike(n) => Kind::Drop,
         _ => Kind::Keep,
     }
 }
