@@ -10,12 +10,13 @@ use anyhow::{Context, Result, anyhow};
 use spaced_config::{Applied, DynoBoard, Store};
 use spaced_net::Shutdown;
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::admin;
 pub use crate::components::Bound;
 use crate::components::Components;
+use crate::notify::{self, Notifier};
 use crate::reload::{self, Reloader};
+use crate::{admin, limits, upgrade};
 
 /// How the daemon is started.
 #[derive(Debug, Clone)]
@@ -24,17 +25,21 @@ pub struct Options {
     pub config: PathBuf,
     /// Watch the file and the files it names, reloading on change.
     pub watch: bool,
-    /// How long a stop waits for in-flight work.
-    pub grace: Duration,
+    /// How long a stop waits for in-flight work, when not `[daemon] drain_timeout` (tests).
+    pub grace: Option<Duration>,
+    /// Speak sd_notify when `NOTIFY_SOCKET` names a socket (`spaced run` does; in-process
+    /// test daemons stay silent).
+    pub notify: bool,
 }
 
 impl Options {
-    /// Defaults for `path`: watching on, 30 s grace.
+    /// Defaults for `path`: watching on, the policy's `[daemon]` timings, no sd_notify.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             config: path.into(),
             watch: true,
-            grace: Duration::from_secs(30),
+            grace: None,
+            notify: false,
         }
     }
 }
@@ -63,7 +68,9 @@ pub struct Daemon {
     admin_shutdown: Shutdown,
     ready: Arc<AtomicBool>,
     addrs: Addrs,
-    grace: Duration,
+    grace: Option<Duration>,
+    /// sd_notify (empty unless `Options::notify`).
+    notifier: Arc<Notifier>,
 }
 
 impl Daemon {
@@ -109,7 +116,14 @@ impl Daemon {
         let shutdown = Shutdown::new();
         let (components, bound) = Components::spawn(store.clone(), board, &shutdown).await?;
         let components = Arc::new(components);
-        let reloader = Arc::new(Reloader::new(opts.config.clone(), store.clone()));
+        let notifier = Arc::new(if opts.notify {
+            Notifier::from_env()
+        } else {
+            Notifier::default()
+        });
+        let reloader = Arc::new(
+            Reloader::new(opts.config.clone(), store.clone()).with_notifier(notifier.clone()),
+        );
         if opts.watch {
             reload::spawn_watcher(reloader.clone(), shutdown.child())
                 .context("start the config file watcher")?;
@@ -146,6 +160,7 @@ impl Daemon {
                 probe,
             },
             grace: opts.grace,
+            notifier,
         })
     }
 
@@ -172,46 +187,149 @@ impl Daemon {
         &self.shutdown
     }
 
-    /// Stops accepting, lets in-flight work finish within the grace period, then stops the
-    /// admin listener, which answers `/readyz` with 503 meanwhile. Returns whether
-    /// everything finished in time.
+    /// How the policy now in force says to stop: (`shutdown_delay`, drain timeout).
+    fn timings(&self) -> (Duration, Duration) {
+        let d = self.store.load_full().daemon.clone();
+        (d.shutdown_delay, self.grace.unwrap_or(d.drain_timeout))
+    }
+
+    /// `/readyz` turns 503 at once; listeners keep accepting for `[daemon] shutdown_delay`
+    /// (so load balancers stop sending first); then they close and in-flight work gets
+    /// `drain_timeout`; then the admin listener stops. Returns whether everything finished
+    /// in time.
     pub async fn stop(self) -> bool {
         self.ready.store(false, Ordering::Release);
-        let clean = self.shutdown.drain(self.grace).await;
+        let (delay, drain) = self.timings();
+        if !delay.is_zero() {
+            info!("stopping: /readyz answers 503; listeners keep accepting for {delay:?}");
+            tokio::time::sleep(delay).await;
+        }
+        self.drain(drain).await
+    }
+
+    /// After an upgrade: the new process accepts on the very same sockets (admin too), so
+    /// no delay is needed, and this one stops accepting at once, the admin API included
+    /// (its `/readyz` would contradict the new process's on the shared socket).
+    pub async fn stop_for_upgrade(self) -> bool {
+        self.ready.store(false, Ordering::Release);
+        self.admin_shutdown.cancel();
+        let (_, drain) = self.timings();
+        self.drain(drain).await
+    }
+
+    async fn drain(self, grace: Duration) -> bool {
+        info!("stopping: no new connections; in-flight work has {grace:?}");
+        // The kept duplicates would hold closed listeners open: connections would queue in
+        // a backlog nobody accepts from instead of being refused.
+        spaced_net::listeners::release();
+        let clean = self.shutdown.drain(grace).await;
         // Admin exchanges are short; a scrape in progress gets a moment to finish.
         self.admin_shutdown.drain(ADMIN_GRACE).await;
         clean
     }
 }
 
-/// `spaced run`: start, reload on SIGHUP, drain on SIGTERM/SIGINT (a second one stops at
-/// once).
+/// Why the serving loop ended.
+enum Stop {
+    /// SIGTERM or SIGINT.
+    Signal,
+    /// SIGUSR2, and the new process is ready.
+    Upgraded,
+}
+
+/// `spaced run`: raise the descriptor limit, start (on inherited sockets when given), speak
+/// sd_notify, reload on SIGHUP, upgrade on SIGUSR2, stop on SIGTERM/SIGINT (a second one
+/// stops at once).
 ///
 /// # Errors
 /// Start-up failures; signals that cannot be installed.
-pub async fn run(opts: Options) -> Result<()> {
+pub async fn run(mut opts: Options) -> Result<()> {
     let mut hup = signal(SignalKind::hangup()).context("install SIGHUP handler")?;
     let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
+    let mut usr2 = signal(SignalKind::user_defined2()).context("install SIGUSR2 handler")?;
+    let nofile = match limits::raise_nofile() {
+        Ok(n) => Some(n),
+        Err(e) => {
+            warn!(error = %e, "cannot raise the open file limit");
+            None
+        }
+    };
+    // This process may hand its sockets to an upgraded one.
+    spaced_net::listeners::keep_for_handoff();
+    opts.notify = true;
     let daemon = Daemon::start(opts).await?;
-    loop {
+    for (transport, addr, name) in spaced_net::listeners::close_unclaimed() {
+        warn!(
+            transport = transport.name(),
+            server.addr = %addr,
+            name,
+            "an inherited socket matches no configured listener; closed"
+        );
+    }
+    if let Some(w) = nofile.and_then(|n| limits::warning(&daemon.store.load_full(), n)) {
+        warn!("{w}");
+    }
+    let version = daemon.store.meta().version;
+    let mut state = format!(
+        "READY=1\n{}",
+        notify::status_line(&format!("serving version {version}"))
+    );
+    if Notifier::is_upgrade() {
+        // Under systemd the service's main process is now this one.
+        state = format!("MAINPID={}\n{state}", std::process::id());
+    }
+    daemon.notifier.send(&state);
+    if let Some(every) = notify::watchdog_interval() {
+        let notifier = daemon.notifier.clone();
+        // A plain task on the same runtime: it ticks only while the runtime runs tasks.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                notifier.send("WATCHDOG=1");
+            }
+        });
+    }
+    let why = loop {
         tokio::select! {
             _ = hup.recv() => { let _ = daemon.reloader.reload("signal").await; }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = term.recv() => break Stop::Signal,
+            _ = int.recv() => break Stop::Signal,
+            _ = usr2.recv() => match upgrade::start().await {
+                Ok(pid) => {
+                    info!(pid, "upgrade: the new process is ready; this one drains and exits");
+                    break Stop::Upgraded;
+                }
+                Err(e) => error!(error = %format!("{e:#}"), "upgrade failed; this process keeps serving"),
+            },
         }
-    }
-    info!(
-        "stopping: no new connections; in-flight work has {:?}",
-        daemon.grace
-    );
-    let stop = daemon.stop();
+    };
+    let stop = match why {
+        Stop::Signal => {
+            daemon.notifier.send("STOPPING=1");
+            futures_stop(daemon, false)
+        }
+        // Not STOPPING=1: the service goes on, in the new process.
+        Stop::Upgraded => futures_stop(daemon, true),
+    };
     tokio::select! {
         clean = stop => {
-            if !clean { warn!("grace period over; exiting with work still in flight"); }
+            if !clean { warn!("drain timeout over; exiting with work still in flight"); }
         }
         _ = term.recv() => warn!("second signal: stopping now"),
         _ = int.recv() => warn!("second signal: stopping now"),
     }
     Ok(())
+}
+
+fn futures_stop(
+    daemon: Daemon,
+    upgraded: bool,
+) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>> {
+    if upgraded {
+        Box::pin(daemon.stop_for_upgrade())
+    } else {
+        Box::pin(daemon.stop())
+    }
 }

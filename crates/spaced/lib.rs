@@ -10,9 +10,12 @@ pub mod admin;
 mod components;
 pub mod daemon;
 pub mod demo;
+pub mod limits;
 pub mod logging;
+pub mod notify;
 pub mod reload;
 mod rfc3339;
+pub mod upgrade;
 pub mod warnings;
 
 pub use daemon::{Addrs, Daemon, Options, run};

@@ -20,6 +20,8 @@ use crate::cli::{Cli, Command, ListenerArg};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before any thread exists: taking LISTEN_FDS unsets it (socket activation, upgrades).
+    let (adopted, refused) = spaced_net::listeners::adopt_inherited();
     let cli = Cli::parse();
     match cli.command {
         Command::Check { file } => check(&file),
@@ -27,7 +29,15 @@ fn main() -> ExitCode {
         Command::Run { config, no_watch } => {
             let mut opts = Options::new(config);
             opts.watch = !no_watch;
-            serve(|| spaced::run(opts))
+            serve(|| {
+                for (transport, addr, name) in &adopted {
+                    tracing::info!(transport = transport.name(), server.addr = %addr, name, "inherited listening socket");
+                }
+                for (fd, why) in &refused {
+                    tracing::warn!(fd, error = %why, "inherited descriptor is not a TCP listener or UDP socket; closed");
+                }
+                spaced::run(opts)
+            })
         }
         Command::Demo { config } => serve(|| spaced::demo::run(config)),
         Command::Docs(docs) => docgen::run(&docs),
@@ -80,8 +90,10 @@ fn check(file: &Path) -> ExitCode {
                 p.egress.transparent_listen.len(),
                 p.tls.len(),
             );
+            // What a start would have: the soft limit raised to the hard one.
+            let nofile = spaced::limits::warning(p, spaced::limits::hard_nofile());
             // On stderr: stdout stays the one-line summary scripts read.
-            for w in spaced::warnings::collect(p) {
+            for w in spaced::warnings::collect(p).into_iter().chain(nofile) {
                 eprintln!("{}: warning: {w}", file.display());
             }
             ExitCode::SUCCESS

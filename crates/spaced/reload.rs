@@ -16,6 +16,8 @@ use spaced_net::Shutdown;
 use tokio::sync::{Mutex, mpsc};
 use tracing::{debug, error, info, warn};
 
+use crate::notify::Notifier;
+
 /// Bursts of file events (an editor's write + rename + chmod) settle into one reload.
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
@@ -82,6 +84,8 @@ pub struct Reloader {
     store: Arc<Store>,
     /// One reload at a time: two triggers racing must not swap out of order.
     gate: Mutex<()>,
+    /// Tells systemd a reload's start and result (`Type=notify-reload`); silent when unset.
+    notifier: Arc<Notifier>,
 }
 
 impl Reloader {
@@ -91,7 +95,15 @@ impl Reloader {
             path,
             store,
             gate: Mutex::new(()),
+            notifier: Arc::default(),
         }
+    }
+
+    /// Reports every reload through `notifier` (sd_notify).
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: Arc<Notifier>) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// The config file.
@@ -106,6 +118,22 @@ impl Reloader {
     /// policy keeps serving and the error is recorded for `/config`.
     pub async fn reload(&self, trigger: &'static str) -> Result<Applied, String> {
         let _one_at_a_time = self.gate.lock().await;
+        self.notifier.send(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}",
+            crate::notify::monotonic_usec()
+        ));
+        let result = self.reload_now(trigger).await;
+        let version = self.store.meta().version;
+        let status = match &result {
+            Ok(_) => format!("serving version {version}"),
+            Err(e) => format!("serving version {version}; reload rejected: {e}"),
+        };
+        self.notifier
+            .send(&format!("READY=1\n{}", crate::notify::status_line(&status)));
+        result
+    }
+
+    async fn reload_now(&self, trigger: &'static str) -> Result<Applied, String> {
         let path = self.path.clone();
         let loaded = tokio::task::spawn_blocking(move || load(&path))
             .await

@@ -124,7 +124,7 @@ async fn readyz_is_503_while_a_stop_drains() {
     );
     let mut opts = Options::new(dir.path("spaced.toml"));
     opts.watch = false;
-    opts.grace = Duration::from_secs(2);
+    opts.grace = Some(Duration::from_secs(2));
     let daemon = timeout(T, Daemon::start(opts)).await.unwrap().unwrap();
     let (admin, router) = (
         daemon.addrs().admin.unwrap(),

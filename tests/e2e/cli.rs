@@ -21,9 +21,12 @@ fn check_accepts_the_shipped_configs() {
         // their dynos on loopback with `default_deny = false`, which `check` warns about.
         assert_eq!(stdout.lines().count(), 1, "{stdout}");
         assert!(stdout.contains(": ok: "), "{stdout}");
+        // The open file limit warning depends on the machine's hard limit (20000 is below
+        // what config/spaced.toml can hold open).
         for w in stderr.lines() {
             assert!(
-                w.contains(": warning: egress.default_deny = false"),
+                w.contains(": warning: egress.default_deny = false")
+                    || w.contains(": warning: open file limit (RLIMIT_NOFILE) "),
                 "{stderr}"
             );
         }

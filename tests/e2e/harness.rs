@@ -169,3 +169,4 @@ listen = "{admin}"
 }
 
 pub(crate) mod backend;
+pub(crate) mod process;

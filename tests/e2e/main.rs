@@ -8,5 +8,7 @@ mod admin;
 mod cli;
 mod docgen;
 mod ops;
+mod process;
 mod reload;
 mod stack;
+mod upgrade;

@@ -44,7 +44,7 @@ pub(super) async fn start(dir: &ConfigDir, text: &str, watch: bool) -> Daemon {
     dir.write_atomic("spaced.toml", text);
     let mut opts = Options::new(dir.path("spaced.toml"));
     opts.watch = watch;
-    opts.grace = Duration::from_secs(2);
+    opts.grace = Some(Duration::from_secs(2));
     timeout(T, Daemon::start(opts)).await.unwrap().unwrap()
 }
 

@@ -65,7 +65,7 @@ async fn start(dir: &ConfigDir, text: &str) -> Daemon {
     dir.write_atomic("spaced.toml", text);
     let mut opts = Options::new(dir.path("spaced.toml"));
     opts.watch = false;
-    opts.grace = Duration::from_secs(5);
+    opts.grace = Some(Duration::from_secs(5));
     timeout(T, Daemon::start(opts)).await.unwrap().unwrap()
 }
 

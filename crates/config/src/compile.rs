@@ -19,6 +19,7 @@ use crate::raw::RawConfig;
 use crate::{IpSet, parse_duration};
 
 mod apps;
+mod daemon;
 mod listeners;
 mod secret;
 mod sections;
@@ -244,6 +245,7 @@ impl Cx<'_> {
                 probe_listen,
             })
         });
+        let daemon = self.daemon(raw.daemon);
         self.check_listeners();
         let (apps, hosts, dyno_ips) = self.apps(raw.app, &router);
         Policy {
@@ -253,6 +255,7 @@ impl Cx<'_> {
             resolver,
             egress,
             admin,
+            daemon,
             apps,
             hosts,
             dyno_ips,

@@ -42,7 +42,7 @@ pub struct PolicyDiff {
     /// reconciliation of the listener set.
     pub listeners_changed: bool,
     /// Other sections whose settings changed, among `space`, `router`, `tls`, `resolver`,
-    /// `egress` and `admin`, in that order.
+    /// `egress`, `admin` and `daemon`, in that order.
     pub sections: Vec<&'static str>,
 }
 
@@ -150,6 +150,9 @@ impl Policy {
         }
         if self.admin.is_some() != next.admin.is_some() {
             d.sections.push("admin");
+        }
+        if self.daemon != next.daemon {
+            d.sections.push("daemon");
         }
         d
     }

@@ -27,7 +27,7 @@ pub use error::{ConfigError, ErrorKind, Errors};
 pub use ipset::{IpSet, canonical, embedded_v4};
 pub use policy::egress_warning;
 pub use policy::{
-    Admin, App, Balance, Dyno, Egress, HealthCheck, HostTable, Policy, Ports, Resolver, Router,
-    Routing, Space, Timeouts, TlsCert,
+    Admin, App, Balance, Daemon, Dyno, Egress, HealthCheck, HostTable, Policy, Ports, Resolver,
+    Router, Routing, Space, Timeouts, TlsCert,
 };
 pub use store::{Applied, Meta, Store};

@@ -26,6 +26,8 @@ pub struct Policy {
     pub egress: Egress,
     /// `[admin]`, when present.
     pub admin: Option<Admin>,
+    /// `[daemon]` (defaults when absent).
+    pub daemon: Daemon,
     /// `[[app]]`, in file order; an app's index here is its id within this policy.
     pub apps: Vec<Arc<App>>,
     /// Host name → app index.
@@ -219,6 +221,29 @@ pub struct Admin {
     pub listen: SocketAddr,
     /// Read-only probe listeners: `GET /healthz`, `/readyz`, `/metrics` only.
     pub probe_listen: Vec<SocketAddr>,
+}
+
+/// `[daemon]`: how the process stops, read at start (a reload does not change a stop
+/// already under way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Daemon {
+    /// After SIGTERM, how long listeners keep accepting while `/readyz` answers 503.
+    pub shutdown_delay: Duration,
+    /// Then, how long in-flight work gets before the process exits anyway.
+    pub drain_timeout: Duration,
+    /// The file the last applied policy is cached in, resolved against the config's
+    /// directory; `None` when unset or empty.
+    pub cache: Option<PathBuf>,
+}
+
+impl Default for Daemon {
+    fn default() -> Self {
+        Self {
+            shutdown_delay: Duration::ZERO,
+            drain_timeout: Duration::from_secs(30),
+            cache: None,
+        }
+    }
 }
 
 /// One `[[app]]`.

@@ -106,6 +106,7 @@ pub(crate) struct RawConfig {
     pub(crate) resolver: Option<RawResolver>,
     pub(crate) egress: Option<RawEgress>,
     pub(crate) admin: Option<RawAdmin>,
+    pub(crate) daemon: Option<RawDaemon>,
     #[serde(default)]
     pub(crate) app: Vec<RawApp>,
 }
@@ -237,6 +238,15 @@ pub(crate) struct RawAdmin {
     pub(crate) listen: S,
     #[serde(default)]
     pub(crate) probe_listen: Vec<S>,
+}
+
+/// `[daemon]`: the process itself (OPERATIONS.md "The process").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDaemon {
+    pub(crate) shutdown_delay: Option<S>,
+    pub(crate) drain_timeout: Option<S>,
+    pub(crate) cache: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
 
+use crate::listeners::{self, Transport};
+
 /// A listener could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
@@ -31,6 +33,12 @@ const BACKLOG: i32 = 4096;
 /// When the socket cannot be created, configured or bound.
 pub fn tcp_listener(addr: SocketAddr) -> Result<TcpListener, BindError> {
     let wrap = |source| BindError::Bind { addr, source };
+    // Socket activation or an upgrade handed this address over already (crate::listeners).
+    if let Some(socket) = listeners::take(Transport::Tcp, addr) {
+        socket.set_nonblocking(true).map_err(wrap)?;
+        listeners::record(Transport::Tcp, &socket).map_err(wrap)?;
+        return TcpListener::from_std(socket.into()).map_err(wrap);
+    }
     let socket =
         Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(wrap)?;
     socket.set_reuse_address(true).map_err(wrap)?;
@@ -45,6 +53,7 @@ pub fn tcp_listener(addr: SocketAddr) -> Result<TcpListener, BindError> {
     socket.set_nonblocking(true).map_err(wrap)?;
     socket.bind(&addr.into()).map_err(wrap)?;
     socket.listen(BACKLOG).map_err(wrap)?;
+    listeners::record(Transport::Tcp, &socket).map_err(wrap)?;
     TcpListener::from_std(socket.into()).map_err(wrap)
 }
 
@@ -60,7 +69,8 @@ pub fn tcp_listener(addr: SocketAddr) -> Result<TcpListener, BindError> {
 /// # Errors
 /// The OS error of the probe's bind (`EADDRINUSE` when taken).
 pub fn ensure_unbound(addr: SocketAddr) -> Result<(), BindError> {
-    if addr.port() == 0 {
+    // Port 0 is always free; an inherited socket is this process's own.
+    if addr.port() == 0 || listeners::is_inherited(addr) {
         return Ok(());
     }
     let wrap = |source| BindError::Bind { addr, source };

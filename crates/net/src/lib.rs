@@ -6,6 +6,7 @@
 
 pub mod accept;
 pub mod bind;
+pub mod listeners;
 pub mod metrics;
 pub mod more;
 pub mod outbound;

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use spaced_net::BindError;
+use spaced_net::listeners::{self, Transport};
 use tokio::net::TcpListener;
 
 /// A blocking UDP socket: each is served by its own thread (see `server::serve_udp_thread`).
@@ -30,7 +31,13 @@ pub(crate) fn bind_group(
     let tries = if addr.port() == 0 { 8 } else { 1 };
     let mut last = None;
     for _ in 0..tries {
-        let first = udp(addr).map_err(|e| wrap(addr, e))?;
+        // Socket activation or an upgrade may have handed this address over already.
+        let inherited = take_udp(addr).map_err(|e| wrap(addr, e))?;
+        let first_inherited = inherited.is_some();
+        let first = match inherited {
+            Some(s) => s,
+            None => udp(addr).map_err(|e| wrap(addr, e))?,
+        };
         let local = first
             .local_addr()
             .map_err(|source| wrap(addr, BindError::Bind { addr, source }))?;
@@ -43,7 +50,20 @@ pub(crate) fn bind_group(
         };
         let mut group = vec![first];
         for _ in 1..udp_count.max(1) {
-            group.push(udp(local).map_err(|e| wrap(addr, e))?);
+            // An upgrade hands over the whole group; a socket unit hands over one socket
+            // without SO_REUSEPORT, which no new socket can join, so its loops share it.
+            let next = match take_udp(local).map_err(|e| wrap(addr, e))? {
+                Some(s) => s,
+                None if first_inherited => group[0]
+                    .try_clone()
+                    .map_err(|source| wrap(addr, BindError::Bind { addr, source }))?,
+                None => udp(local).map_err(|e| wrap(addr, e))?,
+            };
+            group.push(next);
+        }
+        for s in &group {
+            listeners::record(Transport::Udp, &socket2::SockRef::from(s))
+                .map_err(|source| wrap(addr, BindError::Bind { addr, source }))?;
         }
         return Ok((group, tcp, local));
     }
@@ -58,6 +78,17 @@ pub(crate) fn bind_group(
 
 fn wrap(addr: SocketAddr, source: BindError) -> ResolverError {
     ResolverError::Bind { addr, source }
+}
+
+/// The inherited UDP socket on `addr`, blocking as the group's threads want it.
+fn take_udp(addr: SocketAddr) -> Result<Option<UdpSocket>, BindError> {
+    let Some(socket) = listeners::take(Transport::Udp, addr) else {
+        return Ok(None);
+    };
+    socket
+        .set_nonblocking(false)
+        .map_err(|source| BindError::Bind { addr, source })?;
+    Ok(Some(socket.into()))
 }
 
 /// One UDP socket of a group: `SO_REUSEPORT`, a deep receive buffer, dual-stack for IPv6

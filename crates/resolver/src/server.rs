@@ -127,10 +127,9 @@ pub(crate) fn serve_udp_thread(
             }
             continue;
         }
-        // The receive may have blocked across a shutdown: nothing is answered after it.
-        if shutdown.is_cancelled() {
-            break;
-        }
+        // A batch read across a shutdown is still answered (the loop ends after it): during
+        // a SIGUSR2 upgrade the new process reads this very socket, and a query taken here
+        // is one it never sees, so dropping it would lose an answer.
         {
             // One zone and one view of the health board per batch: a batch is read in
             // microseconds, and a reload landing meanwhile applies to the next one.

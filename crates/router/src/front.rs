@@ -239,11 +239,20 @@ where
         }
     }
 
-    /// Reads more of a head; `None` when the router is closing and no head has begun.
+    /// Reads more of a head; `None` when the connection is closing for being idle and no
+    /// head has begun.
+    ///
+    /// A router that is stopping (SIGTERM, an upgrade) instead keeps reading: the client's
+    /// next request is answered with `Connection: close`, so a keep-alive client moves to
+    /// another process without a request sent into a closing socket. `conn::drive` still
+    /// ends a connection that sends nothing within `client_header`.
     async fn fill(&mut self, closing: &AtomicBool) -> Option<io::Result<usize>> {
         self.make_room();
         std::future::poll_fn(|cx| {
-            if self.rbuf.is_empty() && closing.load(Ordering::Relaxed) {
+            if self.rbuf.is_empty()
+                && closing.load(Ordering::Relaxed)
+                && !self.ctx.shared.shutdown.is_cancelled()
+            {
                 return Poll::Ready(None);
             }
             tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf).map(Some)

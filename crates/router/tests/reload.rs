@@ -128,6 +128,24 @@ async fn shutdown_finishes_in_flight_and_stops_accepting() {
 }
 
 #[tokio::test]
+async fn shutdown_answers_an_idle_keep_alive_connections_next_request_with_close() {
+    let a = Backend::start("a").await;
+    let r = Router::start(&space("", &app("api", &["api.test"], &[a.addr]))).await;
+    let mut c = Client::connect(r.addr).await;
+    assert_eq!(c.get("api.test", "/").await.status, 200);
+    // The connection is idle when the stop begins: it stays open for the next request,
+    // which is answered and marked as the last, so the client reconnects elsewhere.
+    r.shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let got = c.get("api.test", "/").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        got.headers.get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
+}
+
+#[tokio::test]
 async fn pooled_connections_close_after_pool_idle() {
     let a = Backend::start("a").await;
     let keys = "\n[router.timeouts]\npool_idle = \"200ms\"\n";
