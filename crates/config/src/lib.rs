@@ -20,13 +20,13 @@ mod store;
 mod tls;
 
 pub use board::DynoBoard;
-pub use compile::{Loaded, Source, load_file, parse};
+pub use compile::{Loaded, Source, load_file, parse, parse_fleet};
 pub use diff::PolicyDiff;
 pub use duration::parse_duration;
 pub use error::{ConfigError, ErrorKind, Errors};
 pub use ipset::{IpSet, canonical};
 pub use policy::{
-    Admin, App, Balance, Dyno, Egress, HealthCheck, HostTable, Policy, Ports, Resolver, Router,
+    Admin, App, Balance, Daemon, Dyno, Egress, Fleet, HealthCheck, HostTable, Policy, Ports, Resolver, Router,
     Routing, Space, Timeouts, TlsCert,
 };
 pub use store::{Applied, Meta, Store};
