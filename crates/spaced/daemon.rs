@@ -98,9 +98,18 @@ impl Daemon {
         ));
         let board = Arc::new(DynoBoard::new());
         let shutdown = Shutdown::new();
+        // With [fleet], the shared policy joins before any component starts.
+        let fleet = if store.load().fleet.is_some() {
+            Some(crate::fleet::start(&opts.config, store.clone(), &shutdown.child()).await?)
+        } else {
+            None
+        };
         let (components, bound) = Components::spawn(store.clone(), board, &shutdown).await?;
         let components = Arc::new(components);
         let reloader = Arc::new(Reloader::new(opts.config.clone(), store.clone()));
+        if let Some(link) = &fleet {
+            reloader.set_fleet(link.clone());
+        }
         if opts.watch {
             reload::spawn_watcher(reloader.clone(), shutdown.child())
                 .context("start the config file watcher")?;
@@ -114,6 +123,7 @@ impl Daemon {
                     reloader: reloader.clone(),
                     components,
                     ready: ready.clone(),
+                    fleet: fleet.clone(),
                 };
                 Some(admin::spawn(addr, state, admin_shutdown.clone()).await?)
             }

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher, event::AccessKind, event::AccessMode};
@@ -90,6 +90,8 @@ pub struct Reloader {
     store: Arc<Store>,
     /// One reload at a time: two triggers racing must not swap out of order.
     gate: Mutex<()>,
+    /// With `[fleet]`: reloads merge the file with the fleet's view (`fleet.rs`).
+    fleet: OnceLock<Arc<crate::fleet::Link>>,
 }
 
 impl Reloader {
@@ -99,7 +101,13 @@ impl Reloader {
             path,
             store,
             gate: Mutex::new(()),
+            fleet: OnceLock::new(),
         }
+    }
+
+    /// From now on, reloads merge the file with the fleet's view.
+    pub fn set_fleet(&self, link: Arc<crate::fleet::Link>) {
+        let _ = self.fleet.set(link);
     }
 
     /// The config file.
@@ -113,6 +121,9 @@ impl Reloader {
     /// The full error text (every located problem) when the new file is rejected; the old
     /// policy keeps serving and the error is recorded for `/config`.
     pub async fn reload(&self, trigger: &'static str) -> Result<Applied, String> {
+        if let Some(fleet) = self.fleet.get() {
+            return fleet.reload_local(trigger).await;
+        }
         let _one_at_a_time = self.gate.lock().await;
         let path = self.path.clone();
         let loaded = tokio::task::spawn_blocking(move || load(&path))
