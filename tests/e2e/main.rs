@@ -6,5 +6,6 @@ mod harness;
 
 mod admin;
 mod cli;
+mod fleet;
 mod reload;
 mod stack;

@@ -87,7 +87,7 @@ impl Registration {
         let refresh = self.cfg.lease_ttl / 3;
         let mut written = false;
         loop {
-            if !written || self.record.has_changed().unwrap_or(false) {
+            if !written {
                 let record = self.record.borrow_and_update().clone();
                 let value = serde_json::to_vec(&record)
                     .map_err(|e| FleetError::Invalid(e.to_string()))?;
@@ -111,6 +111,7 @@ impl Registration {
                         // The daemon is going away; `stop` ends the loop.
                         std::future::pending::<()>().await;
                     }
+                    written = false;
                 }
             }
         }

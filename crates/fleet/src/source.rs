@@ -19,7 +19,7 @@ use crate::{FleetError, keys};
 /// First wait after a failure; doubled each time up to [`BACKOFF_MAX`].
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 /// Longest wait between attempts: an outage's end is noticed within this.
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// Everything under the prefix that spaced reads, at one revision.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
