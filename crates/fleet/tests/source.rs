@@ -1,0 +1,106 @@
+//! The policy source against a real etcd: resuming from a revision that was compacted
+//! meanwhile reads everything again; registration writes and revokes its key.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use spaced_config::Fleet;
+use spaced_fleet::etcd_client::Client;
+use spaced_fleet::testing::Etcd;
+use spaced_fleet::{InstanceRecord, Registration, Status, View, source};
+use tokio::sync::watch;
+
+fn fleet(etcd: &Etcd, prefix: &str) -> Fleet {
+    Fleet {
+        etcd: etcd.endpoints(),
+        prefix: prefix.to_string(),
+        instance: Some("t".into()),
+        lease_ttl: Duration::from_secs(2),
+        ca: None,
+        cert: None,
+        key: None,
+        username: None,
+        password_file: None,
+    }
+}
+
+#[tokio::test]
+async fn a_compacted_revision_is_read_again() {
+    let Some(etcd) = Etcd::start().await else {
+        return;
+    };
+    let mut c = etcd.client().await;
+    let first = c.put("/s/policy", "a", None).await.unwrap();
+    let old = first.header().unwrap().revision();
+    c.put("/s/dynos/api/web/1", "{}", None).await.unwrap();
+    let last = c.put("/s/policy", "c", None).await.unwrap();
+    c.compact(last.header().unwrap().revision(), None).await.unwrap();
+
+    // As after a long outage: the view is at a revision etcd no longer has.
+    let stale = View {
+        revision: old,
+        policy: Some(Arc::new(b"a".to_vec())),
+        ..View::default()
+    };
+    let (tx, mut rx) = watch::channel(stale);
+    let status = Arc::new(Status::default());
+    let task = tokio::spawn(source::run(fleet(&etcd, "/s"), tx, status.clone()));
+    let got = tokio::time::timeout(
+        Duration::from_secs(10),
+        rx.wait_for(|v| v.policy.as_deref().map(Vec::as_slice) == Some(b"c")),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .clone();
+    assert_eq!(got.dynos.len(), 1);
+    assert!(got.revision >= last.header().unwrap().revision());
+    task.abort();
+}
+
+#[tokio::test]
+async fn registration_writes_its_key_and_removes_it_on_stop() {
+    let Some(etcd) = Etcd::start().await else {
+        return;
+    };
+    let record = InstanceRecord {
+        instance: "t".into(),
+        revision: 7,
+        ..InstanceRecord::default()
+    };
+    let (tx, rx) = watch::channel(record);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let reg = Registration::new(fleet(&etcd, "/r"), "t".into(), rx);
+    let task = tokio::spawn(reg.run(async {
+        let _ = stop_rx.await;
+    }));
+    let mut c = etcd.client().await;
+    let read = |mut c: Client| async move {
+        spaced_fleet::instance::list(&mut c, "/r").await.unwrap().1
+    };
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        seen = read(c.clone()).await;
+        if seen.first().is_some_and(|r| r.revision == 7) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen.len(), 1);
+    tx.send_modify(|r| r.revision = 8);
+    for _ in 0..100 {
+        seen = read(c.clone()).await;
+        if seen.first().is_some_and(|r| r.revision == 8) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen.first().map(|r| r.revision), Some(8));
+    // Kept alive past its TTL.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(read(c.clone()).await.len(), 1);
+    let _ = stop_tx.send(());
+    task.await.unwrap();
+    assert!(c.get("/r/instances/t", None).await.unwrap().kvs().is_empty());
+}
