@@ -24,6 +24,7 @@ use tracing::{error, info, warn};
 use crate::rfc3339;
 
 pub(crate) mod admin;
+pub mod cli;
 pub use admin::status_json;
 
 /// How long a start waits for etcd before serving from the cache (or the local part alone).

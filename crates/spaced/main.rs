@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout)]
 
 mod cli;
+mod fleet_cli;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
             serve(|| spaced::run(opts))
         }
         Command::Demo { config } => serve(|| spaced::demo::run(config)),
+        Command::Fleet { command } => fleet_cli::run(command),
     }
 }
 

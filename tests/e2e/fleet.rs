@@ -3,6 +3,7 @@
 //! Latencies are measured and printed, asserted only against a generous bound (5 s): this
 //! machine is shared, and a 1 s assertion would flake under load.
 
+mod cli;
 mod converge;
 mod outage;
 
