@@ -147,7 +147,8 @@ impl Link {
                     if trigger == "etcd" {
                         self.status.changes_rejected.fetch_add(1, Ordering::Relaxed);
                     }
-                    self.record.send_modify(|r| r.last_error = Some(message.clone()));
+                    self.record
+                        .send_modify(|r| r.last_error = Some(message.clone()));
                     return Err(message);
                 }
             }
@@ -180,7 +181,14 @@ impl Link {
         {
             warn!(error = %e, "fleet: cannot write the cache");
         }
-        let sources = self.store.load().egress.source_ips.iter().map(ToString::to_string).collect();
+        let sources = self
+            .store
+            .load()
+            .egress
+            .source_ips
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         self.record.send_modify(|r| {
             r.revision = view.revision;
             r.applied_at = rfc3339::format(SystemTime::now());
@@ -221,7 +229,11 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Compiles the local file merged with `policy`: `(policy, sha256 of the file, digest of
 /// the file and every file it names)`.
-fn compile(path: &Path, policy: Option<&Vec<u8>>, name: &str) -> Result<(Policy, String, String), Errors> {
+fn compile(
+    path: &Path,
+    policy: Option<&Vec<u8>>,
+    name: &str,
+) -> Result<(Policy, String, String), Errors> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| {
         Errors(vec![config::ConfigError {

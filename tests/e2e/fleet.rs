@@ -87,7 +87,9 @@ lease_ttl = "3s"
     }
 
     pub(crate) fn metrics(&self) -> String {
-        http(self.admin, "GET", "/metrics").map(|(_, b)| b).unwrap_or_default()
+        http(self.admin, "GET", "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
     }
 }
 
@@ -95,12 +97,22 @@ lease_ttl = "3s"
 pub(crate) fn get(router: SocketAddr, host: &str) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&router, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     Ok((status, body))
 }
 
@@ -115,7 +127,10 @@ pub(crate) async fn converge(
     loop {
         if instances.iter().all(&f) {
             let took = start.elapsed();
-            eprintln!("fleet: {what}: served by {} instances after {took:?}", instances.len());
+            eprintln!(
+                "fleet: {what}: served by {} instances after {took:?}",
+                instances.len()
+            );
             return took;
         }
         assert!(start.elapsed() < CONVERGE, "timed out waiting for {what}");
@@ -132,14 +147,19 @@ pub(crate) async fn put(etcd: &Etcd, prefix: &str, key: &str, value: &str) {
 /// The `instances/` records, by name.
 pub(crate) async fn instances(etcd: &Etcd, prefix: &str) -> Vec<spaced_fleet::InstanceRecord> {
     let mut c = etcd.client().await;
-    spaced_fleet::instance::list(&mut c, prefix).await.unwrap().1
+    spaced_fleet::instance::list(&mut c, prefix)
+        .await
+        .unwrap()
+        .1
 }
 
 /// A policy document of `apps` apps, `app-0` … with hosts `app-N.test`.
 pub(crate) fn policy(apps: usize, extra: &str) -> String {
     let mut text = format!("[space]\ninternal = [\"127.0.0.0/8\"]\n{extra}\n");
     for i in 0..apps {
-        text.push_str(&format!("[[app]]\nname = \"app-{i}\"\nhosts = [\"app-{i}.test\"]\n"));
+        text.push_str(&format!(
+            "[[app]]\nname = \"app-{i}\"\nhosts = [\"app-{i}.test\"]\n"
+        ));
     }
     text
 }

@@ -26,7 +26,7 @@ pub use duration::parse_duration;
 pub use error::{ConfigError, ErrorKind, Errors};
 pub use ipset::{IpSet, canonical};
 pub use policy::{
-    Admin, App, Balance, Daemon, Dyno, Egress, Fleet, HealthCheck, HostTable, Policy, Ports, Resolver, Router,
-    Routing, Space, Timeouts, TlsCert,
+    Admin, App, Balance, Daemon, Dyno, Egress, Fleet, HealthCheck, HostTable, Policy, Ports,
+    Resolver, Router, Routing, Space, Timeouts, TlsCert,
 };
 pub use store::{Applied, Meta, Store};

@@ -90,8 +90,11 @@ fn errors_are_located_in_the_policy() {
 
 #[test]
 fn a_key_in_the_wrong_place_is_named() {
-    let err = merged(LOCAL, Some("[router]\nlisten = [\"127.0.0.1:1\"]\n[admin]\nlisten = \"127.0.0.1:2\"\n"))
-        .expect_err("host keys in the policy");
+    let err = merged(
+        LOCAL,
+        Some("[router]\nlisten = [\"127.0.0.1:1\"]\n[admin]\nlisten = \"127.0.0.1:2\"\n"),
+    )
+    .expect_err("host keys in the policy");
     assert_eq!(
         err,
         "etcd:/spaced/demo/policy:2:1: key `router.listen` belongs in each host's file, not the fleet's policy\n\
@@ -112,9 +115,12 @@ fn fleet_section_is_checked() {
         dir: Path::new("."),
         read: &no_files,
     };
-    let err = parse(b"[space]\nname = \"x\"\n[fleet]\netcd = []\nprefix = \"spaced\"\n", &source)
-        .expect_err("invalid")
-        .to_string();
+    let err = parse(
+        b"[space]\nname = \"x\"\n[fleet]\netcd = []\nprefix = \"spaced\"\n",
+        &source,
+    )
+    .expect_err("invalid")
+    .to_string();
     assert_eq!(
         err,
         "spaced.toml:3:1: missing required key `fleet.etcd`\n\

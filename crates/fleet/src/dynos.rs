@@ -75,7 +75,9 @@ fn parse(
         return Err("expected a key dynos/<app>/<process>/<number>".into());
     };
     let Some(index) = policy.apps.iter().position(|a| a.name == app) else {
-        return Err(format!("unknown app {app:?}: the policy has no such [[app]]"));
+        return Err(format!(
+            "unknown app {app:?}: the policy has no such [[app]]"
+        ));
     };
     if !valid_name(process) {
         return Err(format!(
@@ -87,7 +89,9 @@ fn parse(
         .parse::<u32>()
         .ok()
         .filter(|n| (1..=MAX_NUMBER).contains(n) && n.to_string() == number)
-        .ok_or_else(|| format!("invalid dyno number {number:?}: expected a whole number from 1 to 1000000"))?;
+        .ok_or_else(|| {
+            format!("invalid dyno number {number:?}: expected a whole number from 1 to 1000000")
+        })?;
     let v: Value = serde_json::from_slice(value).map_err(|e| {
         format!("invalid dyno value: {e} (expected JSON {{\"addr\": \"10.0.1.5:5000\", \"zone\": \"a\"}})")
     })?;
@@ -161,17 +165,36 @@ mod tests {
     #[test]
     fn good_keys_join_bad_ones_are_named() {
         let mut reg = BTreeMap::new();
-        reg.insert("api/web/2".to_string(), br#"{"addr":"10.0.0.2:80","zone":"a"}"#.to_vec());
-        reg.insert("api/worker/1".to_string(), br#"{"addr":"10.0.0.3:80"}"#.to_vec());
-        reg.insert("api/web/1".to_string(), br#"{"addr":"10.0.0.9:80"}"#.to_vec());
+        reg.insert(
+            "api/web/2".to_string(),
+            br#"{"addr":"10.0.0.2:80","zone":"a"}"#.to_vec(),
+        );
+        reg.insert(
+            "api/worker/1".to_string(),
+            br#"{"addr":"10.0.0.3:80"}"#.to_vec(),
+        );
+        reg.insert(
+            "api/web/1".to_string(),
+            br#"{"addr":"10.0.0.9:80"}"#.to_vec(),
+        );
         reg.insert("api/web/3".to_string(), b"{not json".to_vec());
-        reg.insert("nope/web/1".to_string(), br#"{"addr":"10.0.0.4:80"}"#.to_vec());
-        reg.insert("api/web/04".to_string(), br#"{"addr":"10.0.0.4:80"}"#.to_vec());
+        reg.insert(
+            "nope/web/1".to_string(),
+            br#"{"addr":"10.0.0.4:80"}"#.to_vec(),
+        );
+        reg.insert(
+            "api/web/04".to_string(),
+            br#"{"addr":"10.0.0.4:80"}"#.to_vec(),
+        );
         let (p, errors) = join(&policy(), "/s", &reg);
         let app = p.app("api").unwrap_or_else(|| panic!("api"));
         assert_eq!(app.dynos.len(), 3);
         assert_eq!(app.web_dynos().count(), 2);
-        assert_eq!(p.dyno_ips.get(&"10.0.0.3".parse().unwrap_or_else(|_| panic!())), Some(&0));
+        assert_eq!(
+            p.dyno_ips
+                .get(&"10.0.0.3".parse().unwrap_or_else(|_| panic!())),
+            Some(&0)
+        );
         assert_eq!(errors.len(), 4, "{errors:?}");
         assert!(errors[0].starts_with("etcd:/s/dynos/api/web/04: invalid dyno number"));
         assert!(errors[1].starts_with("etcd:/s/dynos/api/web/1: duplicate dyno number 1"));

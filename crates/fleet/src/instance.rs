@@ -89,10 +89,14 @@ impl Registration {
         loop {
             if !written {
                 let record = self.record.borrow_and_update().clone();
-                let value = serde_json::to_vec(&record)
-                    .map_err(|e| FleetError::Invalid(e.to_string()))?;
+                let value =
+                    serde_json::to_vec(&record).map_err(|e| FleetError::Invalid(e.to_string()))?;
                 client
-                    .put(key.as_bytes(), value, Some(PutOptions::new().with_lease(id)))
+                    .put(
+                        key.as_bytes(),
+                        value,
+                        Some(PutOptions::new().with_lease(id)),
+                    )
                     .await?;
                 written = true;
                 debug!(revision = record.revision, "fleet: instance registered");
@@ -127,7 +131,10 @@ pub async fn list(
     prefix: &str,
 ) -> Result<(i64, Vec<InstanceRecord>), FleetError> {
     let resp = client
-        .get(keys::instances(prefix), Some(GetOptions::new().with_prefix()))
+        .get(
+            keys::instances(prefix),
+            Some(GetOptions::new().with_prefix()),
+        )
         .await?;
     let revision = resp.header().map_or(0, |h| h.revision());
     let mut out = Vec::with_capacity(resp.kvs().len());
@@ -153,13 +160,21 @@ pub async fn list(
 pub async fn latest_policy_revision(client: &mut Client, prefix: &str) -> Result<i64, FleetError> {
     let mut latest = 0;
     let policy = client.get(keys::policy(prefix), None).await?;
-    latest = policy.kvs().iter().map(|kv| kv.mod_revision()).fold(latest, i64::max);
+    latest = policy
+        .kvs()
+        .iter()
+        .map(|kv| kv.mod_revision())
+        .fold(latest, i64::max);
     let dynos = client
         .get(
             keys::dynos(prefix),
             Some(GetOptions::new().with_prefix().with_keys_only()),
         )
         .await?;
-    latest = dynos.kvs().iter().map(|kv| kv.mod_revision()).fold(latest, i64::max);
+    latest = dynos
+        .kvs()
+        .iter()
+        .map(|kv| kv.mod_revision())
+        .fold(latest, i64::max);
     Ok(latest)
 }

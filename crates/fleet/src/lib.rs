@@ -12,8 +12,8 @@
 //! - [`cache`]: the `[daemon] cache` file, the last applied view.
 //! - [`testing`]: real etcd processes on loopback ports for the tests.
 
-mod client;
 pub mod cache;
+mod client;
 pub mod dynos;
 mod error;
 pub mod instance;

@@ -180,7 +180,10 @@ impl Etcd {
             if ok {
                 return;
             }
-            assert!(start.elapsed() < limit, "etcd did not become ready in {limit:?}");
+            assert!(
+                start.elapsed() < limit,
+                "etcd did not become ready in {limit:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

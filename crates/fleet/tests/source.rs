@@ -35,7 +35,9 @@ async fn a_compacted_revision_is_read_again() {
     let old = first.header().unwrap().revision();
     c.put("/s/dynos/api/web/1", "{}", None).await.unwrap();
     let last = c.put("/s/policy", "c", None).await.unwrap();
-    c.compact(last.header().unwrap().revision(), None).await.unwrap();
+    c.compact(last.header().unwrap().revision(), None)
+        .await
+        .unwrap();
 
     // As after a long outage: the view is at a revision etcd no longer has.
     let stale = View {
@@ -76,9 +78,8 @@ async fn registration_writes_its_key_and_removes_it_on_stop() {
         let _ = stop_rx.await;
     }));
     let mut c = etcd.client().await;
-    let read = |mut c: Client| async move {
-        spaced_fleet::instance::list(&mut c, "/r").await.unwrap().1
-    };
+    let read =
+        |mut c: Client| async move { spaced_fleet::instance::list(&mut c, "/r").await.unwrap().1 };
     let mut seen = Vec::new();
     for _ in 0..100 {
         seen = read(c.clone()).await;
@@ -102,5 +103,11 @@ async fn registration_writes_its_key_and_removes_it_on_stop() {
     assert_eq!(read(c.clone()).await.len(), 1);
     let _ = stop_tx.send(());
     task.await.unwrap();
-    assert!(c.get("/r/instances/t", None).await.unwrap().kvs().is_empty());
+    assert!(
+        c.get("/r/instances/t", None)
+            .await
+            .unwrap()
+            .kvs()
+            .is_empty()
+    );
 }

@@ -82,7 +82,12 @@ pub(crate) fn metrics(link: &Link, out: &mut String) {
         "gauge",
         "1 while a watch on the fleet's etcd is established.",
     );
-    metrics::sample(out, "spaced_fleet_connected", "", u8::from(s.is_connected()));
+    metrics::sample(
+        out,
+        "spaced_fleet_connected",
+        "",
+        u8::from(s.is_connected()),
+    );
     metrics::header(
         out,
         "spaced_fleet_revision",

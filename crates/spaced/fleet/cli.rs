@@ -62,14 +62,17 @@ impl Target {
 fn prefix(p: &str) -> Result<String> {
     let trimmed = p.trim_end_matches('/');
     if !p.starts_with('/') || trimmed.is_empty() {
-        bail!("invalid prefix {p:?}: expected a key prefix starting with '/', e.g. \"/spaced/demo\"");
+        bail!(
+            "invalid prefix {p:?}: expected a key prefix starting with '/', e.g. \"/spaced/demo\""
+        );
     }
     Ok(trimmed.to_string())
 }
 
 /// A host part for validating a policy with no host file at hand: every listener kind a
 /// policy may need (an internal app needs an internal listener), bound nowhere.
-const STAND_IN_HOST: &str = "[space]\nname = \"fleet-put\"\n[router]\ninternal_listen = [\"127.0.0.1:1\"]\n";
+const STAND_IN_HOST: &str =
+    "[space]\nname = \"fleet-put\"\n[router]\ninternal_listen = [\"127.0.0.1:1\"]\n";
 
 /// `spaced fleet put FILE`: validates the document (merged with the `--config` host file,
 /// or a stand-in host part), then writes it as `policy`. Returns the revision written.
@@ -82,7 +85,8 @@ pub async fn put(target: &Target, file: &Path) -> Result<i64> {
     let (host, dir, host_name) = match &target.config {
         Some(path) => (
             std::fs::read(path).with_context(|| format!("read {}", path.display()))?,
-            path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+            path.parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
             path.display().to_string(),
         ),
         None => (
@@ -136,7 +140,8 @@ pub async fn register(target: &Target, dyno: &Dyno) -> Result<()> {
     let name_ok = |n: &str| {
         !n.is_empty()
             && n.len() <= 30
-            && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     };
     if !name_ok(&dyno.app) || !name_ok(&dyno.process) {
         bail!("app and process names are 1 to 30 characters of [a-z0-9-]");
@@ -160,7 +165,11 @@ pub async fn register(target: &Target, dyno: &Dyno) -> Result<()> {
             let id = client.lease_grant(ttl, None).await?.id();
             lease = id;
             client
-                .put(key.as_bytes(), value.as_bytes(), Some(PutOptions::new().with_lease(id)))
+                .put(
+                    key.as_bytes(),
+                    value.as_bytes(),
+                    Some(PutOptions::new().with_lease(id)),
+                )
                 .await?;
             info!(key, lease = id, "dyno registered");
             let (mut keeper, mut stream) = client.lease_keep_alive(id).await?;

@@ -32,7 +32,13 @@ async fn put_register_and_status() {
     assert!(!out.status.success());
     assert!(stderr.contains("bad.toml:2:13: invalid CIDR"), "{stderr}");
     let mut c = etcd.client().await;
-    assert!(c.get(format!("{PREFIX}/policy"), None).await.unwrap().kvs().is_empty());
+    assert!(
+        c.get(format!("{PREFIX}/policy"), None)
+            .await
+            .unwrap()
+            .kvs()
+            .is_empty()
+    );
 
     dir.write_atomic("good.toml", &policy(1, ""));
     let out = Command::new(bin())
@@ -41,7 +47,11 @@ async fn put_register_and_status() {
         .arg(dir.path("good.toml"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let fleet = vec![Instance::start(&etcd, PREFIX, "edge-1")];
     converge("the put policy", &fleet, |i| i.config()["apps"] == 1).await;
 
@@ -50,15 +60,26 @@ async fn put_register_and_status() {
     let mut reg = Command::new(bin())
         .args(["fleet", "register"])
         .args(fleet_args)
-        .args(["app-0", "web", "1", &dyno.addr.to_string(), "--zone", "a", "--ttl", "3s"])
+        .args([
+            "app-0",
+            "web",
+            "1",
+            &dyno.addr.to_string(),
+            "--zone",
+            "a",
+            "--ttl",
+            "3s",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    converge("a registered dyno", &fleet, |i| {
-        matches!(get(i.router, "app-0.test"), Ok((200, b)) if b == "r")
-    })
+    converge(
+        "a registered dyno",
+        &fleet,
+        |i| matches!(get(i.router, "app-0.test"), Ok((200, b)) if b == "r"),
+    )
     .await;
     // Kept alive past its TTL.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -70,7 +91,10 @@ async fn put_register_and_status() {
     assert!(status.success());
     let start = Instant::now();
     while reg.try_wait().unwrap().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(10), "register did not stop");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "register did not stop"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Deleted at once, not after the TTL.
@@ -98,7 +122,10 @@ async fn put_register_and_status() {
         if out.status.success() && stdout.contains("edge-1\t") && stdout.contains("\tyes\t") {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "status: {stdout}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "status: {stdout}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -34,7 +34,10 @@ async fn three_instances_converge_and_reject_bad_input_everywhere() {
 
     // A policy change.
     put(&etcd, PREFIX, "policy", &policy(2, "")).await;
-    took.push(("policy change", converge("a policy change", &fleet, |i| apps(i) == 2).await));
+    took.push((
+        "policy change",
+        converge("a policy change", &fleet, |i| apps(i) == 2).await,
+    ));
 
     // A new dyno key, then the same key changed.
     let value = |addr| format!(r#"{{"addr": "{addr}", "zone": "a"}}"#);
@@ -105,7 +108,10 @@ async fn three_instances_converge_and_reject_bad_input_everywhere() {
         if all {
             break;
         }
-        assert!(start.elapsed() < super::CONVERGE, "instances/ keys: {records:?}");
+        assert!(
+            start.elapsed() < super::CONVERGE,
+            "instances/ keys: {records:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -121,11 +127,7 @@ async fn three_instances_converge_and_reject_bad_input_everywhere() {
 
     // Malformed dyno JSON and a number given twice: those keys are skipped and named, the
     // rest applies.
-    let with_dyno = format!(
-        "{}[[app.dyno]]\naddr = \"{}\"\n",
-        policy(3, ""),
-        a.addr
-    );
+    let with_dyno = format!("{}[[app.dyno]]\naddr = \"{}\"\n", policy(3, ""), a.addr);
     put(&etcd, PREFIX, "policy", &with_dyno).await;
     put(&etcd, PREFIX, "dynos/app-1/web/2", "{nope").await;
     put(&etcd, PREFIX, "dynos/app-2/web/1", &value(b.addr)).await;
@@ -142,14 +144,18 @@ async fn three_instances_converge_and_reject_bad_input_everywhere() {
     assert!(fleet.iter().all(|i| serves(i, "app-2.test", "a")));
 
     // GET /fleet: every instance, each serving the latest revision.
-    converge("/fleet shows every instance on the latest revision", &fleet, |i| {
-        let Ok((200, body)) = crate::harness::http(i.admin, "GET", "/fleet") else {
-            return false;
-        };
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        let list = v["instances"].as_array().cloned().unwrap_or_default();
-        list.len() == 3 && list.iter().all(|r| r["latest"] == true)
-    })
+    converge(
+        "/fleet shows every instance on the latest revision",
+        &fleet,
+        |i| {
+            let Ok((200, body)) = crate::harness::http(i.admin, "GET", "/fleet") else {
+                return false;
+            };
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let list = v["instances"].as_array().cloned().unwrap_or_default();
+            list.len() == 3 && list.iter().all(|r| r["latest"] == true)
+        },
+    )
     .await;
     for (what, t) in took {
         eprintln!("fleet: {what}: {t:?}");
@@ -177,7 +183,10 @@ async fn a_three_member_cluster_with_one_member_killed_keeps_converging() {
         .await
         .is_err()
     {
-        assert!(start.elapsed() < Duration::from_secs(20), "the cluster took no write");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the cluster took no write"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let start = Instant::now();

@@ -30,14 +30,18 @@ async fn etcd_stopped_under_load_then_back() {
     let mut fleet: Vec<Instance> = (1..=2)
         .map(|n| Instance::start(&etcd, PREFIX, &format!("edge-{n}")))
         .collect();
-    converge("the dyno", &fleet, |i| matches!(get(i.router, "app-0.test"), Ok((200, _)))).await;
+    converge("the dyno", &fleet, |i| {
+        matches!(get(i.router, "app-0.test"), Ok((200, _)))
+    })
+    .await;
     let before = fleet[0].config();
 
     // Load on the first instance through the whole outage.
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let load = {
-        let (stop, ok, failed, router) = (stop.clone(), ok.clone(), failed.clone(), fleet[0].router);
+        let (stop, ok, failed, router) =
+            (stop.clone(), ok.clone(), failed.clone(), fleet[0].router);
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 match get(router, "app-0.test") {
@@ -55,7 +59,10 @@ async fn etcd_stopped_under_load_then_back() {
         .iter()
         .all(|i| i.metrics().contains("spaced_fleet_connected 0"))
     {
-        assert!(start.elapsed() < Duration::from_secs(20), "still connected?");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "still connected?"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!("fleet: etcd loss noticed after {:?}", start.elapsed());
@@ -88,7 +95,10 @@ async fn etcd_stopped_under_load_then_back() {
         assert!(start.elapsed() < Duration::from_secs(15), "not caught up");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    eprintln!("fleet: a change after etcd came back served after {:?}", start.elapsed());
+    eprintln!(
+        "fleet: a change after etcd came back served after {:?}",
+        start.elapsed()
+    );
     let start = Instant::now();
     while !fleet
         .iter()

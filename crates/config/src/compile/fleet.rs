@@ -119,17 +119,26 @@ pub fn parse_fleet(
         }
     };
     shift_table(shared.get_mut(), start);
-    wrong_place(&mut cx, root.get_mut(), SHARED, "the fleet's policy (etcd), not the local file");
-    wrong_place(&mut cx, shared.get_mut(), LOCAL, "each host's file, not the fleet's policy");
+    wrong_place(
+        &mut cx,
+        root.get_mut(),
+        SHARED,
+        "the fleet's policy (etcd), not the local file",
+    );
+    wrong_place(
+        &mut cx,
+        shared.get_mut(),
+        LOCAL,
+        "each host's file, not the fleet's policy",
+    );
     merge(root.get_mut(), shared.into_inner());
-    let raw: RawConfig =
-        match serde::Deserialize::deserialize(toml::de::Deserializer::from(root)) {
-            Ok(raw) => raw,
-            Err(e) => {
-                cx.push(e.span().unwrap_or(0..0), toml_error(&e));
-                return Err(Errors(cx.errors));
-            }
-        };
+    let raw: RawConfig = match serde::Deserialize::deserialize(toml::de::Deserializer::from(root)) {
+        Ok(raw) => raw,
+        Err(e) => {
+            cx.push(e.span().unwrap_or(0..0), toml_error(&e));
+            return Err(Errors(cx.errors));
+        }
+    };
     let policy = cx.compile(raw);
     if cx.errors.is_empty() {
         Ok(policy)
@@ -318,7 +327,12 @@ impl Cx<'_> {
                 }
             }
             None => {
-                self.push(span, ErrorKind::MissingKey { key: "fleet.prefix" });
+                self.push(
+                    span,
+                    ErrorKind::MissingKey {
+                        key: "fleet.prefix",
+                    },
+                );
                 ok = false;
                 String::new()
             }
