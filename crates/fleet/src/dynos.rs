@@ -6,7 +6,7 @@
 //! never recompiles the policy (its CIDR sets, certificates, host table). A bad key is
 //! skipped and reported with its name; the others apply.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -33,8 +33,15 @@ pub fn join(
     let mut errors = Vec::new();
     // App index → the dynos it gains.
     let mut added: BTreeMap<usize, Vec<Dyno>> = BTreeMap::new();
+    // By name once, not a scan per key: 10,000 keys over 1,000 apps.
+    let index: HashMap<&str, usize> = policy
+        .apps
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.name.as_str(), i))
+        .collect();
     for (key, value) in registry {
-        match parse(policy, key, value, &added) {
+        match parse(policy, &index, key, value, &added) {
             Ok((app, dyno)) => added.entry(app).or_default().push(dyno),
             Err(message) => errors.push(format!("etcd:{prefix}/dynos/{key}: {message}")),
         }
@@ -64,6 +71,7 @@ pub fn join(
 
 fn parse(
     policy: &Policy,
+    apps: &HashMap<&str, usize>,
     key: &str,
     value: &[u8],
     added: &BTreeMap<usize, Vec<Dyno>>,
@@ -74,7 +82,7 @@ fn parse(
     else {
         return Err("expected a key dynos/<app>/<process>/<number>".into());
     };
-    let Some(index) = policy.apps.iter().position(|a| a.name == app) else {
+    let Some(&index) = apps.get(app) else {
         return Err(format!(
             "unknown app {app:?}: the policy has no such [[app]]"
         ));
