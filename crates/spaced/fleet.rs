@@ -189,11 +189,17 @@ impl Link {
             .iter()
             .map(ToString::to_string)
             .collect();
-        self.record.send_modify(|r| {
-            r.revision = view.revision;
-            r.applied_at = rfc3339::format(SystemTime::now());
-            r.last_error = None;
-            r.source_ips = sources;
+        // Rewritten only when it says something new: each write is an etcd revision.
+        self.record.send_if_modified(|r| {
+            let changed =
+                r.revision != view.revision || r.last_error.is_some() || r.source_ips != sources;
+            if changed {
+                r.revision = view.revision;
+                r.applied_at = rfc3339::format(SystemTime::now());
+                r.last_error = None;
+                r.source_ips = sources;
+            }
+            changed
         });
         self.ignored.store(Arc::new(ignored));
         state.applied = view;

@@ -135,8 +135,17 @@ async fn session(
                 .header()
                 .map_or(view.revision, |h| h.revision())
                 .max(view.revision);
+            // Instances rewrite their own keys on every change they apply: publishing
+            // those would make every instance apply (and rewrite its key) again, forever.
+            let relevant = next.policy != view.policy
+                || next.dynos != view.dynos
+                || next.unknown != view.unknown;
             *view = next;
-            publish(tx, status, view);
+            if relevant {
+                publish(tx, status, view);
+            } else {
+                status.revision.store(view.revision, Ordering::Relaxed);
+            }
         };
         if compacted {
             // The revision we would resume from is gone: changes may be lost, so the

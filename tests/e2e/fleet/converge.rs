@@ -157,6 +157,14 @@ async fn three_instances_converge_and_reject_bad_input_everywhere() {
         },
     )
     .await;
+    // Settled: nothing writes while nothing changes (an instance rewriting its key on
+    // every other instance's write would loop forever).
+    let mut client = etcd.client().await;
+    let rev = |r: spaced_fleet::etcd_client::GetResponse| r.header().map_or(0, |h| h.revision());
+    let before = rev(client.get("/", None).await.unwrap());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rev(client.get("/", None).await.unwrap());
+    assert_eq!(before, after, "etcd written while nothing changed");
     for (what, t) in took {
         eprintln!("fleet: {what}: {t:?}");
         assert!(t <= super::CONVERGE);
