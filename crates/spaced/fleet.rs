@@ -338,41 +338,44 @@ pub async fn start(path: &Path, store: Arc<Store>, shutdown: &Shutdown) -> Resul
         }
     });
 
-    // The first view: from etcd if it answers soon, else the cache, else nothing.
-    let first = tokio::time::timeout(INITIAL_WAIT, rx.wait_for(|v| v.revision > 0))
+    // The first view: from etcd if it answers soon; else, or when etcd's policy is
+    // rejected, the cache; else the local part alone.
+    let from_etcd = tokio::time::timeout(INITIAL_WAIT, rx.wait_for(|v| v.revision > 0))
         .await
         .ok()
         .and_then(Result::ok)
         .map(|v| v.clone());
-    let first = match first {
-        Some(v) => Some(v),
-        None => {
-            warn!(etcd = ?cfg.etcd, "fleet: etcd unreachable at start");
-            match &link.cache {
-                Some(cache) => match spaced_fleet::cache::read(cache, &cfg.prefix) {
-                    Ok(v) => {
-                        info!(revision = v.revision, cache = %cache.display(), "fleet: serving the cached policy until etcd answers");
-                        Some(v)
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "fleet: no usable cache; serving the local part alone until etcd answers");
-                        None
-                    }
-                },
-                None => None,
-            }
+    if from_etcd.is_none() {
+        warn!(etcd = ?cfg.etcd, "fleet: etcd unreachable at start");
+    }
+    let mut rejected = None;
+    let mut applied = false;
+    if let Some(view) = from_etcd {
+        match link.apply_view(view).await {
+            Ok(_) => applied = true,
+            Err(e) => rejected = Some(e),
         }
-    };
-    rx.mark_unchanged();
-    let applied = match first {
-        Some(view) => link.apply_view(view).await,
-        None => Err(String::new()),
-    };
-    if applied.is_err() {
+    }
+    if !applied && let Some(cache) = &link.cache {
+        match spaced_fleet::cache::read(cache, &cfg.prefix) {
+            Ok(view) => {
+                info!(revision = view.revision, cache = %cache.display(), "fleet: serving the cached policy");
+                applied = link.apply_view(view).await.is_ok();
+            }
+            Err(e) => warn!(error = %e, "fleet: no usable cache"),
+        }
+    }
+    if !applied {
         // Nothing from the fleet applies: the local part alone must, or the file is wrong.
+        warn!("fleet: serving the local part alone until etcd's policy applies");
         link.apply_view(View::default())
             .await
             .map_err(|e| anyhow!("{e}"))?;
+    }
+    if let Some(message) = rejected {
+        // What serves is a fallback: etcd's policy was rejected, and says so.
+        link.store.reject(message.clone());
+        link.record.send_modify(|r| r.last_error = Some(message));
     }
 
     let applier = link.clone();

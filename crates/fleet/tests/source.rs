@@ -111,3 +111,29 @@ async fn registration_writes_its_key_and_removes_it_on_stop() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn username_and_password_file() {
+    let Some(etcd) = Etcd::start().await else {
+        return;
+    };
+    let mut c = etcd.client().await;
+    c.user_add("root", "s3cret", None).await.unwrap();
+    c.user_grant_role("root", "root").await.unwrap();
+    c.auth_enable().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("spaced-fleet-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let password = dir.join("password");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    let mut cfg = fleet(&etcd, "/a");
+    cfg.username = Some("root".into());
+    cfg.password_file = Some(password.clone());
+    let mut authed = spaced_fleet::connect(&cfg).await.unwrap();
+    authed.put("/a/policy", "x", None).await.unwrap();
+    std::fs::write(&password, "wrong").unwrap();
+    assert!(spaced_fleet::connect(&cfg).await.is_err());
+    cfg.password_file = Some(dir.join("missing"));
+    let err = spaced_fleet::connect(&cfg).await.err().unwrap().to_string();
+    assert!(err.starts_with("cannot read fleet.password_file"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -128,4 +128,12 @@ async fn put_register_and_status() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // A clean stop of spaced revokes its lease: its instances/ key goes at once.
+    let mut fleet = fleet;
+    let spaced = fleet[0].process.as_mut().unwrap();
+    spaced.signal(15);
+    assert_eq!(spaced.wait_exit(Duration::from_secs(40)), Some(0));
+    let records = super::instances(&etcd, PREFIX).await;
+    assert!(records.is_empty(), "{records:?}");
 }

@@ -72,6 +72,10 @@ async fn etcd_stopped_under_load_then_back() {
     for i in &fleet {
         assert!(matches!(http(i.admin, "GET", "/readyz"), Ok((200, _))));
     }
+    // /fleet says etcd is unreachable rather than hanging.
+    let (status, body) = http(fleet[0].admin, "GET", "/fleet").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("etcd unreachable"), "{body}");
 
     // Restarted while etcd is down: it serves the cached policy and dynos.
     fleet[1].restart();
