@@ -35,6 +35,28 @@ fn etcd_binary() -> Option<PathBuf> {
     found
 }
 
+/// TLS for a test etcd: a CA and one certificate (SAN 127.0.0.1) that serves as both the
+/// server's and the client's, with its key. PEM files.
+#[derive(Clone, Debug)]
+pub struct Tls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Tls {
+    fn options(&self) -> Option<etcd_client::TlsOptions> {
+        let ca = std::fs::read(&self.ca).ok()?;
+        let cert = std::fs::read(&self.cert).ok()?;
+        let key = std::fs::read(&self.key).ok()?;
+        Some(
+            etcd_client::TlsOptions::new()
+                .ca_certificate(etcd_client::Certificate::from_pem(ca))
+                .identity(etcd_client::Identity::from_pem(cert, key)),
+        )
+    }
+}
+
 /// One etcd member.
 pub struct Member {
     pub name: String,
@@ -42,6 +64,7 @@ pub struct Member {
     pub peer_url: String,
     dir: PathBuf,
     cluster: String,
+    tls: Option<Tls>,
     child: Option<Child>,
 }
 
@@ -69,10 +92,19 @@ impl Member {
             "spaced-test",
             "--log-level",
             "error",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        ]);
+        if let Some(tls) = &self.tls {
+            cmd.arg("--cert-file")
+                .arg(&tls.cert)
+                .arg("--key-file")
+                .arg(&tls.key)
+                .arg("--trusted-ca-file")
+                .arg(&tls.ca)
+                .arg("--client-cert-auth");
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         self.child = cmd.spawn().ok();
     }
 
@@ -101,6 +133,7 @@ impl Drop for Member {
 /// An etcd cluster of one or more members on 127.0.0.1.
 pub struct Etcd {
     pub members: Vec<Member>,
+    tls: Option<Tls>,
 }
 
 impl Etcd {
@@ -111,6 +144,16 @@ impl Etcd {
 
     /// `n` members forming one cluster.
     pub async fn cluster(n: usize) -> Option<Self> {
+        Self::launch(n, None).await
+    }
+
+    /// One member serving clients over TLS and requiring a client certificate.
+    pub async fn start_tls(tls: Tls) -> Option<Self> {
+        Self::launch(1, Some(tls)).await
+    }
+
+    async fn launch(n: usize, tls: Option<Tls>) -> Option<Self> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         etcd_binary()?;
         let base = std::env::temp_dir().join(format!(
             "spaced-etcd-{}-{}",
@@ -120,10 +163,11 @@ impl Etcd {
         let mut members: Vec<Member> = (0..n)
             .map(|i| Member {
                 name: format!("m{i}"),
-                client_url: format!("http://127.0.0.1:{}", free_port()),
+                client_url: format!("{scheme}://127.0.0.1:{}", free_port()),
                 peer_url: format!("http://127.0.0.1:{}", free_port()),
                 dir: base.join(format!("m{i}")),
                 cluster: String::new(),
+                tls: tls.clone(),
                 child: None,
             })
             .collect();
@@ -137,7 +181,7 @@ impl Etcd {
             let _ = std::fs::create_dir_all(&m.dir);
             m.spawn("new");
         }
-        let etcd = Self { members };
+        let etcd = Self { members, tls };
         etcd.wait_ready(Duration::from_secs(30)).await;
         Some(etcd)
     }
@@ -149,12 +193,20 @@ impl Etcd {
 
     /// A client of the whole cluster.
     pub async fn client(&self) -> etcd_client::Client {
-        let opts = etcd_client::ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(5));
+        let opts = self.options(Duration::from_secs(2), Duration::from_secs(5));
         match etcd_client::Client::connect(self.endpoints(), Some(opts)).await {
             Ok(c) => c,
             Err(e) => panic!("connect to the test etcd: {e}"),
+        }
+    }
+
+    fn options(&self, connect: Duration, request: Duration) -> etcd_client::ConnectOptions {
+        let opts = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(connect)
+            .with_timeout(request);
+        match self.tls.as_ref().and_then(Tls::options) {
+            Some(tls) => opts.with_tls(tls),
+            None => opts,
         }
     }
 
@@ -165,11 +217,7 @@ impl Etcd {
             let ok = async {
                 let mut c = etcd_client::Client::connect(
                     self.endpoints(),
-                    Some(
-                        etcd_client::ConnectOptions::new()
-                            .with_connect_timeout(Duration::from_millis(500))
-                            .with_timeout(Duration::from_secs(2)),
-                    ),
+                    Some(self.options(Duration::from_millis(500), Duration::from_secs(2))),
                 )
                 .await
                 .ok()?;

@@ -137,3 +137,63 @@ async fn username_and_password_file() {
     assert!(err.starts_with("cannot read fleet.password_file"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A CA and one certificate for 127.0.0.1 signed by it, written to `dir`.
+fn tls_files(dir: &std::path::Path) -> spaced_fleet::testing::Tls {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let files = spaced_fleet::testing::Tls {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
+    std::fs::write(&files.ca, ca_cert.pem()).unwrap();
+    std::fs::write(&files.cert, cert.pem()).unwrap();
+    std::fs::write(&files.key, key.serialize_pem()).unwrap();
+    files
+}
+
+#[tokio::test]
+async fn tls_with_a_client_certificate() {
+    let dir = std::env::temp_dir().join(format!("spaced-fleet-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = tls_files(&dir);
+    let Some(etcd) = Etcd::start_tls(files.clone()).await else {
+        return;
+    };
+    let mut cfg = fleet(&etcd, "/t");
+    assert!(cfg.etcd[0].starts_with("https://"));
+    cfg.ca = Some(files.ca.clone());
+    cfg.cert = Some(files.cert.clone());
+    cfg.key = Some(files.key.clone());
+    let mut c = spaced_fleet::connect(&cfg).await.unwrap();
+    c.put("/t/policy", "x", None).await.unwrap();
+    // Without the client certificate etcd refuses.
+    cfg.cert = None;
+    cfg.key = None;
+    let refused = async {
+        let mut c = spaced_fleet::connect(&cfg).await?;
+        c.get("/t/policy", None).await?;
+        Ok::<_, spaced_fleet::FleetError>(())
+    };
+    assert!(refused.await.is_err());
+    cfg.cert = Some(files.cert.clone());
+    assert_eq!(
+        spaced_fleet::connect(&cfg)
+            .await
+            .err()
+            .map(|e| e.to_string()),
+        Some("fleet.cert and fleet.key must be given together".to_string())
+    );
+    drop(etcd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
