@@ -177,9 +177,19 @@ impl Link {
         }
         if let Some(cache) = &self.cache
             && view.revision > 0
-            && let Err(e) = spaced_fleet::cache::write(cache, &self.cfg.prefix, &view)
         {
-            warn!(error = %e, "fleet: cannot write the cache");
+            // Off the runtime's workers (a registry of 10,000 dynos is a megabyte), and
+            // awaited under the state lock so two writes never land out of order.
+            let (cache, prefix, cached) = (cache.clone(), self.cfg.prefix.clone(), view.clone());
+            let written = tokio::task::spawn_blocking(move || {
+                spaced_fleet::cache::write(&cache, &prefix, &cached)
+            })
+            .await;
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(error = %e, "fleet: cannot write the cache"),
+                Err(e) => warn!(error = %e, "fleet: cache task failed"),
+            }
         }
         let sources = self
             .store
