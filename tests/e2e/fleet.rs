@@ -23,6 +23,7 @@ pub(crate) const CONVERGE: Duration = Duration::from_secs(5);
 pub(crate) struct Instance {
     pub(crate) dir: ConfigDir,
     pub(crate) router: SocketAddr,
+    pub(crate) resolver: SocketAddr,
     pub(crate) admin: SocketAddr,
     pub(crate) process: Option<Spaced>,
 }
@@ -33,6 +34,7 @@ impl Instance {
         let dir = ConfigDir::new();
         let router: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let resolver: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let endpoints = etcd
             .endpoints()
             .iter()
@@ -45,6 +47,9 @@ name = "fleet"
 
 [router]
 listen = ["{router}"]
+
+[resolver]
+listen = ["{resolver}"]
 
 [admin]
 listen = "{admin}"
@@ -63,6 +68,7 @@ lease_ttl = "3s"
         let mut me = Self {
             dir,
             router,
+            resolver,
             admin,
             process: None,
         };
@@ -114,6 +120,28 @@ pub(crate) fn get(router: SocketAddr, host: &str) -> std::io::Result<(u16, Strin
         .map_or("", |(_, b)| b)
         .to_string();
     Ok((status, body))
+}
+
+/// The A records the instance's resolver answers for `name`.
+pub(crate) fn resolve(resolver: SocketAddr, name: &str) -> Vec<std::net::IpAddr> {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    let Ok(udp) = std::net::UdpSocket::bind("127.0.0.1:0") else {
+        return Vec::new();
+    };
+    let _ = udp.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut q = Message::query();
+    q.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    if udp.send_to(&q.to_vec().unwrap(), resolver).is_err() {
+        return Vec::new();
+    }
+    let mut buf = vec![0u8; 4096];
+    let Ok((n, _)) = udp.recv_from(&mut buf) else {
+        return Vec::new();
+    };
+    Message::from_vec(&buf[..n])
+        .map(|m| m.answers.iter().filter_map(|r| r.data.ip_addr()).collect())
+        .unwrap_or_default()
 }
 
 /// Polls (blocking, off the runtime) until `f` holds on every instance; returns how long

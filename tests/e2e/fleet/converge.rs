@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use spaced_fleet::testing::Etcd;
 
-use super::{Instance, converge, get, instances, policy, put};
+use super::{Instance, converge, get, instances, policy, put, resolve};
 use crate::harness::backend::Backend;
 
 const PREFIX: &str = "/spaced/conv";
@@ -52,8 +52,36 @@ async fn three_instances_converge_and_reject_bad_input_everywhere() {
         converge("a changed dyno", &fleet, |i| serves(i, "app-1.test", "b")).await,
     ));
 
-    // A dyno under a lease that is not kept alive leaves by itself.
+    // The resolver sees the registry too (one snapshot with the router).
+    let ip: std::net::IpAddr = "10.9.9.9".parse().unwrap();
+    put(
+        &etcd,
+        PREFIX,
+        "dynos/app-0/worker/1",
+        r#"{"addr": "10.9.9.9:80"}"#,
+    )
+    .await;
+    took.push((
+        "new dyno in DNS",
+        converge("a new dyno in DNS", &fleet, |i| {
+            resolve(i.resolver, "1.worker.app-0.app.localspace.") == vec![ip]
+        })
+        .await,
+    ));
     let mut client = etcd.client().await;
+    client
+        .delete(format!("{PREFIX}/dynos/app-0/worker/1"), None)
+        .await
+        .unwrap();
+    took.push((
+        "deleted dyno gone from DNS",
+        converge("a deleted dyno gone from DNS", &fleet, |i| {
+            resolve(i.resolver, "1.worker.app-0.app.localspace.").is_empty()
+        })
+        .await,
+    ));
+
+    // A dyno under a lease that is not kept alive leaves by itself.
     let lease = client.lease_grant(2, None).await.unwrap().id();
     client
         .put(
