@@ -285,6 +285,15 @@ fn compile(
     Ok((compiled, sha256, hex(&content.into_inner().finalize())))
 }
 
+/// `spaced check` of a host's file with `[fleet]`: the local part as the fleet merges it,
+/// so a shared key written in the file is named.
+///
+/// # Errors
+/// Every located problem.
+pub fn check_local(path: &Path) -> Result<(), Errors> {
+    compile(path, None, "(fleet policy)").map(|_| ())
+}
+
 /// The host name, for `instance` when the file does not say.
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -60,7 +60,14 @@ where
 }
 
 fn check(file: &Path) -> ExitCode {
-    match reload::load(file) {
+    let loaded = reload::load(file).and_then(|loaded| {
+        // With [fleet], shared keys belong in etcd: name any the file holds.
+        if loaded.policy.fleet.is_some() {
+            spaced::fleet::check_local(file)?;
+        }
+        Ok(loaded)
+    });
+    match loaded {
         Ok(loaded) => {
             let p = &loaded.policy;
             let hosts: usize = p.apps.iter().map(|a| a.hosts.len()).sum();

@@ -137,3 +137,23 @@ async fn put_register_and_status() {
     let records = super::instances(&etcd, PREFIX).await;
     assert!(records.is_empty(), "{records:?}");
 }
+
+#[test]
+fn check_names_a_shared_key_in_a_fleet_hosts_file() {
+    let dir = ConfigDir::new();
+    dir.write_atomic(
+        "spaced.toml",
+        "[space]\nname = \"x\"\n[router]\nretries = 3\n[fleet]\netcd = [\"http://127.0.0.1:1\"]\nprefix = \"/x\"\n",
+    );
+    let out = Command::new(bin())
+        .arg("check")
+        .arg(dir.path("spaced.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("spaced.toml:4:1: key `router.retries` belongs in the fleet's policy"),
+        "{stdout}"
+    );
+}
