@@ -1,7 +1,15 @@
 //! The admin listener: health, readiness, Prometheus metrics, the loaded policy's identity,
 //! reload, dyno health and the egress NAT state. Meant for loopback only; it has no auth.
+//! The probe listeners (`[admin] probe_listen`) serve its read-only part: `/healthz`,
+//! `/readyz` and `/metrics`, for kubelet and Prometheus on a pod or host address.
+//!
+//! Both are bounded as the router's listeners are (`admin/conn.rs`); the admin listener
+//! also answers only a `Host` that names it (`admin/host.rs`).
 
-use std::convert::Infallible;
+mod conn;
+mod host;
+mod process;
+
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,12 +20,9 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use spaced_config::Store;
 use spaced_net::Shutdown;
 use spaced_net::metrics;
-use tracing::debug;
 
 use crate::components::Components;
 use crate::reload::Reloader;
@@ -32,77 +37,72 @@ pub(crate) struct State {
     pub(crate) ready: Arc<AtomicBool>,
     /// With `[fleet]`: `/fleet`, the etcd revision in `/config`, `spaced_fleet_*` metrics.
     pub(crate) fleet: Option<Arc<crate::fleet::Link>>,
+    /// Connections the admin and probe listeners closed themselves.
+    pub(crate) cuts: conn::Cuts,
 }
+
+/// Which surface a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `admin.listen`: everything, to a `Host` naming it.
+    Admin,
+    /// `admin.probe_listen`: `GET /healthz`, `/readyz`, `/metrics` only, any `Host`
+    /// (kubelet sends the pod IP, Prometheus the target it discovered).
+    Probe,
+}
+
+/// The connections one admin or probe listener holds at once (see `admin/conn.rs`).
+pub const MAX_CONNECTIONS: usize = conn::MAX_CONNECTIONS;
 
 /// Binds the admin listener and serves it until `shutdown`.
 pub(crate) async fn spawn(
     addr: SocketAddr,
-    state: State,
+    state: Arc<State>,
     shutdown: Shutdown,
 ) -> Result<SocketAddr> {
     let listener =
         spaced_net::tcp_listener(addr).with_context(|| format!("bind admin listener on {addr}"))?;
     let local = listener.local_addr().context("admin listener address")?;
-    let state = Arc::new(state);
-    let tasks = shutdown.clone();
-    shutdown.spawn(async move {
-        loop {
-            let (tcp, peer) = tokio::select! {
-                biased;
-                () = tasks.cancelled() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => { debug!(error = %e, "admin accept"); continue; }
-                },
-            };
-            let state = state.clone();
-            let conn_shutdown = tasks.clone();
-            tasks.spawn(async move {
-                let service = service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), service);
-                tokio::pin!(conn);
-                tokio::select! {
-                    res = conn.as_mut() => if let Err(e) = res { debug!(client.addr = %peer, error = %e, "admin connection") },
-                    () = conn_shutdown.cancelled() => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
-                    }
-                }
-            });
-        }
-    });
+    conn::spawn(listener, local, Kind::Admin, state, shutdown);
+    Ok(local)
+}
+
+/// Binds one probe listener and serves it until `shutdown`.
+pub(crate) async fn spawn_probe(
+    addr: SocketAddr,
+    state: Arc<State>,
+    shutdown: Shutdown,
+) -> Result<SocketAddr> {
+    let listener =
+        spaced_net::tcp_listener(addr).with_context(|| format!("bind probe listener on {addr}"))?;
+    let local = listener.local_addr().context("probe listener address")?;
+    conn::spawn(listener, local, Kind::Probe, state, shutdown);
     Ok(local)
 }
 
 type Body = Full<Bytes>;
 
-async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
+async fn handle(
+    state: &State,
+    kind: Kind,
+    local: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
     // HEAD is GET without the body (RFC 9110 §9.3.2: hyper drops the body); probes use it.
     let method = match *req.method() {
         Method::HEAD => &Method::GET,
         ref m => m,
     };
+    if kind == Kind::Probe {
+        return probe(state, method, req.uri().path());
+    }
+    if let Some(refused) = refuse_host(&req, local) {
+        return refused;
+    }
     match (method, req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/readyz") => {
-            if state.ready.load(Ordering::Acquire) {
-                text(StatusCode::OK, "ready\n")
-            } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-            }
-        }
-        (&Method::GET, "/metrics") => {
-            let mut out = String::with_capacity(16 * 1024);
-            render_metrics(state, &mut out);
-            Response::builder()
-                .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
-                .body(Full::new(Bytes::from(out)))
-                .unwrap_or_default()
-        }
+        (&Method::GET, "/readyz") => readyz(state),
+        (&Method::GET, "/metrics") => metrics_response(state),
         (&Method::GET, "/config") => {
             let mut body = config_json(state);
             if let Some(fleet) = &state.fleet {
@@ -129,6 +129,61 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// The probe listener's whole surface: 404 for any other path, 405 for another method.
+fn probe(state: &State, method: &Method, path: &str) -> Response<Body> {
+    match (method, path) {
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") => readyz(state),
+        (&Method::GET, "/metrics") => metrics_response(state),
+        (_, "/healthz" | "/readyz" | "/metrics") => not_allowed("GET, HEAD"),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+/// 421 Misdirected Request (RFC 9110 §15.5.20: this server will not answer for that
+/// authority) for a `Host` that does not name the admin listener, so a page that
+/// DNS-rebinds its own name to it gets nothing; 400 for an HTTP/1.1 request without
+/// `Host` (RFC 9112 §3.2). `None`: answer it.
+fn refuse_host(req: &Request<Incoming>, local: SocketAddr) -> Option<Response<Body>> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let header_host = hosts.next().map(http::HeaderValue::as_bytes);
+    // Two Host lines leave the name to whoever reads which (RFC 9112 §3.2: 400).
+    if hosts.next().is_some() {
+        return Some(text(StatusCode::BAD_REQUEST, "more than one Host header\n"));
+    }
+    // An absolute-form target's authority is the one that counts (RFC 9112 §3.2.2).
+    let authority = req.uri().authority().map(|a| a.as_str().as_bytes());
+    let host = authority.or(header_host);
+    if host.is_none() && req.version() == http::Version::HTTP_11 {
+        return Some(text(StatusCode::BAD_REQUEST, "missing Host header\n"));
+    }
+    if host::allowed(host, local) {
+        None
+    } else {
+        Some(text(
+            StatusCode::MISDIRECTED_REQUEST,
+            "the admin listener answers only Host: localhost or its own address\n",
+        ))
+    }
+}
+
+fn readyz(state: &State) -> Response<Body> {
+    if state.ready.load(Ordering::Acquire) {
+        text(StatusCode::OK, "ready\n")
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+fn metrics_response(state: &State) -> Response<Body> {
+    let mut out = String::with_capacity(16 * 1024);
+    render_metrics(state, &mut out);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+        .body(Full::new(Bytes::from(out)))
+        .unwrap_or_default()
 }
 
 fn config_json(state: &State) -> serde_json::Value {
@@ -179,11 +234,23 @@ fn render_metrics(state: &State, out: &mut String) {
     metrics::sample(out, "spaced_policy_apps", "", policy.apps.len());
     metrics::header(out, "spaced_policy_dynos", "gauge", "Dynos in the policy.");
     metrics::sample(out, "spaced_policy_dynos", "", policy.dyno_count());
+    metrics::header(
+        out,
+        "spaced_config_last_reload_seconds",
+        "gauge",
+        "Unix time of the last successful load of the policy (an unchanged file included).",
+    );
+    let last_ok = meta
+        .last_ok_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let _ = writeln!(out, "spaced_config_last_reload_seconds {last_ok:.3}");
+    process::render(out);
+    state.cuts.render(out);
     state.components.render_metrics(out);
     if let Some(fleet) = &state.fleet {
         crate::fleet::admin::metrics(fleet, out);
     }
-    let _ = out.write_str("");
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {

@@ -5,9 +5,17 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// `--version`: the package version and the commit it was built from (`build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SPACED_COMMIT"),
+    ")"
+);
+
 /// spaced: the network data plane of a private space.
 #[derive(Debug, Parser)]
-#[command(name = "spaced", version, about)]
+#[command(name = "spaced", version = VERSION, about)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -62,6 +70,9 @@ pub(crate) enum Command {
         #[arg(long)]
         xff: Option<String>,
     },
+    /// Shell completions and man pages, for packagers (hidden).
+    #[command(flatten)]
+    Docs(crate::docgen::DocsCommand),
 }
 
 /// `spaced fleet …` (OPERATIONS.md "Fleet").

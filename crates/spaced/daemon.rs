@@ -49,6 +49,8 @@ pub struct Addrs {
     pub bound: Bound,
     /// The admin listener, when configured.
     pub admin: Option<SocketAddr>,
+    /// `admin.probe_listen`, in file order.
+    pub probe: Vec<SocketAddr>,
 }
 
 /// A running daemon.
@@ -78,6 +80,13 @@ impl Daemon {
             .context("load task")?
             .map_err(|e| anyhow!("{e}"))?;
         let admin_addr = loaded.policy.admin.as_ref().map(|a| a.listen);
+        let probe_addrs = loaded
+            .policy
+            .admin
+            .as_ref()
+            .map(|a| a.probe_listen.clone())
+            .unwrap_or_default();
+        crate::warnings::log(&loaded.policy);
         // Listeners share their port with SO_REUSEPORT; another daemon already on one of
         // them must be an error, not a silent split of its traffic.
         // The resolver's UDP sockets sit on the addresses of its TCP ones.
@@ -116,19 +125,22 @@ impl Daemon {
         }
         let ready = Arc::new(AtomicBool::new(false));
         let admin_shutdown = Shutdown::new();
+        let state = Arc::new(admin::State {
+            store: store.clone(),
+            reloader: reloader.clone(),
+            components,
+            ready: ready.clone(),
+            cuts: Default::default(),
+            fleet: fleet.clone(),
+        });
         let admin = match admin_addr {
-            Some(addr) => {
-                let state = admin::State {
-                    store: store.clone(),
-                    reloader: reloader.clone(),
-                    components,
-                    ready: ready.clone(),
-                    fleet: fleet.clone(),
-                };
-                Some(admin::spawn(addr, state, admin_shutdown.clone()).await?)
-            }
+            Some(addr) => Some(admin::spawn(addr, state.clone(), admin_shutdown.clone()).await?),
             None => None,
         };
+        let mut probe = Vec::with_capacity(probe_addrs.len());
+        for addr in probe_addrs {
+            probe.push(admin::spawn_probe(addr, state.clone(), admin_shutdown.clone()).await?);
+        }
         // Every listener is bound and a policy is loaded.
         ready.store(true, Ordering::Release);
         info!(config = %opts.config.display(), version = store.meta().version, "spaced ready");
@@ -138,7 +150,11 @@ impl Daemon {
             shutdown,
             admin_shutdown,
             ready,
-            addrs: Addrs { bound, admin },
+            addrs: Addrs {
+                bound,
+                admin,
+                probe,
+            },
             grace: opts.grace,
         })
     }

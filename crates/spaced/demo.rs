@@ -38,7 +38,7 @@ pub async fn run(config: PathBuf) -> Result<()> {
                 .with_context(|| format!("start demo dyno of app {} on {}", app.name, dyno.addr))?;
         }
     }
-    print_tour(&policy);
+    print!("{}", tour(&policy));
     crate::run(crate::Options::new(config)).await
 }
 
@@ -91,64 +91,130 @@ fn answer(app: &str, dyno: &str, peer: SocketAddr, req: &Request<Incoming>) -> S
     body
 }
 
-fn print_tour(policy: &spaced_config::Policy) {
+/// The commands that show each feature of `policy`, as `spaced demo` prints them.
+pub fn tour(policy: &spaced_config::Policy) -> String {
+    let mut out = String::new();
+    let _ = write_tour(policy, &mut out);
+    out
+}
+
+fn write_tour(policy: &spaced_config::Policy, out: &mut String) -> std::fmt::Result {
     let first = |v: &[SocketAddr]| v.first().map(ToString::to_string);
-    println!(
+    writeln!(
+        out,
         "\nspaced demo: space {:?}, {} apps\n",
         policy.space.name,
         policy.apps.len()
-    );
+    )?;
     if let Some(http) = first(&policy.router.listen) {
-        println!("# route by Host to the demo app's web dynos (spread over 3 dynos):");
-        println!("curl -s -H 'Host: demo.localhost' http://{http}/");
-        println!("# a wildcard host, and an unknown host (404 S11):");
-        println!(
+        writeln!(
+            out,
+            "# route by Host to the demo app's web dynos (spread over 3 dynos):"
+        )?;
+        writeln!(out, "curl -s -H 'Host: demo.localhost' http://{http}/")?;
+        writeln!(out, "# a wildcard host, and an unknown host (404 S11):")?;
+        writeln!(
+            out,
             "curl -s -H 'Host: x.demo.localhost' http://{http}/ ; curl -si -H 'Host: nope' http://{http}/"
-        );
-        println!("# a blocked source address is closed at L4 before a byte is read:");
-        println!("curl -v --interface 127.0.0.66 -H 'Host: demo.localhost' http://{http}/");
-        println!("# an internal app is not served on the external listener (404 S11):");
-        println!("curl -si -H 'Host: billing.internal' http://{http}/");
+        )?;
+        writeln!(
+            out,
+            "# a blocked source address is closed at L4 before a byte is read:"
+        )?;
+        writeln!(
+            out,
+            "curl -v --interface 127.0.0.66 -H 'Host: demo.localhost' http://{http}/"
+        )?;
+        writeln!(
+            out,
+            "# an internal app is not served on the external listener (404 S11):"
+        )?;
+        writeln!(out, "curl -si -H 'Host: billing.internal' http://{http}/")?;
     }
     if let Some(internal) = first(&policy.router.internal_listen) {
-        println!("# … but it is on the internal listener:");
-        println!("curl -s -H 'Host: billing.internal' http://{internal}/");
+        writeln!(out, "# … but it is on the internal listener:")?;
+        writeln!(
+            out,
+            "curl -s -H 'Host: billing.internal' http://{internal}/"
+        )?;
     }
     if let Some(tls) = first(&policy.router.tls_listen) {
-        println!("# TLS with SNI and HTTP/2:");
-        println!(
+        writeln!(out, "# TLS with SNI and HTTP/2:")?;
+        writeln!(
+            out,
             "curl -sk --http2 --resolve demo.localhost:{p}:{ip} https://demo.localhost:{p}/",
             p = tls.rsplit(':').next().unwrap_or("443"),
             ip = tls.rsplit_once(':').map_or("127.0.0.1", |(ip, _)| ip)
-        );
+        )?;
     }
     if let Some(dns) = policy.resolver.listen.first() {
         let (ip, port) = (dns.ip(), dns.port());
-        println!("# service discovery:");
-        println!(
+        writeln!(out, "# service discovery:")?;
+        writeln!(
+            out,
             "dig @{ip} -p {port} +short web.demo.{d} ; dig @{ip} -p {port} +short 2.web.demo.{d}",
             d = policy.resolver.domain
-        );
-        println!(
+        )?;
+        writeln!(
+            out,
             "dig @{ip} -p {port} SRV _web._tcp.demo.{d} ; dig @{ip} -p {port} billing.internal",
             d = policy.resolver.domain
-        );
+        )?;
     }
-    if let Some(proxy) = first(&policy.egress.listen) {
-        println!(
-            "# egress from a stable source IP (the dyno echoes no peer, so watch the egress log line):"
-        );
-        println!("curl -s -x http://demo:demo-token@{proxy} http://127.0.0.1:15001/");
-    }
-    if let Some(socks) = first(&policy.egress.socks_listen) {
-        println!("curl -s --socks5 demo:demo-token@{socks} http://127.0.0.1:15002/");
-    }
+    write_egress(policy, out)?;
     if let Some(admin) = policy.admin.as_ref().map(|a| a.listen) {
-        println!("# admin: metrics, the loaded policy, reload, dyno health, NAT state:");
-        println!(
+        writeln!(
+            out,
+            "# admin: metrics, the loaded policy, reload, dyno health, NAT state:"
+        )?;
+        writeln!(
+            out,
             "curl -s http://{admin}/config ; curl -s http://{admin}/metrics | head ; curl -s -XPOST http://{admin}/reload"
-        );
-        println!("curl -s http://{admin}/dynos ; curl -s http://{admin}/nat");
+        )?;
+        writeln!(
+            out,
+            "curl -s http://{admin}/dynos ; curl -s http://{admin}/nat"
+        )?;
     }
-    println!("\n# edit config/demo.toml (or send SIGHUP) and watch it reload; Ctrl-C to stop.\n");
+    writeln!(
+        out,
+        "\n# edit config/demo.toml (or send SIGHUP) and watch it reload; Ctrl-C to stop.\n"
+    )
+}
+
+/// The egress commands: through the proxy to one of the app's own dynos, whose answer
+/// names the address the connection came from, the app's pinned source IP.
+fn write_egress(policy: &spaced_config::Policy, out: &mut String) -> std::fmt::Result {
+    let Some((app, token)) = policy
+        .apps
+        .iter()
+        .find_map(|a| a.egress_token.as_deref().map(|t| (a, t)))
+    else {
+        return Ok(());
+    };
+    let Some(dest) = app.web_dynos().next().map(|d| d.addr) else {
+        return Ok(());
+    };
+    let key = spaced_egress::pin::PinKey::App(&app.name);
+    let Some(pinned) = spaced_egress::pin::choose(key, &policy.egress.source_ips) else {
+        return Ok(());
+    };
+    let name = &app.name;
+    if let Some(proxy) = policy.egress.listen.first() {
+        writeln!(
+            out,
+            "# egress from app {name}'s pinned source IP: the dyno answers \"connection from {pinned}:…\""
+        )?;
+        writeln!(
+            out,
+            "curl -s -x http://{name}:{token}@{proxy} http://{dest}/"
+        )?;
+    }
+    if let Some(socks) = policy.egress.socks_listen.first() {
+        writeln!(
+            out,
+            "curl -s --socks5 {name}:{token}@{socks} http://{dest}/"
+        )?;
+    }
+    Ok(())
 }

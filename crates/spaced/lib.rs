@@ -14,5 +14,6 @@ pub mod fleet;
 pub mod logging;
 pub mod reload;
 mod rfc3339;
+pub mod warnings;
 
 pub use daemon::{Addrs, Daemon, Options, run};

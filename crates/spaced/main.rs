@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout)]
 
 mod cli;
+mod docgen;
 mod fleet_cli;
 
 use std::path::Path;
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
         }
         Command::Demo { config } => serve(|| spaced::demo::run(config)),
         Command::Fleet { command } => fleet_cli::run(command),
+        Command::Docs(docs) => docgen::run(&docs),
     }
 }
 
@@ -87,6 +89,10 @@ fn check(file: &Path) -> ExitCode {
                 p.egress.transparent_listen.len(),
                 p.tls.len(),
             );
+            // On stderr: stdout stays the one-line summary scripts read.
+            for w in spaced::warnings::collect(p) {
+                eprintln!("{}: warning: {w}", file.display());
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

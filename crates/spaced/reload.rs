@@ -36,16 +36,8 @@ pub struct Loaded {
 /// Every problem found, located.
 pub fn load(path: &Path) -> Result<Loaded, Errors> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| {
-        Errors(vec![config::ConfigError {
-            file: name.clone(),
-            line: 1,
-            col: 1,
-            kind: config::ErrorKind::Read {
-                reason: e.to_string(),
-            },
-        }])
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| Errors(vec![config::ConfigError::config_file(&name, &e)]))?;
     let sha256 = hex(&Sha256::digest(&bytes));
     let content = RefCell::new(Sha256::new());
     content.borrow_mut().update(&bytes);

@@ -6,6 +6,8 @@ mod harness;
 
 mod admin;
 mod cli;
+mod docgen;
 mod fleet;
+mod ops;
 mod reload;
 mod stack;

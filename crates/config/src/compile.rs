@@ -21,6 +21,7 @@ use crate::{IpSet, parse_duration};
 mod apps;
 mod fleet;
 mod listeners;
+mod secret;
 mod sections;
 
 pub use fleet::parse_fleet;
@@ -56,16 +57,8 @@ pub struct Loaded {
 /// Every problem found, each with file, line and column.
 pub fn load_file(path: &Path) -> Result<Loaded, Errors> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| {
-        Errors(vec![ConfigError {
-            file: name.clone(),
-            line: 1,
-            col: 1,
-            kind: ErrorKind::Read {
-                reason: e.to_string(),
-            },
-        }])
-    })?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Errors(vec![ConfigError::config_file(&name, &e)]))?;
     let sha256 = hex(&Sha256::digest(&bytes));
     let dir = path.parent().unwrap_or(Path::new("."));
     let dir = if dir.as_os_str().is_empty() {
@@ -257,9 +250,15 @@ impl Cx<'_> {
         let resolver = self.resolver(raw.resolver);
         let egress = self.egress(raw.egress);
         let admin = raw.admin.and_then(|a| {
-            self.listeners("admin.listen", std::slice::from_ref(&a.listen))
+            let listen = self
+                .listeners("admin.listen", std::slice::from_ref(&a.listen))
                 .first()
-                .map(|&listen| crate::Admin { listen })
+                .copied();
+            let probe_listen = self.listeners("admin.probe_listen", &a.probe_listen);
+            listen.map(|listen| crate::Admin {
+                listen,
+                probe_listen,
+            })
         });
         self.check_listeners();
         let (apps, hosts, dyno_ips) = self.apps(raw.app, &router);

@@ -17,11 +17,39 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let ErrorKind::ConfigFile { reason } = &self.kind {
+            return write!(f, "config file {}: {reason}", self.file);
+        }
         write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.kind)
     }
 }
 
 impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    /// The config file `file` could not be read: `config file FILE: No such file or
+    /// directory`, the OS's words without Rust's `(os error 2)`.
+    pub fn config_file(file: &str, error: &std::io::Error) -> Self {
+        Self {
+            file: file.to_string(),
+            line: 1,
+            col: 1,
+            kind: ErrorKind::ConfigFile {
+                reason: os_reason(error),
+            },
+        }
+    }
+}
+
+/// An I/O error's text without the `(os error N)` Rust appends, which tells an operator
+/// nothing the words do not.
+pub(crate) fn os_reason(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
 
 /// What is wrong with a value. Messages are lowercase and say what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,6 +189,29 @@ pub enum ErrorKind {
         /// The app.
         app: String,
     },
+    /// The config file itself cannot be read: not a problem at any line of it, so it is
+    /// shown without a location (`1:1` would read like a parse error).
+    #[error("{reason}")]
+    ConfigFile {
+        /// The OS error text, without Rust's `(os error N)` suffix.
+        reason: String,
+    },
+    /// A secret given both inline and by file: which one counts would be a guess.
+    #[error("{key} and {key}_file are both given: keep one")]
+    SecretTwice {
+        /// The inline key (`app.egress_token`).
+        key: &'static str,
+    },
+    /// A secret file that cannot be used. Never carries the file's content.
+    #[error("{key} {path:?}: {problem}")]
+    SecretFile {
+        /// The key naming the file (`app.egress_token_file`).
+        key: &'static str,
+        /// The file, resolved against the config's directory.
+        path: String,
+        /// What is wrong, in words that never quote the secret.
+        problem: String,
+    },
     /// With `[fleet]`, a key in the local file that belongs in the fleet's shared policy,
     /// or a key in the shared policy that belongs in each host's file.
     #[error("key `{key}` belongs in {belongs}")]
@@ -185,7 +236,8 @@ impl ErrorKind {
     /// moment later would not.
     pub fn is_io(&self) -> bool {
         match self {
-            Self::Read { .. } => true,
+            Self::Read { .. } | Self::ConfigFile { .. } => true,
+            Self::SecretFile { problem, .. } => problem.starts_with("cannot read"),
             Self::Tls { reason, .. } => reason.starts_with("cannot read"),
             _ => false,
         }

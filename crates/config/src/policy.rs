@@ -237,6 +237,8 @@ impl Ports {
 pub struct Admin {
     /// Metrics and control.
     pub listen: SocketAddr,
+    /// Read-only probe listeners: `GET /healthz`, `/readyz`, `/metrics` only.
+    pub probe_listen: Vec<SocketAddr>,
 }
 
 /// One `[[app]]`.
@@ -356,11 +358,12 @@ impl Policy {
     /// Every listener address by its config key, the admin one included. They are bound at
     /// start only, so this one list serves the start-up check, the reload warning and the
     /// diff.
-    pub fn listeners(&self) -> [(&'static str, &[SocketAddr]); 8] {
+    pub fn listeners(&self) -> [(&'static str, &[SocketAddr]); 9] {
         let admin = self
             .admin
             .as_ref()
             .map_or(&[][..], |a| std::slice::from_ref(&a.listen));
+        let probe = self.admin.as_ref().map_or(&[][..], |a| &a.probe_listen[..]);
         [
             ("router.listen", &self.router.listen),
             ("router.tls_listen", &self.router.tls_listen),
@@ -370,6 +373,7 @@ impl Policy {
             ("egress.socks_listen", &self.egress.socks_listen),
             ("egress.transparent_listen", &self.egress.transparent_listen),
             ("admin.listen", admin),
+            ("admin.probe_listen", probe),
         ]
     }
 

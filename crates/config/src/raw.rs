@@ -154,6 +154,8 @@ pub(crate) struct RawEgress {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAdmin {
     pub(crate) listen: S,
+    #[serde(default)]
+    pub(crate) probe_listen: Vec<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,6 +168,7 @@ pub(crate) struct RawApp {
     pub(crate) trusted: Option<Vec<S>>,
     pub(crate) health_path: Option<S>,
     pub(crate) egress_token: Option<S>,
+    pub(crate) egress_token_file: Option<S>,
     #[serde(default)]
     pub(crate) dyno: Vec<Spanned<RawDyno>>,
 }

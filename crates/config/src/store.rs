@@ -18,6 +18,10 @@ pub struct Meta {
     pub sha256: String,
     /// When the current policy was swapped in.
     pub loaded_at: SystemTime,
+    /// When the latest successful load ended, an unchanged file included
+    /// (`spaced_config_last_reload_seconds`): alerting on its age shows a process whose
+    /// reloads stopped succeeding, which `loaded_at` cannot tell from one with no edits.
+    pub last_ok_at: SystemTime,
     /// The error of the latest attempt, `None` when it succeeded.
     pub last_error: Option<String>,
     /// Digest of the config file and every file it names: what decides whether a reload
@@ -69,12 +73,14 @@ impl Store {
     /// A store serving `policy` as version 1, with the content digest of [`Store::apply_content`].
     pub fn with_content(policy: Policy, sha256: String, content: String) -> Self {
         let (version, _) = watch::channel(1);
+        let now = SystemTime::now();
         Self {
             policy: ArcSwap::from_pointee(policy),
             meta: ArcSwap::from_pointee(Meta {
                 version: 1,
                 sha256,
-                loaded_at: SystemTime::now(),
+                loaded_at: now,
+                last_ok_at: now,
                 last_error: None,
                 content,
             }),
@@ -121,16 +127,19 @@ impl Store {
         if meta.content == content {
             self.meta.store(Arc::new(Meta {
                 last_error: None,
+                last_ok_at: SystemTime::now(),
                 ..Meta::clone(&meta)
             }));
             return Applied::Unchanged(meta.version);
         }
         let version = meta.version + 1;
+        let now = SystemTime::now();
         self.policy.store(Arc::new(policy));
         self.meta.store(Arc::new(Meta {
             version,
             sha256,
-            loaded_at: SystemTime::now(),
+            loaded_at: now,
+            last_ok_at: now,
             last_error: None,
             content,
         }));

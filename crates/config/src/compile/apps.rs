@@ -35,7 +35,10 @@ impl Cx<'_> {
             let app_hosts = self.hosts(&raw, index, &mut hosts, &apps);
             let trusted = raw.trusted.as_ref().map(|t| self.ipset(t));
             let health_path = raw.health_path.as_ref().and_then(|p| self.path(p));
-            let egress_token = raw.egress_token.as_ref().and_then(|t| self.token(t));
+            let egress_token = match &raw.egress_token_file {
+                Some(file) => self.token_file(raw.egress_token.as_ref(), file),
+                None => raw.egress_token.as_ref().and_then(|t| self.token(t)),
+            };
             let (dynos, web) = self.dynos(&name, &raw.dyno);
             for d in &dynos {
                 dyno_ips
