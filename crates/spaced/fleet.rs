@@ -65,6 +65,9 @@ struct State {
     local: String,
     /// sha256 of the local file's bytes.
     sha256: String,
+    /// The latest rejected policy document and its error, so that a dyno change while it
+    /// sits in etcd does not compile it again.
+    rejected: Option<(Arc<Vec<u8>>, String)>,
 }
 
 impl Link {
@@ -126,30 +129,55 @@ impl Link {
         if !view.unknown.is_empty() {
             warn!(keys = ?view.unknown, "fleet: keys under the prefix that spaced does not read");
         }
+        // A rejected policy: the previous one keeps serving, but the registry's dynos still
+        // join it, so dynos keep coming and going while someone fixes the document.
+        let mut rejection = None;
+        let mut view = view;
         if recompile {
-            let path = self.path.clone();
-            let policy = view.policy.clone();
-            let name = keys::policy_name(&self.cfg.prefix);
-            let compiled =
-                tokio::task::spawn_blocking(move || compile(&path, policy.as_deref(), &name))
-                    .await
-                    .map_err(|e| format!("compile task failed: {e}"))?;
+            let known = state
+                .rejected
+                .as_ref()
+                .filter(|(bytes, _)| trigger == "etcd" && view.policy.as_ref() == Some(bytes))
+                .map(|(_, message)| message.clone());
+            let compiled = match known {
+                // The same bad document again (a dyno changed): no need to compile it.
+                Some(message) => Err(message),
+                None => {
+                    let path = self.path.clone();
+                    let policy = view.policy.clone();
+                    let name = keys::policy_name(&self.cfg.prefix);
+                    tokio::task::spawn_blocking(move || compile(&path, policy.as_deref(), &name))
+                        .await
+                        .map_err(|e| format!("compile task failed: {e}"))?
+                        .map_err(|errors| {
+                            let message = errors.to_string();
+                            error!(trigger, revision = view.revision, error = %message, "fleet: policy rejected; the previous one keeps serving");
+                            if trigger == "etcd" {
+                                self.status.changes_rejected.fetch_add(1, Ordering::Relaxed);
+                            }
+                            message
+                        })
+                }
+            };
             match compiled {
                 Ok((base, sha256, local)) => {
                     state.base = Some(Arc::new(base));
                     state.sha256 = sha256;
                     state.local = local;
+                    state.rejected = None;
                 }
-                Err(errors) => {
-                    let message = errors.to_string();
-                    error!(trigger, revision = view.revision, error = %message, "fleet: policy rejected; the previous one keeps serving");
-                    self.store.reject(message.clone());
-                    if trigger == "etcd" {
-                        self.status.changes_rejected.fetch_add(1, Ordering::Relaxed);
+                Err(message) => {
+                    if state.base.is_none() || trigger != "etcd" {
+                        self.store.reject(message.clone());
+                        self.record
+                            .send_modify(|r| r.last_error = Some(message.clone()));
+                        return Err(message);
                     }
-                    self.record
-                        .send_modify(|r| r.last_error = Some(message.clone()));
-                    return Err(message);
+                    if let Some(bytes) = &view.policy {
+                        state.rejected = Some((bytes.clone(), message.clone()));
+                    }
+                    view.policy = state.applied.policy.clone();
+                    rejection = Some(message);
                 }
             }
         }
@@ -160,7 +188,7 @@ impl Link {
         for e in &ignored {
             warn!(error = %e, "fleet: dyno key ignored");
         }
-        if trigger == "etcd" {
+        if trigger == "etcd" && rejection.is_none() {
             self.status.changes_applied.fetch_add(1, Ordering::Relaxed);
             self.status
                 .changes_ignored
@@ -202,17 +230,22 @@ impl Link {
         // Rewritten only when it says something new: each write is an etcd revision.
         self.record.send_if_modified(|r| {
             let changed =
-                r.revision != view.revision || r.last_error.is_some() || r.source_ips != sources;
+                r.revision != view.revision || r.last_error != rejection || r.source_ips != sources;
             if changed {
                 r.revision = view.revision;
                 r.applied_at = rfc3339::format(SystemTime::now());
-                r.last_error = None;
+                r.last_error.clone_from(&rejection);
                 r.source_ips = sources;
             }
             changed
         });
         self.ignored.store(Arc::new(ignored));
         state.applied = view;
+        if let Some(message) = rejection {
+            // After the swap, which cleared it: `/config` shows why the document waits.
+            self.store.reject(message.clone());
+            return Err(message);
+        }
         Ok(applied)
     }
 }

@@ -124,6 +124,12 @@ async fn three_instances_converge_and_reject_bad_input_everywhere() {
     })
     .await;
     assert!(fleet.iter().all(|i| serves(i, "app-1.test", "b")));
+    // Dynos still come and go while the bad document waits to be fixed.
+    put(&etcd, PREFIX, "dynos/app-0/web/2", &value(b.addr)).await;
+    converge("a dyno joining beside a rejected policy", &fleet, |i| {
+        serves(i, "app-0.test", "b") && i.config()["last_error"].is_string()
+    })
+    .await;
     let start = Instant::now();
     loop {
         let records = instances(&etcd, PREFIX).await;
