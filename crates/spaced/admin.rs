@@ -35,6 +35,8 @@ pub(crate) struct State {
     pub(crate) components: Arc<Components>,
     /// Set once every listener is bound and a policy is loaded.
     pub(crate) ready: Arc<AtomicBool>,
+    /// With `[fleet]`: `/fleet`, the etcd revision in `/config`, `spaced_fleet_*` metrics.
+    pub(crate) fleet: Option<Arc<crate::fleet::Link>>,
     /// Connections the admin and probe listeners closed themselves.
     pub(crate) cuts: conn::Cuts,
 }
@@ -101,7 +103,20 @@ async fn handle(
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") => readyz(state),
         (&Method::GET, "/metrics") => metrics_response(state),
-        (&Method::GET, "/config") => json(StatusCode::OK, &config_json(state)),
+        (&Method::GET, "/config") => {
+            let mut body = config_json(state);
+            if let Some(fleet) = &state.fleet {
+                crate::fleet::admin::config(fleet, &mut body).await;
+            }
+            json(StatusCode::OK, &body)
+        }
+        (&Method::GET, "/fleet") => match &state.fleet {
+            Some(fleet) => {
+                let (status, body) = crate::fleet::admin::fleet(fleet).await;
+                json(status, &body)
+            }
+            None => text(StatusCode::NOT_FOUND, "no [fleet] in this spaced's file\n"),
+        },
         (&Method::POST, "/reload") => match state.reloader.reload("admin").await {
             Ok(_) => json(StatusCode::OK, &config_json(state)),
             Err(_) => json(StatusCode::UNPROCESSABLE_ENTITY, &config_json(state)),
@@ -109,7 +124,7 @@ async fn handle(
         (&Method::GET, "/dynos") => json(StatusCode::OK, &state.components.dynos_json()),
         (&Method::GET, "/nat") => json(StatusCode::OK, &state.components.nat_json()),
         (_, "/reload") => not_allowed("POST"),
-        (_, "/healthz" | "/readyz" | "/metrics" | "/config" | "/dynos" | "/nat") => {
+        (_, "/healthz" | "/readyz" | "/metrics" | "/config" | "/dynos" | "/nat" | "/fleet") => {
             not_allowed("GET, HEAD")
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -233,6 +248,9 @@ fn render_metrics(state: &State, out: &mut String) {
     process::render(out);
     state.cuts.render(out);
     state.components.render_metrics(out);
+    if let Some(fleet) = &state.fleet {
+        crate::fleet::admin::metrics(fleet, out);
+    }
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {

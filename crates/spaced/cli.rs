@@ -44,6 +44,11 @@ pub(crate) enum Command {
         #[arg(long, short, default_value = "config/demo.toml")]
         config: PathBuf,
     },
+    /// The fleet: shared policy and dynos in etcd.
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
     /// Explain the router's decision for a client and host, naming the rule that made it.
     Explain {
         /// The policy file.
@@ -68,6 +73,65 @@ pub(crate) enum Command {
     /// Shell completions and man pages, for packagers (hidden).
     #[command(flatten)]
     Docs(crate::docgen::DocsCommand),
+}
+
+/// `spaced fleet …` (OPERATIONS.md "Fleet").
+#[derive(Debug, Subcommand)]
+pub(crate) enum FleetCommand {
+    /// Validate a policy document, then write it as the fleet's `policy`.
+    Put {
+        #[command(flatten)]
+        target: FleetTarget,
+        /// The policy document (the shared part of the schema).
+        file: PathBuf,
+    },
+    /// Register a dyno and keep its lease alive until stopped (SIGTERM/SIGINT delete it).
+    Register {
+        #[command(flatten)]
+        target: FleetTarget,
+        /// The app.
+        app: String,
+        /// The process type (`web` receives routed HTTP).
+        process: String,
+        /// The dyno's number.
+        number: u32,
+        /// Where it listens, ip:port.
+        addr: std::net::SocketAddr,
+        /// Its zone.
+        #[arg(long)]
+        zone: Option<String>,
+        /// The lease's TTL: how long a dyno whose supervisor died stays registered.
+        #[arg(long, default_value = "10s", value_parser = duration)]
+        ttl: std::time::Duration,
+    },
+    /// Every registered instance and whether it serves the latest revision (exit 1 when
+    /// one does not).
+    Status {
+        #[command(flatten)]
+        target: FleetTarget,
+        /// The JSON of `GET /fleet` instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where the fleet is.
+#[derive(Debug, clap::Args)]
+pub(crate) struct FleetTarget {
+    /// A host's file: its `[fleet]` section says where etcd is.
+    #[arg(long, short)]
+    pub(crate) config: Option<PathBuf>,
+    /// An etcd endpoint (repeatable), instead of or over the file's.
+    #[arg(long)]
+    pub(crate) etcd: Vec<String>,
+    /// The space's prefix, instead of or over the file's.
+    #[arg(long)]
+    pub(crate) prefix: Option<String>,
+}
+
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    spaced_config::parse_duration(s)
+        .ok_or_else(|| format!("invalid duration {s:?}: expected e.g. \"10s\""))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

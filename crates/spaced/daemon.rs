@@ -114,6 +114,12 @@ impl Daemon {
         ));
         let board = Arc::new(DynoBoard::new());
         let shutdown = Shutdown::new();
+        // With [fleet], the shared policy joins before any component starts.
+        let fleet = if store.load().fleet.is_some() {
+            Some(crate::fleet::start(&opts.config, store.clone(), &shutdown.child()).await?)
+        } else {
+            None
+        };
         let (components, bound) = Components::spawn(store.clone(), board, &shutdown).await?;
         let components = Arc::new(components);
         let notifier = Arc::new(if opts.notify {
@@ -124,6 +130,9 @@ impl Daemon {
         let reloader = Arc::new(
             Reloader::new(opts.config.clone(), store.clone()).with_notifier(notifier.clone()),
         );
+        if let Some(link) = &fleet {
+            reloader.set_fleet(link.clone());
+        }
         if opts.watch {
             reload::spawn_watcher(reloader.clone(), shutdown.child())
                 .context("start the config file watcher")?;
@@ -136,6 +145,7 @@ impl Daemon {
             components,
             ready: ready.clone(),
             cuts: Default::default(),
+            fleet: fleet.clone(),
         });
         let admin = match admin_addr {
             Some(addr) => Some(admin::spawn(addr, state.clone(), admin_shutdown.clone()).await?),

@@ -10,6 +10,7 @@ pub mod admin;
 mod components;
 pub mod daemon;
 pub mod demo;
+pub mod fleet;
 pub mod limits;
 pub mod logging;
 pub mod notify;

@@ -4,6 +4,7 @@
 
 mod cli;
 mod docgen;
+mod fleet_cli;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Demo { config } => serve(|| spaced::demo::run(config)),
+        Command::Fleet { command } => fleet_cli::run(command),
         Command::Docs(docs) => docgen::run(&docs),
     }
 }
@@ -70,7 +72,14 @@ where
 }
 
 fn check(file: &Path) -> ExitCode {
-    match reload::load(file) {
+    let loaded = reload::load(file).and_then(|loaded| {
+        // With [fleet], shared keys belong in etcd: name any the file holds.
+        if loaded.policy.fleet.is_some() {
+            spaced::fleet::check_local(file)?;
+        }
+        Ok(loaded)
+    });
+    match loaded {
         Ok(loaded) => {
             let p = &loaded.policy;
             let hosts: usize = p.apps.iter().map(|a| a.hosts.len()).sum();

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher, event::AccessKind, event::AccessMode};
@@ -86,6 +86,8 @@ pub struct Reloader {
     gate: Mutex<()>,
     /// Tells systemd a reload's start and result (`Type=notify-reload`); silent when unset.
     notifier: Arc<Notifier>,
+    /// With `[fleet]`: reloads merge the file with the fleet's view (`fleet.rs`).
+    fleet: OnceLock<Arc<crate::fleet::Link>>,
 }
 
 impl Reloader {
@@ -96,6 +98,7 @@ impl Reloader {
             store,
             gate: Mutex::new(()),
             notifier: Arc::default(),
+            fleet: OnceLock::new(),
         }
     }
 
@@ -104,6 +107,11 @@ impl Reloader {
     pub fn with_notifier(mut self, notifier: Arc<Notifier>) -> Self {
         self.notifier = notifier;
         self
+    }
+
+    /// From now on, reloads merge the file with the fleet's view.
+    pub fn set_fleet(&self, link: Arc<crate::fleet::Link>) {
+        let _ = self.fleet.set(link);
     }
 
     /// The config file.
@@ -122,7 +130,12 @@ impl Reloader {
             "RELOADING=1\nMONOTONIC_USEC={}",
             crate::notify::monotonic_usec()
         ));
-        let result = self.reload_now(trigger).await;
+        // With [fleet], the file is merged with the fleet's view (which `fleet.rs`
+        // serialises with the etcd watch's own swaps).
+        let result = match self.fleet.get() {
+            Some(fleet) => fleet.reload_local(trigger).await,
+            None => self.reload_now(trigger).await,
+        };
         let version = self.store.meta().version;
         let status = match &result {
             Ok(_) => format!("serving version {version}"),

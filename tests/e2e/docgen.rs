@@ -74,6 +74,10 @@ fn man_out_dir_writes_a_page_per_subcommand() {
             "spaced-check.1",
             "spaced-demo.1",
             "spaced-explain.1",
+            "spaced-fleet-put.1",
+            "spaced-fleet-register.1",
+            "spaced-fleet-status.1",
+            "spaced-fleet.1",
             "spaced-run.1",
             "spaced.1"
         ]

@@ -7,6 +7,7 @@ mod harness;
 mod admin;
 mod cli;
 mod docgen;
+mod fleet;
 mod ops;
 mod process;
 mod reload;

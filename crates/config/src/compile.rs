@@ -20,9 +20,12 @@ use crate::{IpSet, parse_duration};
 
 mod apps;
 mod daemon;
+mod fleet;
 mod listeners;
 mod secret;
 mod sections;
+
+pub use fleet::parse_fleet;
 
 /// At most this many errors are reported for one file: enough to fix a file in one edit,
 /// and a bound on the work a hostile file can cause.
@@ -114,6 +117,7 @@ pub fn parse(bytes: &[u8], source: &Source<'_>) -> Result<Policy, Errors> {
         errors: Vec::new(),
         files: Vec::new(),
         claims: Vec::new(),
+        second: None,
     };
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
@@ -180,6 +184,9 @@ pub(crate) struct Cx<'a> {
     pub(crate) files: Vec<PathBuf>,
     /// Every listener address, for the conflict check at the end.
     claims: Vec<listeners::Claim>,
+    /// A second document appended to `text` at this byte offset (a line start), whose
+    /// errors are located in it under this name: the fleet's policy (`compile/fleet.rs`).
+    second: Option<(usize, &'a str)>,
 }
 
 impl Cx<'_> {
@@ -191,9 +198,18 @@ impl Cx<'_> {
         if self.lines.is_empty() {
             self.lines = line_starts(self.text);
         }
-        let (line, col) = line_col(self.text, &self.lines, span.start);
+        let (mut line, col) = line_col(self.text, &self.lines, span.start);
+        let mut file = self.source.name;
+        if let Some((start, name)) = self.second
+            && span.start >= start
+        {
+            // `start` is a line start: columns are the same, lines count from it.
+            let before = self.lines.partition_point(|&s| s <= start).max(1) - 1;
+            line -= before;
+            file = name;
+        }
         self.errors.push(ConfigError {
-            file: self.source.name.to_string(),
+            file: file.to_string(),
             line,
             col,
             kind,
@@ -248,6 +264,7 @@ impl Cx<'_> {
         let daemon = self.daemon(raw.daemon);
         self.check_listeners();
         let (apps, hosts, dyno_ips) = self.apps(raw.app, &router);
+        let fleet = raw.fleet.and_then(|f| self.fleet(f));
         Policy {
             space,
             router,
@@ -260,6 +277,7 @@ impl Cx<'_> {
             hosts,
             dyno_ips,
             files: std::mem::take(&mut self.files),
+            fleet,
         }
     }
 

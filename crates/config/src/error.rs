@@ -224,6 +224,21 @@ pub enum ErrorKind {
         /// What is wrong, in words that never quote the secret.
         problem: String,
     },
+    /// With `[fleet]`, a key in the local file that belongs in the fleet's shared policy,
+    /// or a key in the shared policy that belongs in each host's file.
+    #[error("key `{key}` belongs in {belongs}")]
+    WrongPlace {
+        /// The dotted key.
+        key: String,
+        /// Where it goes instead.
+        belongs: &'static str,
+    },
+    /// A key a section cannot do without.
+    #[error("missing required key `{key}`")]
+    MissingKey {
+        /// The dotted key.
+        key: &'static str,
+    },
 }
 
 impl ErrorKind {

@@ -20,14 +20,14 @@ mod store;
 mod tls;
 
 pub use board::DynoBoard;
-pub use compile::{Loaded, Source, load_file, parse};
+pub use compile::{Loaded, Source, load_file, parse, parse_fleet};
 pub use diff::PolicyDiff;
 pub use duration::parse_duration;
 pub use error::{ConfigError, ErrorKind, Errors};
 pub use ipset::{IpSet, canonical, embedded_v4};
 pub use policy::egress_warning;
 pub use policy::{
-    Admin, App, Balance, Daemon, Dyno, Egress, HealthCheck, HostTable, Policy, Ports, Resolver,
-    Router, Routing, Space, Timeouts, TlsCert,
+    Admin, App, Balance, Daemon, Dyno, Egress, Fleet, HealthCheck, HostTable, Policy, Ports,
+    Resolver, Router, Routing, Space, Timeouts, TlsCert,
 };
 pub use store::{Applied, Meta, Store};

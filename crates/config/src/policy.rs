@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use crate::IpSet;
 
 /// One validated, compiled policy: everything a component needs, nothing it must parse.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Policy {
     /// `[space]`.
     pub space: Space,
@@ -37,6 +37,31 @@ pub struct Policy {
     pub dyno_ips: HashMap<IpAddr, usize>,
     /// Every file this policy was read from (the config itself first), for the watcher.
     pub files: Vec<PathBuf>,
+    /// `[fleet]`, when present: the shared part of the policy comes from etcd.
+    pub fleet: Option<Fleet>,
+}
+
+/// `[fleet]` (OPERATIONS.md "Fleet"): where the shared policy and the dyno registry live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fleet {
+    /// etcd endpoints (`http://` or `https://` URLs).
+    pub etcd: Vec<String>,
+    /// Every key of the space lives under it; starts with `/`, no trailing `/`.
+    pub prefix: String,
+    /// This process's name in the fleet; `None`: the host name.
+    pub instance: Option<String>,
+    /// TTL of this instance's registration lease.
+    pub lease_ttl: Duration,
+    /// TLS to etcd: trust anchors (PEM).
+    pub ca: Option<PathBuf>,
+    /// TLS client certificate (PEM).
+    pub cert: Option<PathBuf>,
+    /// TLS client key (PEM).
+    pub key: Option<PathBuf>,
+    /// etcd user, with the password read from `password_file`.
+    pub username: Option<String>,
+    /// The file holding the etcd password (trailing newline ignored).
+    pub password_file: Option<PathBuf>,
 }
 
 /// `[space]`.

@@ -109,6 +109,7 @@ pub(crate) struct RawConfig {
     pub(crate) daemon: Option<RawDaemon>,
     #[serde(default)]
     pub(crate) app: Vec<RawApp>,
+    pub(crate) fleet: Option<Spanned<RawFleet>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,4 +272,18 @@ pub(crate) struct RawDyno {
     pub(crate) addr: S,
     pub(crate) zone: Option<S>,
     pub(crate) number: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFleet {
+    pub(crate) etcd: Option<Vec<S>>,
+    pub(crate) prefix: Option<S>,
+    pub(crate) instance: Option<S>,
+    pub(crate) lease_ttl: Option<S>,
+    pub(crate) ca: Option<S>,
+    pub(crate) cert: Option<S>,
+    pub(crate) key: Option<S>,
+    pub(crate) username: Option<S>,
+    pub(crate) password_file: Option<S>,
 }

@@ -275,11 +275,11 @@ fn every_listed_error_is_located_exactly() {
 fn unknown_top_level_key_points_at_the_key() {
     assert_eq!(
         errors("[space]\nname = \"s\"\n[admin]\nlisten = \"127.0.0.1:1\"\n[routr]\n"),
-        "t.toml:5:2: unknown key `routr`, expected one of `space`, `router`, `tls`, `resolver`, `egress`, `admin`, `daemon`, `app`"
+        "t.toml:5:2: unknown key `routr`, expected one of `space`, `router`, `tls`, `resolver`, `egress`, `admin`, `daemon`, `app`, `fleet`"
     );
     assert_eq!(
         errors("  bogus = 1\n[space]\nname = \"s\"\n"),
-        "t.toml:1:3: unknown key `bogus`, expected one of `space`, `router`, `tls`, `resolver`, `egress`, `admin`, `daemon`, `app`"
+        "t.toml:1:3: unknown key `bogus`, expected one of `space`, `router`, `tls`, `resolver`, `egress`, `admin`, `daemon`, `app`, `fleet`"
     );
 }
 
