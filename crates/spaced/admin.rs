@@ -108,8 +108,12 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
         },
         (&Method::GET, "/dynos") => json(StatusCode::OK, &state.components.dynos_json()),
         (&Method::GET, "/nat") => json(StatusCode::OK, &state.components.nat_json()),
+        (&Method::GET, "/drains") => json(
+            StatusCode::OK,
+            &spaced_logs::hub().map_or(serde_json::json!([]), |h| h.drains_json()),
+        ),
         (_, "/reload") => not_allowed("POST"),
-        (_, "/healthz" | "/readyz" | "/metrics" | "/config" | "/dynos" | "/nat") => {
+        (_, "/healthz" | "/readyz" | "/metrics" | "/config" | "/dynos" | "/nat" | "/drains") => {
             not_allowed("GET, HEAD")
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -165,6 +169,9 @@ fn render_metrics(state: &State, out: &mut String) {
     metrics::header(out, "spaced_policy_dynos", "gauge", "Dynos in the policy.");
     metrics::sample(out, "spaced_policy_dynos", "", policy.dyno_count());
     state.components.render_metrics(out);
+    if let Some(hub) = spaced_logs::hub() {
+        hub.render_metrics(out);
+    }
     let _ = out.write_str("");
 }
 

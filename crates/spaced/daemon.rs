@@ -98,6 +98,7 @@ impl Daemon {
         ));
         let board = Arc::new(DynoBoard::new());
         let shutdown = Shutdown::new();
+        crate::logging::attach(&store, &shutdown);
         let (components, bound) = Components::spawn(store.clone(), board, &shutdown).await?;
         let components = Arc::new(components);
         let reloader = Arc::new(Reloader::new(opts.config.clone(), store.clone()));
@@ -164,6 +165,7 @@ impl Daemon {
         let clean = self.shutdown.drain(self.grace).await;
         // Admin exchanges are short; a scrape in progress gets a moment to finish.
         self.admin_shutdown.drain(ADMIN_GRACE).await;
+        crate::logging::flush().await;
         clean
     }
 }

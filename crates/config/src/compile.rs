@@ -20,6 +20,7 @@ use crate::{IpSet, parse_duration};
 
 mod apps;
 mod listeners;
+mod logging;
 mod sections;
 
 /// At most this many errors are reported for one file: enough to fix a file in one edit,
@@ -247,7 +248,15 @@ impl Cx<'_> {
         });
         self.check_listeners();
         let (apps, hosts, dyno_ips) = self.apps(raw.app, &router);
+        let logging = self.logging(raw.logging);
+        let drains = raw
+            .drain
+            .iter()
+            .filter_map(|d| self.drain(&d.url, d.ca.as_ref()))
+            .collect();
         Policy {
+            logging,
+            drains,
             space,
             router,
             tls,

@@ -14,6 +14,7 @@ mod diff;
 mod duration;
 mod error;
 mod ipset;
+mod logging;
 mod policy;
 mod raw;
 mod store;
@@ -25,6 +26,7 @@ pub use diff::PolicyDiff;
 pub use duration::parse_duration;
 pub use error::{ConfigError, ErrorKind, Errors};
 pub use ipset::{IpSet, canonical};
+pub use logging::{Drain, DrainScheme, DrainUrl, LogFormat, Logging};
 pub use policy::{
     Admin, App, Balance, Dyno, Egress, HealthCheck, HostTable, Policy, Ports, Resolver, Router,
     Routing, Space, Timeouts, TlsCert,

@@ -27,6 +27,25 @@ pub(crate) struct RawConfig {
     pub(crate) admin: Option<RawAdmin>,
     #[serde(default)]
     pub(crate) app: Vec<RawApp>,
+    pub(crate) logging: Option<RawLogging>,
+    #[serde(default)]
+    pub(crate) drain: Vec<RawDrain>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLogging {
+    pub(crate) format: Option<S>,
+    pub(crate) timestamps: Option<bool>,
+    pub(crate) stdout: Option<bool>,
+    pub(crate) buffer: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDrain {
+    pub(crate) url: S,
+    pub(crate) ca: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,6 +183,8 @@ pub(crate) struct RawApp {
     pub(crate) trusted: Option<Vec<S>>,
     pub(crate) health_path: Option<S>,
     pub(crate) egress_token: Option<S>,
+    #[serde(default)]
+    pub(crate) drains: Vec<S>,
     #[serde(default)]
     pub(crate) dyno: Vec<Spanned<RawDyno>>,
 }

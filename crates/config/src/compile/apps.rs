@@ -36,6 +36,11 @@ impl Cx<'_> {
             let trusted = raw.trusted.as_ref().map(|t| self.ipset(t));
             let health_path = raw.health_path.as_ref().and_then(|p| self.path(p));
             let egress_token = raw.egress_token.as_ref().and_then(|t| self.token(t));
+            let drains = raw
+                .drains
+                .iter()
+                .filter_map(|u| self.drain(u, None))
+                .collect();
             let (dynos, web) = self.dynos(&name, &raw.dyno);
             for d in &dynos {
                 dyno_ips
@@ -49,6 +54,7 @@ impl Cx<'_> {
                 trusted,
                 health_path,
                 egress_token,
+                drains,
                 dynos,
                 web,
             }));
