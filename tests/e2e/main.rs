@@ -6,5 +6,6 @@ mod harness;
 
 mod admin;
 mod cli;
+mod logs;
 mod reload;
 mod stack;

@@ -40,14 +40,27 @@ fn rsyslogd() -> Option<&'static str> {
 
 fn free_port(udp: bool) -> u16 {
     if udp {
-        std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     } else {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     }
 }
 
 /// `kind`: "tcp", "udp" or "tls" (with `tls` = (ca, cert, key) paths).
-fn start(bin: &str, kind: &str, tls: Option<(String, String, String)>, dir: tempfile::TempDir) -> Rsyslog {
+fn start(
+    bin: &str,
+    kind: &str,
+    tls: Option<(String, String, String)>,
+    dir: tempfile::TempDir,
+) -> Rsyslog {
     let port = free_port(kind == "udp");
     let out = dir.path().join("out.log");
     let mut conf = format!(
@@ -83,7 +96,12 @@ fn start(bin: &str, kind: &str, tls: Option<(String, String, String)>, dir: temp
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let r = Rsyslog { child, out, port, _dir: dir };
+    let r = Rsyslog {
+        child,
+        out,
+        port,
+        _dir: dir,
+    };
     if kind != "udp" {
         // Ready once it accepts.
         for _ in 0..200 {
@@ -118,9 +136,16 @@ async fn every_line_once_in_order(kind: &str, scheme: &str) {
         None
     };
     let rs = start(bin, kind, tls, dir);
-    let host = if kind == "tls" { "localhost" } else { "127.0.0.1" };
+    let host = if kind == "tls" {
+        "localhost"
+    } else {
+        "127.0.0.1"
+    };
     let p = policy(
-        &format!("[[drain]]\nurl = \"{scheme}://{host}:{}\"\n{ca_line}", rs.port),
+        &format!(
+            "[[drain]]\nurl = \"{scheme}://{host}:{}\"\n{ca_line}",
+            rs.port
+        ),
         "",
         10_000,
     );
@@ -134,9 +159,17 @@ async fn every_line_once_in_order(kind: &str, scheme: &str) {
         }
     }
     let sent = || metric(&hub, "spaced_drain_lines_total", &["result=\"sent\""]);
-    assert!(eventually(60, || sent() == n as u64).await, "sent {}", sent());
+    assert!(
+        eventually(60, || sent() == n as u64).await,
+        "sent {}",
+        sent()
+    );
     let read = || std::fs::read_to_string(&rs.out).unwrap_or_default();
-    assert!(eventually(60, || read().lines().count() >= n).await, "{}", read());
+    assert!(
+        eventually(60, || read().lines().count() >= n).await,
+        "{}",
+        read()
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let text = read();
     let lines: Vec<&str> = text.lines().collect();

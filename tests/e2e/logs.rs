@@ -1,0 +1,187 @@
+//! Logs leave the box without slowing traffic (OPERATIONS.md "Logs and drains"): the real
+//! binary, its stdout a pipe the test controls.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::{ConfigDir, bin, free_port, http, wait_for};
+
+/// A dyno answering every request `200 ok` and closing.
+fn dyno() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            });
+        }
+    });
+    addr
+}
+
+fn get(router: SocketAddr, path: &str) -> u16 {
+    let mut s = TcpStream::connect(router).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: api.test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+fn start(logging: &str) -> (std::process::Child, SocketAddr, SocketAddr, ConfigDir) {
+    let dir = ConfigDir::new();
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let router: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let conf = format!(
+        "[space]\nname = \"e2e\"\ninternal = [\"127.0.0.0/8\"]\n\n[router]\nlisten = [\"{router}\"]\n\n\
+         [admin]\nlisten = \"{admin}\"\n\n[logging]\n{logging}\n\n\
+         [[app]]\nname = \"api\"\nhosts = [\"api.test\"]\n\n[[app.dyno]]\naddr = \"{}\"\n",
+        dyno()
+    );
+    dir.write_atomic("spaced.toml", &conf);
+    let child = Command::new(bin())
+        .arg("run")
+        .arg("--config")
+        .arg(dir.path("spaced.toml"))
+        .env("RUST_LOG", "info")
+        .env_remove("JOURNAL_STREAM")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    wait_for("spaced /readyz", Duration::from_secs(30), || {
+        matches!(http(admin, "GET", "/readyz"), Ok((200, _)))
+    });
+    (child, router, admin, dir)
+}
+
+fn metric(admin: SocketAddr, prefix: &str) -> u64 {
+    let (_, body) = http(admin, "GET", "/metrics").unwrap();
+    body.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_stdout_reader_that_stops_reading_does_not_stall_requests() {
+    let (mut child, router, admin, _dir) = start("buffer = 50");
+    // Nobody reads stdout: the pipe (64 KiB) fills, then the queue, then lines drop.
+    let stdout = child.stdout.take().unwrap();
+    for i in 0..1500 {
+        assert_eq!(get(router, &format!("/r/{i}")), 200, "request {i}");
+    }
+    let dropped = "spaced_log_lines_dropped_total{sink=\"stdout\",reason=\"overflow\"}";
+    assert!(metric(admin, dropped) > 0, "lines were dropped and counted");
+    // Hold the pipe shut a while longer: requests still complete.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(get(router, "/late"), 200);
+    // Reading again: the lines that were kept come out, timestamped, whole.
+    let mut r = BufReader::new(stdout);
+    let mut line = String::new();
+    let mut seen_late = false;
+    for _ in 0..5000 {
+        line.clear();
+        if r.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        assert!(
+            line.as_bytes()[..4].iter().all(u8::is_ascii_digit),
+            "{line}"
+        );
+        assert_eq!(&line[10..11], "T", "{line}");
+        if line.contains("path=\"/late\"") {
+            seen_late = true;
+            break;
+        }
+    }
+    assert!(seen_late, "the newest line arrives once the reader reads");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn json_lines_carry_the_fields_as_numbers() {
+    let (mut child, router, _admin, _dir) = start("format = \"json\"");
+    assert_eq!(get(router, "/j?x=1"), 200);
+    let mut r = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let v = loop {
+        line.clear();
+        assert!(r.read_line(&mut line).unwrap() > 0, "stdout ended");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if v["source"] == "router" {
+            break v;
+        }
+        assert_eq!(v["source"], "spaced", "{v}");
+        assert!(v["msg"].is_string(), "{v}");
+    };
+    assert_eq!(v["app"], "api");
+    assert_eq!(v["level"], "info");
+    assert_eq!(v["path"], "/j?x=1");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["bytes"], 2);
+    assert!(v["connect"].is_u64() && v["service"].is_u64(), "{v}");
+    assert!(v["time"].as_str().unwrap().ends_with('Z'));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_bad_drain_url_is_a_located_error_and_credentials_stay_hidden() {
+    let dir = ConfigDir::new();
+    dir.write_atomic(
+        "bad.toml",
+        "[space]\nname = \"e2e\"\n\n[[drain]]\nurl = \"ftp://u:hunter2@logs.example.com\"\n\n\
+         [[drain]]\nurl = \"syslog://\"\n\n[[drain]]\nurl = \"syslog+tls://h:99999\"\n",
+    );
+    let out = Command::new(bin())
+        .arg("check")
+        .arg(dir.path("bad.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(
+            "bad.toml:5:7: bad drain url \"ftp://u:***@logs.example.com\": unknown scheme"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("bad.toml:8:7: bad drain url \"syslog://\": no host"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bad.toml:11:7: bad drain url \"syslog+tls://h:99999\": bad port"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+}
