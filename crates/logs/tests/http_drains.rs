@@ -3,6 +3,7 @@
 //! retries with the same frame id, faults, and the OTLP records decoded.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/hub.rs"]
 mod support;
 
 use std::collections::VecDeque;

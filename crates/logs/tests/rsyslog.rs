@@ -3,6 +3,7 @@
 //! reads: every line arrives once, in order, as RFC 5424.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/hub.rs"]
 mod support;
 
 use std::process::{Child, Command, Stdio};

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use spaced_logs::{Hub, Kind, Level, Source};
 
+/// A policy with `drains` (TOML) for the space and `app_drains` (list items) for app `api`.
 pub fn policy(drains: &str, app_drains: &str, buffer: usize) -> spaced_config::Policy {
     let text = format!(
         "[space]\nname = \"demo\"\n\n[logging]\nbuffer = {buffer}\n\n{drains}\n\n\
@@ -25,6 +26,7 @@ pub fn policy(drains: &str, app_drains: &str, buffer: usize) -> spaced_config::P
     }
 }
 
+/// A detached hub with `p` applied.
 pub fn hub_with(p: &spaced_config::Policy) -> Arc<Hub> {
     let hub = Hub::detached();
     hub.apply(p);
