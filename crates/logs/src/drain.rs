@@ -204,16 +204,26 @@ impl Drain {
             if frame_id.is_empty() {
                 frame_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
             }
-            let result = match conn.as_mut() {
-                Some(c) => self.send(c, &mut batch, &frame_id).await,
-                None => match self.connect().await {
-                    Ok(mut c) => {
-                        let r = self.send(&mut c, &mut batch, &frame_id).await;
-                        conn = Some(c);
-                        r
-                    }
-                    Err(e) => Err(e),
-                },
+            let attempt = async {
+                match conn.as_mut() {
+                    Some(c) => self.send(c, &mut batch, &frame_id).await,
+                    None => match self.connect().await {
+                        Ok(mut c) => {
+                            let r = self.send(&mut c, &mut batch, &frame_id).await;
+                            conn = Some(c);
+                            r
+                        }
+                        Err(e) => Err(e),
+                    },
+                }
+            };
+            // A stop gives a send in progress the grace, not its whole timeout.
+            let result = tokio::select! {
+                r = attempt => r,
+                () = async {
+                    self.stop.cancelled().await;
+                    tokio::time::sleep_until(deadline.unwrap_or_else(|| tokio::time::Instant::now() + STOP_GRACE)).await;
+                } => Err(SendError::Timeout),
             };
             match result {
                 Ok(n) => {
