@@ -185,3 +185,100 @@ fn a_bad_drain_url_is_a_located_error_and_credentials_stay_hidden() {
     );
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+#[test]
+fn drains_get_their_scope_show_in_drains_and_never_show_a_password() {
+    let space_rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let app_rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for s in [&space_rx, &app_rx] {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
+    let logging = format!(
+        "stdout = false\n\n[[drain]]\nurl = \"syslog+udp://u:hunter2@{}\"",
+        space_rx.local_addr().unwrap()
+    );
+    let (mut child, router, admin, dir) = start(&logging);
+    // The app's own drain, added by a reload.
+    let conf = std::fs::read_to_string(dir.path("spaced.toml"))
+        .unwrap()
+        .replace(
+            "hosts = [\"api.test\"]\n",
+            &format!(
+                "hosts = [\"api.test\"]\ndrains = [\"syslog+udp://{}\"]\n",
+                app_rx.local_addr().unwrap()
+            ),
+        );
+    dir.write_atomic("spaced.toml", &conf);
+    assert_eq!(http(admin, "POST", "/reload").unwrap().0, 200);
+    wait_for("the app drain", Duration::from_secs(10), || {
+        http(admin, "GET", "/drains")
+            .unwrap()
+            .1
+            .matches("\"url\"")
+            .count()
+            == 2
+    });
+    assert_eq!(get(router, "/d/1"), 200);
+    let mut buf = [0u8; 65536];
+    let n = app_rx.recv(&mut buf).unwrap();
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(msg.starts_with("<190>1 "), "{msg}");
+    assert!(
+        msg.contains(" e2e api router - - at=info method=GET path=\"/d/1\" "),
+        "{msg}"
+    );
+    // The space drain gets the router line too (and daemon lines).
+    let mut found = false;
+    for _ in 0..50 {
+        let n = space_rx.recv(&mut buf).unwrap();
+        if String::from_utf8_lossy(&buf[..n]).contains("path=\"/d/1\"") {
+            found = true;
+            break;
+        }
+    }
+    assert!(found);
+    let (_, drains) = http(admin, "GET", "/drains").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&drains).unwrap();
+    let space = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["scope"] == "space")
+        .unwrap();
+    assert!(
+        space["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("syslog+udp://u:***@127.0.0.1:"),
+        "{v}"
+    );
+    assert!(space["sent"].as_u64().unwrap() >= 1, "{v}");
+    let app = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["scope"] == "app:api")
+        .unwrap();
+    assert_eq!(app["sent"], 1, "{v}");
+    let (_, metrics) = http(admin, "GET", "/metrics").unwrap();
+    assert!(
+        metrics.contains("spaced_drain_lines_total{drain=\"syslog+udp://u:***@"),
+        "{metrics}"
+    );
+    // A bad reload: its error in /config, the password hidden.
+    dir.write_atomic(
+        "spaced.toml",
+        &conf.replace("syslog+udp://u:hunter2@", "ftp://u:hunter2@"),
+    );
+    assert_eq!(http(admin, "POST", "/reload").unwrap().0, 422);
+    let (_, config) = http(admin, "GET", "/config").unwrap();
+    assert!(
+        config.contains("bad drain url") && config.contains("u:***@"),
+        "{config}"
+    );
+    for body in [&drains, &metrics, &config] {
+        assert!(!body.contains("hunter2"));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
