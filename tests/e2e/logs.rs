@@ -282,3 +282,44 @@ fn drains_get_their_scope_show_in_drains_and_never_show_a_password() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The journal stamps lines itself: with `JOURNAL_STREAM` naming stdout (its `dev:inode`),
+/// lines carry no timestamp; naming another file, they do.
+#[test]
+fn no_timestamp_when_stdout_is_the_journal() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = ConfigDir::new();
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    dir.write_atomic(
+        "spaced.toml",
+        &format!("[space]\nname = \"e2e\"\n\n[admin]\nlisten = \"{admin}\"\n"),
+    );
+    for journal in [true, false] {
+        let out_path = dir.path(&format!("out-{journal}.log"));
+        let out = std::fs::File::create(&out_path).unwrap();
+        let m = out.metadata().unwrap();
+        let ino = if journal { m.ino() } else { m.ino() + 1 };
+        let mut child = Command::new(bin())
+            .arg("run")
+            .arg("--config")
+            .arg(dir.path("spaced.toml"))
+            .env("RUST_LOG", "info")
+            .env("JOURNAL_STREAM", format!("{}:{ino}", m.dev()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        wait_for("spaced ready line", Duration::from_secs(30), || {
+            std::fs::read_to_string(&out_path)
+                .unwrap_or_default()
+                .contains("spaced ready")
+        });
+        let text = std::fs::read_to_string(&out_path).unwrap();
+        let first = text.lines().next().unwrap();
+        assert_eq!(first.starts_with("20"), !journal, "{first}");
+        assert!(first.contains("INFO "), "{first}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
