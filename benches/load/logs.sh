@@ -3,7 +3,7 @@
 # stdout to a file, one HTTPS logplex drain and one syslog drain to local receivers)
 # against itself with logs off, through router.sh's interleaved rounds, plus the peers:
 # nginx with access_log buffered to a file and HAProxy logging to the local rsyslog over
-# UDP (PEER_LOGS=1, which router.sh's start_nginx/start_haproxy read).
+# UDP (PEER_LOGS=1, which http_lib.sh's start_nginx_proxy/start_haproxy read).
 # Do not run on a busy machine: the lead runs it on a quiet one.
 #
 # Usage:  cargo build --release; benches/load/logs.sh   [RUNS=3] [DURATION=10] [PINS="1"]
@@ -65,9 +65,9 @@ url = \"syslog://127.0.0.1:$SYSLOG_PORT\""
 # Logs off: the baseline (and the peers with theirs on).
 PEER_LOGS=1 PEER_SYSLOG="127.0.0.1:$SYSLOG_PORT" SPACED_LOG=warn \
   RESULTS_DIR="${RESULTS_DIR:-$HERE/results}/logs-off" "$HERE/router.sh"
-# Logs on: stdout to a file, both drains.
+# Logs on: stdout to a file (router.sh's work dir, spaced.log), both drains. The peers,
+# with their logs on, are in both runs.
 PEER_LOGS=1 PEER_SYSLOG="127.0.0.1:$SYSLOG_PORT" SPACED_LOG=info SPACED_EXTRA_TOML="$DRAINS" \
-  SPACED_STDOUT="$W/spaced.out" TARGETS="${TARGETS:-spaced}" \
   RESULTS_DIR="${RESULTS_DIR:-$HERE/results}/logs-on" "$HERE/router.sh"
 echo "syslog lines: $(wc -l <"$W/syslog.out" 2>/dev/null || echo 0)"
 echo "https frames: $(cat "$W/https.count" 2>/dev/null || echo 0)"
