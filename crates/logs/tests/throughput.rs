@@ -63,7 +63,7 @@ async fn run(url: String) {
     let sent = || metric(&hub, "spaced_drain_lines_total", &["result=\"sent\""]);
     assert!(eventually(600, || sent() == LINES as u64).await);
     let all = t.elapsed();
-    println!(
+    eprintln!(
         "{url}: {LINES} lines emitted in {emitted:?} ({:.0} ns/line on the hot path), delivered in {all:?} ({:.0} lines/s)",
         emitted.as_nanos() as f64 / LINES as f64,
         LINES as f64 / all.as_secs_f64()
