@@ -1,24 +1,53 @@
 //! Encodings done off the hot path, by the stdout writer and the drains: RFC 3339
 //! timestamps, the logfmt line read back into fields, and JSON lines.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::{Kind, Record};
 
-/// Appends `2026-12-07T21:17:08.123456Z` (UTC, microseconds).
+/// Appends `2026-12-07T21:17:08.123456Z` (UTC, microseconds). The part up to the seconds
+/// is cached per thread: it changes once a second, and `fmt` integer padding would cost
+/// more than the rest of a stdout line's encoding.
 pub fn rfc3339(t: SystemTime, out: &mut String) {
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
+    SECOND.with(|c| match c.try_borrow_mut() {
+        Ok(mut c) => {
+            if c.0 != secs {
+                c.1.clear();
+                seconds(secs, &mut c.1);
+                c.0 = secs;
+            }
+            out.push_str(&c.1);
+        }
+        Err(_) => seconds(secs, out),
+    });
+    out.push('.');
+    let mut micros = d.subsec_micros();
+    let mut digits = [b'0'; 6];
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    out.extend(digits.iter().map(|&b| char::from(b)));
+    out.push('Z');
+}
+
+/// `2026-12-07T21:17:08` (no fraction, no zone).
+fn seconds(secs: u64, out: &mut String) {
     let (y, m, day) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
     let _ = write!(
         out,
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         (rem % 3600) / 60,
-        rem % 60,
-        d.subsec_micros()
+        rem % 60
     );
 }
 
@@ -230,6 +259,19 @@ mod tests {
             &mut s,
         );
         assert_eq!(s, "2026-11-28T23:28:03.000123Z");
+        // The cached second, then the next one.
+        s.clear();
+        rfc3339(
+            UNIX_EPOCH + Duration::from_micros(1_795_908_483_999_999),
+            &mut s,
+        );
+        assert_eq!(s, "2026-11-28T23:28:03.999999Z");
+        s.clear();
+        rfc3339(
+            UNIX_EPOCH + Duration::from_micros(1_795_908_484_000_000),
+            &mut s,
+        );
+        assert_eq!(s, "2026-11-28T23:28:04.000000Z");
     }
 
     #[test]

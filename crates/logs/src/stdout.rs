@@ -51,8 +51,8 @@ pub(crate) fn spawn(hub: Arc<Hub>) -> std::io::Result<std::thread::Thread> {
 }
 
 fn run(hub: &Hub, mut out: File, journal: bool) {
-    let mut buf = Vec::with_capacity(64 * 1024);
-    let mut line = String::with_capacity(1024);
+    // Lines are encoded straight into the batch: one copy from the record, none after.
+    let mut buf = String::with_capacity(64 * 1024);
     let mut current: Option<Arc<LineQueue>> = None;
     loop {
         let routes = hub.routes.load();
@@ -77,19 +77,17 @@ fn run(hub: &Hub, mut out: File, journal: bool) {
         let mut n = 0u64;
         while buf.len() < MAX_BATCH {
             let Some(r) = queue.pop() else { break };
-            line.clear();
             match settings.format {
-                LogFormat::Json => json(&r, &mut line),
+                LogFormat::Json => json(&r, &mut buf),
                 LogFormat::Logfmt => {
                     if settings.timestamps && !journal {
-                        rfc3339(r.time, &mut line);
-                        line.push(' ');
+                        rfc3339(r.time, &mut buf);
+                        buf.push(' ');
                     }
-                    line.push_str(r.text());
+                    buf.push_str(r.text());
                 }
             }
-            line.push('\n');
-            buf.extend_from_slice(line.as_bytes());
+            buf.push('\n');
             n += 1;
         }
         if n == 0 {
@@ -98,7 +96,7 @@ fn run(hub: &Hub, mut out: File, journal: bool) {
             }
             continue;
         }
-        match out.write_all(&buf) {
+        match out.write_all(buf.as_bytes()) {
             Ok(()) => {
                 hub.stdout_written.fetch_add(n, Ordering::Relaxed);
             }
