@@ -22,6 +22,9 @@ mod stream;
 mod tls;
 mod udp;
 
+/// How often a lingering batch looks for more lines.
+const LINGER_STEP: Duration = Duration::from_millis(10);
+
 /// What makes two drains the same across a reload: scope, URL, `ca`, and the space name
 /// (the syslog HOSTNAME).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,7 +179,8 @@ impl Drain {
         match self.key.drain.url.scheme {
             DrainScheme::Http | DrainScheme::Https => (500, Duration::from_millis(250)),
             DrainScheme::OtlpHttp | DrainScheme::OtlpHttps => (500, Duration::from_millis(250)),
-            _ => (256, Duration::ZERO),
+            // Syslog: no batch size in the protocol; a few ms gather what arrives meanwhile.
+            _ => (256, Duration::from_millis(5)),
         }
     }
 
@@ -291,19 +295,17 @@ impl Drain {
                 return false;
             }
         }
+        // Wait for more without asking to be woken (a wake-up is a cost on the producer's
+        // side): poll in small steps until the batch is full or `linger` is over.
         if batch.len() < max && !linger.is_zero() && deadline.is_none() {
             let until = tokio::time::Instant::now() + linger;
-            while batch.len() < max && tokio::time::Instant::now() < until {
-                let _ = tokio::time::timeout_at(until, async {
-                    if self.queue.prepare_sleep() {
-                        self.notify.notified().await;
-                    }
-                })
-                .await;
-                self.take(batch, max);
-                if self.stop.is_cancelled() {
+            while batch.len() < max && !self.stop.is_cancelled() {
+                let now = tokio::time::Instant::now();
+                if now >= until {
                     break;
                 }
+                tokio::time::sleep((until - now).min(LINGER_STEP)).await;
+                self.take(batch, max);
             }
         }
         true

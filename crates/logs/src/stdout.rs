@@ -19,6 +19,11 @@ use crate::queue::LineQueue;
 /// At most this many bytes go into one write: a bound on the batch's memory.
 const MAX_BATCH: usize = 256 * 1024;
 
+/// After a write, the writer waits this long for more lines before the next one, without
+/// asking to be woken: under load a write carries many lines, and no request pays for a
+/// wake-up (a futex call) of a writer that has just gone to sleep.
+const LINGER: Duration = Duration::from_millis(2);
+
 /// Whether stdout is the systemd journal: `JOURNAL_STREAM` is `DEV:INODE` of the stream
 /// systemd connected, and the journal stamps lines itself.
 pub(crate) fn is_journal() -> bool {
@@ -108,6 +113,9 @@ fn run(hub: &Hub, mut out: File, journal: bool) {
         buf.clear();
         if buf.capacity() > 4 * MAX_BATCH {
             buf.shrink_to(64 * 1024);
+        }
+        if queue.len() < 64 {
+            std::thread::sleep(LINGER);
         }
     }
 }
