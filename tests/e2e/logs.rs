@@ -49,7 +49,30 @@ fn get(router: SocketAddr, path: &str) -> u16 {
         .unwrap_or(0)
 }
 
-fn start(logging: &str) -> (std::process::Child, SocketAddr, SocketAddr, ConfigDir) {
+/// Kills the daemon when the test ends, failed or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Killed {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Killed {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+fn start(logging: &str) -> (Killed, SocketAddr, SocketAddr, ConfigDir) {
     let dir = ConfigDir::new();
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let router: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -71,6 +94,7 @@ fn start(logging: &str) -> (std::process::Child, SocketAddr, SocketAddr, ConfigD
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    let child = Killed(child);
     wait_for("spaced /readyz", Duration::from_secs(30), || {
         matches!(http(admin, "GET", "/readyz"), Ok((200, _)))
     });
@@ -237,14 +261,24 @@ fn drains_get_their_scope_show_in_drains_and_never_show_a_password() {
         }
     }
     assert!(found);
+    // The datagram left before its count: wait for the count.
+    let drains_now = || -> serde_json::Value {
+        serde_json::from_str(&http(admin, "GET", "/drains").unwrap().1).unwrap()
+    };
+    let scope = |v: &serde_json::Value, s: &str| -> serde_json::Value {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["scope"] == s)
+            .unwrap()
+            .clone()
+    };
+    wait_for("the app drain's count", Duration::from_secs(10), || {
+        scope(&drains_now(), "app:api")["sent"] == 1
+    });
     let (_, drains) = http(admin, "GET", "/drains").unwrap();
     let v: serde_json::Value = serde_json::from_str(&drains).unwrap();
-    let space = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["scope"] == "space")
-        .unwrap();
+    let space = scope(&v, "space");
     assert!(
         space["url"]
             .as_str()
@@ -253,13 +287,7 @@ fn drains_get_their_scope_show_in_drains_and_never_show_a_password() {
         "{v}"
     );
     assert!(space["sent"].as_u64().unwrap() >= 1, "{v}");
-    let app = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["scope"] == "app:api")
-        .unwrap();
-    assert_eq!(app["sent"], 1, "{v}");
+    assert_eq!(scope(&v, "app:api")["sent"], 1, "{v}");
     let (_, metrics) = http(admin, "GET", "/metrics").unwrap();
     assert!(
         metrics.contains("spaced_drain_lines_total{drain=\"syslog+udp://u:***@"),
@@ -299,7 +327,7 @@ fn no_timestamp_when_stdout_is_the_journal() {
         let out = std::fs::File::create(&out_path).unwrap();
         let m = out.metadata().unwrap();
         let ino = if journal { m.ino() } else { m.ino() + 1 };
-        let mut child = Command::new(bin())
+        let child = Command::new(bin())
             .arg("run")
             .arg("--config")
             .arg(dir.path("spaced.toml"))
@@ -310,6 +338,7 @@ fn no_timestamp_when_stdout_is_the_journal() {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
+        let mut child = Killed(child);
         wait_for("spaced ready line", Duration::from_secs(30), || {
             std::fs::read_to_string(&out_path)
                 .unwrap_or_default()
