@@ -115,7 +115,8 @@ fn push_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    out.extend(digits[i..].iter().map(|&b| char::from(b)));
+    // ASCII digits: always valid UTF-8; one copy rather than a push per char.
+    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
 }
 
 /// Appends an address: IPv4 by hand (the common case), IPv6 through `Display`.
