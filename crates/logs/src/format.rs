@@ -28,14 +28,12 @@ pub fn rfc3339(t: SystemTime, out: &mut String) {
         Err(_) => seconds(secs, out),
     });
     out.push('.');
-    let mut micros = d.subsec_micros();
-    let mut digits = [b'0'; 6];
-    for slot in digits.iter_mut().rev() {
-        *slot = b'0' + (micros % 10) as u8;
-        micros /= 10;
+    let mut buf = itoa::Buffer::new();
+    let micros = buf.format(d.subsec_micros());
+    for _ in micros.len()..6 {
+        out.push('0');
     }
-    // ASCII digits: always valid UTF-8; one copy rather than a push per char.
-    out.push_str(std::str::from_utf8(&digits).unwrap_or("000000"));
+    out.push_str(micros);
     out.push('Z');
 }
 

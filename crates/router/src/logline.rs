@@ -104,19 +104,8 @@ impl LogLine<'_> {
 
 /// Appends a number in decimal: every line has several, and `fmt`'s machinery costs more
 /// than the rest of the line's formatting (benches/README.md, Logs).
-fn push_u64(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // ASCII digits: always valid UTF-8; one copy rather than a push per char.
-    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
+fn push_u64(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Appends an address: IPv4 by hand (the common case), IPv6 through `Display`.
