@@ -113,34 +113,33 @@ pub fn fields(line: &str) -> Vec<(&str, Value)> {
         let key = &line[key_start..i];
         i += 1;
         let (raw, quoted) = if i < b.len() && b[i] == b'"' {
+            // Bytes, not `str` slices: a hostile value may put an escape before a
+            // multi-byte character, and no index here may land inside one.
             i += 1;
-            let mut s = String::new();
+            let mut v = Vec::new();
             while i < b.len() && b[i] != b'"' {
                 if b[i] == b'\\' && i + 1 < b.len() {
-                    match b[i + 1] {
-                        b'x' if i + 3 < b.len() => {
-                            let hex = &line[i + 2..i + 4];
-                            if let Ok(v) = u8::from_str_radix(hex, 16) {
-                                s.push(char::from(v));
-                            }
+                    let hex = b
+                        .get(i + 2..i + 4)
+                        .and_then(|h| std::str::from_utf8(h).ok())
+                        .and_then(|h| u8::from_str_radix(h, 16).ok());
+                    match (b[i + 1], hex) {
+                        (b'x', Some(byte)) => {
+                            v.push(byte);
                             i += 4;
                         }
-                        c => {
-                            s.push(char::from(c));
+                        (c, _) => {
+                            v.push(c);
                             i += 2;
                         }
                     }
                 } else {
-                    // Quoted values are printable ASCII (the writers escape the rest).
-                    let start = i;
-                    while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
-                        i += 1;
-                    }
-                    s.push_str(&line[start..i]);
+                    v.push(b[i]);
+                    i += 1;
                 }
             }
             i += 1;
-            (s, true)
+            (String::from_utf8_lossy(&v).into_owned(), true)
         } else {
             let start = i;
             while i < b.len() && b[i] != b' ' {
@@ -308,5 +307,22 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["msg"], "a \"b\"\n\u{1} c");
         assert!(fields("=x \"y=1 k=\"unterminated").len() <= 2);
+        // Escapes before multi-byte characters, truncated escapes, stray quotes.
+        for hostile in [
+            "k=\"\\é\" x=1",
+            "k=\"\\x\u{e9}\"",
+            "k=\"\\x4",
+            "k=\"\\",
+            "é=é \"=\" ==\"\"\"",
+        ] {
+            let _ = fields(hostile);
+        }
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..2000 {
+            let bytes: Vec<u8> = (0..rng.usize(0..40))
+                .map(|_| *rng.choice(b"k=\" \\x41\xc3\xa9z").unwrap_or(&b'k'))
+                .collect();
+            let _ = fields(&String::from_utf8_lossy(&bytes));
+        }
     }
 }
