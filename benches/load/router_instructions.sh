@@ -4,7 +4,9 @@
 # barely moves when other work shares the machine, so it compares two builds of the router
 # reliably (benches/README.md, Router). TOP=N also prints the N functions with the most
 # instructions of their own per request, and who calls memcpy (moves of large futures show
-# there). Needs valgrind, nginx, wrk, curl; ports 8190, 9101-9103.
+# there). SPACED_LOG=info turns request log lines on (default warn: off); they go to
+# LOG_OUT (default /dev/null; a file is what an operator's setup does). Needs valgrind,
+# nginx, wrk, curl; ports 8190, 9101-9103.
 set -euo pipefail
 [[ $# -ge 1 ]] || { echo "usage: $0 SPACED_BIN [SECONDS]" >&2; exit 2; }
 BIN=$1; D=${2:-6}
@@ -13,8 +15,8 @@ source "$(dirname "$0")/backends_conf.sh"
 backends_conf "$W"
 nginx -p $W -c $W/b.conf & NG=$!
 # The router config of the load suite (sut_http.sh), run under callgrind, one worker.
-SPACED_WRAP="valgrind --tool=callgrind --compress-strings=no --callgrind-out-file=$W/cg.out" SPACED_BIN=$BIN SPACED_LOG=warn \
-  "$(dirname "$0")/sut_http.sh" "$W" 8190 127.0.0.1:9101,127.0.0.1:9102,127.0.0.1:9103 1 >/dev/null 2>$W/vg.err & VG=$!
+SPACED_WRAP="valgrind --tool=callgrind --compress-strings=no --callgrind-out-file=$W/cg.out" SPACED_BIN=$BIN SPACED_LOG=${SPACED_LOG:-warn} \
+  "$(dirname "$0")/sut_http.sh" "$W" 8190 127.0.0.1:9101,127.0.0.1:9102,127.0.0.1:9103 1 >"${LOG_OUT:-/dev/null}" 2>$W/vg.err & VG=$!
 for i in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:8190/ && break; sleep 0.3; done
 wrk -t1 -c64 -d2s http://127.0.0.1:8190/ >/dev/null
 callgrind_control -z $VG >/dev/null

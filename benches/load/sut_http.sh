@@ -36,6 +36,8 @@ conf="$work/spaced-http-$port.toml"
     [[ -z "$a" ]] && continue
     printf '\n[[app.dyno]]\nprocess = "web"\naddr = "%s"\n' "$a"
   done
+  # SPACED_EXTRA_TOML (optional) is appended: [logging], [[drain]] for benches/load/logs.sh.
+  printf '\n%s\n' "${SPACED_EXTRA_TOML:-}"
 } >"$conf"
 
 export RUST_LOG="${SPACED_LOG:-warn}"

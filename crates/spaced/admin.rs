@@ -123,8 +123,12 @@ async fn handle(
         },
         (&Method::GET, "/dynos") => json(StatusCode::OK, &state.components.dynos_json()),
         (&Method::GET, "/nat") => json(StatusCode::OK, &state.components.nat_json()),
+        (&Method::GET, "/drains") => json(
+            StatusCode::OK,
+            &spaced_logs::hub().map_or(serde_json::json!([]), |h| h.drains_json()),
+        ),
         (_, "/reload") => not_allowed("POST"),
-        (_, "/healthz" | "/readyz" | "/metrics" | "/config" | "/dynos" | "/nat" | "/fleet") => {
+        (_, "/healthz" | "/readyz" | "/metrics" | "/config" | "/dynos" | "/nat" | "/fleet" | "/drains") => {
             not_allowed("GET, HEAD")
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -250,6 +254,9 @@ fn render_metrics(state: &State, out: &mut String) {
     state.components.render_metrics(out);
     if let Some(fleet) = &state.fleet {
         crate::fleet::admin::metrics(fleet, out);
+    }
+    if let Some(hub) = spaced_logs::hub() {
+        hub.render_metrics(out);
     }
 }
 

@@ -114,6 +114,7 @@ impl Daemon {
         ));
         let board = Arc::new(DynoBoard::new());
         let shutdown = Shutdown::new();
+        crate::logging::attach(&store, &shutdown);
         // With [fleet], the shared policy joins before any component starts.
         let fleet = if store.load().fleet.is_some() {
             Some(crate::fleet::start(&opts.config, store.clone(), &shutdown.child()).await?)
@@ -235,6 +236,7 @@ impl Daemon {
         let clean = self.shutdown.drain(grace).await;
         // Admin exchanges are short; a scrape in progress gets a moment to finish.
         self.admin_shutdown.drain(ADMIN_GRACE).await;
+        crate::logging::flush().await;
         clean
     }
 }

@@ -1,8 +1,16 @@
 //! Log output: ordinary `tracing` lines, except the per-request router lines and per-tunnel
 //! egress lines, which are printed bare (`at=info method=GET …`) as the spec's log format
 //! says, so operators' existing Heroku log tooling parses them.
+//!
+//! Every line goes through the `spaced-logs` hub: stdout is written by its own thread and
+//! drains by their own tasks, so no log write ever blocks a request. The hub stamps stdout
+//! lines itself (`[logging] timestamps`), hence no time in the `tracing` format.
 
 use std::fmt;
+use std::sync::Arc;
+
+use spaced_config::Store;
+use spaced_net::Shutdown;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -14,23 +22,63 @@ use tracing_subscriber::registry::LookupSpan;
 /// Targets whose event message is the whole, already formatted, log line.
 const BARE_TARGETS: [&str; 2] = ["router", "egress"];
 
-/// Installs the global subscriber: stdout, `RUST_LOG` filter (default `info`).
+/// Installs the log hub and the global subscriber: `RUST_LOG` filter (default `info`).
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colour only for a person at a terminal; files and log shippers get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    if let Err(e) = spaced_logs::install() {
+        eprintln!("spaced: cannot start the stdout log writer: {e}");
+    }
+    // Plain text: lines go to files, pipes and drains, not only to a terminal.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
+        .with_ansi(false)
+        .with_writer(spaced_logs::MakeHubWriter)
         .event_format(SpacedFormat::default())
         .fmt_fields(DefaultFields::new())
         .try_init();
 }
 
-/// The default format, with bare lines for the `router` and `egress` targets.
-#[derive(Default)]
+/// Applies the policy's `[logging]` and drains now and after every reload.
+pub(crate) fn attach(store: &Arc<Store>, shutdown: &Shutdown) {
+    let Some(hub) = spaced_logs::hub() else {
+        return;
+    };
+    hub.apply(&store.load());
+    let mut versions = store.subscribe();
+    let store = store.clone();
+    let token = shutdown.token().clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = versions.changed() => {
+                    if changed.is_err() { return; }
+                    hub.apply(&store.load());
+                }
+                () = token.cancelled() => return,
+            }
+        }
+    });
+}
+
+/// A clean stop: queued lines get up to [`spaced_logs::STOP_GRACE`] to leave.
+pub(crate) async fn flush() {
+    if let Some(hub) = spaced_logs::hub() {
+        hub.shutdown(spaced_logs::STOP_GRACE).await;
+    }
+}
+
+/// The default format without time (the hub stamps lines), with bare lines for the
+/// `router` and `egress` targets.
 pub struct SpacedFormat {
-    inner: Format<Full>,
+    inner: Format<Full, ()>,
+}
+
+impl Default for SpacedFormat {
+    fn default() -> Self {
+        Self {
+            inner: Format::default().without_time(),
+        }
+    }
 }
 
 impl<S, N> FormatEvent<S, N> for SpacedFormat

@@ -8,6 +8,7 @@ mod admin;
 mod cli;
 mod docgen;
 mod fleet;
+mod logs;
 mod ops;
 mod process;
 mod reload;

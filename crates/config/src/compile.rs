@@ -23,6 +23,7 @@ mod daemon;
 mod fleet;
 mod listeners;
 mod secret;
+mod logging;
 mod sections;
 
 pub use fleet::parse_fleet;
@@ -265,7 +266,15 @@ impl Cx<'_> {
         self.check_listeners();
         let (apps, hosts, dyno_ips) = self.apps(raw.app, &router);
         let fleet = raw.fleet.and_then(|f| self.fleet(f));
+        let logging = self.logging(raw.logging);
+        let drains = raw
+            .drain
+            .iter()
+            .filter_map(|d| self.drain(&d.url, d.ca.as_ref()))
+            .collect();
         Policy {
+            logging,
+            drains,
             space,
             router,
             tls,

@@ -193,6 +193,14 @@ pub enum ErrorKind {
     /// Egress listeners and no `source_ips`.
     #[error("egress listeners need at least one address in egress.source_ips")]
     EgressWithoutSourceIps,
+    /// A drain URL that cannot be used (shown redacted: no password in an error).
+    #[error("bad drain url {url:?}: {reason}")]
+    BadDrainUrl {
+        /// The URL, its password replaced by `***`.
+        url: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// An internal app with nothing to reach it.
     #[error(
         "app {app:?} has routing = \"internal\" but router.internal_listen is empty: it would be unreachable"

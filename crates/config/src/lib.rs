@@ -14,6 +14,7 @@ mod diff;
 mod duration;
 mod error;
 mod ipset;
+mod logging;
 mod policy;
 mod raw;
 mod store;
@@ -26,6 +27,7 @@ pub use duration::parse_duration;
 pub use error::{ConfigError, ErrorKind, Errors};
 pub use ipset::{IpSet, canonical, embedded_v4};
 pub use policy::egress_warning;
+pub use logging::{Drain, DrainScheme, DrainUrl, LogFormat, Logging};
 pub use policy::{
     Admin, App, Balance, Daemon, Dyno, Egress, Fleet, HealthCheck, HostTable, Policy, Ports,
     Resolver, Router, Routing, Space, Timeouts, TlsCert,

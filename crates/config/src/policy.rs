@@ -37,6 +37,10 @@ pub struct Policy {
     pub dyno_ips: HashMap<IpAddr, usize>,
     /// Every file this policy was read from (the config itself first), for the watcher.
     pub files: Vec<PathBuf>,
+    /// `[logging]` (defaults when absent).
+    pub logging: crate::Logging,
+    /// `[[drain]]`: every line of the space goes to each.
+    pub drains: Vec<crate::Drain>,
     /// `[fleet]`, when present: the shared part of the policy comes from etcd.
     pub fleet: Option<Fleet>,
 }
@@ -286,6 +290,8 @@ pub struct App {
     pub health_path: Option<String>,
     /// Egress proxy password (user is the app name).
     pub egress_token: Option<String>,
+    /// `drains`: this app's router and egress lines also go to each.
+    pub drains: Vec<crate::Drain>,
     /// Every dyno, numbers assigned.
     pub dynos: Vec<Dyno>,
     /// Indices into `dynos` of the `web` process, the only ones routed to.

@@ -110,6 +110,25 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) app: Vec<RawApp>,
     pub(crate) fleet: Option<Spanned<RawFleet>>,
+    pub(crate) logging: Option<RawLogging>,
+    #[serde(default)]
+    pub(crate) drain: Vec<RawDrain>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLogging {
+    pub(crate) format: Option<S>,
+    pub(crate) timestamps: Option<bool>,
+    pub(crate) stdout: Option<bool>,
+    pub(crate) buffer: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDrain {
+    pub(crate) url: S,
+    pub(crate) ca: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,6 +280,8 @@ pub(crate) struct RawApp {
     pub(crate) health_path: Option<S>,
     pub(crate) egress_token: Option<Spanned<Secret<EgressToken>>>,
     pub(crate) egress_token_file: Option<S>,
+    #[serde(default)]
+    pub(crate) drains: Vec<S>,
     #[serde(default)]
     pub(crate) dyno: Vec<Spanned<RawDyno>>,
 }

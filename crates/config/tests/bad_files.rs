@@ -275,11 +275,11 @@ fn every_listed_error_is_located_exactly() {
 fn unknown_top_level_key_points_at_the_key() {
     assert_eq!(
         errors("[space]\nname = \"s\"\n[admin]\nlisten = \"127.0.0.1:1\"\n[routr]\n"),
-        "t.toml:5:2: unknown key `routr`, expected one of `space`, `router`, `tls`, `resolver`, `egress`, `admin`, `daemon`, `app`, `fleet`"
+        "t.toml:5:2: unknown key `routr`, expected one of `space`, `router`, `tls`, `resolver`, `egress`, `admin`, `daemon`, `app`, `fleet`, `logging`, `drain`"
     );
     assert_eq!(
         errors("  bogus = 1\n[space]\nname = \"s\"\n"),
-        "t.toml:1:3: unknown key `bogus`, expected one of `space`, `router`, `tls`, `resolver`, `egress`, `admin`, `daemon`, `app`, `fleet`"
+        "t.toml:1:3: unknown key `bogus`, expected one of `space`, `router`, `tls`, `resolver`, `egress`, `admin`, `daemon`, `app`, `fleet`, `logging`, `drain`"
     );
 }
 
@@ -453,4 +453,33 @@ fn a_secret_is_never_echoed() {
         assert!(out.starts_with("t.toml:"), "{text}: {out}");
         assert!(!out.contains(secret), "{text}: the secret is echoed: {out}");
     }
+}
+
+#[test]
+fn bad_drain_urls_and_logging_values_are_located() {
+    let text = "[space]\nname = \"s\"\n[logging]\nformat = \"xml\"\nbuffer = 0\n\
+                [[drain]]\nurl = \"gopher://u:pw@h\"\n\
+                [[app]]\nname = \"a\"\ndrains = [\"https://\", \"syslog://h:70000\"]\n";
+    let e = errors(text);
+    assert!(
+        e.contains("t.toml:4:10: invalid logging.format \"xml\""),
+        "{e}"
+    );
+    assert!(
+        e.contains("t.toml:5:10: invalid logging.buffer \"0\""),
+        "{e}"
+    );
+    assert!(
+        e.contains("t.toml:7:7: bad drain url \"gopher://u:***@h\": unknown scheme"),
+        "{e}"
+    );
+    assert!(
+        e.contains("t.toml:10:11: bad drain url \"https://\": no host"),
+        "{e}"
+    );
+    assert!(
+        e.contains("t.toml:10:23: bad drain url \"syslog://h:70000\": bad port"),
+        "{e}"
+    );
+    assert!(!e.contains("pw"), "{e}");
 }

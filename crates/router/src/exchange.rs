@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Version};
+use spaced_logs::{Kind, Level, Source};
 use tokio::time::Instant;
 
 use crate::code::Code;
@@ -143,7 +144,8 @@ impl Exchange {
             protocol: protocol(self.version),
             tls: self.conn.tls,
         };
-        emit(&line);
+        let app = self.stats.as_ref().map_or("", |s| &*s.name);
+        emit(&line, app);
     }
 }
 
@@ -185,30 +187,35 @@ thread_local! {
     static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
 }
 
-/// Emits the line as the whole message of a `router` event, at its level; formats nothing
-/// when no subscriber wants it.
-fn emit(line: &LogLine<'_>) {
+/// Hands the line to the log hub (stdout and the drains of `app`), or, with no hub (library
+/// tests), emits it as the whole message of a `router` event; formats nothing when the
+/// `router` target is filtered out.
+fn emit(line: &LogLine<'_>, app: &str) {
     macro_rules! at {
-        ($mac:ident, $lvl:expr) => {
+        ($mac:ident, $lvl:expr, $hub:expr) => {
             if tracing::enabled!(target: "router", $lvl) {
                 LINE.with(|cell| match cell.try_borrow_mut() {
                     Ok(mut buf) => {
                         buf.clear();
                         line.write(&mut buf);
-                        tracing::$mac!(target: "router", "{}", buf.as_str());
+                        if !spaced_logs::emit($hub, Source::Router, Kind::Logfmt, app, &buf) {
+                            tracing::$mac!(target: "router", "{}", buf.as_str());
+                        }
                     }
                     Err(_) => {
                         let mut buf = String::new();
                         line.write(&mut buf);
-                        tracing::$mac!(target: "router", "{}", buf);
+                        if !spaced_logs::emit($hub, Source::Router, Kind::Logfmt, app, &buf) {
+                            tracing::$mac!(target: "router", "{}", buf);
+                        }
                     }
                 });
             }
         };
     }
     match line.level() {
-        tracing::Level::INFO => at!(info, tracing::Level::INFO),
-        tracing::Level::WARN => at!(warn, tracing::Level::WARN),
-        _ => at!(error, tracing::Level::ERROR),
+        tracing::Level::INFO => at!(info, tracing::Level::INFO, Level::Info),
+        tracing::Level::WARN => at!(warn, tracing::Level::WARN, Level::Warning),
+        _ => at!(error, tracing::Level::ERROR, Level::Error),
     }
 }

@@ -39,6 +39,11 @@ impl Cx<'_> {
                 Some(file) => self.token_file(raw.egress_token.as_ref(), file),
                 None => raw.egress_token.as_ref().and_then(|t| self.token(t)),
             };
+            let drains = raw
+                .drains
+                .iter()
+                .filter_map(|u| self.drain(u, None))
+                .collect();
             let (dynos, web) = self.dynos(&name, &raw.dyno);
             for d in &dynos {
                 dyno_ips
@@ -52,6 +57,7 @@ impl Cx<'_> {
                 trusted,
                 health_path,
                 egress_token,
+                drains,
                 dynos,
                 web,
             }));

@@ -56,7 +56,13 @@ const LOCAL: &[(&str, &[&str])] = &[
     ("resolver", &["listen"]),
     (
         "egress",
-        &["listen", "socks_listen", "transparent_listen", "source_ips"],
+        &[
+            "listen",
+            "socks_listen",
+            "transparent_listen",
+            "source_ips",
+            "max_connections",
+        ],
     ),
     ("tls", &["*"]),
     ("admin", &["*"]),

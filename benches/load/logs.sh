@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# logs.sh: what request logs cost (issue 20). The router with logs on (RUST_LOG=info,
+# stdout to a file, one HTTPS logplex drain and one syslog drain to local receivers)
+# against itself with logs off, through router.sh's interleaved rounds, plus the peers:
+# nginx with access_log buffered to a file and HAProxy logging to the local rsyslog over
+# UDP (PEER_LOGS=1, which http_lib.sh's start_nginx_proxy/start_haproxy read).
+# Do not run on a busy machine: the lead runs it on a quiet one.
+#
+# Usage:  cargo build --release; benches/load/logs.sh   [RUNS=3] [DURATION=10] [PINS="1"]
+# Needs: everything router.sh needs, rsyslogd (Debian rsyslog), python3, openssl.
+# Output: results/logs-*.tsv and router.sh's ratio tables; the receivers' line counts, and
+#         spaced's drain metrics (sent/dropped per drain) after each run.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+W="$(mktemp -d /tmp/logs-bench.XXXX)"
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
+
+SYSLOG_PORT=${SYSLOG_PORT:-5514}
+HTTPS_PORT=${HTTPS_PORT:-5443}
+
+# rsyslog: TCP for spaced's syslog drain, UDP for HAProxy; both to a file.
+cat >"$W/rsyslog.conf" <<CONF
+global(workDirectory="$W")
+module(load="imtcp")
+module(load="imudp")
+input(type="imtcp" address="127.0.0.1" port="$SYSLOG_PORT")
+input(type="imudp" address="127.0.0.1" port="$SYSLOG_PORT")
+*.* action(type="omfile" file="$W/syslog.out")
+CONF
+rsyslogd -n -f "$W/rsyslog.conf" -i "$W/rsyslog.pid" &
+
+# An HTTPS logplex receiver: counts the frames it is sent, answers 200.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$W/key.pem" -out "$W/cert.pem" \
+  -days 1 -subj /CN=localhost -addext subjectAltName=DNS:localhost 2>/dev/null
+python3 - "$W" "$HTTPS_PORT" <<'PY' &
+import http.server, ssl, sys
+w, port = sys.argv[1], int(sys.argv[2])
+count = 0
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        global count
+        n = int(self.headers.get("Content-Length", 0)); self.rfile.read(n)
+        count += int(self.headers.get("Logplex-Msg-Count", 0))
+        open(f"{w}/https.count", "w").write(str(count))
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(f"{w}/cert.pem", f"{w}/key.pem")
+s.socket = ctx.wrap_socket(s.socket, server_side=True)
+s.serve_forever()
+PY
+sleep 1
+
+DRAINS="[logging]
+buffer = 10000
+
+[[drain]]
+url = \"https://localhost:$HTTPS_PORT/logs\"
+ca = \"$W/cert.pem\"
+
+[[drain]]
+url = \"syslog://127.0.0.1:$SYSLOG_PORT\""
+
+# Logs off: the baseline (and the peers with theirs on).
+PEER_LOGS=1 PEER_SYSLOG="127.0.0.1:$SYSLOG_PORT" SPACED_LOG=warn \
+  RESULTS_DIR="${RESULTS_DIR:-$HERE/results}/logs-off" "$HERE/router.sh"
+# Logs on: stdout to a file (router.sh's work dir, spaced.log), both drains. The peers,
+# with their logs on, are in both runs.
+PEER_LOGS=1 PEER_SYSLOG="127.0.0.1:$SYSLOG_PORT" SPACED_LOG=info SPACED_EXTRA_TOML="$DRAINS" \
+  RESULTS_DIR="${RESULTS_DIR:-$HERE/results}/logs-on" "$HERE/router.sh"
+echo "syslog lines: $(wc -l <"$W/syslog.out" 2>/dev/null || echo 0)"
+echo "https frames: $(cat "$W/https.count" 2>/dev/null || echo 0)"
