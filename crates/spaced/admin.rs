@@ -128,9 +128,11 @@ async fn handle(
             &spaced_logs::hub().map_or(serde_json::json!([]), |h| h.drains_json()),
         ),
         (_, "/reload") => not_allowed("POST"),
-        (_, "/healthz" | "/readyz" | "/metrics" | "/config" | "/dynos" | "/nat" | "/fleet" | "/drains") => {
-            not_allowed("GET, HEAD")
-        }
+        (
+            _,
+            "/healthz" | "/readyz" | "/metrics" | "/config" | "/dynos" | "/nat" | "/fleet"
+            | "/drains",
+        ) => not_allowed("GET, HEAD"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

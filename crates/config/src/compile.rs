@@ -22,8 +22,8 @@ mod apps;
 mod daemon;
 mod fleet;
 mod listeners;
-mod secret;
 mod logging;
+mod secret;
 mod sections;
 
 pub use fleet::parse_fleet;

@@ -26,8 +26,8 @@ pub use diff::PolicyDiff;
 pub use duration::parse_duration;
 pub use error::{ConfigError, ErrorKind, Errors};
 pub use ipset::{IpSet, canonical, embedded_v4};
-pub use policy::egress_warning;
 pub use logging::{Drain, DrainScheme, DrainUrl, LogFormat, Logging};
+pub use policy::egress_warning;
 pub use policy::{
     Admin, App, Balance, Daemon, Dyno, Egress, Fleet, HealthCheck, HostTable, Policy, Ports,
     Resolver, Router, Routing, Space, Timeouts, TlsCert,
