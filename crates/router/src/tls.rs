@@ -31,7 +31,26 @@ pub fn server_config(store: Arc<Store>) -> ServerConfig {
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(PolicyCerts { store }));
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    // Resumption only saves work; without a ticket key (the RNG failed, when handshakes
+    // would fail too) every handshake is a full one.
+    if let Err(e) = enable_resumption(&mut config) {
+        tracing::warn!(error = %e, "TLS session tickets off: no ticket key");
+    }
     config
+}
+
+/// Session resumption by stateless tickets (see the crate README, "TLS"): a ticket key
+/// that rotates every 6 hours (tickets live 12 hours, so one from the previous key still
+/// resumes), no server-side session cache, and no 0-RTT data (replayable).
+pub fn enable_resumption(config: &mut ServerConfig) -> Result<(), rustls::Error> {
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    // With tickets, a session cache would only serve TLS 1.2 clients without ticket
+    // support, and it is a lock shared by every handshake; keep none.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    // Two tickets, as OpenSSL (so nginx and HAProxy) sends after a full handshake: a
+    // client opening two connections at once can resume both.
+    config.send_tls13_tickets = 2;
+    Ok(())
 }
 
 /// Picks the certificate for a client's SNI: an exact name first, then a `*.` wildcard
