@@ -57,7 +57,7 @@ pub(crate) fn load(
     let names = san_names(leaf).map_err(cert_err)?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| key_err(format!("not a PEM private key ({e})")))?;
-    let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+    let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key)
         .map_err(|e| key_err(format!("unsupported key ({e})")))?;
     let certified = CertifiedKey::new(chain, signing);
     // A mismatched pair would load fine and fail every handshake; catch it at load time.

@@ -129,7 +129,7 @@ fn tls_config(dir: &std::path::Path) -> (Arc<rustls::ServerConfig>, String) {
         .unwrap();
     let ca = dir.join("drain-ca.pem");
     std::fs::write(&ca, cert.pem()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()

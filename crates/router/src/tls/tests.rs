@@ -148,6 +148,12 @@ fn config_offers_h2_then_http1_and_tls12_13() {
         config.alpn_protocols,
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
     );
+    // Resumption by stateless tickets living 12 hours, no server-side cache, no 0-RTT.
+    assert!(config.ticketer.enabled());
+    assert_eq!(config.ticketer.lifetime(), 12 * 60 * 60);
+    assert!(!config.session_storage.can_cache());
+    assert_eq!(config.send_tls13_tickets, 2);
+    assert_eq!(config.max_early_data_size, 0);
 }
 
 struct Handshake {

@@ -1,0 +1,16 @@
+#!/bin/bash
+# tls_handshake.sh [SPACED_BIN]: TLS 1.3 handshakes per second and server CPU per handshake,
+# spaced vs nginx vs HAProxy, one worker each pinned to CPU 0, CLIENTS (default 3) s_time
+# processes on CPU 1: ECDSA P-256 and RSA 2048, full handshakes and resumed ones (tickets).
+# RUNS, SECS, CLIENTS as in tls_handshake.py. Needs nginx, haproxy, openssl, taskset;
+# ports 9401, 9411-9413. Build first: cargo build --release.
+set -euo pipefail
+HERE=$(dirname "$0")
+export SPACED_BIN=${1:-${SPACED_BIN:-target/release/spaced}}
+[[ -x $SPACED_BIN ]] || { echo "no spaced binary at $SPACED_BIN (cargo build --release)" >&2; exit 2; }
+for key in ec rsa; do
+  for mode in full resumed; do
+    echo "== $key $mode"
+    KEY_TYPE=$key MODE=$mode python3 "$HERE/tls_handshake.py"
+  done
+done
