@@ -81,14 +81,16 @@ where
     })
     .await;
     match ended {
+        // hyper's connection is boxed: inline, its kilobytes would be part of every
+        // fast-path connection's task for as long as it stays open, hyper or not.
         Some(End::Hyper) => {
             let io = Rewind::new(front.rbuf.freeze(), front.io);
-            conn::serve_hyper(io, ctx, t).await;
+            Box::pin(conn::serve_hyper(io, ctx, t)).await;
         }
         Some(End::H2) => {
             ctx.switch_to_h2();
             let io = Rewind::new(front.rbuf.freeze(), front.io);
-            conn::serve_hyper(io, ctx, t).await;
+            Box::pin(conn::serve_hyper(io, ctx, t)).await;
         }
         Some(End::Close) => {
             // As hyper does after a last response: a FIN, not a reset.
@@ -178,15 +180,18 @@ where
             let resp = match routed {
                 Ok((view, index)) => {
                     let reply = std::mem::take(&mut self.wbuf);
-                    let fwd = pin!(proxy::forward_raw(
+                    // Boxed, as the response below: the connection's task is as large as
+                    // its largest state, held all the time it is open, and these are
+                    // kilobytes that an idle connection has no use for ([`idle`]).
+                    let mut fwd = Box::pin(proxy::forward_raw(
                         ex,
                         &view,
                         index,
                         head,
                         method.clone(),
-                        reply
+                        reply,
                     ));
-                    match self.unless_gone(fwd).await {
+                    match self.unless_gone(fwd.as_mut()).await {
                         Some(resp) => resp,
                         // Dropping the request logs it (H27), naming the dyno it went to.
                         None => return End::Gone,
@@ -196,7 +201,7 @@ where
             };
             // Read after the response: a shutdown that came meanwhile ends the connection.
             let last = close || closing.load(Ordering::Relaxed);
-            if let Err(e) = self.respond(resp, &method, last).await {
+            if let Err(e) = Box::pin(self.respond(resp, &method, last)).await {
                 tracing::debug!(client.addr = %self.ctx.peer, error = %e, "client connection ended");
                 return End::Gone;
             }

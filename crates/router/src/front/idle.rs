@@ -171,3 +171,58 @@ mod tests {
         assert_eq!(rbuf.as_ptr(), before);
     }
 }
+
+/// The size of a connection's task, which every connection holds for its whole life, idle
+/// or not: the request's and hyper's states are boxed so that it stays small.
+#[cfg(test)]
+mod size {
+    use std::sync::Arc;
+
+    use spaced_config::{DynoBoard, Store};
+    use spaced_net::{ConnLimit, Shutdown};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use crate::Shared;
+    use crate::access::Listener;
+    use crate::conn::{self, ConnCtx};
+    use crate::metrics::Metrics;
+    use crate::state::Runtime;
+
+    /// The bound is the test profile's (unoptimised) size with some room: 1,840 bytes when
+    /// written, 5,312 before the request and hyper's connection were boxed. A release
+    /// build's futures are smaller.
+    const MAX_CONN_FUTURE: usize = 2560;
+
+    #[tokio::test]
+    async fn connection_future_stays_small() {
+        let p = crate::access::tests::policy(crate::access::tests::BASE);
+        let t = p.router.timeouts;
+        let store = Arc::new(Store::new(p, "one".into()));
+        let shared = Arc::new(Shared {
+            runtime: Runtime::new(&store),
+            metrics: Metrics::new(),
+            limit: ConnLimit::new(10),
+            shutdown: Shutdown::new(),
+            board: Arc::new(DynoBoard::new()),
+            store,
+        });
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let io = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let ctx = Arc::new(ConnCtx::new(
+            shared,
+            Listener::External,
+            "127.0.0.1".parse().unwrap(),
+            http::HeaderValue::from_static("80"),
+            None,
+            false,
+            None,
+        ));
+        let fut = conn::serve(io, ctx, t);
+        let size = size_of_val(&fut);
+        assert!(
+            size <= MAX_CONN_FUTURE,
+            "a connection's future is {size} bytes, over {MAX_CONN_FUTURE}: is a request's \
+             state inline again?"
+        );
+    }
+}
