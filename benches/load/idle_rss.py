@@ -11,7 +11,7 @@ RSS is a count, not a timing: it means the same on a busy machine.
 Kernel socket buffers are not in RSS (they are kernel memory, `ss -m`/`sockstat`), so the
 figure is the process's own: buffers, task state, TLS sessions, allocator overhead.
 
-  idle_rss.py [-n 10000] [--spaced target/release/spaced] [--targets spaced,nginx,...]
+  idle_rss.py [-n 10000] [--spaced target/release/spaced] [--settle 12] [--targets ...]
 
 Targets: spaced nginx haproxy spaced-tls nginx-tls haproxy-tls (a peer not installed is
 skipped with a note; benches/load/setup.sh installs them). Ports 9561-9568 (PORT_BASE).
@@ -48,6 +48,15 @@ def rss_kb(pid):
     return total
 
 
+def tcp_mem_pages():
+    """Pages the kernel holds for TCP socket buffers (`/proc/net/sockstat`): not in RSS."""
+    for line in open("/proc/net/sockstat"):
+        if line.startswith("TCP:"):
+            f = line.split()
+            return int(f[f.index("mem") + 1])
+    return 0
+
+
 def wait_port(port, proc, secs=20):
     end = time.time() + secs
     while time.time() < end:
@@ -73,7 +82,7 @@ def read_response(s):
         raise RuntimeError(f"unexpected answer {got[:60]!r}")
 
 
-def measure(name, proc, port, n, tls_ctx):
+def measure(name, proc, port, n, tls_ctx, settle):
     # One request first: lazily built state (pools, TLS config, caches) is in the baseline.
     for _ in range(3):
         s = connect(port, tls_ctx)
@@ -81,7 +90,7 @@ def measure(name, proc, port, n, tls_ctx):
         read_response(s)
         s.close()
     time.sleep(0.5)
-    r0 = rss_kb(proc.pid)
+    r0, k0 = rss_kb(proc.pid), tcp_mem_pages()
     socks = []
     try:
         # One at a time: the proxy needs one backend connection, not N (a pool of idle
@@ -91,15 +100,17 @@ def measure(name, proc, port, n, tls_ctx):
             s.sendall(REQ)
             read_response(s)
             socks.append(s)
-        # Let allocators return what the burst freed (mimalloc purges after a delay).
-        time.sleep(2)
-        r1 = rss_kb(proc.pid)
+        # spaced gives an idle connection's buffers back at its connection timer's next
+        # tick (within `client_header`, 10 s); allocators return freed pages after a delay.
+        time.sleep(settle)
+        r1, k1 = rss_kb(proc.pid), tcp_mem_pages()
     finally:
         for s in socks:
             s.close()
     per = (r1 - r0) * 1024 / n
     print(f"{name}: RSS {r0} kB -> {r1} kB with {n} idle keep-alive connections: "
-          f"{per:.0f} bytes per connection", flush=True)
+          f"{per:.0f} bytes per connection (kernel TCP buffers, both ends, not in RSS: "
+          f"{(k1 - k0) * 4096 / n:.0f} bytes)", flush=True)
     time.sleep(1)
     return per
 
@@ -115,6 +126,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=10000)
     ap.add_argument("--spaced", default="target/release/spaced")
+    ap.add_argument("--settle", type=float, default=12.0,
+                    help="seconds idle before the RSS is read (spaced: > client_header)")
     ap.add_argument("--targets", default="spaced,nginx,haproxy,spaced-tls,nginx-tls,haproxy-tls")
     a = ap.parse_args()
     base = int(os.environ.get("PORT_BASE", "9561"))
@@ -123,8 +136,13 @@ def main():
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
     except (ValueError, OSError):
+        # Not allowed to raise the hard limit: HAProxy needs two descriptors per
+        # connection (client and server side) within it.
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        print(f"note: RLIMIT_NOFILE is {hard}; N={a.n} may not fit", file=sys.stderr)
+        want = hard
+        if 2 * a.n + 500 > hard:
+            print(f"note: RLIMIT_NOFILE is {hard}; haproxy needs N <= {(hard - 500) // 2}",
+                  file=sys.stderr)
 
     work = Path(tempfile.mkdtemp(prefix="idle_rss."))
     subprocess.run(
@@ -138,7 +156,7 @@ def main():
     ports = {t: base + 1 + i for i, t in enumerate(
         ["nginx", "haproxy", "spaced", "nginx-tls", "haproxy-tls", "spaced-tls"])}
     cert, key, combined = work / "cert.pem", work / "key.pem", work / "combined.pem"
-    conns = a.n + 1000
+    conns = a.n + 100
     (work / "be.conf").write_text(
         f"worker_processes 1; pid {work}/be.pid; error_log {work}/be.err; "
         f"events {{ worker_connections 1024; }} http {{ access_log off; server {{ "
@@ -209,7 +227,7 @@ def main():
             p = start(makers[kind](t, tls), env)
             try:
                 wait_port(ports[t], p)
-                results.append((t, measure(t, p, ports[t], a.n, tls_ctx if tls else None)))
+                results.append((t, measure(t, p, ports[t], a.n, tls_ctx if tls else None, a.settle)))
             finally:
                 p.send_signal(signal.SIGTERM)
                 try:

@@ -249,11 +249,19 @@ where
     /// Reads more of a head; `None` when the router is closing and no head has begun.
     /// Waiting for a next request, the connection holds no buffer ([`idle`]).
     async fn fill(&mut self, closing: &AtomicBool) -> Option<io::Result<usize>> {
+        let mut waited = false;
         std::future::poll_fn(|cx| {
             if self.rbuf.is_empty() && closing.load(Ordering::Relaxed) {
                 return Poll::Ready(None);
             }
-            idle::poll_fill(&mut self.io, cx, &mut self.rbuf, &mut self.wbuf).map(Some)
+            idle::poll_fill(
+                &mut self.io,
+                cx,
+                &mut self.rbuf,
+                &mut self.wbuf,
+                &mut waited,
+            )
+            .map(Some)
         })
         .await
     }
