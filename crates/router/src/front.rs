@@ -180,18 +180,15 @@ where
             let resp = match routed {
                 Ok((view, index)) => {
                     let reply = std::mem::take(&mut self.wbuf);
-                    // Boxed, as the response below: the connection's task is as large as
-                    // its largest state, held all the time it is open, and these are
-                    // kilobytes that an idle connection has no use for ([`idle`]).
-                    let mut fwd = Box::pin(proxy::forward_raw(
+                    let fwd = pin!(proxy::forward_raw(
                         ex,
                         &view,
                         index,
                         head,
                         method.clone(),
-                        reply,
+                        reply
                     ));
-                    match self.unless_gone(fwd.as_mut()).await {
+                    match self.unless_gone(fwd).await {
                         Some(resp) => resp,
                         // Dropping the request logs it (H27), naming the dyno it went to.
                         None => return End::Gone,
@@ -201,7 +198,7 @@ where
             };
             // Read after the response: a shutdown that came meanwhile ends the connection.
             let last = close || closing.load(Ordering::Relaxed);
-            if let Err(e) = Box::pin(self.respond(resp, &method, last)).await {
+            if let Err(e) = self.respond(resp, &method, last).await {
                 tracing::debug!(client.addr = %self.ctx.peer, error = %e, "client connection ended");
                 return End::Gone;
             }

@@ -203,7 +203,8 @@ mod tests {
 }
 
 /// The size of a connection's task, which every connection holds for its whole life, idle
-/// or not: the request's and hyper's states are boxed so that it stays small.
+/// or not: hyper's connection is boxed; a request's state is not (boxing it saved 3.8 KB
+/// per idle connection but cost 5 % more instructions per request: benches/README.md).
 #[cfg(test)]
 mod size {
     use std::sync::Arc;
@@ -218,10 +219,10 @@ mod size {
     use crate::metrics::Metrics;
     use crate::state::Runtime;
 
-    /// The bound is the test profile's (unoptimised) size with some room: 1,840 bytes when
-    /// written, 5,312 before the request and hyper's connection were boxed. A release
+    /// The bound is the test profile's (unoptimised) size with some room: 5,312 bytes when
+    /// written (1,840 with the request's forward and response write boxed). A release
     /// build's futures are smaller.
-    const MAX_CONN_FUTURE: usize = 2560;
+    const MAX_CONN_FUTURE: usize = 6144;
 
     #[tokio::test]
     async fn connection_future_stays_small() {
@@ -251,8 +252,7 @@ mod size {
         let size = size_of_val(&fut);
         assert!(
             size <= MAX_CONN_FUTURE,
-            "a connection's future is {size} bytes, over {MAX_CONN_FUTURE}: is a request's \
-             state inline again?"
+            "a connection's future is {size} bytes, over {MAX_CONN_FUTURE}: what grew?"
         );
     }
 }
