@@ -9,7 +9,7 @@
 //! The release happens at the second read of an empty buffer that finds nothing, not the
 //! first. Under load, a client's next request comes a round trip after the response: the
 //! first read finds nothing every time, and freeing and allocating two 8 KiB buffers per
-//! request cost 12 % more instructions per request (mimalloc's generic path). The second
+//! request cost 14 % more instructions per request (mimalloc's generic path). The second
 //! read comes only when the task is woken with no bytes to read, which for an idle
 //! connection is the connection timer ([`crate::conn::drive`], at least every
 //! `client_header`): so an idle connection gives its buffers back within that, and a busy
