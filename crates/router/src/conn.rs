@@ -286,8 +286,7 @@ where
     I: AsyncRead + AsyncWrite + SendMore + Unpin + Send + 'static,
 {
     if ctx.is_h2() {
-        // Boxed so that an HTTP/1 connection's task does not carry hyper's size.
-        Box::pin(serve_hyper(io, ctx, timeouts)).await;
+        serve_hyper(io, ctx, timeouts).await;
     } else {
         crate::front::serve(io, ctx, timeouts).await;
     }

@@ -81,16 +81,14 @@ where
     })
     .await;
     match ended {
-        // hyper's connection is boxed: inline, its kilobytes would be part of every
-        // fast-path connection's task for as long as it stays open, hyper or not.
         Some(End::Hyper) => {
             let io = Rewind::new(front.rbuf.freeze(), front.io);
-            Box::pin(conn::serve_hyper(io, ctx, t)).await;
+            conn::serve_hyper(io, ctx, t).await;
         }
         Some(End::H2) => {
             ctx.switch_to_h2();
             let io = Rewind::new(front.rbuf.freeze(), front.io);
-            Box::pin(conn::serve_hyper(io, ctx, t)).await;
+            conn::serve_hyper(io, ctx, t).await;
         }
         Some(End::Close) => {
             // As hyper does after a last response: a FIN, not a reset.

@@ -203,8 +203,8 @@ mod tests {
 }
 
 /// The size of a connection's task, which every connection holds for its whole life, idle
-/// or not: hyper's connection is boxed; a request's state is not (boxing it saved 3.8 KB
-/// per idle connection but cost 5 % more instructions per request: benches/README.md).
+/// or not. A request's state is inline (boxing it, and hyper's connection, saved 4 KB per
+/// idle connection but cost 5 % more instructions per request: benches/README.md).
 #[cfg(test)]
 mod size {
     use std::sync::Arc;
@@ -220,7 +220,7 @@ mod size {
     use crate::state::Runtime;
 
     /// The bound is the test profile's (unoptimised) size with some room: 5,312 bytes when
-    /// written (1,840 with the request's forward and response write boxed). A release
+    /// written (1,840 with the request's forward, its response write and hyper boxed). A release
     /// build's futures are smaller.
     const MAX_CONN_FUTURE: usize = 6144;
 
