@@ -20,6 +20,7 @@
 
 pub(crate) mod fuzz;
 mod head;
+mod idle;
 pub(crate) mod response;
 mod rewind;
 #[cfg(test)]
@@ -54,7 +55,7 @@ use rewind::Rewind;
 pub(crate) const MAX_HEADERS: usize = 64;
 /// Largest head buffered before the connection goes to hyper (which allows far more).
 const MAX_HEAD: usize = 16 * 1024;
-/// The read buffer's size, kept between requests.
+/// The read buffer's size, kept between requests while the client keeps sending.
 const READ_BUF: usize = 8 * 1024;
 /// A read is tried only with at least this much room.
 const MIN_READ: usize = 1024;
@@ -66,10 +67,11 @@ pub(crate) async fn serve<I>(io: I, ctx: Arc<ConnCtx>, t: Timeouts)
 where
     I: AsyncRead + AsyncWrite + SendMore + Unpin + Send + 'static,
 {
+    // No buffer until the first bytes come ([`idle`]).
     let mut front = Front {
         io,
-        rbuf: BytesMut::with_capacity(READ_BUF),
-        wbuf: Vec::with_capacity(READ_BUF),
+        rbuf: BytesMut::new(),
+        wbuf: Vec::new(),
         ctx: Arc::clone(&ctx),
         fresh: true,
     };
@@ -246,8 +248,10 @@ where
     /// next request is answered with `Connection: close`, so a keep-alive client moves to
     /// another process without a request sent into a closing socket. `conn::drive` still
     /// ends a connection that sends nothing within `client_header`.
+    ///
+    /// Waiting for a next request, the connection holds no buffer ([`idle`]).
     async fn fill(&mut self, closing: &AtomicBool) -> Option<io::Result<usize>> {
-        self.make_room();
+        let mut waited = false;
         std::future::poll_fn(|cx| {
             if self.rbuf.is_empty()
                 && closing.load(Ordering::Relaxed)
@@ -255,7 +259,14 @@ where
             {
                 return Poll::Ready(None);
             }
-            tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf).map(Some)
+            idle::poll_fill(
+                &mut self.io,
+                cx,
+                &mut self.rbuf,
+                &mut self.wbuf,
+                &mut waited,
+            )
+            .map(Some)
         })
         .await
     }
