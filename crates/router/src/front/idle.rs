@@ -233,6 +233,7 @@ mod size {
             runtime: Runtime::new(&store),
             metrics: Metrics::new(),
             limit: ConnLimit::new(10),
+            external_limit: ConnLimit::new(9),
             shutdown: Shutdown::new(),
             board: Arc::new(DynoBoard::new()),
             store,
