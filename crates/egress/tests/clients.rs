@@ -48,7 +48,7 @@ async fn run(program: &str, args: &[String], env: &[(&str, String)]) -> Option<S
     let out = match tokio::time::timeout(Duration::from_secs(60), cmd.output()).await {
         Ok(Ok(o)) => o,
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("skipped: {program} is not installed");
+            spaced_testkit::skip(&format!("{program} is not installed"));
             return None;
         }
         Ok(Err(e)) => panic!("{program}: {e}"),
@@ -114,7 +114,7 @@ async fn python_requests_with_http_proxy_in_the_environment() {
         .output()
         .await;
     if !matches!(probe, Ok(ref o) if o.status.success()) {
-        eprintln!("skipped: python3 with the requests package is not installed");
+        spaced_testkit::skip("python3 with the requests package is not installed");
         return;
     }
     let code = "import requests, sys\nr = requests.get(sys.argv[1], timeout=10)\nr.raise_for_status()\nsys.stdout.write(r.text)";

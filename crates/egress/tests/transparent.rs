@@ -109,7 +109,7 @@ async fn through_redirect(
 #[tokio::test]
 async fn redirected_ipv4_connections_leave_from_the_pinned_source() {
     if !is_root() {
-        println!("skipped: not root (iptables needs it)");
+        spaced_testkit::skip("not root (iptables needs it)");
         return;
     }
     let who = Whoami::start("127.0.0.77:0").await;
@@ -131,7 +131,7 @@ addr = "127.0.0.5:5000"
     let port = gw.handle.transparent_listen[0].port();
     match through_redirect("iptables", "127.0.0.5:0".parse().unwrap(), who.addr, port).await {
         Ok(body) => assert_eq!(body, pinned("api", &["127.0.0.10", "127.0.0.11"])),
-        Err(e) if e.starts_with("iptables") => println!("skipped: {e}"),
+        Err(e) if e.starts_with("iptables") => spaced_testkit::skip(&e),
         Err(e) => panic!("{e}"),
     }
 }
@@ -139,11 +139,11 @@ addr = "127.0.0.5:5000"
 #[tokio::test]
 async fn redirected_ipv6_connections_are_relayed() {
     if !is_root() {
-        println!("skipped: not root (ip6tables needs it)");
+        spaced_testkit::skip("not root (ip6tables needs it)");
         return;
     }
     if std::net::TcpListener::bind("[::1]:0").is_err() {
-        println!("skipped: no IPv6 loopback");
+        spaced_testkit::skip("no IPv6 loopback");
         return;
     }
     let who = Whoami::start("[::1]:0").await;
@@ -160,7 +160,7 @@ default_deny = false
     let port = gw.handle.transparent_listen[0].port();
     match through_redirect("ip6tables", "[::1]:0".parse().unwrap(), who.addr, port).await {
         Ok(body) => assert_eq!(body, "::1"),
-        Err(e) if e.starts_with("ip6tables") => println!("skipped: {e}"),
+        Err(e) if e.starts_with("ip6tables") => spaced_testkit::skip(&e),
         Err(e) => panic!("{e}"),
     }
 }

@@ -30,11 +30,7 @@ fn rsyslogd() -> Option<&'static str> {
         .into_iter()
         .find(|p| std::path::Path::new(p).exists());
     if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "rsyslogd is missing (Debian packages rsyslog and rsyslog-gnutls)"
-        );
-        eprintln!("skipped: rsyslogd not found (apt-get install rsyslog rsyslog-gnutls)");
+        spaced_testkit::skip("rsyslogd not found (apt-get install rsyslog rsyslog-gnutls)");
     }
     found
 }

@@ -33,11 +33,7 @@ pub(crate) fn tool(name: &str, package: &str) -> Option<String> {
             return Some(p);
         }
     }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{name} is missing: install the Debian package {package}"
-    );
-    eprintln!("skipped: {name} not found (Debian package {package})");
+    spaced_testkit::skip(&format!("{name} not found (Debian package {package})"));
     None
 }
 

@@ -129,7 +129,7 @@ async fn dig_agrees() {
         .output()
         .is_err()
     {
-        eprintln!("skipped: dig is not on PATH (apt-get install bind9-dnsutils)");
+        spaced_testkit::skip("dig is not on PATH (apt-get install bind9-dnsutils)");
         return;
     }
     let r = start(&policy_text(&dynos_text(60))).await;
@@ -216,7 +216,7 @@ async fn tcp_connections_beyond_the_cap_are_closed() {
 #[tokio::test]
 async fn serves_ipv6_loopback() {
     if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("skipped: no IPv6 loopback here");
+        spaced_testkit::skip("no IPv6 loopback here");
         return;
     }
     let text = policy_text(&format!("{}\n", dynos_text(1)))
