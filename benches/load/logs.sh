@@ -29,9 +29,11 @@ input(type="imudp" address="127.0.0.1" port="$SYSLOG_PORT")
 CONF
 rsyslogd -n -f "$W/rsyslog.conf" -i "$W/rsyslog.pid" &
 
-# An HTTPS logplex receiver: counts the frames it is sent, answers 200.
+# An HTTPS logplex receiver: counts the frames it is sent, answers 200. Its certificate says
+# CA:FALSE: webpki refuses a CA certificate as the server's own (CaUsedAsEndEntity).
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$W/key.pem" -out "$W/cert.pem" \
-  -days 1 -subj /CN=localhost -addext subjectAltName=DNS:localhost 2>/dev/null
+  -days 1 -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+  -addext basicConstraints=critical,CA:FALSE 2>/dev/null
 python3 - "$W" "$HTTPS_PORT" <<'PY' &
 import http.server, ssl, sys
 w, port = sys.argv[1], int(sys.argv[2])
