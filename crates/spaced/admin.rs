@@ -26,7 +26,6 @@ use spaced_net::metrics;
 
 use crate::components::Components;
 use crate::reload::Reloader;
-use crate::rfc3339;
 
 /// What the admin handlers read.
 pub(crate) struct State {
@@ -198,7 +197,7 @@ fn config_json(state: &State) -> serde_json::Value {
     serde_json::json!({
         "version": meta.version,
         "sha256": meta.sha256,
-        "loaded_at": rfc3339::format(meta.loaded_at),
+        "loaded_at": spaced_logs::format::rfc3339_seconds(meta.loaded_at),
         "last_error": meta.last_error,
         "apps": policy.apps.len(),
         "dynos": policy.dyno_count(),

@@ -7,7 +7,6 @@
 //! file + shared policy) is kept, and the registry's dynos are joined to it
 //! (`spaced_fleet::dynos::join`).
 
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,8 +19,6 @@ use spaced_fleet::{InstanceRecord, Registration, Status, View, dynos, keys};
 use spaced_net::Shutdown;
 use tokio::sync::{Mutex, watch};
 use tracing::{error, info, warn};
-
-use crate::rfc3339;
 
 pub(crate) mod admin;
 pub mod cli;
@@ -233,7 +230,7 @@ impl Link {
                 r.revision != view.revision || r.last_error != rejection || r.source_ips != sources;
             if changed {
                 r.revision = view.revision;
-                r.applied_at = rfc3339::format(SystemTime::now());
+                r.applied_at = spaced_logs::format::rfc3339_seconds(SystemTime::now());
                 r.last_error.clone_from(&rejection);
                 r.source_ips = sources;
             }
@@ -265,15 +262,7 @@ fn content_digest(local: &str, view: &View) -> String {
         h.update(b"\x00");
         h.update(v);
     }
-    hex(&h.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    crate::reload::hex(&h.finalize())
 }
 
 /// Compiles the local file merged with `policy`: `(policy, sha256 of the file, digest of
@@ -283,39 +272,10 @@ fn compile(
     policy: Option<&Vec<u8>>,
     name: &str,
 ) -> Result<(Policy, String, String), Errors> {
-    let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| {
-        Errors(vec![config::ConfigError {
-            file: file.clone(),
-            line: 1,
-            col: 1,
-            kind: config::ErrorKind::Read {
-                reason: e.to_string(),
-            },
-        }])
+    let loaded = crate::reload::load_with(path, |bytes, source| {
+        config::parse_fleet(bytes, source, policy.map(Vec::as_slice), name)
     })?;
-    let sha256 = hex(&Sha256::digest(&bytes));
-    let content = RefCell::new(Sha256::new());
-    content.borrow_mut().update(&bytes);
-    let read = |p: &Path| {
-        let data = std::fs::read(p)?;
-        let mut h = content.borrow_mut();
-        h.update(p.as_os_str().as_encoded_bytes());
-        h.update(&data);
-        Ok(data)
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let source = config::Source {
-        name: &file,
-        dir,
-        read: &read,
-    };
-    let mut compiled = config::parse_fleet(&bytes, &source, policy.map(Vec::as_slice), name)?;
-    compiled.files.insert(0, path.to_path_buf());
-    Ok((compiled, sha256, hex(&content.into_inner().finalize())))
+    Ok((loaded.policy, loaded.sha256, loaded.content))
 }
 
 /// `spaced check` of a host's file with `[fleet]`: the local part as the fleet merges it,

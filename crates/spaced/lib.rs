@@ -15,7 +15,6 @@ pub mod limits;
 pub mod logging;
 pub mod notify;
 pub mod reload;
-mod rfc3339;
 pub mod upgrade;
 pub mod warnings;
 

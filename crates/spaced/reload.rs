@@ -37,6 +37,15 @@ pub struct Loaded {
 /// # Errors
 /// Every problem found, located.
 pub fn load(path: &Path) -> Result<Loaded, Errors> {
+    load_with(path, config::parse)
+}
+
+/// [`load`] with another parse step: the fleet's merges the file with etcd's `policy`
+/// (`fleet.rs`). Reading, the "no such file" error and both digests are the same.
+pub(crate) fn load_with(
+    path: &Path,
+    parse: impl FnOnce(&[u8], &config::Source<'_>) -> Result<Policy, Errors>,
+) -> Result<Loaded, Errors> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path)
         .map_err(|e| Errors(vec![config::ConfigError::config_file(&name, &e)]))?;
@@ -59,7 +68,7 @@ pub fn load(path: &Path) -> Result<Loaded, Errors> {
         dir,
         read: &read,
     };
-    let mut policy = config::parse(&bytes, &source)?;
+    let mut policy = parse(&bytes, &source)?;
     policy.files.insert(0, path.to_path_buf());
     let content = hex(&content.into_inner().finalize());
     Ok(Loaded {
@@ -69,7 +78,8 @@ pub fn load(path: &Path) -> Result<Loaded, Errors> {
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of a digest.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::with_capacity(64), |mut s, b| {
         let _ = write!(s, "{b:02x}");

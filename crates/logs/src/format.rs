@@ -37,6 +37,18 @@ pub fn rfc3339(t: SystemTime, out: &mut String) {
     out.push('Z');
 }
 
+/// `2026-11-28T23:28:03Z`: seconds precision, UTC (`/config`'s `loaded_at`, a fleet
+/// instance's `applied_at`).
+pub fn rfc3339_seconds(t: SystemTime) -> String {
+    let mut out = String::with_capacity(20);
+    seconds(
+        t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        &mut out,
+    );
+    out.push('Z');
+    out
+}
+
 /// `2026-12-07T21:17:08` (no fraction, no zone).
 fn seconds(secs: u64, out: &mut String) {
     let (y, m, day) = civil_from_days((secs / 86_400) as i64);
@@ -248,6 +260,15 @@ mod tests {
 
     use super::*;
     use crate::{Level, Source};
+
+    #[test]
+    fn timestamps_to_the_second() {
+        assert_eq!(rfc3339_seconds(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_908_483);
+        assert_eq!(rfc3339_seconds(t), "2026-11-28T23:28:03Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(rfc3339_seconds(leap), "2000-02-29T00:00:00Z");
+    }
 
     #[test]
     fn timestamps() {
