@@ -27,14 +27,18 @@ input(type="imtcp" address="127.0.0.1" port="$SYSLOG_PORT")
 input(type="imudp" address="127.0.0.1" port="$SYSLOG_PORT")
 *.* action(type="omfile" file="$W/syslog.out")
 CONF
-rsyslogd -n -f "$W/rsyslog.conf" -i "$W/rsyslog.pid" &
+# The receivers run with the load side (RECEIVER_CPUS, default CPU 1: wrk and the
+# backends), so what they spend is not taken from the proxy's core. Empty: unpinned.
+RECEIVER_CPUS=${RECEIVER_CPUS-1}
+pin() { if [[ -n $RECEIVER_CPUS ]]; then taskset -c "$RECEIVER_CPUS" "$@"; else "$@"; fi; }
+pin rsyslogd -n -f "$W/rsyslog.conf" -i "$W/rsyslog.pid" &
 
 # An HTTPS logplex receiver: counts the frames it is sent, answers 200. Its certificate says
 # CA:FALSE: webpki refuses a CA certificate as the server's own (CaUsedAsEndEntity).
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$W/key.pem" -out "$W/cert.pem" \
   -days 1 -subj /CN=localhost -addext subjectAltName=DNS:localhost \
   -addext basicConstraints=critical,CA:FALSE 2>/dev/null
-python3 - "$W" "$HTTPS_PORT" <<'PY' &
+pin python3 - "$W" "$HTTPS_PORT" <<'PY' &
 import http.server, ssl, sys
 w, port = sys.argv[1], int(sys.argv[2])
 count = 0
