@@ -7,8 +7,7 @@ mod cli;
 mod converge;
 mod outage;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use spaced_fleet::testing::Etcd;
@@ -101,25 +100,7 @@ lease_ttl = "3s"
 
 /// An HTTP/1.1 GET through a router with a Host header: (status, body).
 pub(crate) fn get(router: SocketAddr, host: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&router, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    Ok((status, body))
+    crate::harness::exchange(router, "GET", "/", host)
 }
 
 /// The A records the instance's resolver answers for `name`.

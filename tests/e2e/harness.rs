@@ -25,13 +25,24 @@ pub(crate) fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-/// A minimal HTTP/1.1 exchange with `Connection: close`: (status, body).
+/// A minimal HTTP/1.1 exchange with `Connection: close`, `Host` the address itself (as
+/// the admin listener wants it): (status, body).
 pub(crate) fn http(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+    exchange(addr, method, path, &addr.to_string())
+}
+
+/// [`http`] with another `Host` (a router's app).
+pub(crate) fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    host: &str,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;

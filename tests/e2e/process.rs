@@ -352,18 +352,8 @@ fn sigterm_keeps_accepting_for_shutdown_delay_with_readyz_503_then_drains() {
         load.fresh.ok.load(Ordering::Relaxed) > fresh_before,
         "new connections were served during shutdown_delay"
     );
-    assert_eq!(
-        load.fresh.failed.load(Ordering::Relaxed),
-        0,
-        "{}",
-        load.fresh.summary()
-    );
-    assert_eq!(
-        load.keepalive.failed.load(Ordering::Relaxed),
-        0,
-        "{}",
-        load.keepalive.summary()
-    );
+    load.fresh.assert_none_failed("fresh");
+    load.keepalive.assert_none_failed("keepalive");
     assert_eq!(http(ports.admin, "GET", "/readyz").unwrap().0, 503);
     // Then the listeners close and the process exits 0.
     assert_eq!(p.wait_exit(T), Some(0));

@@ -126,12 +126,7 @@ fn three_upgrades_under_load_refuse_and_lose_nothing() {
         ("new connections", &load.fresh),
         ("dns", &load.dns),
     ] {
-        assert_eq!(
-            c.failed.load(Ordering::Relaxed),
-            0,
-            "{what}: {}",
-            c.summary()
-        );
+        c.assert_none_failed(what);
         assert!(c.ok.load(Ordering::Relaxed) > 0, "{what}: {}", c.summary());
     }
     assert_eq!(http(ports.admin, "GET", "/readyz").unwrap().0, 200);
@@ -241,18 +236,8 @@ fn an_upgrade_that_cannot_start_leaves_the_old_process_serving() {
     let next = upgrade(&mut p, pid);
     wait_for("the old process to exit", T, || exited(pid));
     let load = load.finish();
-    assert_eq!(
-        load.keepalive.failed.load(Ordering::Relaxed),
-        0,
-        "{}",
-        load.keepalive.summary()
-    );
-    assert_eq!(
-        load.fresh.failed.load(Ordering::Relaxed),
-        0,
-        "{}",
-        load.fresh.summary()
-    );
+    load.keepalive.assert_none_failed("keepalive");
+    load.fresh.assert_none_failed("fresh");
     assert_eq!(http(ports.admin, "GET", "/readyz").unwrap().0, 200);
     kill(next, 15);
     wait_for("the new process to exit", T, || exited(next));

@@ -197,6 +197,16 @@ impl Counts {
         }
     }
 
+    /// Fails the test with the summary when any request failed; `what` names the clients.
+    pub(crate) fn assert_none_failed(&self, what: &str) {
+        assert_eq!(
+            self.failed.load(Ordering::Relaxed),
+            0,
+            "{what}: {}",
+            self.summary()
+        );
+    }
+
     pub(crate) fn summary(&self) -> String {
         format!(
             "ok {} failed {} {:?}",
