@@ -2,7 +2,6 @@
 //! parse, validate and compile the whole file off to the side, then swap it in at once, or
 //! log the precise error and keep serving the old policy.
 
-use std::cell::RefCell;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -10,8 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher, event::AccessKind, event::AccessMode};
-use sha2::{Digest, Sha256};
-use spaced_config::{self as config, Applied, Errors, Policy, Store};
+use spaced_config::{Applied, Policy, Store};
 use spaced_net::Shutdown;
 use tokio::sync::{Mutex, mpsc};
 use tracing::{debug, error, info, warn};
@@ -21,71 +19,7 @@ use crate::notify::Notifier;
 /// Bursts of file events (an editor's write + rename + chmod) settle into one reload.
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
-/// A policy read from disk with its digests.
-#[derive(Debug)]
-pub struct Loaded {
-    /// The compiled policy.
-    pub policy: Policy,
-    /// sha256 of the config file's bytes (what `/config` shows).
-    pub sha256: String,
-    /// sha256 over the config file and every file it names (what decides "changed").
-    pub content: String,
-}
-
-/// Reads and compiles the config at `path`, hashing every file it reads on the way.
-///
-/// # Errors
-/// Every problem found, located.
-pub fn load(path: &Path) -> Result<Loaded, Errors> {
-    load_with(path, config::parse)
-}
-
-/// [`load`] with another parse step: the fleet's merges the file with etcd's `policy`
-/// (`fleet.rs`). Reading, the "no such file" error and both digests are the same.
-pub(crate) fn load_with(
-    path: &Path,
-    parse: impl FnOnce(&[u8], &config::Source<'_>) -> Result<Policy, Errors>,
-) -> Result<Loaded, Errors> {
-    let name = path.display().to_string();
-    let bytes = std::fs::read(path)
-        .map_err(|e| Errors(vec![config::ConfigError::config_file(&name, &e)]))?;
-    let sha256 = hex(&Sha256::digest(&bytes));
-    let content = RefCell::new(Sha256::new());
-    content.borrow_mut().update(&bytes);
-    let read = |p: &Path| {
-        let data = std::fs::read(p)?;
-        let mut h = content.borrow_mut();
-        h.update(p.as_os_str().as_encoded_bytes());
-        h.update(&data);
-        Ok(data)
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let source = config::Source {
-        name: &name,
-        dir,
-        read: &read,
-    };
-    let mut policy = parse(&bytes, &source)?;
-    policy.files.insert(0, path.to_path_buf());
-    let content = hex(&content.into_inner().finalize());
-    Ok(Loaded {
-        policy,
-        sha256,
-        content,
-    })
-}
-
-/// Lower-case hex of a digest.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
+pub use crate::load::{Loaded, load};
 
 /// Serialises reloads of one config file into one store.
 #[derive(Debug)]
