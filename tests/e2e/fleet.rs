@@ -10,7 +10,7 @@ mod outage;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use spaced_fleet::testing::Etcd;
+use spaced_testkit::etcd::Etcd;
 
 use crate::harness::{ConfigDir, Spaced, free_port, http};
 

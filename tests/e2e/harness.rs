@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,11 +18,10 @@ pub(crate) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A port free right now on 127.0.0.1 (for subprocess configs, which must name a port
-/// before the process starts).
+/// A port free on 127.0.0.1 for TCP and UDP, never the same twice in this binary (for
+/// subprocess configs, which must name a port before the process starts).
 pub(crate) fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    spaced_testkit::ports::free()
 }
 
 /// A minimal HTTP/1.1 exchange with `Connection: close`, `Host` the address itself (as

@@ -12,7 +12,7 @@ use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
 use crate::harness::backend::Backend;
-use crate::harness::process::{Load, Proc, free_udp_tcp_port, kill, tool};
+use crate::harness::process::{Load, Proc, kill, tool};
 use crate::harness::{ConfigDir, bin, free_port, http, wait_for};
 
 const T: Duration = Duration::from_secs(20);
@@ -29,7 +29,7 @@ impl Ports {
         let at = |p| SocketAddr::from(([127, 0, 0, 1], p));
         Self {
             router: at(free_port()),
-            resolver: at(free_udp_tcp_port()),
+            resolver: at(free_port()),
             admin: at(free_port()),
         }
     }

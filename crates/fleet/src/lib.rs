@@ -10,7 +10,6 @@
 //!   compiling it again; a bad key is skipped and reported by name.
 //! - [`instance`]: this process's `instances/<name>` key under a lease, kept alive.
 //! - [`cache`]: the `[daemon] cache` file, the last applied view.
-//! - [`testing`]: real etcd processes on loopback ports for the tests.
 
 pub mod cache;
 mod client;
@@ -19,7 +18,6 @@ mod error;
 pub mod instance;
 pub mod keys;
 pub mod source;
-pub mod testing;
 
 pub use client::connect;
 pub use error::FleetError;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use spaced_config::Fleet;
 use spaced_fleet::etcd_client::Client;
-use spaced_fleet::testing::Etcd;
 use spaced_fleet::{InstanceRecord, Registration, Status, View, source};
+use spaced_testkit::etcd::Etcd;
 use tokio::sync::watch;
 
 fn fleet(etcd: &Etcd, prefix: &str) -> Fleet {
@@ -139,7 +139,7 @@ async fn username_and_password_file() {
 }
 
 /// A CA and one certificate for 127.0.0.1 signed by it, written to `dir`.
-fn tls_files(dir: &std::path::Path) -> spaced_fleet::testing::Tls {
+fn tls_files(dir: &std::path::Path) -> spaced_testkit::etcd::Tls {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -151,7 +151,7 @@ fn tls_files(dir: &std::path::Path) -> spaced_fleet::testing::Tls {
         .unwrap()
         .signed_by(&key, &issuer)
         .unwrap();
-    let files = spaced_fleet::testing::Tls {
+    let files = spaced_testkit::etcd::Tls {
         ca: dir.join("ca.pem"),
         cert: dir.join("cert.pem"),
         key: dir.join("key.pem"),

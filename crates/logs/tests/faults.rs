@@ -57,17 +57,9 @@ fn numbers(msgs: &[String]) -> Vec<usize> {
         .collect()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_keeps_the_lines_queued_for_a_drain_that_stays() {
-    let down = free_port();
+    let down = spaced_testkit::ports::free();
     let a = format!("[[drain]]\nurl = \"syslog://127.0.0.1:{down}\"");
     let hub = hub_with(&policy(&a, "", 1000));
     for i in 0..100 {
@@ -129,7 +121,7 @@ async fn a_receiver_that_never_reads_slows_nothing_and_every_line_is_counted() {
     let ok = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ok_addr = ok.local_addr().unwrap();
     let got = syslog_receiver(ok).await;
-    let refused = free_port();
+    let refused = spaced_testkit::ports::free();
     let p = policy(
         &format!(
             "[[drain]]\nurl = \"syslog://{stuck_addr}\"\n\n[[drain]]\nurl = \"syslog://{ok_addr}\"\n\n\

@@ -35,22 +35,6 @@ fn rsyslogd() -> Option<&'static str> {
     found
 }
 
-fn free_port(udp: bool) -> u16 {
-    if udp {
-        std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    } else {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-}
-
 /// `kind`: "tcp", "udp" or "tls" (with `tls` = (ca, cert, key) paths).
 fn start(
     bin: &str,
@@ -58,7 +42,7 @@ fn start(
     tls: Option<(String, String, String)>,
     dir: tempfile::TempDir,
 ) -> Rsyslog {
-    let port = free_port(kind == "udp");
+    let port = spaced_testkit::ports::free();
     let out = dir.path().join("out.log");
     let mut conf = format!(
         "global(workDirectory=\"{d}\")\n\

@@ -4,6 +4,9 @@
 
 use std::io::Write;
 
+pub mod etcd;
+pub mod ports;
+
 /// For a test that cannot run on this machine (a program missing, no IPv6 loopback, not
 /// root): call it, then return from the test.
 ///

@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use spaced_fleet::testing::Etcd;
+use spaced_testkit::etcd::Etcd;
 
 use super::{Instance, converge, get, policy};
 use crate::harness::backend::Backend;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use spaced_fleet::testing::Etcd;
+use spaced_testkit::etcd::Etcd;
 
 use super::{Instance, converge, get, policy, put};
 use crate::harness::backend::Backend;

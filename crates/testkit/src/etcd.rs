@@ -5,19 +5,11 @@
 //! Without an `etcd` binary, [`Etcd::start`] returns `None` after printing why, so a
 //! developer without it sees the tests skip; under `CI=true` it panics instead, since CI
 //! installs it and a skipped test there would hide a broken setup.
-#![allow(clippy::print_stderr, missing_docs)]
+#![allow(missing_docs)]
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A free loopback port: bound, read, released (the OS does not hand it out again at once).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_or(0, |a| a.port())
-}
 
 fn etcd_binary() -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
@@ -26,11 +18,7 @@ fn etcd_binary() -> Option<PathBuf> {
             .find(|p| p.is_file())
     });
     if found.is_none() {
-        let why = "no `etcd` on PATH (Debian: apt-get install etcd-server)";
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{why}");
-        }
-        eprintln!("skipping: {why}");
+        crate::skip("no `etcd` on PATH (Debian: apt-get install etcd-server)");
     }
     found
 }
@@ -158,13 +146,13 @@ impl Etcd {
         let base = std::env::temp_dir().join(format!(
             "spaced-etcd-{}-{}",
             std::process::id(),
-            free_port()
+            crate::ports::free()
         ));
         let mut members: Vec<Member> = (0..n)
             .map(|i| Member {
                 name: format!("m{i}"),
-                client_url: format!("{scheme}://127.0.0.1:{}", free_port()),
-                peer_url: format!("http://127.0.0.1:{}", free_port()),
+                client_url: format!("{scheme}://127.0.0.1:{}", crate::ports::free()),
+                peer_url: format!("http://127.0.0.1:{}", crate::ports::free()),
                 dir: base.join(format!("m{i}")),
                 cluster: String::new(),
                 tls: tls.clone(),
