@@ -150,7 +150,7 @@ pub(crate) async fn dial(
     }
     // `resolve` never returns an empty list, so `last` is set; stay total anyway.
     Err(last.unwrap_or_else(|| DialError::Resolve {
-        host: crate::http::address_text(addr),
+        host: crate::http_proxy::address_text(addr),
     }))
 }
 

@@ -23,21 +23,18 @@ use spaced_net::Shutdown;
 use tokio::net::{TcpListener, TcpStream};
 
 mod dial;
-mod forward;
-pub mod head;
-mod http;
+mod http_proxy;
 pub mod identity;
 pub mod limits;
 pub mod logline;
 pub mod pin;
 mod relay;
-mod socks;
 pub mod socks5;
 mod state;
 mod transparent;
-mod udp;
 pub mod vet;
 
+pub use http_proxy::head;
 pub use head::{HeadError, parse_request_head};
 pub use socks5::SocksError;
 
@@ -209,8 +206,8 @@ async fn handle_conn(
 ) {
     let peer = SocketAddr::new(spaced_config::canonical(peer.ip()), peer.port());
     match kind {
-        Kind::Http => http::serve_conn(shared, stream, peer, shutdown).await,
-        Kind::Socks => socks::serve_conn(shared, stream, peer).await,
+        Kind::Http => http_proxy::serve_conn(shared, stream, peer, shutdown).await,
+        Kind::Socks => socks5::server::serve_conn(shared, stream, peer).await,
         Kind::Transparent => transparent::serve_conn(shared, stream, peer).await,
     }
 }

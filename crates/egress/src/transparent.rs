@@ -11,7 +11,7 @@ use spaced_config::canonical;
 use tokio::net::TcpStream;
 
 use crate::dial;
-use crate::http::dial_failed;
+use crate::http_proxy::dial_failed;
 use crate::identity::{self, Client};
 use crate::logline::{Proto, TunnelRecord, refusal_line};
 use crate::relay;

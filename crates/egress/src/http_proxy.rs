@@ -1,8 +1,11 @@
 //! The HTTP proxy listener. The first request head is read with the strict parser in
-//! [`crate::head`]: a `CONNECT` (the common case: HTTPS through a proxy) becomes a tunnel
+//! [`head`]: a `CONNECT` (the common case: HTTPS through a proxy) becomes a tunnel
 //! without any HTTP machinery; an absolute-form request hands the connection, bytes read so
-//! far included, to the hyper-based forwarder in [`crate::forward`], which keeps the client
+//! far included, to the hyper-based forwarder in [`forward`], which keeps the client
 //! connection alive across requests.
+
+mod forward;
+pub mod head;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::dial::{self, DialError};
-use crate::head::{self, Head, HeadError, Host, Target};
+use head::{Head, HeadError, Host, Target};
 use crate::identity::{self, Client, Refusal, UserPass};
 use crate::logline::{Proto, TunnelRecord, refusal_line};
 use crate::relay;
@@ -61,7 +64,7 @@ pub(crate) async fn serve_conn(
         Target::Absolute { .. } => {
             // Boxed: hyper's connection state is large, and every connection task (most of
             // them CONNECTs) would otherwise carry and move its size.
-            Box::pin(crate::forward::serve(shared, stream, buf, peer, shutdown)).await;
+            Box::pin(forward::serve(shared, stream, buf, peer, shutdown)).await;
         }
         Target::Origin(_) | Target::Asterisk => {
             shared.refused.bad_request.inc();

@@ -1,5 +1,5 @@
 //! The SOCKS5 listener: method selection, user/password, then CONNECT (a relayed tunnel)
-//! or UDP ASSOCIATE (see [`crate::udp`]). Parsing is [`crate::socks5`]'s; this only moves
+//! or UDP ASSOCIATE (see [`super::udp`]). Parsing is [`super::wire`]'s; this only moves
 //! bytes and applies the identity and destination policy.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::dial;
-use crate::http::{address_text, dial_failed};
+use crate::http_proxy::{address_text, dial_failed};
 use crate::identity::{self, Client, Refusal};
 use crate::logline::{Proto, TunnelRecord, refusal_line};
 use crate::relay;
@@ -86,7 +86,7 @@ pub(crate) async fn serve_conn(shared: Arc<Shared>, mut stream: TcpStream, peer:
         Command::UdpAssociate => {
             // Boxed: the association's state is large, and every SOCKS connection task
             // (most of them CONNECTs) would otherwise carry and move its size.
-            let udp = crate::udp::associate(&shared, &policy, stream, peer, client, req.address);
+            let udp = super::udp::associate(&shared, &policy, stream, peer, client, req.address);
             Box::pin(udp).await
         }
         Command::Connect => {

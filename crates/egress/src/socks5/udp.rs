@@ -25,12 +25,12 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpStream, UdpSocket};
 
 use crate::dial;
-use crate::http::address_text;
+use crate::http_proxy::address_text;
 use crate::identity::Client;
 use crate::limits::{ActiveGuard, DestGuard, SourceStats};
 use crate::logline::{Proto, TunnelRecord, refusal_line};
 use crate::pin;
-use crate::socks::{reply, unspecified};
+use super::server::{reply, unspecified};
 use crate::socks5::{self, Address, Reply};
 use crate::state::Shared;
 use crate::vet;

@@ -23,8 +23,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::dial;
-use crate::head::MAX_HEAD;
-use crate::http::{address_text, dial_failed, identify, reason};
+use super::head::MAX_HEAD;
+use crate::http_proxy::{address_text, dial_failed, identify, reason};
 use crate::logline::{Proto, TunnelRecord};
 use crate::relay;
 use crate::socks5::Address;
@@ -80,7 +80,7 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
         if let Some(scheme) = req.uri().scheme_str().filter(|_| !connect)
             && !scheme.eq_ignore_ascii_case("http")
         {
-            let e = crate::head::scheme_error(scheme);
+            let e = super::head::scheme_error(scheme);
             return error(e.status(), &e.to_string());
         }
         return error(
@@ -187,11 +187,11 @@ fn target(uri: &Uri, connect: bool) -> Option<Address> {
     } else {
         format!("GET http://{}/ HTTP/1.1\r\n\r\n", auth.as_str())
     };
-    let head = crate::head::parse_request_head(line.as_bytes()).ok()?;
+    let head = super::head::parse_request_head(line.as_bytes()).ok()?;
     match head.target {
-        crate::head::Target::Authority { host, port }
-        | crate::head::Target::Absolute { host, port, .. } => {
-            Some(crate::http::to_address(&host, port))
+        super::head::Target::Authority { host, port }
+        | super::head::Target::Absolute { host, port, .. } => {
+            Some(crate::http_proxy::to_address(&host, port))
         }
         _ => None,
     }
