@@ -11,9 +11,10 @@ use spaced_config::{Policy, canonical};
 use spaced_net::ConnectError;
 use tokio::net::TcpStream;
 
+use crate::address::{Address, address_text};
 use crate::limits::{ActiveGuard, DestGuard, SourceStats};
 use crate::pin::{self, PinKey};
-use crate::socks5::{Address, Reply};
+use crate::socks5::wire::Reply;
 use crate::state::Shared;
 use crate::vet::{self, Denied};
 
@@ -150,18 +151,8 @@ pub(crate) async fn dial(
     }
     // `resolve` never returns an empty list, so `last` is set; stay total anyway.
     Err(last.unwrap_or_else(|| DialError::Resolve {
-        host: crate::http_proxy::address_text(addr),
+        host: address_text(addr),
     }))
-}
-
-/// Vets and connects to an address that needs no resolution (transparent mode, UDP).
-pub(crate) async fn dial_addr(
-    shared: &Shared,
-    policy: &Policy,
-    key: PinKey<'_>,
-    dest: SocketAddr,
-) -> Result<Upstream, DialError> {
-    dial(shared, policy, key, &Address::Ip(dest)).await
 }
 
 /// Tries the sources of `dest`'s family in rendezvous order: one that cannot be bound

@@ -16,12 +16,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use spaced_config::Store;
 use spaced_net::Shutdown;
 use tokio::net::{TcpListener, TcpStream};
 
+mod address;
 mod dial;
 mod http_proxy;
 pub mod identity;
@@ -32,16 +32,14 @@ mod relay;
 pub mod socks5;
 mod state;
 mod transparent;
+mod tunnel;
 pub mod vet;
 
-pub use http_proxy::head;
 pub use head::{HeadError, parse_request_head};
+pub use http_proxy::head;
 pub use socks5::SocksError;
 
 use state::Shared;
-
-/// A client has this long to finish its request head or SOCKS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The gateway could not start.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,8 @@
 //!
 //! The destination map is sharded by key so concurrent tunnels to different destinations
 //! rarely meet on a lock, and each lock is held only for one map update. Counts are
-//! released by RAII guards, so no error path can leak a slot.
+//! released by RAII guards, so no error path can leak a slot. Also the handshake bound
+//! every listener applies.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -11,6 +12,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use spaced_net::metrics::{Counter, Gauge};
+
+/// A client has this long to finish its request head or SOCKS handshake.
+pub(crate) const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 const SHARDS: usize = 16;
 

@@ -5,18 +5,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use spaced_config::canonical;
 use tokio::net::TcpStream;
 
-use crate::dial;
-use crate::http_proxy::dial_failed;
+use crate::address::Address;
 use crate::identity::{self, Client};
-use crate::logline::{Proto, TunnelRecord, refusal_line};
-use crate::relay;
-use crate::socks5::Address;
+use crate::logline::{Proto, refusal_line};
 use crate::state::Shared;
+use crate::tunnel::Tunnel;
 
 pub(crate) async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let policy = shared.store.load_full();
@@ -58,32 +55,12 @@ pub(crate) async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: Soc
         .get(&peer.ip())
         .and_then(|&i| policy.apps.get(i))
         .map_or(Client::Anonymous(peer.ip()), |app| Client::App(app.clone()));
-    let start = Instant::now();
-    let up = match dial::dial_addr(&shared, &policy, client.pin_key(), dest).await {
-        Ok(up) => up,
-        Err(e) => {
-            dial_failed(
-                &shared,
-                &client,
-                peer.ip(),
-                &Address::Ip(dest),
-                Proto::Transparent,
-                &e,
-            );
-            return;
-        }
+    let tunnel = Tunnel::start(client, peer.ip(), Proto::Transparent);
+    // Nothing to answer on failure: the client sees the connection close, as if the
+    // destination had refused it.
+    let Ok(up) = tunnel.dial(&shared, &policy, &Address::Ip(dest)).await else {
+        return;
     };
-    let lease = up.lease;
-    let moved = relay::relay_tcp(stream, up.stream, policy.egress.idle_timeout, &lease.stats).await;
-    let record = TunnelRecord {
-        app: client.app_name(),
-        client: peer.ip(),
-        egress_ip: lease.source,
-        dest: Some(lease.dest),
-        proto: Proto::Transparent,
-        bytes_out: moved.out,
-        bytes_in: moved.into,
-        duration: start.elapsed(),
-    };
-    tracing::info!(target: "egress", "{}", record.line());
+    let idle = policy.egress.idle_timeout;
+    tunnel.relay_tcp(stream, up, &[], idle).await;
 }

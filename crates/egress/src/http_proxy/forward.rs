@@ -9,11 +9,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{Method, Request, Response, Uri};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -22,13 +22,14 @@ use spaced_net::relay::IdleTimer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::dial;
-use super::head::MAX_HEAD;
-use crate::http_proxy::{address_text, dial_failed, identify, reason};
-use crate::logline::{Proto, TunnelRecord};
-use crate::relay;
-use crate::socks5::Address;
+use super::auth::identify;
+use super::head::{self, MAX_HEAD};
+use super::response;
+use crate::address::{Address, address_text};
+use crate::logline::Proto;
+use crate::relay::{self, Moved};
 use crate::state::Shared;
+use crate::tunnel::Tunnel;
 
 type Body = Either<Incoming, Full<Bytes>>;
 
@@ -80,7 +81,7 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
         if let Some(scheme) = req.uri().scheme_str().filter(|_| !connect)
             && !scheme.eq_ignore_ascii_case("http")
         {
-            let e = super::head::scheme_error(scheme);
+            let e = head::scheme_error(scheme);
             return error(e.status(), &e.to_string());
         }
         return error(
@@ -97,15 +98,11 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
         Ok(c) => c,
         Err(r) => return error(r.status(), &r.to_string()),
     };
-    let start = Instant::now();
-    let up = match dial::dial(&shared, &policy, client.pin_key(), &addr).await {
+    let tunnel = Tunnel::start(client, peer.ip(), proto);
+    let up = match tunnel.dial(&shared, &policy, &addr).await {
         Ok(up) => up,
-        Err(e) => {
-            dial_failed(&shared, &client, peer.ip(), &addr, proto, &e);
-            return error(e.status(), &e.to_string());
-        }
+        Err(e) => return error(e.status(), &e.to_string()),
     };
-    let app = client.app_name().to_owned();
     let idle = policy.egress.idle_timeout;
     if connect {
         tokio::spawn(async move {
@@ -114,17 +111,7 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
             };
             let lease = up.lease;
             let moved = relay::relay(TokioIo::new(upgraded), up.stream, idle, &lease.stats).await;
-            let record = TunnelRecord {
-                app: &app,
-                client: peer.ip(),
-                egress_ip: lease.source,
-                dest: Some(lease.dest),
-                proto,
-                bytes_out: moved.out,
-                bytes_in: moved.into,
-                duration: start.elapsed(),
-            };
-            tracing::info!(target: "egress", "{}", record.line());
+            tunnel.finish(&lease, moved);
         });
         return Response::new(Either::Right(Full::new(Bytes::new())));
     }
@@ -144,23 +131,13 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
     let lease = up.lease;
     tokio::spawn(async move {
         let _ = conn.await;
-        let (o, i) = (
-            counts.out.load(Ordering::Relaxed),
-            counts.into.load(Ordering::Relaxed),
-        );
-        lease.stats.bytes_out.add(o);
-        lease.stats.bytes_in.add(i);
-        let record = TunnelRecord {
-            app: &app,
-            client: peer.ip(),
-            egress_ip: lease.source,
-            dest: Some(lease.dest),
-            proto,
-            bytes_out: o,
-            bytes_in: i,
-            duration: start.elapsed(),
+        let moved = Moved {
+            out: counts.out.load(Ordering::Relaxed),
+            into: counts.into.load(Ordering::Relaxed),
         };
-        tracing::info!(target: "egress", "{}", record.line());
+        lease.stats.bytes_out.add(moved.out);
+        lease.stats.bytes_in.add(moved.into);
+        tunnel.finish(&lease, moved);
         drop(lease);
     });
     let Ok(outbound) = origin_request(req, &addr) else {
@@ -187,11 +164,10 @@ fn target(uri: &Uri, connect: bool) -> Option<Address> {
     } else {
         format!("GET http://{}/ HTTP/1.1\r\n\r\n", auth.as_str())
     };
-    let head = super::head::parse_request_head(line.as_bytes()).ok()?;
+    let head = head::parse_request_head(line.as_bytes()).ok()?;
     match head.target {
-        super::head::Target::Authority { host, port }
-        | super::head::Target::Absolute { host, port, .. } => {
-            Some(crate::http_proxy::to_address(&host, port))
+        head::Target::Authority { host, port } | head::Target::Absolute { host, port, .. } => {
+            Some(head::to_address(&host, port))
         }
         _ => None,
     }
@@ -254,18 +230,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 fn error(status: u16, detail: &str) -> Response<Body> {
-    let body = format!("{status} {}: {detail}\n", reason(status));
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
-    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    if status == 407 {
-        h.insert(
-            header::PROXY_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"spaced egress\""),
-        );
-    }
-    resp
+    response::error(status, detail).map(Either::Right)
 }
 
 /// A stream that first yields bytes already read from it.

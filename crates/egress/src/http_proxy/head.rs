@@ -6,7 +6,9 @@
 //! ends, folded lines, space before a colon, user info in the URL): a proxy that reads a
 //! head differently from the next hop is how request smuggling starts.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::address::Address;
 
 /// The largest head accepted, all lines included.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -282,6 +284,14 @@ pub fn scheme_error(scheme: &str) -> HeadError {
     }
 }
 
+/// The destination a request target names.
+pub(crate) fn to_address(host: &Host, port: u16) -> Address {
+    match host {
+        Host::Ip(ip) => Address::Ip(SocketAddr::new(*ip, port)),
+        Host::Name(n) => Address::Domain(n.clone(), port),
+    }
+}
+
 /// `host:port`, `[v6]:port`, or with `default`, a bare host.
 fn authority(text: &str, default: Option<u16>) -> Result<(Host, u16), HeadError> {
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
@@ -362,6 +372,19 @@ fn is_tchar(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses() {
+        use crate::address::address_text;
+        assert_eq!(
+            address_text(&to_address(&Host::Name("a.b".into()), 443)),
+            "a.b:443"
+        );
+        assert_eq!(
+            address_text(&to_address(&Host::Ip("::1".parse().unwrap()), 80)),
+            "[::1]:80"
+        );
+    }
 
     fn parse(s: &str) -> Result<Head, HeadError> {
         parse_request_head(s.as_bytes())

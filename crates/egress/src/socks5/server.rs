@@ -4,18 +4,17 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::dial;
-use crate::http_proxy::{address_text, dial_failed};
+use super::udp;
+use super::wire::{self as socks5, Command, Reply, SocksError};
+use crate::address::address_text;
 use crate::identity::{self, Client, Refusal};
-use crate::logline::{Proto, TunnelRecord, refusal_line};
-use crate::relay;
-use crate::socks5::{self, Command, Reply, SocksError};
+use crate::logline::{Proto, refusal_line};
 use crate::state::Shared;
+use crate::tunnel::Tunnel;
 
 /// Reads until `parse` completes a message; `None` when the client closed, failed, sent
 /// garbage or more than a handshake message can hold.
@@ -46,7 +45,7 @@ type Who = Result<Client, Refusal>;
 pub(crate) async fn serve_conn(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr) {
     let policy = shared.store.load_full();
     let mut buf = Vec::with_capacity(64);
-    let handshake = tokio::time::timeout(crate::HANDSHAKE_TIMEOUT, async {
+    let handshake = tokio::time::timeout(crate::limits::HANDSHAKE_TIMEOUT, async {
         let who = negotiate(&policy, &mut stream, &mut buf, peer.ip()).await?;
         let req = read_msg(&mut stream, &mut buf, socks5::parse_request).await;
         Some((who, req))
@@ -84,71 +83,41 @@ pub(crate) async fn serve_conn(shared: Arc<Shared>, mut stream: TcpStream, peer:
     match req.command {
         Command::Bind => reply(&mut stream, Reply::CommandNotSupported, unspecified()).await,
         Command::UdpAssociate => {
+            let (relay, bound) = match udp::bind_relay(&stream) {
+                Ok(r) => r,
+                Err(code) => {
+                    if let Some(code) = code {
+                        reply(&mut stream, code, unspecified()).await;
+                    }
+                    return;
+                }
+            };
+            reply(&mut stream, Reply::Succeeded, bound).await;
             // Boxed: the association's state is large, and every SOCKS connection task
             // (most of them CONNECTs) would otherwise carry and move its size.
-            let udp = super::udp::associate(&shared, &policy, stream, peer, client, req.address);
+            let udp = udp::associate(&shared, &policy, stream, relay, peer, client, req.address);
             Box::pin(udp).await
         }
         Command::Connect => {
-            let start = Instant::now();
-            let up = match dial::dial(&shared, &policy, client.pin_key(), &req.address).await {
+            let tunnel = Tunnel::start(client, peer.ip(), proto);
+            let up = match tunnel.dial(&shared, &policy, &req.address).await {
                 Ok(up) => up,
                 Err(e) => {
-                    dial_failed(&shared, &client, peer.ip(), &req.address, proto, &e);
                     reply(&mut stream, e.reply(), unspecified()).await;
                     return;
                 }
             };
-            let (mut upstream, lease) = (up.stream, up.lease);
-            let bound = upstream.local_addr().unwrap_or_else(|_| unspecified());
+            let bound = up.stream.local_addr().unwrap_or_else(|_| unspecified());
             let mut msg = Vec::with_capacity(22);
             socks5::encode_reply(Reply::Succeeded, bound, &mut msg);
             if stream.write_all(&msg).await.is_err() {
                 return;
             }
             // Data pipelined behind the request (optimistic clients) goes first.
-            if !buf.is_empty() && upstream.write_all(&buf).await.is_err() {
-                return;
-            }
-            lease.stats.bytes_out.add(buf.len() as u64);
-            tunnel(
-                &policy,
-                stream,
-                upstream,
-                &lease,
-                peer,
-                &client,
-                start,
-                buf.len() as u64,
-            )
-            .await;
+            let idle = policy.egress.idle_timeout;
+            tunnel.relay_tcp(stream, up, &buf, idle).await;
         }
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn tunnel(
-    policy: &spaced_config::Policy,
-    stream: TcpStream,
-    upstream: TcpStream,
-    lease: &dial::Lease,
-    peer: SocketAddr,
-    client: &Client,
-    start: Instant,
-    early: u64,
-) {
-    let moved = relay::relay_tcp(stream, upstream, policy.egress.idle_timeout, &lease.stats).await;
-    let record = TunnelRecord {
-        app: client.app_name(),
-        client: peer.ip(),
-        egress_ip: lease.source,
-        dest: Some(lease.dest),
-        proto: Proto::Socks5,
-        bytes_out: moved.out + early,
-        bytes_in: moved.into,
-        duration: start.elapsed(),
-    };
-    tracing::info!(target: "egress", "{}", record.line());
 }
 
 /// Method selection and, for user/password, the sub-negotiation. Returns who the client
@@ -199,12 +168,12 @@ async fn negotiate(
     None
 }
 
-pub(crate) async fn reply(stream: &mut TcpStream, code: Reply, bound: SocketAddr) {
+async fn reply(stream: &mut TcpStream, code: Reply, bound: SocketAddr) {
     let mut msg = Vec::with_capacity(22);
     socks5::encode_reply(code, bound, &mut msg);
     let _ = stream.write_all(&msg).await;
 }
 
-pub(crate) fn unspecified() -> SocketAddr {
+fn unspecified() -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
 }

@@ -17,22 +17,23 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use spaced_config::{Policy, canonical};
+use spaced_net::canonical_addr;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpStream, UdpSocket};
 
+use super::wire::{self as socks5, Reply};
+use crate::address::{Address, address_text};
 use crate::dial;
-use crate::http_proxy::address_text;
 use crate::identity::Client;
 use crate::limits::{ActiveGuard, DestGuard, SourceStats};
-use crate::logline::{Proto, TunnelRecord, refusal_line};
+use crate::logline::{Proto, refusal_line};
 use crate::pin;
-use super::server::{reply, unspecified};
-use crate::socks5::{self, Address, Reply};
+use crate::relay::Moved;
 use crate::state::Shared;
+use crate::tunnel::Tunnel;
 use crate::vet;
 
 /// Bounds on per-association memory.
@@ -48,10 +49,24 @@ struct Out {
     _active: ActiveGuard,
 }
 
-pub(crate) async fn associate(
+/// The relay socket of an association, on the address the client reached, and the
+/// address to announce. `Err(Some(code))`: answer the client `code`; `Err(None)`: the
+/// control connection is gone, nothing to answer.
+pub(super) fn bind_relay(control: &TcpStream) -> Result<(UdpSocket, SocketAddr), Option<Reply>> {
+    let local_ip = control.local_addr().map_err(|_| None)?.ip();
+    let relay = spaced_net::udp_socket(SocketAddr::new(local_ip, 0))
+        .map_err(|_| Some(Reply::GeneralFailure))?;
+    let bound = relay.local_addr().map_err(|_| None)?;
+    Ok((relay, canonical_addr(bound)))
+}
+
+/// Serves an association whose client has been answered (with the address of `relay`),
+/// until its control connection closes or `idle_timeout` of silence.
+pub(super) async fn associate(
     shared: &Shared,
     policy: &Policy,
     mut control: TcpStream,
+    relay: UdpSocket,
     peer: SocketAddr,
     client: Client,
     requested: Address,
@@ -60,23 +75,10 @@ pub(crate) async fn associate(
         Address::Ip(sa) if sa.port() != 0 => Some(sa.port()),
         _ => None,
     };
-    let local_ip = match control.local_addr() {
-        Ok(a) => a.ip(),
-        Err(_) => return,
-    };
-    let Ok(relay) = spaced_net::udp_socket(SocketAddr::new(local_ip, 0)) else {
-        reply(&mut control, Reply::GeneralFailure, unspecified()).await;
-        return;
-    };
-    let bound = match relay.local_addr() {
-        Ok(a) => SocketAddr::new(canonical(a.ip()), a.port()),
-        Err(_) => return,
-    };
-    reply(&mut control, Reply::Succeeded, bound).await;
-
     let order = pin::order(client.pin_key(), &policy.egress.source_ips);
     let idle = policy.egress.idle_timeout;
-    let start = Instant::now();
+    let tunnel = Tunnel::start(client, peer.ip(), Proto::Socks5Udp);
+    let client = tunnel.client();
     let (mut out4, mut out6): (Option<Out>, Option<Out>) = (None, None);
     let mut client_udp: Option<SocketAddr> = None;
     let mut flows = Flows::default();
@@ -102,13 +104,13 @@ pub(crate) async fn associate(
                     _ => client_udp = Some(from),
                 }
                 let Ok((addr, payload)) = socks5::parse_udp(&cbuf[..n]) else { continue };
-                let Some(dest) = vetted(shared, policy, &client, peer, &addr, &mut names).await else { continue };
+                let Some(dest) = vetted(shared, policy, client, peer, &addr, &mut names).await else { continue };
                 let slot = if dest.is_ipv4() { &mut out4 } else { &mut out6 };
                 if slot.is_none() {
                     *slot = bind_out(shared, &order, dest);
                 }
                 let Some(out) = slot.as_ref() else { continue };
-                if !flows.admit(shared, policy, &client, peer, out, dest) {
+                if !flows.admit(shared, policy, client, peer, out, dest) {
                     continue;
                 }
                 if out.socket.send_to(payload, dest).await.is_ok() {
@@ -125,31 +127,21 @@ pub(crate) async fn associate(
             _ = tokio::time::sleep(idle) => break,
         }
     }
-    let duration = start.elapsed();
-    let line = |egress_ip, dest, bytes_out, bytes_in| {
-        let record = TunnelRecord {
-            app: client.app_name(),
-            client: peer.ip(),
-            egress_ip,
-            dest,
-            proto: Proto::Socks5Udp,
-            bytes_out,
-            bytes_in,
-            duration,
-        };
-        tracing::info!(target: "egress", "{}", record.line());
-    };
     if flows.order.is_empty() {
         // Nothing was sent: one line for the association, `dest=` empty.
         let egress_ip = order
             .first()
             .copied()
             .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        line(egress_ip, None, 0, 0);
+        tunnel.record(egress_ip, None, Moved::default());
     }
     for dest in &flows.order {
         if let Some(f) = flows.slots.get(dest) {
-            line(f.source, Some(*dest), f.bytes_out, f.bytes_in);
+            let moved = Moved {
+                out: f.bytes_out,
+                into: f.bytes_in,
+            };
+            tunnel.record(f.source, Some(*dest), moved);
         }
     }
 }

@@ -7,6 +7,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+pub use crate::address::Address;
+
 /// The protocol version byte.
 pub const VERSION: u8 = 5;
 /// The user/password sub-negotiation version byte (RFC 1929).
@@ -114,25 +116,6 @@ pub enum Command {
     Bind,
     /// UDP ASSOCIATE: a datagram relay.
     UdpAssociate,
-}
-
-/// A destination as the client wrote it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Address {
-    /// An IPv4 or IPv6 address and port.
-    Ip(SocketAddr),
-    /// A host name (validated: letters, digits, `-`, `_`, `.`) and port.
-    Domain(String, u16),
-}
-
-impl Address {
-    /// The port.
-    pub fn port(&self) -> u16 {
-        match self {
-            Self::Ip(sa) => sa.port(),
-            Self::Domain(_, port) => *port,
-        }
-    }
 }
 
 /// A SOCKS5 request.
