@@ -12,6 +12,7 @@ pub mod more;
 pub mod outbound;
 pub mod proxy_protocol;
 pub mod relay;
+pub mod rewind;
 pub mod shutdown;
 pub mod udp_batch;
 
@@ -21,4 +22,5 @@ pub use more::send_more;
 pub use outbound::{ConnectError, connect_from, original_dst};
 pub use proxy_protocol::{ProxyError, ProxyHeader};
 pub use relay::{Relayed, relay, relay_detailed, relay_tcp, relay_tcp_detailed};
+pub use rewind::Rewind;
 pub use shutdown::Shutdown;

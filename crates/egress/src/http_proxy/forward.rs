@@ -17,8 +17,8 @@ use http::{Method, Request, Response, Uri};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use spaced_net::Shutdown;
 use spaced_net::relay::IdleTimer;
+use spaced_net::{Rewind, Shutdown};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -44,10 +44,7 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     shutdown: Shutdown,
 ) {
-    let io = TokioIo::new(Rewind {
-        prefix: Bytes::from(read),
-        inner: stream,
-    });
+    let io = TokioIo::new(Rewind::new(Bytes::from(read), stream));
     let svc = hyper::service::service_fn(move |req| {
         let shared = shared.clone();
         async move { Ok::<_, std::convert::Infallible>(handle(shared, peer, req).await) }
@@ -231,44 +228,6 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 fn error(status: u16, detail: &str) -> Response<Body> {
     response::error(status, detail).map(Either::Right)
-}
-
-/// A stream that first yields bytes already read from it.
-struct Rewind {
-    prefix: Bytes,
-    inner: TcpStream,
-}
-
-impl AsyncRead for Rewind {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            let chunk = self.prefix.split_to(n);
-            buf.put_slice(&chunk);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Rewind {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }
 
 #[derive(Debug, Default)]
