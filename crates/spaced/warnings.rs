@@ -8,7 +8,7 @@ use tracing::warn;
 pub fn collect(policy: &Policy) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(admin) = &policy.admin {
-        let ip = spaced_net::canonical_ip(admin.listen.ip());
+        let ip = spaced_config::canonical(admin.listen.ip());
         // `POST /reload` and the JSON views have no authentication: anyone who can reach a
         // non-loopback address can read the policy's shape and trigger reloads.
         if !ip.is_loopback() {

@@ -14,15 +14,13 @@ mod ranges;
 ///
 /// Every allowlist check goes through this: otherwise a dual-stack socket, which reports
 /// IPv4 clients as mapped IPv6, would slip past IPv4 rules.
+///
+/// It is the standard library's [`IpAddr::to_canonical`] (mapped addresses only), the
+/// same fold `spaced_net::canonical_addr` applies to socket addresses: one rule for the
+/// whole workspace, with a name here for the policy code that calls it everywhere.
 #[inline]
 pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => ip,
-        },
-        IpAddr::V4(_) => ip,
-    }
+    ip.to_canonical()
 }
 
 /// The IPv4 address an IPv6 destination leads to, for the forms that embed one (after

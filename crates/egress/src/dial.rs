@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spaced_config::{Policy, canonical};
-use spaced_net::ConnectError;
+use spaced_net::{ConnectError, canonical_addr};
 use tokio::net::TcpStream;
 
 use crate::address::{Address, address_text};
@@ -105,7 +105,7 @@ pub(crate) async fn resolve(
     timeout: Duration,
 ) -> Result<Vec<SocketAddr>, DialError> {
     let (host, port) = match addr {
-        Address::Ip(sa) => return Ok(vec![SocketAddr::new(canonical(sa.ip()), sa.port())]),
+        Address::Ip(sa) => return Ok(vec![canonical_addr(*sa)]),
         Address::Domain(host, port) => (host, *port),
     };
     let fail = || DialError::Resolve { host: host.clone() };
@@ -115,7 +115,7 @@ pub(crate) async fn resolve(
         .map_err(|_| fail())?;
     let mut v: Vec<SocketAddr> = Vec::new();
     for sa in found.take(MAX_ADDRS) {
-        let sa = SocketAddr::new(canonical(sa.ip()), sa.port());
+        let sa = canonical_addr(sa);
         if !v.contains(&sa) {
             v.push(sa);
         }

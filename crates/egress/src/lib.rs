@@ -202,7 +202,7 @@ async fn handle_conn(
     peer: SocketAddr,
     shutdown: Shutdown,
 ) {
-    let peer = SocketAddr::new(spaced_config::canonical(peer.ip()), peer.port());
+    let peer = spaced_net::canonical_addr(peer);
     match kind {
         Kind::Http => http_proxy::serve_conn(shared, stream, peer, shutdown).await,
         Kind::Socks => socks5::server::serve_conn(shared, stream, peer).await,

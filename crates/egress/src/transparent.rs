@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use spaced_config::canonical;
+use spaced_net::canonical_addr;
 use tokio::net::TcpStream;
 
 use crate::address::Address;
@@ -24,7 +24,7 @@ pub(crate) async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: Soc
         return;
     }
     let dest = match spaced_net::original_dst(&stream) {
-        Ok(d) => SocketAddr::new(canonical(d.ip()), d.port()),
+        Ok(d) => canonical_addr(d),
         Err(e) => {
             shared.refused.bad_request.inc();
             tracing::debug!(client = %peer, error = %e, "transparent: no original destination");
@@ -33,10 +33,7 @@ pub(crate) async fn serve_conn(shared: Arc<Shared>, stream: TcpStream, peer: Soc
     };
     // A connection made straight to the listener has itself as "original" destination:
     // dialling it would loop.
-    let local = stream
-        .local_addr()
-        .ok()
-        .map(|l| SocketAddr::new(canonical(l.ip()), l.port()));
+    let local = stream.local_addr().ok().map(canonical_addr);
     if Some(dest) == local {
         shared.refused.bad_request.inc();
         let line = refusal_line(

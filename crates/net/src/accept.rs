@@ -5,7 +5,7 @@
 //! ranges, `max_connections`), and `handle` spawns whatever serves the connection.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -120,19 +120,13 @@ where
 /// Folds an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, as a dual-stack listener reports
 /// IPv4 clients) to plain IPv4, keeping the port. Every admission check must see the
 /// canonical form, or an IPv4 client could slip past IPv4 rules through a v6 socket.
+///
+/// The fold is the standard library's [`std::net::IpAddr::to_canonical`] (mapped
+/// addresses only, not the deprecated IPv4-compatible `::a.b.c.d`), the same one
+/// `spaced_config::canonical` applies to bare IPs: one rule, whichever crate a caller
+/// reaches it through.
 pub fn canonical_addr(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(canonical_ip(addr.ip()), addr.port())
-}
-
-/// [`canonical_addr`] for a bare IP.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
-        IpAddr::V4(_) => ip,
-    }
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// Errors that concern only the connection being accepted: skip it and accept the next.

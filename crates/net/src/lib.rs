@@ -16,7 +16,7 @@ pub mod rewind;
 pub mod shutdown;
 pub mod udp_batch;
 
-pub use accept::{AcceptError, ConnGuard, ConnLimit, canonical_addr, canonical_ip, serve};
+pub use accept::{AcceptError, ConnGuard, ConnLimit, canonical_addr, serve};
 pub use bind::{BindError, ensure_unbound, tcp_listener, udp_socket};
 pub use more::send_more;
 pub use outbound::{ConnectError, connect_from, original_dst};

@@ -64,7 +64,7 @@ pub struct Datagram<'a> {
     /// The bytes received (cut at the slot size when [`truncated`](Self::truncated)).
     pub data: &'a [u8],
     /// The sender, exactly as the socket reported it: a dual-stack IPv6 socket reports IPv4
-    /// senders as mapped addresses, which callers fold (`canonical_ip`) before any access
+    /// senders as mapped addresses, which callers fold (`canonical_addr`) before any access
     /// check but keep as they are for the reply. `None` for a family that is not IP.
     pub from: Option<SocketAddr>,
     /// The datagram was longer than the slot; the rest was discarded by the kernel.

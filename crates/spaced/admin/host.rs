@@ -25,7 +25,7 @@ pub(crate) fn allowed(host: Option<&[u8]>, local: SocketAddr) -> bool {
         return true;
     }
     match name.parse::<IpAddr>() {
-        Ok(ip) => spaced_net::canonical_ip(ip) == local.ip(),
+        Ok(ip) => spaced_config::canonical(ip) == local.ip(),
         Err(_) => false,
     }
 }

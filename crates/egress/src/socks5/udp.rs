@@ -95,7 +95,7 @@ pub(super) async fn associate(
             },
             r = relay.recv_from(&mut cbuf) => {
                 let Ok((n, from)) = r else { continue };
-                let from = SocketAddr::new(canonical(from.ip()), from.port());
+                let from = canonical_addr(from);
                 if from.ip() != peer.ip() || announced.is_some_and(|p| p != from.port()) {
                     continue;
                 }
@@ -166,7 +166,7 @@ async fn back(
     let (Ok((n, from)), Some(to), Some(out)) = (r, client_udp, out.as_ref()) else {
         return;
     };
-    let from = SocketAddr::new(canonical(from.ip()), from.port());
+    let from = canonical_addr(from);
     let Some(flow) = flows.slots.get_mut(&from) else {
         return;
     };
@@ -267,7 +267,7 @@ async fn vetted(
     names: &mut HashMap<String, Vec<SocketAddr>>,
 ) -> Option<SocketAddr> {
     let dests = match addr {
-        Address::Ip(sa) => vec![SocketAddr::new(canonical(sa.ip()), sa.port())],
+        Address::Ip(sa) => vec![canonical_addr(*sa)],
         Address::Domain(h, _) => match names.get(h) {
             Some(d) => d.clone(),
             None => {

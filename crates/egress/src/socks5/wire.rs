@@ -470,7 +470,7 @@ mod tests {
             encode_udp_header(sa, &mut out);
             out.extend_from_slice(b"x");
             let (a, p) = parse_udp(&out).unwrap();
-            let want = SocketAddr::new(spaced_config::canonical(sa.ip()), sa.port());
+            let want = spaced_net::canonical_addr(sa);
             assert_eq!((a, p), (Address::Ip(want), &b"x"[..]));
             let mut rep = Vec::new();
             encode_reply(Reply::NotAllowed, sa, &mut rep);
