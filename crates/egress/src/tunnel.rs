@@ -39,10 +39,6 @@ impl Tunnel {
         }
     }
 
-    pub(crate) fn client(&self) -> &Client {
-        &self.client
-    }
-
     /// Resolves, vets and connects to `addr` from the client's pinned source; a failure is
     /// counted and logged before the caller answers its client.
     pub(crate) async fn dial(
@@ -106,6 +102,20 @@ impl Tunnel {
         tracing::info!(target: "egress", "{}", record.line());
     }
 
+    /// Logs a refusal of this tunnel's client (`dest` as the client asked, `rule` empty
+    /// unless the destination policy refused).
+    pub(crate) fn refused(&self, dest: &str, reason: &str, rule: &str) {
+        let line = refusal_line(
+            self.client.app_name(),
+            self.peer,
+            dest,
+            self.proto,
+            reason,
+            rule,
+        );
+        tracing::warn!(target: "egress", "{line}");
+    }
+
     /// Counts and logs a failed dial.
     fn dial_failed(&self, shared: &Shared, dest: &Address, e: &DialError) {
         let (reason, rule) = match e {
@@ -124,15 +134,7 @@ impl Tunnel {
             DialError::Limit { .. } => ("limit", String::new()),
             DialError::Connect { .. } => ("connect_failed", String::new()),
         };
-        let line = refusal_line(
-            self.client.app_name(),
-            self.peer,
-            &address_text(dest),
-            self.proto,
-            reason,
-            &rule,
-        );
-        tracing::warn!(target: "egress", "{line}");
+        self.refused(&address_text(dest), reason, &rule);
         tracing::debug!(error = %e, "dial failed");
     }
 }

@@ -29,7 +29,7 @@ use crate::address::{Address, address_text};
 use crate::dial;
 use crate::identity::Client;
 use crate::limits::{ActiveGuard, DestGuard, SourceStats};
-use crate::logline::{Proto, refusal_line};
+use crate::logline::Proto;
 use crate::pin;
 use crate::relay::Moved;
 use crate::state::Shared;
@@ -78,7 +78,6 @@ pub(super) async fn associate(
     let order = pin::order(client.pin_key(), &policy.egress.source_ips);
     let idle = policy.egress.idle_timeout;
     let tunnel = Tunnel::start(client, peer.ip(), Proto::Socks5Udp);
-    let client = tunnel.client();
     let (mut out4, mut out6): (Option<Out>, Option<Out>) = (None, None);
     let mut client_udp: Option<SocketAddr> = None;
     let mut flows = Flows::default();
@@ -104,13 +103,13 @@ pub(super) async fn associate(
                     _ => client_udp = Some(from),
                 }
                 let Ok((addr, payload)) = socks5::parse_udp(&cbuf[..n]) else { continue };
-                let Some(dest) = vetted(shared, policy, client, peer, &addr, &mut names).await else { continue };
+                let Some(dest) = vetted(shared, policy, &tunnel, &addr, &mut names).await else { continue };
                 let slot = if dest.is_ipv4() { &mut out4 } else { &mut out6 };
                 if slot.is_none() {
                     *slot = bind_out(shared, &order, dest);
                 }
                 let Some(out) = slot.as_ref() else { continue };
-                if !flows.admit(shared, policy, client, peer, out, dest) {
+                if !flows.admit(shared, policy, &tunnel, out, dest) {
                     continue;
                 }
                 if out.socket.send_to(payload, dest).await.is_ok() {
@@ -217,8 +216,7 @@ impl Flows {
         &mut self,
         shared: &Shared,
         policy: &Policy,
-        client: &Client,
-        peer: SocketAddr,
+        tunnel: &Tunnel,
         out: &Out,
         dest: SocketAddr,
     ) -> bool {
@@ -234,15 +232,7 @@ impl Flows {
         let Some(guard) = shared.dests.try_acquire(out.source, dest, max) else {
             if self.limited.len() < MAX_PEERS && self.limited.insert(dest) {
                 out.stats.limited.inc();
-                let line = refusal_line(
-                    client.app_name(),
-                    peer.ip(),
-                    &dest.to_string(),
-                    Proto::Socks5Udp,
-                    "limit",
-                    "",
-                );
-                tracing::warn!(target: "egress", "{line}");
+                tunnel.refused(&dest.to_string(), "limit", "");
             }
             return false;
         };
@@ -261,8 +251,7 @@ impl Flows {
 async fn vetted(
     shared: &Shared,
     policy: &Policy,
-    client: &Client,
-    peer: SocketAddr,
+    tunnel: &Tunnel,
     addr: &Address,
     names: &mut HashMap<String, Vec<SocketAddr>>,
 ) -> Option<SocketAddr> {
@@ -284,15 +273,7 @@ async fn vetted(
     };
     if let Err(d) = vet::vet_all(&policy.egress, &dests) {
         shared.refused.denied.inc();
-        let line = refusal_line(
-            client.app_name(),
-            peer.ip(),
-            &address_text(addr),
-            Proto::Socks5Udp,
-            "denied",
-            &d.rule(),
-        );
-        tracing::warn!(target: "egress", "{line}");
+        tunnel.refused(&address_text(addr), "denied", &d.rule());
         return None;
     }
     dests.first().copied()
