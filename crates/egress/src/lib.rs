@@ -4,8 +4,10 @@
 //!
 //! Pure cores, no sockets: [`pin`] (rendezvous choice of the source IP), [`socks5`] and
 //! [`head`] (wire parsers), [`identity`] (who the client is), [`vet`] (destination
-//! policy), [`logline`]. The shells around them accept, dial (`spaced_net::connect_from`) and
-//! relay (`spaced_net::relay_tcp`).
+//! policy), [`logline`]. The shells around them, one module per protocol (`http_proxy`,
+//! `socks5`'s server and UDP relay, `transparent`), hand every tunnel to `tunnel`, which
+//! dials (`spaced_net::connect_from`), relays (`spaced_net::relay_tcp`) and writes its
+//! line. The crate's README has the module map.
 //!
 //! The policy is read once per connection, so a reload applies to new connections while
 //! open tunnels keep running on the policy they started with.

@@ -1,9 +1,5 @@
-//! SOCKS5 wire format (RFC 1928, user/password from RFC 1929), sans-io.
-//!
-//! Each `parse_*` function looks at the bytes received so far and answers `Ok(None)` when
-//! more are needed, `Ok(Some((value, consumed)))` when one message is complete, or an error
-//! that says which reply the client gets. Messages are small and bounded by the format
-//! itself (at most [`MAX_MESSAGE`] bytes), so the caller's buffer is bounded too.
+//! The SOCKS5 wire format, sans-io: the messages, the `parse_*` functions (whose contract
+//! the parent module states) and the reply and UDP-header encoders.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
