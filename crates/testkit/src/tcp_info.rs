@@ -1,16 +1,20 @@
-//! Test support shared by the crates whose tests count TCP segments (spaced-net's relay,
-//! the router's last response): included with `#[path]`, so one copy of the unsafe call.
-#![allow(unreachable_pub)]
+//! `TCP_INFO` for tests that count segments (spaced-net's relay, the router's last
+//! response): one copy of the unsafe call.
 
 use std::os::fd::AsRawFd;
 
 /// Segments the socket has received so far (`TCP_INFO`'s `tcpi_segs_in`).
+///
+/// # Panics
+/// When `getsockopt` fails (the fd is not a TCP socket).
 #[allow(unsafe_code)]
 pub fn segments_in(s: &impl AsRawFd) -> u32 {
-    // SAFETY (test): zeroed tcp_info is a valid value of a plain C struct; the fd is open
-    // and the out-pointers are live and of the length passed.
+    // SAFETY: a zeroed tcp_info is a valid value of a plain C struct; the fd is open and
+    // the out-pointers are live and of the length passed.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::tcp_info>() as libc::socklen_t;
+    let mut len =
+        libc::socklen_t::try_from(size_of::<libc::tcp_info>()).unwrap_or(libc::socklen_t::MAX);
+    // SAFETY: as above.
     let rc = unsafe {
         libc::getsockopt(
             s.as_raw_fd(),
