@@ -2,12 +2,9 @@
 //! the client-side deadlines.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::time::Duration;
 
-use harness::*;
+use crate::harness::*;
 use http::Request;
 use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,6 +38,8 @@ async fn dyno_closing_without_response_is_h13() {
 
 #[tokio::test]
 async fn dyno_idle_mid_response_is_h15_and_closes() {
+    // Current-thread runtime: the router's tasks log under this capture.
+    let (capture, _guard) = spaced_testkit::capture::Capture::install("router");
     let b = Backend::start("b").await;
     let r = router(&b).await;
     let mut c = Client::connect(r.addr).await;
@@ -50,6 +49,15 @@ async fn dyno_idle_mid_response_is_h15_and_closes() {
         .unwrap();
     // The head arrives; the body stops after the first part and the connection is cut.
     assert!(c.send(req).await.is_err());
+    // And it was an H15 that cut it (not the client's deadline or a dyno error): the
+    // request's log line says so, with the 200 already relayed.
+    eventually("the request's log line", || !capture.lines().is_empty()).await;
+    let lines = capture.lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let (_, line) = &lines[0];
+    assert!(line.contains("code=H15 "), "{line}");
+    assert!(line.contains("path=\"/stall\""), "{line}");
+    assert!(line.contains(" status=200 "), "{line}");
 }
 
 #[tokio::test]
@@ -315,6 +323,7 @@ async fn upgrade_survives_shutdown_until_closed() {
     assert!(head.starts_with(b"HTTP/1.1 101"));
     let shutdown = r.shutdown.clone();
     let drain = tokio::spawn(async move { shutdown.drain(Duration::from_secs(20)).await });
+    // The pause is the test: a drain that did not wait would have finished by now.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         !drain.is_finished(),

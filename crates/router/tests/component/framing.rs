@@ -3,18 +3,12 @@
 //! the dyno closed while they sat in the pool.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/harness.rs"]
-mod harness;
-
-#[path = "../../net/tests/support/tcp_info.rs"]
-mod tcp_info;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use harness::*;
-use tcp_info::segments_in;
+use crate::harness::*;
+use spaced_testkit::tcp_info::segments_in;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

@@ -3,15 +3,9 @@
 //! hyper mid-way keeps every pipelined request, in order.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/harness.rs"]
-mod harness;
-
-#[path = "support/capture.rs"]
-mod capture;
-
 use std::time::Duration;
 
-use harness::*;
+use crate::harness::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A head with everything the router rewrites: forwarding headers to replace or append
@@ -183,6 +177,7 @@ async fn a_head_split_across_writes_is_served_and_the_connection_kept() {
     let b = Backend::start("b").await;
     let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
     let mut s = send(r.addr, b"GET /split HTTP/1.1\r\nho").await;
+    // The pause is the test: the rest of the head comes in a later segment.
     tokio::time::sleep(Duration::from_millis(50)).await;
     s.write_all(b"st: api.test\r\n\r\n").await.unwrap();
     let mut buf = Vec::new();
@@ -250,7 +245,7 @@ async fn a_client_gets_the_same_response_from_either_path() {
 async fn http2_with_prior_knowledge_is_served_on_a_cleartext_listener() {
     use http_body_util::{BodyExt, Empty};
 
-    let (capture, _guard) = capture::Capture::install();
+    let (capture, _guard) = spaced_testkit::capture::Capture::install("router");
     let b = Backend::start("b").await;
     let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
     let tcp = tokio::net::TcpStream::connect(r.addr).await.unwrap();
@@ -388,7 +383,7 @@ async fn a_fragment_never_reaches_the_dyno() {
 /// hyper: the line is the 200 that was under way, not an H15 a whole idle timeout later.
 #[tokio::test]
 async fn a_client_leaving_mid_body_ends_the_relay_at_once() {
-    let (capture, _guard) = capture::Capture::install();
+    let (capture, _guard) = spaced_testkit::capture::Capture::install("router");
     let b = Backend::start("b").await;
     let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
     let mut s = send(r.addr, b"GET /stall HTTP/1.1\r\nhost: api.test\r\n\r\n").await;

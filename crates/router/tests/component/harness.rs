@@ -3,9 +3,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,13 +19,7 @@ use spaced_net::Shutdown;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Every await in a test goes through this.
-pub async fn within<F: Future>(what: &str, f: F) -> F::Output {
-    match tokio::time::timeout(Duration::from_secs(10), f).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out: {what}"),
-    }
-}
+pub use spaced_testkit::{eventually, policy, policy_with_files, within};
 
 /// An HTTP/2 client on `io` (cleartext with prior knowledge, or TLS after ALPN `h2`), its
 /// connection driven by a task of its own.
@@ -51,42 +43,7 @@ where
 }
 
 pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "router=info,spaced_router=debug".into()),
-        )
-        .try_init();
-}
-
-pub fn policy(toml: &str) -> Policy {
-    parse_policy(toml, &|p: &Path| std::fs::read(p))
-}
-
-fn parse_policy(toml: &str, read: &dyn Fn(&Path) -> std::io::Result<Vec<u8>>) -> Policy {
-    spaced_config::parse(
-        toml.as_bytes(),
-        &spaced_config::Source {
-            name: "test.toml",
-            dir: Path::new("."),
-            read,
-        },
-    )
-    .unwrap_or_else(|e| panic!("bad test policy: {e:?}\n{toml}"))
-}
-
-/// A policy whose named files (`[[tls]]` certificates and keys) are read from `files`.
-pub fn policy_with_files(toml: &str, files: &[(&str, Vec<u8>)]) -> Policy {
-    let read = |p: &Path| {
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        files
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, b)| b.clone())
-            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
-    };
-    parse_policy(toml, &read)
+    spaced_testkit::capture::init_tracing("router=info,spaced_router=debug");
 }
 
 /// The TOML of a space with one router listener on 127.0.0.1:0 and the given extra text
@@ -482,17 +439,6 @@ pub async fn dead_addr() -> SocketAddr {
     let a = l.local_addr().unwrap();
     drop(l);
     a
-}
-
-/// Polls `cond` every 20 ms for up to 5 s.
-pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..250 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("never happened: {what}");
 }
 
 /// The `/dynos` entry of `addr`.

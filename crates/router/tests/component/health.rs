@@ -1,13 +1,10 @@
 //! Active health checks take a dyno out and bring it back, and publish to the DynoBoard.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use harness::*;
+use crate::harness::*;
 
 const HEALTH: &str = "balance = \"round-robin\"\n\n[router.health]\ninterval = \"50ms\"\ntimeout = \"200ms\"\npath = \"/health\"\nunhealthy_after = 2\nhealthy_after = 2\n";
 

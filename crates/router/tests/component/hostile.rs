@@ -11,16 +11,12 @@
 #![allow(clippy::unwrap_used)]
 
 // Shared with tests/security.rs; not every helper is used here.
-#[allow(dead_code)]
-#[path = "security/harness.rs"]
-mod harness;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::security::harness::*;
 use bytes::Bytes;
-use harness::*;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -100,7 +96,7 @@ async fn echo_dyno() -> SocketAddr {
 
 async fn start(router: &str) -> Router {
     let dyno = echo_dyno().await;
-    Router::start(policy(&toml(dyno, router), &[])).await
+    Router::start(policy(&toml(dyno, router))).await
 }
 
 /// Which listener a row is sent to.
@@ -482,14 +478,18 @@ async fn h2c_hostile_rows() {
 #[tokio::test]
 async fn h2_over_tls_hostile_rows() {
     let pki = Pki::new();
-    let (pem, key, _) = pki.leaf(&["a.test", "api.test", "web.test"]);
+    let Leaf {
+        cert_pem: pem,
+        key_pem: key,
+        ..
+    } = pki.leaf(&["a.test", "api.test", "web.test"]);
     let dyno = echo_dyno().await;
     let text = toml(dyno, r#"tls_listen = ["127.0.0.1:0"]"#)
         + "\n[[tls]]\ncert = \"a.crt\"\nkey = \"a.key\"\n";
     let files = vec![("a.crt".to_string(), pem), ("a.key".to_string(), key)];
-    let r = Router::start(policy(&text, &files)).await;
+    let r = Router::start(policy_with_files(&text, &files)).await;
     let to = r.tls();
-    let connector = TlsConnector::from(pki.client(&[b"h2"]));
+    let connector = TlsConnector::from(client(&pki, &[b"h2"]));
     check_h2_rows(|| {
         let connector = connector.clone();
         async move {
@@ -651,7 +651,7 @@ async fn amplified(
 async fn h2_hpack_amplification_is_bounded() {
     let dyno = black_hole().await;
     let text = toml(dyno, "[router.timeouts]\nresponse = \"30s\"");
-    let r = Router::start(policy(&text, &[])).await;
+    let r = Router::start(policy(&text)).await;
     let to = r.external();
     let before = rss_kib();
     let (huge, s1) = amplified(to, 250, 90, 90).await;
@@ -739,7 +739,7 @@ async fn external_clients_cannot_starve_the_internal_listener() {
 fn explain_walks_xff_like_the_router() {
     use spaced_router::access::Listener;
     use spaced_router::explain::{Query, explain};
-    let p = policy(&toml("127.0.0.1:9".parse().unwrap(), ""), &[]);
+    let p = policy(&toml("127.0.0.1:9".parse().unwrap(), ""));
     let ask = |host: &str, xff: &str| {
         explain(
             &p,

@@ -2,14 +2,8 @@
 //! whole line, at info/warn/error by outcome.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/harness.rs"]
-mod harness;
-
-#[path = "support/capture.rs"]
-mod capture;
-
-use capture::Capture;
-use harness::*;
+use crate::harness::*;
+use spaced_testkit::capture::Capture;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -18,7 +12,7 @@ use tracing::Level;
 // Current-thread runtime: every task runs on this thread, under the thread's subscriber.
 #[tokio::test]
 async fn one_line_per_request_in_the_spec_format() {
-    let (capture, _guard) = Capture::install();
+    let (capture, _guard) = Capture::install("router");
     let b = Backend::start("b").await;
     let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
     let mut c = Client::connect(r.addr).await;
@@ -30,7 +24,7 @@ async fn one_line_per_request_in_the_spec_format() {
     c.send(req).await.unwrap();
     c.get("nope.test", "/x%20y").await;
     drop(c);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually("both log lines", || capture.lines().len() >= 2).await;
     let lines = capture.lines();
     assert_eq!(lines.len(), 2, "{lines:?}");
 
@@ -60,7 +54,7 @@ async fn one_line_per_request_in_the_spec_format() {
 /// still gets its line and its count.
 #[tokio::test]
 async fn head_refused_by_the_parser_is_logged_and_counted() {
-    let (capture, _guard) = Capture::install();
+    let (capture, _guard) = Capture::install("router");
     let b = Backend::start("b").await;
     let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
     let got = raw(
@@ -69,7 +63,7 @@ async fn head_refused_by_the_parser_is_logged_and_counted() {
     )
     .await;
     assert!(got.starts_with("HTTP/1.1 400"), "{got}");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    eventually("the log line", || !capture.lines().is_empty()).await;
     let lines = capture.lines();
     assert_eq!(lines.len(), 1, "{lines:?}");
     let (level, line) = &lines[0];
@@ -105,7 +99,7 @@ async fn head_refused_by_the_parser_is_logged_and_counted() {
 /// (without a body: raw connection; with one: hyper's).
 #[tokio::test]
 async fn h27_line_names_the_dyno_the_request_went_to() {
-    let (capture, _guard) = Capture::install();
+    let (capture, _guard) = Capture::install("router");
     let b = Backend::start("b").await;
     let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
     let heads: [&[u8]; 2] = [
@@ -133,7 +127,7 @@ async fn h27_line_names_the_dyno_the_request_went_to() {
 /// no bytes, like the line of one that leaves while the dyno works.
 #[tokio::test]
 async fn h27_mid_upload_counts_no_bytes() {
-    let (capture, _guard) = Capture::install();
+    let (capture, _guard) = Capture::install("router");
     let b = Backend::start("b").await;
     let r = Router::start(&space("", &app("api", &["api.test"], &[b.addr]))).await;
     let s = send(
@@ -159,7 +153,7 @@ async fn h27_mid_upload_counts_no_bytes() {
 /// no service time (nothing was sent), as Heroku's does.
 #[tokio::test]
 async fn h21_line_names_the_last_dyno_tried() {
-    let (capture, _guard) = Capture::install();
+    let (capture, _guard) = Capture::install("router");
     let r = Router::start(&space("", &app("api", &["api.test"], &[dead_addr().await]))).await;
     let got = get(r.addr, "api.test", "/").await;
     assert_eq!(got.status, 503);

@@ -1,10 +1,7 @@
 //! The proxy path end to end: headers both ways, spreading, retries, routing refusals.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/harness.rs"]
-mod harness;
-
-use harness::*;
+use crate::harness::*;
 use http::Request;
 use http_body_util::Full;
 
@@ -425,7 +422,10 @@ async fn zone_preferred_while_half_healthy() {
     }
     // The zone's only dyno refuses: quarantined, so the other zone takes over.
     near.stop();
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    eventually("the near dyno refuses", || {
+        std::net::TcpStream::connect(near.addr).is_err()
+    })
+    .await;
     for _ in 0..5 {
         assert_eq!(get(r.addr, "api.test", "/").await.text(), "far");
     }

@@ -3,14 +3,11 @@
 //! requests.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use harness::*;
+use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_replacement_under_load_drops_nothing() {
@@ -51,8 +48,20 @@ async fn rolling_replacement_under_load_drops_nothing() {
     }
 
     let mut retired = Vec::new();
+    // Each generation serves the clients for a while before the next replaces it: wait for
+    // answered requests, not for a fixed time.
+    let served_some = || {
+        let ok = Arc::clone(&ok);
+        async move {
+            let before = ok.load(Ordering::Relaxed);
+            eventually("the clients are served", || {
+                ok.load(Ordering::Relaxed) >= before + 8
+            })
+            .await;
+        }
+    };
     for round in 1..=3 {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        served_some().await;
         let next = vec![
             Backend::start(&format!("g{round}a")).await,
             Backend::start(&format!("g{round}b")).await,
@@ -69,6 +78,7 @@ async fn rolling_replacement_under_load_drops_nothing() {
         let old = std::mem::replace(&mut generation, next);
         tokio::time::sleep(Duration::from_millis(200)).await;
         let counts: Vec<usize> = old.iter().map(Backend::count).collect();
+        // The pause is the test: a window in which a removed dyno must get nothing.
         tokio::time::sleep(Duration::from_millis(100)).await;
         let later: Vec<usize> = old.iter().map(Backend::count).collect();
         assert_eq!(
@@ -77,7 +87,7 @@ async fn rolling_replacement_under_load_drops_nothing() {
         );
         retired.extend(old);
     }
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    served_some().await;
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         within("client", c).await.unwrap();
@@ -118,11 +128,16 @@ async fn shutdown_finishes_in_flight_and_stops_accepting() {
     let addr = r.addr;
     let mut c = Client::connect(addr).await;
     let slow = tokio::spawn(async move { c.get("api.test", "/slow/300").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // In flight once the dyno has it (it records a request before its pause).
+    eventually("the slow request reaches the dyno", || a.count() == 1).await;
     r.shutdown.cancel();
     let got = within("in-flight", slow).await.unwrap();
     assert_eq!(got.status, 200);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The listener closes once the accept loop sees the cancellation.
+    eventually("the listener is closed", || {
+        std::net::TcpStream::connect(addr).is_err()
+    })
+    .await;
     let refused = tokio::net::TcpStream::connect(addr).await;
     assert!(refused.is_err(), "still accepting after shutdown");
 }
@@ -136,6 +151,8 @@ async fn shutdown_answers_an_idle_keep_alive_connections_next_request_with_close
     // The connection is idle when the stop begins: it stays open for the next request,
     // which is answered and marked as the last, so the client reconnects elsewhere.
     r.shutdown.cancel();
+    // The pause is the test: the stop has reached the idle connection before its next
+    // request (nothing to observe from outside but time).
     tokio::time::sleep(Duration::from_millis(100)).await;
     let got = c.get("api.test", "/").await;
     assert_eq!(got.status, 200);

@@ -6,8 +6,7 @@
 // Test helpers outside `#[test]` fns: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-#[path = "security/harness.rs"]
-mod harness;
+pub(crate) mod harness;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -65,7 +64,7 @@ addr = "{dyno}"
 
 async fn router(space: &str, router: &str) -> Router {
     let dyno = backend().await;
-    Router::start(policy(&toml(dyno, space, router), &[])).await
+    Router::start(policy(&toml(dyno, space, router))).await
 }
 
 #[tokio::test]
@@ -100,13 +99,13 @@ blocked = ["127.0.0.3"]"#,
 async fn reload_removing_a_range_stops_the_next_connection() {
     let dyno = backend().await;
     let before = toml(dyno, r#"trusted = ["127.0.0.2", "127.0.0.3"]"#, "");
-    let r = Router::start(policy(&before, &[])).await;
+    let r = Router::start(policy(&before)).await;
     // A keep-alive connection opened before the reload.
     let mut kept = connect_from("127.0.0.3", r.external()).await;
     assert_eq!(get_keepalive(&mut kept, "web.test").await, 200);
 
     let after = toml(dyno, r#"trusted = ["127.0.0.2"]"#, "");
-    r.reload(policy(&after, &[]), "v2");
+    r.reload(policy(&after), "v2");
     assert!(
         get("127.0.0.3", r.external(), "web.test", "")
             .await
@@ -143,7 +142,7 @@ async fn internal_listener_admits_only_the_space() {
         r#"internal = ["127.0.0.0/8"]"#,
         r#"internal = ["127.0.0.2"]"#,
     );
-    r.reload(policy(&p, &[]), "v2");
+    r.reload(policy(&p), "v2");
     assert_eq!(
         status(&get("127.0.0.2", r.internal(), "secret.test", "").await),
         Some(200)
@@ -283,7 +282,7 @@ async fn mapped_ipv4_on_a_dual_stack_listener_is_folded() {
     // `::/0` is all of IPv6, not the IPv4 clients a dual-stack socket reports as mapped.
     let text = toml(dyno, r#"trusted = ["127.0.0.2", "::/0"]"#, "")
         .replace(r#"listen = ["127.0.0.1:0"]"#, r#"listen = ["[::]:0"]"#);
-    let r = match Router::try_start(policy(&text, &[])).await {
+    let r = match Router::try_start(policy(&text)).await {
         Ok(r) => r,
         Err(e) => {
             spaced_testkit::skip(&format!("no dual-stack listener on this machine ({e})"));
@@ -301,8 +300,18 @@ async fn mapped_ipv4_on_a_dual_stack_listener_is_folded() {
 /// Two certificates (`a.test`, `b.test` + `*.b.test`) from one CA, on a TLS listener.
 async fn tls_router(pki: &Pki) -> (Router, Vec<u8>, Vec<u8>) {
     let dyno = backend().await;
-    let (a_pem, a_key, a_der) = pki.leaf(&["a.test"]);
-    let (b_pem, b_key, b_der) = pki.leaf(&["b.test", "*.b.test"]);
+    let Leaf {
+        cert_pem: a_pem,
+        key_pem: a_key,
+        cert_der: a_der,
+        ..
+    } = pki.leaf(&["a.test"]);
+    let Leaf {
+        cert_pem: b_pem,
+        key_pem: b_key,
+        cert_der: b_der,
+        ..
+    } = pki.leaf(&["b.test", "*.b.test"]);
     let files = vec![
         ("a.crt".to_string(), a_pem),
         ("a.key".to_string(), a_key),
@@ -318,14 +327,18 @@ async fn tls_router(pki: &Pki) -> (Router, Vec<u8>, Vec<u8>) {
         r#"hosts = ["web.test"]"#,
         r#"hosts = ["web.test", "a.test", "x.b.test"]"#,
     ) + "\n[[tls]]\ncert = \"a.crt\"\nkey = \"a.key\"\n[[tls]]\ncert = \"b.crt\"\nkey = \"b.key\"\n";
-    (Router::start(policy(&text, &files)).await, a_der, b_der)
+    (
+        Router::start(policy_with_files(&text, &files)).await,
+        a_der,
+        b_der,
+    )
 }
 
 #[tokio::test]
 async fn sni_picks_the_certificate() {
     let pki = Pki::new();
     let (r, a_der, b_der) = tls_router(&pki).await;
-    let connector = TlsConnector::from(pki.client(&[b"http/1.1"]));
+    let connector = TlsConnector::from(client(&pki, &[b"http/1.1"]));
     for (sni, want) in [("a.test", &a_der), ("b.test", &b_der), ("x.b.test", &b_der)] {
         let tcp = connect_from("127.0.0.2", r.tls()).await;
         let name = ServerName::try_from(sni.to_string()).unwrap();
@@ -350,7 +363,7 @@ async fn sni_picks_the_certificate() {
 async fn http2_over_tls_end_to_end() {
     let pki = Pki::new();
     let (r, _, _) = tls_router(&pki).await;
-    let connector = TlsConnector::from(pki.client(&[b"h2", b"http/1.1"]));
+    let connector = TlsConnector::from(client(&pki, &[b"h2", b"http/1.1"]));
     let tcp = connect_from("127.0.0.2", r.tls()).await;
     let name = ServerName::try_from("a.test").unwrap();
     let tls = within("TLS handshake", connector.connect(name, tcp))

@@ -4,12 +4,9 @@
 //! `cargo test --release -p spaced-router --test smoke -- --ignored --nocapture`
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::time::Instant;
 
-use harness::*;
+use crate::harness::*;
 
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();

@@ -2,21 +2,15 @@
 //! and the log line's `protocol`, `tls`, `tls_version`.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/harness.rs"]
-mod harness;
-
-#[path = "support/capture.rs"]
-mod capture;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::harness::*;
 use bytes::Bytes;
-use capture::Capture;
-use harness::*;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
+use spaced_testkit::capture::Capture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -50,7 +44,7 @@ async fn tls_connect(
 
 #[tokio::test]
 async fn h2_and_h1_over_tls_with_https_headers_and_log_fields() {
-    let (capture, _guard) = Capture::install();
+    let (capture, _guard) = Capture::install("router");
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["api.test".to_string()])
         .unwrap()
@@ -133,7 +127,12 @@ async fn h2_and_h1_over_tls_with_https_headers_and_log_fields() {
         "{out}"
     );
 
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    eventually("the h2 and h1 log lines", || {
+        let lines = capture.lines();
+        let has = |p: &str| lines.iter().any(|(_, l)| l.contains(p));
+        has("path=\"/h2?x=1\"") && has("path=\"/h1\"")
+    })
+    .await;
     let lines: Vec<String> = capture.lines().into_iter().map(|(_, l)| l).collect();
     let h2 = lines
         .iter()

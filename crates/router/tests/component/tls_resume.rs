@@ -4,13 +4,10 @@
 //! certificate, a client holding a ticket from before still resumes.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/harness.rs"]
-mod harness;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use harness::*;
+use crate::harness::*;
 use rustls::HandshakeKind;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

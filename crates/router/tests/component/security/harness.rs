@@ -4,9 +4,7 @@
 use std::convert::Infallible;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -14,43 +12,14 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use rcgen::{CertificateParams, CertifiedIssuer, KeyPair};
 use spaced_config::{DynoBoard, Policy, Store};
 use spaced_net::Shutdown;
 use spaced_router::Handle;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
-/// Every await in these tests is bounded by this.
-pub(crate) const LIMIT: Duration = Duration::from_secs(10);
-
-/// Awaits `f`, failing the test with `what` after [`LIMIT`].
-pub(crate) async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(LIMIT, f).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out: {what}"),
-    }
-}
-
-/// A policy from TOML text; files it names are served from `files`.
-pub(crate) fn policy(toml: &str, files: &[(String, Vec<u8>)]) -> Policy {
-    let read = |p: &Path| {
-        files
-            .iter()
-            .find(|(name, _)| p.ends_with(name))
-            .map(|(_, bytes)| bytes.clone())
-            .ok_or_else(|| std::io::Error::from(ErrorKind::NotFound))
-    };
-    let source = spaced_config::Source {
-        name: "test.toml",
-        dir: Path::new("."),
-        read: &read,
-    };
-    match spaced_config::parse(toml.as_bytes(), &source) {
-        Ok(p) => p,
-        Err(e) => panic!("test policy does not parse: {e}\n{toml}"),
-    }
-}
+pub(crate) use spaced_testkit::pki::{Leaf, Pki};
+pub(crate) use spaced_testkit::{policy, policy_with_files, within};
 
 /// A running router; cancelled when dropped.
 pub(crate) struct Router {
@@ -238,45 +207,16 @@ pub(crate) async fn get_keepalive(s: &mut TcpStream, host: &str) -> u16 {
     }
 }
 
-/// A throwaway CA and leaves signed by it.
-pub(crate) struct Pki {
-    ca: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Pki {
-    pub(crate) fn new() -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Self { ca }
-    }
-
-    /// `(cert PEM, key PEM, cert DER)` for these SANs.
-    pub(crate) fn leaf(&self, sans: &[&str]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-        let key = KeyPair::generate().unwrap();
-        let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
-        let cert = CertificateParams::new(sans)
-            .unwrap()
-            .signed_by(&key, &self.ca)
-            .unwrap();
-        (
-            cert.pem().into_bytes(),
-            key.serialize_pem().into_bytes(),
-            cert.der().to_vec(),
-        )
-    }
-
-    /// A client configuration trusting this CA, offering `alpn`.
-    pub(crate) fn client(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.der().clone()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Arc::new(config)
-    }
+/// A client configuration trusting `pki`'s CA, offering `alpn`.
+pub(crate) fn client(pki: &Pki, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca_der().into()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
 }
