@@ -6,12 +6,9 @@
 
 use std::time::Duration;
 
-#[path = "support/tcp_info.rs"]
-mod tcp_info;
-
 use spaced_net::relay::{Relayed, relay, relay_detailed, relay_tcp, relay_tcp_detailed};
 use spaced_net::tcp_listener;
-use tcp_info::segments_in;
+use spaced_testkit::tcp_info::segments_in;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -264,6 +261,7 @@ async fn chatty_rounds_then_a_slow_reader() {
             }
             client_w.shutdown().await.unwrap();
         });
+        // The pause is the test: a reader that waits before reading.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let got = read_all(&mut backend).await;
         assert!(got == data, "{kind:?}: corrupted ({} bytes)", got.len());
