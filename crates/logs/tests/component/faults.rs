@@ -3,13 +3,10 @@
 //! (sent + dropped = produced).
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/hub.rs"]
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 

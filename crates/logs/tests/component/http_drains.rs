@@ -3,23 +3,16 @@
 //! retries with the same frame id, faults, and the OTLP records decoded.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/hub.rs"]
-mod support;
-
-#[path = "support/otlp_decode.rs"]
-mod otlp_decode;
-
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use crate::support::*;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use support::*;
 use tokio::net::TcpListener;
 
 #[derive(Debug, Clone)]
@@ -122,21 +115,17 @@ fn frames(body: &[u8]) -> Vec<String> {
 }
 
 fn tls_config(dir: &std::path::Path) -> (Arc<rustls::ServerConfig>, String) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
+    let leaf = spaced_testkit::pki::self_signed(&["localhost"]);
     let ca = dir.join("drain-ca.pem");
-    std::fs::write(&ca, cert.pem()).unwrap();
+    std::fs::write(&ca, &leaf.cert_pem).unwrap();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            vec![leaf.cert_der.into()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf.key_der.into()),
         )
         .unwrap();
     (Arc::new(cfg), ca.display().to_string())
@@ -340,14 +329,14 @@ async fn a_drain_down_for_a_while_gets_its_queued_lines_in_order_and_drops_are_e
     assert!(eventually(30, || ok_sent() > 0 && ok_sent() + ok_dropped() == 250).await);
     let ok_got: usize = ok_rx.got().iter().map(|g| frames(&g.body).len()).sum();
     assert_eq!(ok_got as u64, ok_sent());
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let down = &["drain=\"http://127.0.0.1:"];
     assert!(
-        metric(
+        eventually(30, || metric(
             &hub,
             "spaced_drain_lines_total",
             &[down[0], &format!(":{port}"), "result=\"failed\""]
-        ) > 0
+        ) > 0)
+        .await
     );
     // Up again: what was queued (the newest, within buffer + the batch in hand) arrives in order.
     let rx = Receiver::default();
@@ -442,7 +431,7 @@ async fn otlp_records_carry_their_fields_as_attributes() {
     );
     let mut records = Vec::new();
     for g in &got {
-        let req = otlp_decode::Request::decode(&g.body);
+        let req = crate::otlp_decode::Request::decode(&g.body);
         for rl in req.resource_logs {
             let res = rl.resource_attrs();
             assert_eq!(res["service.name"], "spaced");
@@ -456,15 +445,21 @@ async fn otlp_records_carry_their_fields_as_attributes() {
     for (i, (app, r)) in records.iter().enumerate() {
         assert_eq!(app, if i < 2 { "api" } else { "spaced" });
         assert_eq!(r.severity_number, 9);
-        assert_eq!(r.attrs["status"], otlp_decode::Any::Int(200));
-        assert_eq!(r.attrs["service"], otlp_decode::Any::Int(i as i64));
-        assert_eq!(r.attrs["path"], otlp_decode::Any::Str(format!("/n/{i}")));
-        assert_eq!(r.attrs["tls"], otlp_decode::Any::Bool(false));
+        assert_eq!(r.attrs["status"], crate::otlp_decode::Any::Int(200));
+        assert_eq!(r.attrs["service"], crate::otlp_decode::Any::Int(i as i64));
+        assert_eq!(
+            r.attrs["path"],
+            crate::otlp_decode::Any::Str(format!("/n/{i}"))
+        );
+        assert_eq!(r.attrs["tls"], crate::otlp_decode::Any::Bool(false));
         assert_eq!(
             r.attrs["request_id"],
-            otlp_decode::Any::Str(format!("r{i}"))
+            crate::otlp_decode::Any::Str(format!("r{i}"))
         );
-        assert_eq!(r.attrs["source"], otlp_decode::Any::Str("router".into()));
+        assert_eq!(
+            r.attrs["source"],
+            crate::otlp_decode::Any::Str("router".into())
+        );
         assert!(r.body.starts_with("at=info method=GET"));
     }
 }

@@ -3,13 +3,10 @@
 //! reads: every line arrives once, in order, as RFC 5424.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/hub.rs"]
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 struct Rsyslog {
     child: Child,
@@ -102,15 +99,11 @@ async fn every_line_once_in_order(kind: &str, scheme: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut ca_line = String::new();
     let tls = if kind == "tls" {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
+        let leaf = spaced_testkit::pki::self_signed(&["localhost"]);
         let p = |n: &str| dir.path().join(n).display().to_string();
-        std::fs::write(p("ca.pem"), cert.pem()).unwrap();
-        std::fs::write(p("cert.pem"), cert.pem()).unwrap();
-        std::fs::write(p("key.pem"), key.serialize_pem()).unwrap();
+        std::fs::write(p("ca.pem"), &leaf.cert_pem).unwrap();
+        std::fs::write(p("cert.pem"), &leaf.cert_pem).unwrap();
+        std::fs::write(p("key.pem"), &leaf.key_pem).unwrap();
         ca_line = format!("ca = \"{}\"\n", p("ca.pem"));
         Some((p("ca.pem"), p("cert.pem"), p("key.pem")))
     } else {
@@ -151,6 +144,7 @@ async fn every_line_once_in_order(kind: &str, scheme: &str) {
         "{}",
         read()
     );
+    // The pause is the test: a line written twice would show up in it.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let text = read();
     let lines: Vec<&str> = text.lines().collect();

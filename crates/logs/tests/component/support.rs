@@ -1,7 +1,6 @@
 //! Shared by the drain tests: a policy from TOML, a hub with it applied, lines to send.
 #![allow(dead_code, unreachable_pub)]
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,16 +13,7 @@ pub fn policy(drains: &str, app_drains: &str, buffer: usize) -> spaced_config::P
          [[app]]\nname = \"api\"\nhosts = [\"api.test\"]\ndrains = [{app_drains}]\n\n\
          [[app]]\nname = \"web\"\nhosts = [\"web.test\"]\n"
     );
-    let dir = std::env::temp_dir();
-    let source = spaced_config::Source {
-        name: "t.toml",
-        dir: Path::new(&dir),
-        read: &|p| std::fs::read(p),
-    };
-    match spaced_config::parse(text.as_bytes(), &source) {
-        Ok(p) => p,
-        Err(e) => panic!("{e}\n{text}"),
-    }
+    spaced_testkit::policy_in(&text, &std::env::temp_dir())
 }
 
 /// A detached hub with `p` applied.

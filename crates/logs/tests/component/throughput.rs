@@ -4,17 +4,14 @@
 //! Ignored by default: it proves nothing a busy machine could not spoil.
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/hub.rs"]
-mod support;
-
 use std::time::Instant;
 
+use crate::support::*;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use support::*;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
