@@ -98,7 +98,7 @@ async fn registration_writes_its_key_and_removes_it_on_stop() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(seen.first().map(|r| r.revision), Some(8));
-    // Kept alive past its TTL.
+    // Kept alive past its TTL (the pause is the test: the lease would have expired).
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(read(c.clone()).await.len(), 1);
     let _ = stop_tx.send(());
@@ -140,25 +140,16 @@ async fn username_and_password_file() {
 
 /// A CA and one certificate for 127.0.0.1 signed by it, written to `dir`.
 fn tls_files(dir: &std::path::Path) -> spaced_testkit::etcd::Tls {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
+    let pki = spaced_testkit::pki::Pki::new();
+    let leaf = pki.leaf(&["127.0.0.1", "localhost"]);
     let files = spaced_testkit::etcd::Tls {
         ca: dir.join("ca.pem"),
         cert: dir.join("cert.pem"),
         key: dir.join("key.pem"),
     };
-    std::fs::write(&files.ca, ca_cert.pem()).unwrap();
-    std::fs::write(&files.cert, cert.pem()).unwrap();
-    std::fs::write(&files.key, key.serialize_pem()).unwrap();
+    std::fs::write(&files.ca, pki.ca_pem()).unwrap();
+    std::fs::write(&files.cert, &leaf.cert_pem).unwrap();
+    std::fs::write(&files.key, &leaf.key_pem).unwrap();
     files
 }
 
