@@ -5,12 +5,10 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed step should panic with its location
 
-mod harness;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use harness::*;
+use crate::harness::*;
 use tokio::process::Command;
 
 const POOL: [&str; 2] = ["127.0.0.10", "127.0.0.11"];

@@ -5,13 +5,12 @@
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use spaced_config::{Policy, Store};
+use spaced_config::Store;
 use spaced_net::Shutdown;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -25,17 +24,7 @@ pub async fn within<F: Future>(f: F) -> F::Output {
         .expect("test step timed out")
 }
 
-pub fn policy(text: &str) -> Policy {
-    let src = spaced_config::Source {
-        name: "test.toml",
-        dir: Path::new("."),
-        read: &|p| std::fs::read(p),
-    };
-    match spaced_config::parse(text.as_bytes(), &src) {
-        Ok(p) => p,
-        Err(e) => panic!("bad test config: {e:?}\n{text}"),
-    }
-}
+pub use spaced_testkit::policy;
 
 /// The usual test space: 127.0.0.1 and .2 inside, two source IPs, nothing denied, and
 /// apps `api` (token s3cret) and `web` (token w3b) plus `extra`.

@@ -6,9 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed step should panic with its location
 
-mod harness;
-
-use harness::*;
+use crate::harness::*;
 use tokio::io::AsyncWriteExt;
 
 /// IPv6 destinations that lead to a denied IPv4 address (or lie in a denied IPv6 range),

@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed step should panic with its location
 
-mod harness;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use harness::*;
+use crate::harness::*;
 use tokio::io::AsyncWriteExt;
 
 #[derive(Clone, Default)]

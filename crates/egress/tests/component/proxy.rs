@@ -3,9 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed step should panic with its location
 
-mod harness;
-
-use harness::*;
+use crate::harness::*;
 use tokio::io::AsyncWriteExt;
 
 const POOL: [&str; 2] = ["127.0.0.10", "127.0.0.11"];
@@ -469,7 +467,8 @@ async fn request_bodies_are_forwarded_in_origin_form() {
 
 /// An absolute-form request whose destination stalls mid-answer is ended by
 /// `idle_timeout`, as a CONNECT tunnel is: the client sees the answer cut short, and the
-/// destination's connection and slot are let go.
+/// destination's connection and its `max_per_destination` slot are let go (with one slot,
+/// the next request to the same destination is served).
 #[tokio::test]
 async fn a_destination_that_stalls_mid_answer_is_cut_by_idle_timeout() {
     use tokio::io::AsyncReadExt;
@@ -486,20 +485,40 @@ async fn a_destination_that_stalls_mid_answer_is_cut_by_idle_timeout() {
         // Then nothing: the gateway must close this connection on its own.
         let _ = s.read(&mut buf).await;
         let _ = closed_tx.send(());
+        // The next request, once the slot is free, is answered in full.
+        let (mut s, _) = dest.accept().await.unwrap();
+        let _ = s.read(&mut buf).await;
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            .await
+            .unwrap();
     });
     let gw = Gateway::start(&config(
-        &format!("{POOL2}\ndefault_deny = false\nidle_timeout = \"300ms\""),
+        &format!(
+            "{POOL2}\ndefault_deny = false\nidle_timeout = \"300ms\"\nmax_per_destination = 1"
+        ),
         APPS,
     ))
     .await;
-    let mut s = connect_from("127.0.0.1", gw.http()).await;
     let req = format!(
         "GET http://{target}/ HTTP/1.1\r\nHost: {target}\r\nProxy-Authorization: Basic {}\r\n\r\n",
         basic("api", "s3cret")
     );
+    let mut s = connect_from("127.0.0.1", gw.http()).await;
     within(s.write_all(req.as_bytes())).await.unwrap();
     let answer = read_all(&mut s).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.ends_with("\r\n\r\nabc"), "{answer}");
     within(closed_rx).await.unwrap();
+
+    let src: std::net::IpAddr = pinned("api", &POOL).parse().unwrap();
+    spaced_testkit::eventually("the stalled destination's slot is freed", || {
+        gw.handle.connections_to(src, target) == 0
+    })
+    .await;
+    let again = req.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n");
+    let mut s = connect_from("127.0.0.1", gw.http()).await;
+    within(s.write_all(again.as_bytes())).await.unwrap();
+    let answer = read_all(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nok"), "{answer}");
 }

@@ -3,9 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed step should panic with its location
 
-mod harness;
-
-use harness::*;
+use crate::harness::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn apps(n: usize) -> String {

@@ -3,11 +3,9 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed step should panic with its location
 
-mod harness;
-
 use std::net::SocketAddr;
 
-use harness::*;
+use crate::harness::*;
 use tokio::net::UdpSocket;
 
 const POOL: [&str; 2] = ["127.0.0.10", "127.0.0.11"];

@@ -7,12 +7,10 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed step should panic with its location
 
-mod harness;
-
 use std::net::SocketAddr;
 use std::process::Command;
 
-use harness::*;
+use crate::harness::*;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::AsyncWriteExt;
 
