@@ -42,6 +42,21 @@ where
     sender
 }
 
+/// A TLS client configuration trusting the certificate `root_der` (a CA or a self-signed
+/// leaf), offering `alpn`.
+pub fn tls_client(root_der: Vec<u8>, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root_der.into()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
 pub fn init_tracing() {
     spaced_testkit::capture::init_tracing("router=info,spaced_router=debug");
 }

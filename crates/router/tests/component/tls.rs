@@ -15,19 +15,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-fn client_config(cert_der: Vec<u8>, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert_der.into()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Arc::new(config)
-}
-
 /// A TLS connection to `addr` for `api.test`.
 async fn tls_connect(
     addr: SocketAddr,
@@ -45,11 +32,7 @@ async fn tls_connect(
 #[tokio::test]
 async fn h2_and_h1_over_tls_with_https_headers_and_log_fields() {
     let (capture, _guard) = Capture::install("router");
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["api.test".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
+    let cert = spaced_testkit::pki::self_signed(&["api.test"]);
     let b = Backend::start("b").await;
     let toml = space(
         "tls_listen = [\"127.0.0.1:0\"]",
@@ -57,8 +40,8 @@ async fn h2_and_h1_over_tls_with_https_headers_and_log_fields() {
             + "\n[[tls]]\ncert = \"api.crt\"\nkey = \"api.key\"\n"),
     );
     let files = [
-        ("api.crt", cert.pem().into_bytes()),
-        ("api.key", key.serialize_pem().into_bytes()),
+        ("api.crt", cert.cert_pem.clone()),
+        ("api.key", cert.key_pem.clone()),
     ];
     let r = Router::start_with(policy_with_files(&toml, &files)).await;
     let tls_addr = r.handle.tls_listen[0];
@@ -66,7 +49,7 @@ async fn h2_and_h1_over_tls_with_https_headers_and_log_fields() {
     // HTTP/2 (ALPN h2).
     let tls = tls_connect(
         tls_addr,
-        client_config(cert.der().to_vec(), &[b"h2", b"http/1.1"]),
+        tls_client(cert.cert_der.clone(), &[b"h2", b"http/1.1"]),
     )
     .await;
     let mut sender = h2_client(tls).await;
@@ -94,7 +77,7 @@ async fn h2_and_h1_over_tls_with_https_headers_and_log_fields() {
     );
 
     // HTTP/1.1 (no ALPN).
-    let tls = tls_connect(tls_addr, client_config(cert.der().to_vec(), &[])).await;
+    let tls = tls_connect(tls_addr, tls_client(cert.cert_der.clone(), &[])).await;
     let (mut sender, conn) = within(
         "h1 handshake",
         hyper::client::conn::http1::handshake(TokioIo::new(tls)),
@@ -113,7 +96,7 @@ async fn h2_and_h1_over_tls_with_https_headers_and_log_fields() {
     within("h1 body", resp.into_body().collect()).await.unwrap();
 
     // A head hyper refuses gets the error page over TLS too.
-    let mut tls = tls_connect(tls_addr, client_config(cert.der().to_vec(), &[])).await;
+    let mut tls = tls_connect(tls_addr, tls_client(cert.cert_der.clone(), &[])).await;
     tls.write_all(b"GET / HTTP/1.1\r\nhost api.test\r\n\r\n")
         .await
         .unwrap();
@@ -161,23 +144,19 @@ async fn h2_router(
     Router,
     hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
 ) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["api.test".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
+    let cert = spaced_testkit::pki::self_signed(&["api.test"]);
     let toml = space(
         "tls_listen = [\"127.0.0.1:0\"]",
         &(apps + "\n[[tls]]\ncert = \"api.crt\"\nkey = \"api.key\"\n"),
     );
     let files = [
-        ("api.crt", cert.pem().into_bytes()),
-        ("api.key", key.serialize_pem().into_bytes()),
+        ("api.crt", cert.cert_pem.clone()),
+        ("api.key", cert.key_pem.clone()),
     ];
     let r = Router::start_with(policy_with_files(&toml, &files)).await;
     let tls = tls_connect(
         r.handle.tls_listen[0],
-        client_config(cert.der().to_vec(), &[b"h2"]),
+        tls_client(cert.cert_der.clone(), &[b"h2"]),
     )
     .await;
     (r, h2_client(tls).await)

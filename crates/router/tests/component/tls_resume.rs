@@ -15,16 +15,8 @@ use tokio_rustls::TlsConnector;
 
 /// A self-signed certificate for `api.test`: (DER, cert PEM, key PEM).
 fn cert() -> (CertificateDer<'static>, Vec<u8>, Vec<u8>) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["api.test".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    (
-        cert.der().clone(),
-        cert.pem().into_bytes(),
-        key.serialize_pem().into_bytes(),
-    )
+    let leaf = spaced_testkit::pki::self_signed(&["api.test"]);
+    (leaf.cert_der.into(), leaf.cert_pem, leaf.key_pem)
 }
 
 /// A client trusting `trusted`, with rustls's default in-memory ticket store (so one

@@ -209,14 +209,5 @@ pub(crate) async fn get_keepalive(s: &mut TcpStream, host: &str) -> u16 {
 
 /// A client configuration trusting `pki`'s CA, offering `alpn`.
 pub(crate) fn client(pki: &Pki, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(pki.ca_der().into()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Arc::new(config)
+    crate::harness::tls_client(pki.ca_der(), alpn)
 }
