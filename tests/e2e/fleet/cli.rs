@@ -81,7 +81,7 @@ async fn put_register_and_status() {
         |i| matches!(get(i.router, "app-0.test"), Ok((200, b)) if b == "r"),
     )
     .await;
-    // Kept alive past its TTL.
+    // Kept alive past its TTL (the pause is the test: the lease would have expired).
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(matches!(get(fleet[0].router, "app-0.test"), Ok((200, _))));
     let status = Command::new("kill")
