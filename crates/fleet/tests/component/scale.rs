@@ -1,7 +1,7 @@
 //! What a change costs at 1,000 apps and 10,000 dynos: a full compile of the merged policy
 //! against joining the registry's dynos to a compiled base. Timed, not asserted (a shared
 //! machine's timings mean little); run by hand:
-//! `cargo test -p spaced-fleet --release --test scale -- --ignored --nocapture`.
+//! `cargo test -p spaced-fleet --release --test component scale -- --ignored --nocapture`.
 #![allow(clippy::unwrap_used, clippy::print_stderr, missing_docs)]
 
 use std::collections::BTreeMap;

@@ -1,5 +1,5 @@
 //! How many lines one drain carries (issue 20's ceiling), for a profile rather than a
-//! timing: `cargo test --release -p spaced-logs --test throughput -- --ignored --nocapture`
+//! timing: `cargo test --release -p spaced-logs --test component throughput -- --ignored --nocapture`
 //! under `valgrind --tool=callgrind` gives instructions per line of each drain's task.
 //! Ignored by default: it proves nothing a busy machine could not spoil.
 #![allow(clippy::unwrap_used)]

@@ -325,7 +325,7 @@ async fn reset_keeps_the_counts() {
 /// asserted. The relay runs on its own single-thread runtime, so it does not share
 /// threads with the load; the CPU figure is the whole process (sender, receiver, relay,
 /// loopback softirq), so "relay overhead" is the difference from the direct line.
-/// `cargo test --release -p spaced-net --test relay -- --ignored --nocapture`
+/// `cargo test --release -p spaced-net --test component relay:: -- --ignored --nocapture`
 #[test]
 #[ignore = "measures throughput; run by hand in release"]
 fn throughput_report() {

@@ -1,7 +1,7 @@
 //! A throughput smoke check, ignored by default (it is a tiny load run): N requests over
 //! 16 keep-alive connections through the router to 3 in-process dynos, printing the whole
 //! process's CPU time per request (router + dynos + client: an upper bound for the router).
-//! `cargo test --release -p spaced-router --test smoke -- --ignored --nocapture`
+//! `cargo test --release -p spaced-router --test component smoke -- --ignored --nocapture`
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use std::time::Instant;
