@@ -100,6 +100,11 @@ impl Router {
     }
 
     pub async fn start_with(policy: Policy) -> Self {
+        Self::try_start_with(policy).await.expect("router starts")
+    }
+
+    /// Starts a router, or says why it could not bind.
+    pub async fn try_start_with(policy: Policy) -> Result<Self, spaced_router::RouterError> {
         init_tracing();
         let store = Arc::new(Store::new(policy, "v1".into()));
         let board = Arc::new(DynoBoard::new());
@@ -108,11 +113,13 @@ impl Router {
             "spawn",
             spaced_router::spawn(Arc::clone(&store), Arc::clone(&board), shutdown.clone()),
         )
-        .await
-        .expect("router starts");
-        let addr = handle.listen[0];
-        let internal = handle.internal_listen[0];
-        Self {
+        .await?;
+        // A policy may have no plain or no internal listener (TLS only, say): then the
+        // address is unspecified, and a test that dials it fails on the connect.
+        let unbound = SocketAddr::from(([0, 0, 0, 0], 0));
+        let addr = handle.listen.first().copied().unwrap_or(unbound);
+        let internal = handle.internal_listen.first().copied().unwrap_or(unbound);
+        Ok(Self {
             handle,
             store,
             board,
@@ -120,7 +127,27 @@ impl Router {
             addr,
             internal,
             version: AtomicUsize::new(1),
-        }
+        })
+    }
+
+    /// Swaps in `policy` under `tag`, as a reload does.
+    pub fn reload_with(&self, policy: Policy, tag: &str) {
+        self.store.apply(policy, tag.into());
+    }
+
+    /// The first external plain listener, as an address a client can dial.
+    pub fn external(&self) -> SocketAddr {
+        dialable(self.handle.listen[0])
+    }
+
+    /// The first internal listener, as an address a client can dial.
+    pub fn internal(&self) -> SocketAddr {
+        dialable(self.handle.internal_listen[0])
+    }
+
+    /// The first TLS listener, as an address a client can dial.
+    pub fn tls(&self) -> SocketAddr {
+        dialable(self.handle.tls_listen[0])
     }
 
     /// Swaps in a new policy.
@@ -133,6 +160,15 @@ impl Router {
 impl Drop for Router {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// `0.0.0.0:p`/`[::]:p` → `127.0.0.1:p`.
+fn dialable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
     }
 }
 

@@ -96,7 +96,7 @@ async fn echo_dyno() -> SocketAddr {
 
 async fn start(router: &str) -> Router {
     let dyno = echo_dyno().await;
-    Router::start(policy(&toml(dyno, router))).await
+    Router::start_with(policy(&toml(dyno, router))).await
 }
 
 /// Which listener a row is sent to.
@@ -487,7 +487,7 @@ async fn h2_over_tls_hostile_rows() {
     let text = toml(dyno, r#"tls_listen = ["127.0.0.1:0"]"#)
         + "\n[[tls]]\ncert = \"a.crt\"\nkey = \"a.key\"\n";
     let files = vec![("a.crt".to_string(), pem), ("a.key".to_string(), key)];
-    let r = Router::start(policy_with_files(&text, &files)).await;
+    let r = Router::start_with(policy_with_files(&text, &files)).await;
     let to = r.tls();
     let connector = TlsConnector::from(client(&pki, &[b"h2"]));
     check_h2_rows(|| {
@@ -651,7 +651,7 @@ async fn amplified(
 async fn h2_hpack_amplification_is_bounded() {
     let dyno = black_hole().await;
     let text = toml(dyno, "[router.timeouts]\nresponse = \"30s\"");
-    let r = Router::start(policy(&text)).await;
+    let r = Router::start_with(policy(&text)).await;
     let to = r.external();
     let before = rss_kib();
     let (huge, s1) = amplified(to, 250, 90, 90).await;

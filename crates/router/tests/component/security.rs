@@ -64,7 +64,7 @@ addr = "{dyno}"
 
 async fn router(space: &str, router: &str) -> Router {
     let dyno = backend().await;
-    Router::start(policy(&toml(dyno, space, router))).await
+    Router::start_with(policy(&toml(dyno, space, router))).await
 }
 
 #[tokio::test]
@@ -99,13 +99,13 @@ blocked = ["127.0.0.3"]"#,
 async fn reload_removing_a_range_stops_the_next_connection() {
     let dyno = backend().await;
     let before = toml(dyno, r#"trusted = ["127.0.0.2", "127.0.0.3"]"#, "");
-    let r = Router::start(policy(&before)).await;
+    let r = Router::start_with(policy(&before)).await;
     // A keep-alive connection opened before the reload.
     let mut kept = connect_from("127.0.0.3", r.external()).await;
     assert_eq!(get_keepalive(&mut kept, "web.test").await, 200);
 
     let after = toml(dyno, r#"trusted = ["127.0.0.2"]"#, "");
-    r.reload(policy(&after), "v2");
+    r.reload_with(policy(&after), "v2");
     assert!(
         get("127.0.0.3", r.external(), "web.test", "")
             .await
@@ -142,7 +142,7 @@ async fn internal_listener_admits_only_the_space() {
         r#"internal = ["127.0.0.0/8"]"#,
         r#"internal = ["127.0.0.2"]"#,
     );
-    r.reload(policy(&p), "v2");
+    r.reload_with(policy(&p), "v2");
     assert_eq!(
         status(&get("127.0.0.2", r.internal(), "secret.test", "").await),
         Some(200)
@@ -282,7 +282,7 @@ async fn mapped_ipv4_on_a_dual_stack_listener_is_folded() {
     // `::/0` is all of IPv6, not the IPv4 clients a dual-stack socket reports as mapped.
     let text = toml(dyno, r#"trusted = ["127.0.0.2", "::/0"]"#, "")
         .replace(r#"listen = ["127.0.0.1:0"]"#, r#"listen = ["[::]:0"]"#);
-    let r = match Router::try_start(policy(&text)).await {
+    let r = match Router::try_start_with(policy(&text)).await {
         Ok(r) => r,
         Err(e) => {
             spaced_testkit::skip(&format!("no dual-stack listener on this machine ({e})"));
@@ -328,7 +328,7 @@ async fn tls_router(pki: &Pki) -> (Router, Vec<u8>, Vec<u8>) {
         r#"hosts = ["web.test", "a.test", "x.b.test"]"#,
     ) + "\n[[tls]]\ncert = \"a.crt\"\nkey = \"a.key\"\n[[tls]]\ncert = \"b.crt\"\nkey = \"b.key\"\n";
     (
-        Router::start(policy_with_files(&text, &files)).await,
+        Router::start_with(policy_with_files(&text, &files)).await,
         a_der,
         b_der,
     )

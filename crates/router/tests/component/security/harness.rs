@@ -1,5 +1,7 @@
-//! Helpers for the router security tests: policies from TOML text, a real router on port 0,
-//! a recording backend, clients bound to chosen loopback sources, throwaway certificates.
+//! What the security and hostile-input tests add to the router harness (whose `Router`
+//! they share): a dyno that echoes the `X-Forwarded-For` it got, clients bound to chosen
+//! loopback sources, raw exchanges read until the router closes, a TLS client trusting a
+//! throwaway CA.
 
 use std::convert::Infallible;
 use std::io::ErrorKind;
@@ -12,80 +14,13 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use spaced_config::{DynoBoard, Policy, Store};
-use spaced_net::Shutdown;
-use spaced_router::Handle;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 pub(crate) use spaced_testkit::pki::{Leaf, Pki};
 pub(crate) use spaced_testkit::{policy, policy_with_files, within};
 
-/// A running router; cancelled when dropped.
-pub(crate) struct Router {
-    pub(crate) store: Arc<Store>,
-    pub(crate) handle: Handle,
-    shutdown: Shutdown,
-}
-
-impl Drop for Router {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-impl Router {
-    /// Starts a router on `policy`.
-    pub(crate) async fn start(policy: Policy) -> Self {
-        Self::try_start(policy).await.expect("router starts")
-    }
-
-    /// Starts a router, or says why it could not bind.
-    pub(crate) async fn try_start(policy: Policy) -> Result<Self, spaced_router::RouterError> {
-        let store = Arc::new(Store::new(policy, "v1".into()));
-        let shutdown = Shutdown::new();
-        let board = Arc::new(DynoBoard::new());
-        let handle = within(
-            "router spawn",
-            spaced_router::spawn(Arc::clone(&store), board, shutdown.clone()),
-        )
-        .await?;
-        Ok(Self {
-            store,
-            handle,
-            shutdown,
-        })
-    }
-
-    /// Swaps in a new policy, as a reload does.
-    pub(crate) fn reload(&self, policy: Policy, tag: &str) {
-        self.store.apply(policy, tag.into());
-    }
-
-    /// The first external plain listener, as an address a client can dial.
-    pub(crate) fn external(&self) -> SocketAddr {
-        dialable(self.handle.listen[0])
-    }
-
-    /// The first internal listener.
-    pub(crate) fn internal(&self) -> SocketAddr {
-        dialable(self.handle.internal_listen[0])
-    }
-
-    /// The first TLS listener.
-    pub(crate) fn tls(&self) -> SocketAddr {
-        dialable(self.handle.tls_listen[0])
-    }
-}
-
-/// `0.0.0.0:p`/`[::]:p` → `127.0.0.1:p`.
-fn dialable(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], addr.port()))
-    } else {
-        addr
-    }
-}
+pub(crate) use crate::harness::Router;
 
 /// A dyno answering every request `200 ok`, with the `X-Forwarded-For` it received echoed
 /// in `x-seen-xff`.
