@@ -2,7 +2,7 @@
 //!
 //! It starts with the one rule every suite needs: a test that cannot run here says so.
 //! Then the pieces the suites used to copy: policies from TOML text ([`policy`]),
-//! throwaway certificates ([`pki`]), log capture ([`capture`]), `TCP_INFO` ([`tcp_info`]),
+//! recording dynos ([`dyno`]), throwaway certificates ([`pki`]), log capture ([`capture`]), `TCP_INFO` ([`tcp_info`]),
 //! free ports ([`ports`]), real etcd processes ([`etcd`]) and bounded waits ([`within`],
 //! [`eventually`]).
 //!
@@ -14,6 +14,7 @@ use std::io::Write;
 use std::time::Duration;
 
 pub mod capture;
+pub mod dyno;
 pub mod etcd;
 pub mod pki;
 pub mod policy;
