@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::harness::backend::Backend;
 use crate::harness::process::{Load, Proc, kill, tool};
 use crate::harness::{ConfigDir, bin, free_port, http, wait_for};
+use spaced_testkit::dyno::Backend;
 
 const T: Duration = Duration::from_secs(20);
 

@@ -16,8 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 
-use crate::harness::backend::Backend;
 use crate::harness::{ConfigDir, http};
+use spaced_testkit::dyno::Backend;
 
 const T: Duration = Duration::from_secs(10);
 

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use spaced_testkit::etcd::Etcd;
 
 use super::{Instance, converge, get, policy};
-use crate::harness::backend::Backend;
 use crate::harness::{ConfigDir, bin};
+use spaced_testkit::dyno::Backend;
 
 const PREFIX: &str = "/spaced/cli";
 

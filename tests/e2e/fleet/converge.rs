@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use spaced_testkit::etcd::Etcd;
 
 use super::{Instance, converge, get, instances, policy, put, resolve};
-use crate::harness::backend::Backend;
+use spaced_testkit::dyno::Backend;
 
 const PREFIX: &str = "/spaced/conv";
 
