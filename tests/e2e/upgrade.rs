@@ -79,9 +79,9 @@ fn three_upgrades_under_load_refuse_and_lose_nothing() {
         at(free_port()),
         at(free_port()),
     );
-    let c = rcgen::generate_simple_self_signed(vec!["api.example.com".to_string()]).unwrap();
-    std::fs::write(dir.path("cert.pem"), c.cert.pem()).unwrap();
-    std::fs::write(dir.path("key.pem"), c.signing_key.serialize_pem()).unwrap();
+    let c = spaced_testkit::pki::self_signed(&["api.example.com"]);
+    std::fs::write(dir.path("cert.pem"), &c.cert_pem).unwrap();
+    std::fs::write(dir.path("key.pem"), &c.key_pem).unwrap();
     let text = ports
         .policy(
             b.addr,
