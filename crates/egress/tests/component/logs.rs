@@ -3,67 +3,26 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed step should panic with its location
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use crate::harness::*;
+use spaced_testkit::capture::Capture;
 use tokio::io::AsyncWriteExt;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// Captures this thread's `egress` events (the test runtime is single-threaded, so every
+/// task of the gateway logs here); their message is the whole line.
+fn capture() -> (Capture, tracing::subscriber::DefaultGuard) {
+    Capture::install("egress")
 }
 
-impl Captured {
-    /// The lines without their level.
-    fn lines(&self) -> Vec<String> {
-        self.leveled().into_iter().map(|(_, l)| l).collect()
-    }
-
-    /// `(level, rest of the line)` of each line.
-    fn leveled(&self) -> Vec<(String, String)> {
-        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        text.lines()
-            .map(|l| {
-                let (level, rest) = l.trim_start().split_once(' ').unwrap_or(("", l));
-                (level.to_owned(), rest.to_owned())
-            })
-            .collect()
-    }
-}
-
-/// Installs a subscriber for this thread (the test runtime is single-threaded, so every
-/// task of the gateway logs here) that prints only the message of `egress` events.
-fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
-    let out = Captured::default();
-    let w = out.clone();
-    let sub = tracing_subscriber::fmt()
-        .with_writer(move || w.clone())
-        .with_target(true)
-        .with_level(true)
-        .without_time()
-        .with_ansi(false)
-        .with_env_filter("egress=info")
-        .finish();
-    (out, tracing::subscriber::set_default(sub))
-}
-
-async fn wait_for(out: &Captured, pat: &str) -> String {
-    for _ in 0..200 {
-        if let Some(l) = out.lines().into_iter().find(|l| l.contains(pat)) {
-            return l;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("no log line with {pat:?} in {:?}", out.lines());
+/// The first line containing `pat`, once there is one.
+async fn wait_for(out: &Capture, pat: &str) -> String {
+    let find = || {
+        out.lines()
+            .into_iter()
+            .map(|(_, l)| l)
+            .find(|l| l.contains(pat))
+    };
+    spaced_testkit::eventually(&format!("a log line with {pat:?}"), || find().is_some()).await;
+    find().unwrap()
 }
 
 #[tokio::test]
@@ -131,13 +90,13 @@ async fn a_denial_names_its_rule() {
         "{line}"
     );
     // The event's level is the one its text says.
-    let levels: Vec<String> = out
-        .leveled()
+    let levels: Vec<tracing::Level> = out
+        .lines()
         .into_iter()
         .filter(|(_, l)| l.contains("refused=denied"))
         .map(|(level, _)| level)
         .collect();
-    assert_eq!(levels, ["WARN"], "{:?}", out.leveled());
+    assert_eq!(levels, [tracing::Level::WARN], "{:?}", out.lines());
 }
 
 /// `rule=` is a rule as configured, not the merged range of the deny list: the defaults
