@@ -37,6 +37,21 @@ impl Receiver {
         garbage: bool,
     ) -> std::net::SocketAddr {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.serve(l, tls, garbage)
+    }
+
+    /// On a given port (a drain that was down comes back on the same address).
+    async fn start_on(self, port: u16) -> std::net::SocketAddr {
+        let l = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        self.serve(l, None, false)
+    }
+
+    fn serve(
+        self,
+        l: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        garbage: bool,
+    ) -> std::net::SocketAddr {
         let addr = l.local_addr().unwrap();
         tokio::spawn(async move {
             loop {
@@ -461,41 +476,5 @@ async fn otlp_records_carry_their_fields_as_attributes() {
             crate::otlp_decode::Any::Str("router".into())
         );
         assert!(r.body.starts_with("at=info method=GET"));
-    }
-}
-
-impl Receiver {
-    async fn start_on(self, port: u16) -> std::net::SocketAddr {
-        let l = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let me = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = l.accept().await else {
-                    return;
-                };
-                let me = me.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let me = me.clone();
-                        async move {
-                            let headers = req.headers().clone();
-                            let path = req.uri().path().to_string();
-                            let body = req.into_body().collect().await?.to_bytes().to_vec();
-                            me.got.lock().unwrap().push(Got {
-                                headers,
-                                path,
-                                body,
-                            });
-                            Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::new())))
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .await;
-                });
-            }
-        });
-        addr
     }
 }
