@@ -178,5 +178,4 @@ listen = "{admin}"
     )
 }
 
-pub(crate) mod backend;
 pub(crate) mod process;

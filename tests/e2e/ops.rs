@@ -141,7 +141,8 @@ async fn metrics_show_the_build_the_process_and_the_last_good_load() {
     );
     let loaded = sample(&first, "spaced_config_last_reload_seconds");
     assert!((loaded - now).abs() < 60.0, "{loaded} vs {now}");
-    // An unchanged file reloaded is a successful load too: the time moves, the version not.
+    // An unchanged file reloaded is a successful load too: the time moves, the version not
+    // (the pause is the test: the metric has a resolution of one second).
     tokio::time::sleep(Duration::from_millis(1100)).await;
     daemon.reload().await.unwrap();
     let second = tokio::task::spawn_blocking(scrape).await.unwrap();

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::harness::backend::Backend;
 use crate::harness::process::{Load, Proc, kill, tool};
 use crate::harness::{ConfigDir, bin, free_port, http, wait_for};
+use spaced_testkit::dyno::Backend;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -334,7 +334,9 @@ fn sigterm_keeps_accepting_for_shutdown_delay_with_readyz_503_then_drains() {
     let mut p = Proc::spawn(cmd);
     ports.wait_ready();
     let load = Load::start(ports.router, "api.example.com", 2, None);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for("the load is served", T, || {
+        load.keepalive.ok.load(Ordering::Relaxed) > 0 && load.fresh.ok.load(Ordering::Relaxed) > 0
+    });
     let signalled = Instant::now();
     kill(p.pid(), 15);
     wait_for("/readyz 503", Duration::from_secs(2), || {
@@ -343,6 +345,7 @@ fn sigterm_keeps_accepting_for_shutdown_delay_with_readyz_503_then_drains() {
     let fresh_before = load.fresh.ok.load(Ordering::Relaxed);
     // Inside the delay: everything still succeeds, on new connections too. The load stops
     // well before the delay ends, however slow the machine was to get here.
+    // The loop is the test: a window of load inside the delay.
     let seen = Instant::now();
     while seen.elapsed() < Duration::from_secs(1) && signalled.elapsed() < Duration::from_secs(4) {
         std::thread::sleep(Duration::from_millis(50));

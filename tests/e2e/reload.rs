@@ -117,6 +117,7 @@ fn sighup_reloads_without_a_watcher() {
     dir.write_atomic("spaced.toml", &policy(admin, APP_A));
     let mut spaced = Spaced::start(&dir.path("spaced.toml"), admin, &["--no-watch"]);
     dir.write_atomic("spaced.toml", &policy(admin, APP_B));
+    // The pause is the test: a window in which a watcher would have reloaded.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         spaced.version(),
@@ -164,6 +165,7 @@ fn other_files_written_beside_the_config_do_not_reload() {
         dir.write_atomic("notes.txt", &format!("{i}\n"));
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The pause is the test: a window in which a reload must not happen.
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(
         reloads(),

@@ -16,8 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 
-use crate::harness::backend::Backend;
 use crate::harness::{ConfigDir, http};
+use spaced_testkit::dyno::Backend;
 
 const T: Duration = Duration::from_secs(10);
 
@@ -84,6 +84,28 @@ async fn get(router: SocketAddr, host: &str) -> (u16, String) {
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// One request on a fresh connection: its status, or why there was none.
+async fn fresh_get(router: SocketAddr, host: &str) -> Result<u16, String> {
+    let tcp = TcpStream::connect(router)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(conn);
+    let req = http::Request::get("/")
+        .header("host", host)
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    resp.into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("body: {e}"))?;
+    Ok(status)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,10 +230,12 @@ async fn rolling_replacement_of_every_dyno_by_file_edits_fails_no_request() {
     let daemon = Arc::new(start(&dir, &stack_policy(&generations[0])).await);
     let router = daemon.addrs().bound.router[0];
 
-    // A client sending requests without pause on one keep-alive connection, plus fresh
-    // connections, counting failures.
+    // A client sending requests without pause on one keep-alive connection, plus one
+    // opening a fresh connection for every request (a reload must not break the accept
+    // path either), counting failures.
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
+    let fresh_ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let client = {
         let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
@@ -244,18 +268,55 @@ async fn rolling_replacement_of_every_dyno_by_file_edits_fails_no_request() {
             }
         })
     };
+    let fresh = {
+        let (stop, ok, failed) = (stop.clone(), fresh_ok.clone(), failed.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match fresh_get(router, "api.example.com").await {
+                    Ok(200) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(status) => {
+                        eprintln!("failed fresh request: {status}");
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        eprintln!("failed fresh request: {e}");
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
+    // Each generation serves both clients for a while before the next replaces it: wait
+    // for requests to be answered under it rather than for a fixed time.
+    let served_some = || {
+        let (ok, fresh_ok) = (ok.clone(), fresh_ok.clone());
+        async move {
+            let (k, f) = (ok.load(Ordering::Relaxed), fresh_ok.load(Ordering::Relaxed));
+            spaced_testkit::eventually("both clients are served under this generation", || {
+                ok.load(Ordering::Relaxed) >= k + 20 && fresh_ok.load(Ordering::Relaxed) >= f + 5
+            })
+            .await;
+        }
+    };
     for generation in &generations[1..] {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        served_some().await;
         dir.write_atomic("spaced.toml", &stack_policy(generation));
         let applied = daemon.reload().await.unwrap();
         assert!(matches!(applied, spaced_config::Applied::Swapped(_)));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    served_some().await;
     stop.store(true, Ordering::Relaxed);
     timeout(T, client).await.unwrap().unwrap();
+    timeout(T, fresh).await.unwrap().unwrap();
 
     assert_eq!(failed.load(Ordering::Relaxed), 0, "zero failed requests");
     assert!(ok.load(Ordering::Relaxed) > 50, "the client kept going");
+    assert!(
+        fresh_ok.load(Ordering::Relaxed) > 10,
+        "the fresh-connection client kept going"
+    );
     let last = &generations[3];
     assert!(
         last.iter().all(|b| !b.requests().is_empty()),

@@ -79,9 +79,9 @@ fn three_upgrades_under_load_refuse_and_lose_nothing() {
         at(free_port()),
         at(free_port()),
     );
-    let c = rcgen::generate_simple_self_signed(vec!["api.example.com".to_string()]).unwrap();
-    std::fs::write(dir.path("cert.pem"), c.cert.pem()).unwrap();
-    std::fs::write(dir.path("key.pem"), c.signing_key.serialize_pem()).unwrap();
+    let c = spaced_testkit::pki::self_signed(&["api.example.com"]);
+    std::fs::write(dir.path("cert.pem"), &c.cert_pem).unwrap();
+    std::fs::write(dir.path("key.pem"), &c.key_pem).unwrap();
     let text = ports
         .policy(
             b.addr,
@@ -104,7 +104,10 @@ fn three_upgrades_under_load_refuse_and_lose_nothing() {
         4,
         Some((ports.resolver, "web.api.app.localspace.")),
     );
-    std::thread::sleep(Duration::from_millis(500));
+    let ok_of = |c: &crate::harness::process::Counts| c.ok.load(Ordering::Relaxed);
+    wait_for("the load is served", T, || {
+        ok_of(&load.keepalive) > 0 && ok_of(&load.fresh) > 0 && ok_of(&load.dns) > 0
+    });
     let mut pid = p.pid();
     let mut pids = vec![pid];
     for _ in 0..3 {
@@ -119,7 +122,11 @@ fn three_upgrades_under_load_refuse_and_lose_nothing() {
         pid = next;
         pids.push(pid);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // The last process serves every kind of load before it stops.
+    let (fresh, dns) = (ok_of(&load.fresh), ok_of(&load.dns));
+    wait_for("new connections and DNS on the last process", T, || {
+        ok_of(&load.fresh) > fresh && ok_of(&load.dns) > dns
+    });
     let load = load.finish();
     for (what, c) in [
         ("keep-alive", &load.keepalive),

@@ -43,7 +43,8 @@ async fn emfile_pauses_then_recovers() {
         assert!(hog.len() < 2_000_000, "no descriptor limit?");
     }
     client.connect(&addr.into()).unwrap();
-    // accept(2) fails with EMFILE now: nothing is handed over and the loop keeps going.
+    // accept(2) fails with EMFILE now: nothing is handed over and the loop keeps going
+    // (the pause is the test: a window in which nothing may happen).
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(rx.try_recv().is_err());
     assert!(!task.is_finished(), "the loop must not end on EMFILE");

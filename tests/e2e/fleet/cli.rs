@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use spaced_testkit::etcd::Etcd;
 
 use super::{Instance, converge, get, policy};
-use crate::harness::backend::Backend;
 use crate::harness::{ConfigDir, bin};
+use spaced_testkit::dyno::Backend;
 
 const PREFIX: &str = "/spaced/cli";
 
@@ -81,7 +81,7 @@ async fn put_register_and_status() {
         |i| matches!(get(i.router, "app-0.test"), Ok((200, b)) if b == "r"),
     )
     .await;
-    // Kept alive past its TTL.
+    // Kept alive past its TTL (the pause is the test: the lease would have expired).
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(matches!(get(fleet[0].router, "app-0.test"), Ok((200, _))));
     let status = Command::new("kill")

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use spaced_testkit::etcd::Etcd;
 
 use super::{Instance, converge, get, instances, policy, put, resolve};
-use crate::harness::backend::Backend;
+use spaced_testkit::dyno::Backend;
 
 const PREFIX: &str = "/spaced/conv";
 
@@ -196,6 +196,7 @@ async fn three_instances_converge_and_reject_bad_input_everywhere() {
     let mut client = etcd.client().await;
     let rev = |r: spaced_fleet::etcd_client::GetResponse| r.header().map_or(0, |h| h.revision());
     let before = rev(client.get("/", None).await.unwrap());
+    // The pause is the test: a window in which nothing may be written.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = rev(client.get("/", None).await.unwrap());
     assert_eq!(before, after, "etcd written while nothing changed");

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use spaced_testkit::etcd::Etcd;
 
 use super::{Instance, converge, get, policy, put};
-use crate::harness::backend::Backend;
 use crate::harness::http;
+use spaced_testkit::dyno::Backend;
 
 const PREFIX: &str = "/spaced/outage";
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{T, start, status};
 use crate::harness::ConfigDir;
-use crate::harness::backend::Backend;
+use spaced_testkit::dyno::Backend;
 
 /// `user:password` as HTTP Basic credentials.
 pub(super) fn basic(user: &str, password: &str) -> String {

@@ -83,6 +83,7 @@ async fn a_message_split_in_two_writes_is_answered() {
     let mut s = tcp_from(r.addr, "127.0.0.1").await;
     let (a, b) = framed.split_at(5);
     within("first half", s.write_all(a)).await.unwrap();
+    // The pause is the test: the second half comes in a later segment.
     tokio::time::sleep(Duration::from_millis(50)).await;
     within("second half", s.write_all(b)).await.unwrap();
     let mut len = [0u8; 2];

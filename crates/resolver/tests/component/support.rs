@@ -3,14 +3,13 @@
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use socket2::{Domain, Protocol, Socket, Type};
-use spaced_config::{DynoBoard, Policy, Store};
+use spaced_config::{DynoBoard, Store};
 use spaced_net::Shutdown;
 use spaced_resolver::{Handle, Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -42,17 +41,7 @@ listen = ["127.0.0.1:0"]
 }
 
 /// Parses a policy; panics with the errors if invalid.
-pub(crate) fn parse(text: &str) -> Policy {
-    let source = spaced_config::Source {
-        name: "test.toml",
-        dir: Path::new("."),
-        read: &|p| std::fs::read(p),
-    };
-    match spaced_config::parse(text.as_bytes(), &source) {
-        Ok(p) => p,
-        Err(e) => panic!("test policy invalid: {e:?}\n{text}"),
-    }
-}
+pub(crate) use spaced_testkit::policy as parse;
 
 /// A running resolver and what drives it.
 pub(crate) struct Running {
