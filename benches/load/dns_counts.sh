@@ -38,6 +38,7 @@ TARGETS="${TARGETS:-unbound dnsmasq sut}"
 for t in dnsperf dig perf; do command -v "$t" >/dev/null || die "$t is missing (benches/load/setup.sh)"; done
 VARIANT=$PIN_LABEL
 [[ $HOG == 1 ]] && VARIANT+="-hog$HOG_CPU"
+[[ $DNS_CLIENTS != 1 ]] && VARIANT+="-c$DNS_CLIENTS"
 EVENTS="task-clock,context-switches,cpu-migrations,raw_syscalls:sys_enter,sched:sched_wakeup"
 
 results_open "dns-counts-$VARIANT"
