@@ -53,6 +53,10 @@ for t in h2load dnsperf dig curl nginx haproxy unbound dnsmasq; do
 done
 
 results_open moderate
+# The clients' per-request output goes apart from the servers' configs: spaced watches its
+# config's directory, and a client writing beside it would wake the watcher per request.
+CLIENT_OUT="$WORK/client"
+mkdir -p "$CLIENT_OUT"
 
 # --- router ---------------------------------------------------------------------------
 declare -A R_PID=() R_PORT=()
@@ -68,7 +72,7 @@ start_router_targets() {
 }
 
 router_run() {   # router_run VARIANT LABEL RATE RUN
-  local v=$1 t=$2 rate=$3 run=$4 out="$WORK/h2-$2.txt" lf="$WORK/h2-$2.log" c0 c1 done_ p50 p99 cpu
+  local v=$1 t=$2 rate=$3 run=$4 out="$CLIENT_OUT/h2-$2.txt" lf="$CLIENT_OUT/h2-$2.log" c0 c1 done_ p50 p99 cpu
   local cmd=(h2load --h1 -c "$H2_CLIENTS" --rps "$(( rate / H2_CLIENTS ))" -D "$SECS"
              --log-file "$lf" "http://127.0.0.1:${R_PORT[$t]}/")
   rm -f "$lf"
@@ -137,7 +141,7 @@ EOF
 }
 
 dns_run() {   # dns_run VARIANT LABEL RATE RUN
-  local v=$1 t=$2 rate=$3 run=$4 out="$WORK/dnsperf-$2.txt" c0 c1 cpu p50 p99 p999 answers timeouts qps
+  local v=$1 t=$2 rate=$3 run=$4 out="$CLIENT_OUT/dnsperf-$2.txt" c0 c1 cpu p50 p99 p999 answers timeouts qps
   local cmd=(dnsperf -s 127.0.0.1 -p "${D_PORT[$t]}" -d "$WORK/dns/queries_hit.txt" -c "$DNS_CLIENTS"
              -q 100 -Q "$rate" -l "$SECS" -v)
   c0=$(tree_run_s "${D_PID[$t]}")
