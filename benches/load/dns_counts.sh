@@ -19,7 +19,7 @@
 # DNS_CLIENTS (1), PER_THREAD (0; 1: also print spaced's per-thread split), VERBOSE (0; 1:
 # dnsperf -v, one line per answer into a file, the heavier client of the latency runs),
 # CLIENT_OUT (directory of dnsperf's output; default a directory apart from the servers'
-# configs), SPACED_BIN.
+# configs; `beside`: the configs' own), SPACED_BIN.
 # Output: a table on stdout (medians over RUNS) and results/dns-counts-<variant>.tsv.
 # Needs: dnsperf, unbound, dnsmasq, dig, perf (root, or perf_event_paranoid <= 1).
 set -euo pipefail
@@ -40,9 +40,11 @@ SUT_DNS_CMD="${SUT_DNS_CMD:-$default_sut_dns_cmd}"
 TARGETS="${TARGETS:-unbound dnsmasq sut}"
 for t in dnsperf dig perf; do command -v "$t" >/dev/null || die "$t is missing (benches/load/setup.sh)"; done
 # dnsperf's output goes to a directory of its own: spaced watches its config's directory,
-# and a client writing there on every answer wakes the watcher per query (CLIENT_OUT=$WORK
-# reproduces the harness's latency runs, which did; benches/README.md "Moderate load").
+# and a client writing there on every answer wakes the watcher per query (CLIENT_OUT=beside
+# puts it beside the configs, as the harness's latency runs did; benches/README.md
+# "Moderate load").
 CLIENT_OUT="${CLIENT_OUT:-$WORK/client}"
+[[ $CLIENT_OUT == beside ]] && CLIENT_OUT=$WORK
 mkdir -p "$CLIENT_OUT"
 VARIANT=$PIN_LABEL
 [[ $HOG == 1 ]] && VARIANT+="-hog$HOG_CPU"
