@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use notify::{EventKind, RecursiveMode, Watcher, event::AccessKind, event::AccessMode};
 use spaced_config::{Applied, Policy, Store};
 use spaced_net::Shutdown;
@@ -152,15 +153,21 @@ fn warn_listener_changes(prev: &Policy, next: &Policy) {
 /// When the OS watcher cannot be created.
 pub fn spawn_watcher(reloader: Arc<Reloader>, shutdown: Shutdown) -> notify::Result<()> {
     let (tx, mut rx) = mpsc::channel::<Vec<PathBuf>>(64);
+    let mut watched = Watched::default();
+    // Events on other names are dropped on the watcher's own thread: a file written beside
+    // the config (a log, a benchmark's output) changes it on every write, and each event
+    // passed on would wake a runtime worker for nothing (measured: a DNS load generator
+    // writing its per-answer lines into the config's directory cost the resolver a worker
+    // wake-up per query, 2.6 µs of its 25; benches/README.md "Moderate load").
+    let names = watched.names.clone();
     let mut watcher =
         notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-            Ok(ev) if relevant(&ev.kind) => {
+            Ok(ev) if relevant(&ev.kind) && concerns(&names.load(), &ev.paths) => {
                 let _ = tx.try_send(ev.paths);
             }
             Ok(_) => {}
             Err(e) => debug!(error = %e, "file watcher error"),
         })?;
-    let mut watched = Watched::default();
     rewatch(&mut watcher, &mut watched, &reloader);
     let task_shutdown = shutdown.clone();
     shutdown.spawn(async move {
@@ -173,7 +180,7 @@ pub fn spawn_watcher(reloader: Arc<Reloader>, shutdown: Shutdown) -> notify::Res
                     None => break,
                 },
             };
-            if !watched.concerns(&paths) {
+            if !concerns(&watched.names.load(), &paths) {
                 continue;
             }
             // Let the burst settle, then drop what queued meanwhile.
@@ -191,23 +198,20 @@ pub fn spawn_watcher(reloader: Arc<Reloader>, shutdown: Shutdown) -> notify::Res
 #[derive(Default)]
 struct Watched {
     dirs: HashSet<PathBuf>,
-    names: HashSet<OsString>,
+    /// Shared with the watcher's callback (its own thread), which filters with it.
+    names: Arc<ArcSwap<HashSet<OsString>>>,
 }
 
-impl Watched {
-    /// Whether an event on `paths` can change the policy: one of the files it is read from,
-    /// or a `..`-named entry (Kubernetes swaps `..data` to update a ConfigMap). A log file or
-    /// socket written beside the config is not a reason to parse it again; the reload
-    /// counter would stop meaning reloads. No path: the backend lost track, so reload.
-    fn concerns(&self, paths: &[PathBuf]) -> bool {
-        paths.is_empty()
-            || paths.iter().any(|p| match p.file_name() {
-                Some(name) => {
-                    self.names.contains(name) || name.as_encoded_bytes().starts_with(b"..")
-                }
-                None => true,
-            })
-    }
+/// Whether an event on `paths` can change the policy: one of the files it is read from (in
+/// `names`), or a `..`-named entry (Kubernetes swaps `..data` to update a ConfigMap). A log
+/// file or socket written beside the config is not a reason to parse it again; the reload
+/// counter would stop meaning reloads. No path: the backend lost track, so reload.
+fn concerns(names: &HashSet<OsString>, paths: &[PathBuf]) -> bool {
+    paths.is_empty()
+        || paths.iter().any(|p| match p.file_name() {
+            Some(name) => names.contains(name) || name.as_encoded_bytes().starts_with(b".."),
+            None => true,
+        })
 }
 
 /// Reads, and closing a file opened read-only, are not changes (and our own reads of the
@@ -223,7 +227,7 @@ fn relevant(kind: &EventKind) -> bool {
 fn rewatch(watcher: &mut impl Watcher, watched: &mut Watched, reloader: &Reloader) {
     let policy = reloader.store.load_full();
     let mut dirs: HashSet<PathBuf> = HashSet::new();
-    watched.names.clear();
+    let mut names = HashSet::new();
     for file in std::iter::once(reloader.path()).chain(policy.files.iter().map(PathBuf::as_path)) {
         let dir = match file.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -231,9 +235,10 @@ fn rewatch(watcher: &mut impl Watcher, watched: &mut Watched, reloader: &Reloade
         };
         dirs.insert(dir);
         if let Some(name) = file.file_name() {
-            watched.names.insert(name.to_os_string());
+            names.insert(name.to_os_string());
         }
     }
+    watched.names.store(Arc::new(names));
     for gone in watched.dirs.difference(&dirs).cloned().collect::<Vec<_>>() {
         let _ = watcher.unwatch(&gone);
         watched.dirs.remove(&gone);

@@ -94,7 +94,9 @@ pub struct Options {
     /// Forwards in flight from UDP clients; beyond: SERVFAIL.
     pub max_forwards: usize,
     /// UDP sockets (`SO_REUSEPORT`, one receive loop each) per listen address (0: one per
-    /// CPU, at most 4). The kernel keeps each client flow on one of them.
+    /// two CPUs the process may run on, at least 1, at most 4: fewer loops below saturation
+    /// means more queries per wake-up).
+    /// The kernel keeps each client flow on one of them.
     pub udp_tasks: usize,
 }
 
@@ -160,7 +162,7 @@ pub async fn spawn_with(
     let version = *versions.borrow_and_update();
     let policy = store.load_full();
     let udp_tasks = match options.udp_tasks {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+        0 => default_udp_tasks(std::thread::available_parallelism().map_or(1, |n| n.get())),
         n => n,
     };
     let mut bound = Vec::new();
@@ -203,6 +205,21 @@ pub async fn spawn_with(
     Ok(Handle { listen, ctx })
 }
 
+/// UDP receive loops per listen address when [`Options::udp_tasks`] is 0, for `cpus` CPUs:
+/// one per two CPUs, at least 1, at most 4.
+///
+/// Why not one per CPU: below saturation every loop sleeps between queries, and each wake-up
+/// (a context switch, and in a VM an IPI to an idle CPU) costs more than the query's own
+/// work. The kernel splits client flows over the loops, so k loops each see 1/k of the
+/// queries and take k times fewer per wake-up. Counted on 2 CPUs from 8 client sockets
+/// (`benches/load/dns_counts.sh`, crates/resolver/README.md "Below saturation"): one loop
+/// spent 2.5–3.0 µs per query at 20,000 q/s where two spent 3.2–3.4. One loop serves well
+/// over 200,000 q/s, so a second only pays where there are CPUs to spare for it; on a
+/// small machine the rest of the daemon and the kernel's delivery need the other CPU.
+fn default_udp_tasks(cpus: usize) -> usize {
+    (cpus / 2).clamp(1, 4)
+}
+
 fn log_skipped(skipped: &[Skipped]) {
     for s in skipped {
         match s {
@@ -214,5 +231,19 @@ fn log_skipped(skipped: &[Skipped]) {
                 tracing::warn!(name = %name, "resolver: name longer than DNS allows; left out")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_udp_tasks;
+
+    #[test]
+    fn udp_loops_one_per_two_cpus_between_one_and_four() {
+        let loops: Vec<usize> = [0, 1, 2, 3, 4, 6, 8, 16, 64]
+            .into_iter()
+            .map(default_udp_tasks)
+            .collect();
+        assert_eq!(loops, [1, 1, 1, 1, 2, 3, 4, 4, 4]);
     }
 }
