@@ -1,0 +1,171 @@
+//! The drain throughput ceiling (issue 20): how many lines a second one syslog TCP drain
+//! and one HTTPS logplex drain carry to a local receiver, measured as the rate at which a
+//! drain with a full queue empties it (the rate above which a longer burst drops lines).
+//! The receivers run on their own thread and runtime, so the drain's task does not share
+//! a scheduler with them.
+//!
+//! `cargo test --release -p spaced-logs --test ceiling -- --ignored --nocapture`; under
+//! `perf record -g` the same run shows where a drain's time goes. Ignored by default: a
+//! rate on a busy machine is a measurement, not a check.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/hub.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use spaced_logs::{Kind, Level, Source};
+use support::*;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+
+const LINES: usize = 300_000;
+
+/// Starts `serve` on a thread of its own (a current-thread runtime) and returns its address.
+fn receiver<F, Fut>(serve: F) -> SocketAddr
+where
+    F: FnOnce(TcpListener) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(l.local_addr().unwrap()).unwrap();
+            serve(l).await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// A syslog receiver that reads and discards.
+fn tcp_sink() -> SocketAddr {
+    receiver(|l| async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut b = vec![0u8; 1 << 16];
+                while matches!(s.read(&mut b).await, Ok(n) if n > 0) {}
+            });
+        }
+    })
+}
+
+/// An HTTPS logplex receiver (rcgen certificate for `localhost`, written to `ca`) that
+/// reads each POST whole and answers 200.
+fn https_sink(ca: &std::path::Path) -> SocketAddr {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(ca, cert.pem()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    receiver(move |l| async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(s) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let _ = req.into_body().collect().await?;
+                    Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::new())))
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    })
+}
+
+/// Queues `LINES` router lines (the queue holds them all), then times the drain emptying
+/// it from the moment the last line was queued.
+async fn ceiling(name: &str, drain: String) {
+    let hub = hub_with(&policy(&drain, "", LINES));
+    let sent = || metric(&hub, "spaced_drain_lines_total", &["result=\"sent\""]);
+    // Warm up: the connection (and TLS handshake) made before the clock starts.
+    hub.emit(
+        Level::Info,
+        Source::Router,
+        Kind::Logfmt,
+        "api",
+        "at=info warm=1",
+    );
+    assert!(
+        eventually(60, || sent() == 1).await,
+        "{name}: no warm-up line"
+    );
+    let texts: Vec<String> = (0..LINES)
+        .map(|i| format!("at=info method=GET path=\"/orders/{i}\" host=api.example.com request_id=4f1c2a7e-{i:08} fwd=\"203.0.113.9\" dyno=web.1 connect=1ms service=12ms status=200 bytes=5120 protocol=http1.1 tls=false tls_version=unknown"))
+        .collect();
+    let t = Instant::now();
+    for text in &texts {
+        hub.emit(Level::Info, Source::Router, Kind::Logfmt, "api", text);
+    }
+    let queued = t.elapsed();
+    let start = Instant::now();
+    let before = sent();
+    assert!(
+        eventually(600, || sent() == LINES as u64 + 1).await,
+        "{name}: sent {} of {}",
+        sent(),
+        LINES + 1
+    );
+    let took = start.elapsed();
+    let dropped = metric(&hub, "spaced_log_lines_dropped_total", &[]);
+    assert_eq!(dropped, 0, "{name}: the queue held every line");
+    let rate = (LINES as u64 + 1 - before) as f64 / took.as_secs_f64();
+    eprintln!(
+        "{name}: {LINES} lines queued in {queued:?} ({:.0} ns/line); the drain sent {} of them \
+         in {took:?} after the last was queued: {rate:.0} lines/s",
+        queued.as_nanos() as f64 / LINES as f64,
+        LINES as u64 + 1 - before,
+    );
+    hub.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+#[ignore = "a measurement, not a check"]
+async fn syslog_tcp_drain_ceiling() {
+    ceiling(
+        "syslog tcp",
+        format!("[[drain]]\nurl = \"syslog://{}\"", tcp_sink()),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+#[ignore = "a measurement, not a check"]
+async fn https_logplex_drain_ceiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let addr = https_sink(&ca);
+    let drain = format!(
+        "[[drain]]\nurl = \"https://localhost:{}/logs\"\nca = \"{}\"",
+        addr.port(),
+        ca.display()
+    );
+    ceiling("https logplex", drain).await;
+}
