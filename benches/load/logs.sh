@@ -68,8 +68,10 @@ s.serve_forever()
 PY
 sleep 1
 
+# LOG_FORMAT=json: stdout lines as JSON (the drains' wire formats do not change).
 DRAINS="[logging]
 buffer = 10000
+format = \"${LOG_FORMAT:-logfmt}\"
 
 [[drain]]
 url = \"https://localhost:$HTTPS_PORT/logs\"
