@@ -91,21 +91,26 @@ pub enum Value<'a> {
     Str(Cow<'a, str>),
 }
 
-/// Fields whose values stay text even when they look like numbers: ids and addresses.
-const TEXT_KEYS: [&str; 12] = [
-    "request_id",
-    "host",
-    "path",
-    "fwd",
-    "desc",
-    "method",
-    "dyno",
-    "client",
-    "egress_ip",
-    "dest",
-    "code",
-    "app",
-];
+/// Fields whose values stay text even when they look like numbers: ids and addresses. A
+/// `match`, not a list searched: it runs for every field of every JSON or OTLP line, and
+/// the compiler dispatches on the length before comparing any bytes.
+fn text_key(key: &str) -> bool {
+    matches!(
+        key,
+        "request_id"
+            | "host"
+            | "path"
+            | "fwd"
+            | "desc"
+            | "method"
+            | "dyno"
+            | "client"
+            | "egress_ip"
+            | "dest"
+            | "code"
+            | "app"
+    )
+}
 
 /// Reads a logfmt line back into `(key, value)` pairs: `key=bare` or `key="quoted \" \\ \xNN"`.
 /// Anything that is not `key=…` is skipped, so a hostile value never breaks the reading.
@@ -181,7 +186,7 @@ pub fn fields(line: &str) -> Vec<(&str, Value<'_>)> {
 }
 
 fn typed<'a>(key: &str, raw: Cow<'a, str>, quoted: bool) -> Value<'a> {
-    if quoted || TEXT_KEYS.contains(&key) {
+    if quoted || text_key(key) {
         return if raw.is_empty() && !quoted {
             Value::Null
         } else {
@@ -212,12 +217,11 @@ fn typed<'a>(key: &str, raw: Cow<'a, str>, quoted: bool) -> Value<'a> {
 pub fn json(r: &Record, out: &mut String) {
     out.push_str("{\"time\":\"");
     rfc3339(r.time, out);
-    let _ = write!(
-        out,
-        "\",\"level\":\"{}\",\"source\":\"{}\",\"app\":",
-        r.level.as_str(),
-        r.source.as_str()
-    );
+    out.push_str("\",\"level\":\"");
+    out.push_str(r.level.as_str());
+    out.push_str("\",\"source\":\"");
+    out.push_str(r.source.as_str());
+    out.push_str("\",\"app\":");
     if r.app().is_empty() {
         out.push_str("null");
     } else {
