@@ -10,10 +10,19 @@
 # Needs: everything router.sh needs, rsyslogd (Debian rsyslog), python3, openssl.
 # Output: results/logs-*.tsv and router.sh's ratio tables; the receivers' line counts, and
 #         spaced's drain metrics (sent/dropped per drain) after each run.
+#
+# MODE=count benches/load/logs.sh BIN [SECONDS]: counts instead of times, so it means
+# something on a busy machine. For logs off and on (the same receivers and drains):
+# user-space instructions per request (callgrind, every thread of spaced, and each
+# thread's share), then, on the bare binary, system calls and context switches per request
+# (perf stat's raw_syscalls tracepoint and software event) and, with PROFILE=1, a cpu-clock
+# profile by thread and function (perf record). wrk keep-alive, 64 connections, one worker;
+# ports COUNT_PORT (8290) and 9201-9203, apart from router_instructions.sh's. Needs
+# valgrind, perf, nginx, wrk, curl.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 W="$(mktemp -d /tmp/logs-bench.XXXX)"
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$W"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; [[ -n ${KEEP_WORK:-} ]] || rm -rf "$W"' EXIT
 
 SYSLOG_PORT=${SYSLOG_PORT:-5514}
 HTTPS_PORT=${HTTPS_PORT:-5443}
@@ -30,7 +39,8 @@ CONF
 # The receivers run with the load side (RECEIVER_CPUS, default CPU 1: wrk and the
 # backends), so what they spend is not taken from the proxy's core. Empty: unpinned.
 RECEIVER_CPUS=${RECEIVER_CPUS-1}
-pin() { if [[ -n $RECEIVER_CPUS ]]; then taskset -c "$RECEIVER_CPUS" "$@"; else "$@"; fi; }
+# exec: run in the background, the function is a subshell, and the EXIT trap kills that pid.
+pin() { if [[ -n $RECEIVER_CPUS ]]; then exec taskset -c "$RECEIVER_CPUS" "$@"; else exec "$@"; fi; }
 pin rsyslogd -n -f "$W/rsyslog.conf" -i "$W/rsyslog.pid" &
 
 # An HTTPS logplex receiver: counts the frames it is sent, answers 200. Its certificate says
@@ -58,8 +68,10 @@ s.serve_forever()
 PY
 sleep 1
 
+# LOG_FORMAT=json: stdout lines as JSON (the drains' wire formats do not change).
 DRAINS="[logging]
 buffer = 10000
+format = \"${LOG_FORMAT:-logfmt}\"
 
 [[drain]]
 url = \"https://localhost:$HTTPS_PORT/logs\"
@@ -67,6 +79,12 @@ ca = \"$W/cert.pem\"
 
 [[drain]]
 url = \"syslog://127.0.0.1:$SYSLOG_PORT\""
+
+if [[ ${MODE:-timed} == count ]]; then
+  source "$HERE/logs_count.sh"
+  count_main "$@"
+  exit 0
+fi
 
 # Logs off: the baseline (and the peers with theirs on).
 PEER_LOGS=1 PEER_SYSLOG="127.0.0.1:$SYSLOG_PORT" SPACED_LOG=warn \

@@ -13,9 +13,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::Record;
 use crate::hub::STOP_GRACE;
 use crate::queue::{LineQueue, Wake};
+use crate::{Record, pool};
 
 mod http;
 mod stream;
@@ -358,7 +358,7 @@ impl Drain {
             .await
             .map_err(|_| SendError::Timeout)??;
         let n = batch.len();
-        batch.clear();
+        batch.drain(..).for_each(pool::recycle);
         Ok(n)
     }
 }

@@ -1,6 +1,7 @@
 //! Encodings done off the hot path, by the stdout writer and the drains: RFC 3339
 //! timestamps, the logfmt line read back into fields, and JSON lines.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -76,9 +77,10 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// A field's value, typed the way JSON and OTLP want it.
+/// A field's value, typed the way JSON and OTLP want it; text borrows from the line
+/// unless it had escapes to undo.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Value<'a> {
     /// No value (`dyno=`).
     Null,
     /// `true` / `false`.
@@ -86,28 +88,33 @@ pub enum Value {
     /// Digits, or an `ms` duration (`service=12ms` → 12).
     Int(i64),
     /// Anything else, unescaped.
-    Str(String),
+    Str(Cow<'a, str>),
 }
 
-/// Fields whose values stay text even when they look like numbers: ids and addresses.
-const TEXT_KEYS: [&str; 12] = [
-    "request_id",
-    "host",
-    "path",
-    "fwd",
-    "desc",
-    "method",
-    "dyno",
-    "client",
-    "egress_ip",
-    "dest",
-    "code",
-    "app",
-];
+/// Fields whose values stay text even when they look like numbers: ids and addresses. A
+/// `match`, not a list searched: it runs for every field of every JSON or OTLP line, and
+/// the compiler dispatches on the length before comparing any bytes.
+fn text_key(key: &str) -> bool {
+    matches!(
+        key,
+        "request_id"
+            | "host"
+            | "path"
+            | "fwd"
+            | "desc"
+            | "method"
+            | "dyno"
+            | "client"
+            | "egress_ip"
+            | "dest"
+            | "code"
+            | "app"
+    )
+}
 
 /// Reads a logfmt line back into `(key, value)` pairs: `key=bare` or `key="quoted \" \\ \xNN"`.
 /// Anything that is not `key=…` is skipped, so a hostile value never breaks the reading.
-pub fn fields(line: &str) -> Vec<(&str, Value)> {
+pub fn fields(line: &str) -> Vec<(&str, Value<'_>)> {
     let b = line.as_bytes();
     let mut out = Vec::with_capacity(16);
     let mut i = 0;
@@ -125,39 +132,51 @@ pub fn fields(line: &str) -> Vec<(&str, Value)> {
         let key = &line[key_start..i];
         i += 1;
         let (raw, quoted) = if i < b.len() && b[i] == b'"' {
-            // Bytes, not `str` slices: a hostile value may put an escape before a
-            // multi-byte character, and no index here may land inside one.
             i += 1;
-            let mut v = Vec::new();
-            while i < b.len() && b[i] != b'"' {
-                if b[i] == b'\\' && i + 1 < b.len() {
-                    let hex = b
-                        .get(i + 2..i + 4)
-                        .and_then(|h| std::str::from_utf8(h).ok())
-                        .and_then(|h| u8::from_str_radix(h, 16).ok());
-                    match (b[i + 1], hex) {
-                        (b'x', Some(byte)) => {
-                            v.push(byte);
-                            i += 4;
-                        }
-                        (c, _) => {
-                            v.push(c);
-                            i += 2;
-                        }
-                    }
-                } else {
-                    v.push(b[i]);
-                    i += 1;
-                }
+            let start = i;
+            while i < b.len() && b[i] != b'"' && b[i] != b'\\' {
+                i += 1;
             }
-            i += 1;
-            (String::from_utf8_lossy(&v).into_owned(), true)
+            if i >= b.len() || b[i] == b'"' {
+                // No escape: the value as it stands (quotes are ASCII, so both ends are
+                // character boundaries).
+                let v = &line[start..i];
+                i += 1;
+                (Cow::Borrowed(v), true)
+            } else {
+                // Bytes, not `str` slices: a hostile value may put an escape before a
+                // multi-byte character, and no index here may land inside one.
+                let mut v = b[start..i].to_vec();
+                while i < b.len() && b[i] != b'"' {
+                    if b[i] == b'\\' && i + 1 < b.len() {
+                        let hex = b
+                            .get(i + 2..i + 4)
+                            .and_then(|h| std::str::from_utf8(h).ok())
+                            .and_then(|h| u8::from_str_radix(h, 16).ok());
+                        match (b[i + 1], hex) {
+                            (b'x', Some(byte)) => {
+                                v.push(byte);
+                                i += 4;
+                            }
+                            (c, _) => {
+                                v.push(c);
+                                i += 2;
+                            }
+                        }
+                    } else {
+                        v.push(b[i]);
+                        i += 1;
+                    }
+                }
+                i += 1;
+                (Cow::Owned(String::from_utf8_lossy(&v).into_owned()), true)
+            }
         } else {
             let start = i;
             while i < b.len() && b[i] != b' ' {
                 i += 1;
             }
-            (line[start..i].to_string(), false)
+            (Cow::Borrowed(&line[start..i]), false)
         };
         if !key.is_empty() {
             out.push((key, typed(key, raw, quoted)));
@@ -166,8 +185,8 @@ pub fn fields(line: &str) -> Vec<(&str, Value)> {
     out
 }
 
-fn typed(key: &str, raw: String, quoted: bool) -> Value {
-    if quoted || TEXT_KEYS.contains(&key) {
+fn typed<'a>(key: &str, raw: Cow<'a, str>, quoted: bool) -> Value<'a> {
+    if quoted || text_key(key) {
         return if raw.is_empty() && !quoted {
             Value::Null
         } else {
@@ -186,7 +205,7 @@ fn typed(key: &str, raw: String, quoted: bool) -> Value {
     {
         return ms.parse().map_or(Value::Str(raw), Value::Int);
     }
-    match raw.as_str() {
+    match &*raw {
         "true" => Value::Bool(true),
         "false" => Value::Bool(false),
         _ => Value::Str(raw),
@@ -198,12 +217,11 @@ fn typed(key: &str, raw: String, quoted: bool) -> Value {
 pub fn json(r: &Record, out: &mut String) {
     out.push_str("{\"time\":\"");
     rfc3339(r.time, out);
-    let _ = write!(
-        out,
-        "\",\"level\":\"{}\",\"source\":\"{}\",\"app\":",
-        r.level.as_str(),
-        r.source.as_str()
-    );
+    out.push_str("\",\"level\":\"");
+    out.push_str(r.level.as_str());
+    out.push_str("\",\"source\":\"");
+    out.push_str(r.source.as_str());
+    out.push_str("\",\"app\":");
     if r.app().is_empty() {
         out.push_str("null");
     } else {
@@ -221,9 +239,7 @@ pub fn json(r: &Record, out: &mut String) {
                 match v {
                     Value::Null => out.push_str("null"),
                     Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
-                    Value::Int(n) => {
-                        let _ = write!(out, "{n}");
-                    }
+                    Value::Int(n) => out.push_str(itoa::Buffer::new().format(n)),
                     Value::Str(s) => json_str(&s, out),
                 }
             }
@@ -237,6 +253,13 @@ pub fn json(r: &Record, out: &mut String) {
 }
 
 fn json_str(s: &str, out: &mut String) {
+    // Nearly every value needs no escaping: then it is copied as it is.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     // serde_json's escaping: quotes, backslashes and control characters.
     let _ = serde_json::to_writer(StringWriter(out), s);
 }

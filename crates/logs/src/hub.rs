@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::drain::{Drain, DrainKey};
 use crate::queue::{LineQueue, Wake};
-use crate::{Kind, Level, Record, Source};
+use crate::{Kind, Level, Source, pool};
 
 /// On a clean stop, queued lines get this long to leave (OPERATIONS.md).
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -102,7 +102,7 @@ impl Hub {
         if routes.stdout.is_none() && routes.space.is_empty() && app_drains.is_none() {
             return;
         }
-        let r = Arc::new(Record::new(level, source, kind, app, text));
+        let r = pool::record(level, source, kind, app, text);
         if let Some(q) = &routes.stdout {
             q.push(r.clone());
         }

@@ -1,10 +1,11 @@
 //! One path for every log line of spaced (OPERATIONS.md "Logs and drains").
 //!
 //! A component formats its line (router and egress lines in the BEHAVIOR.md logfmt) and
-//! calls [`emit`]: the line is copied once into a shared [`Record`] and pushed onto bounded,
-//! lock-free queues, one for stdout and one per drain of its scope. Nothing on that path
-//! waits or writes: stdout is written by its own thread in batches, each drain by its own
-//! task; a queue that is full drops its oldest line and counts it. Encoding for a sink (the
+//! calls [`emit`]: the line is copied once into a shared [`Record`] (a reused one: a line
+//! allocates nothing in steady state) and pushed onto bounded, lock-free queues, one for
+//! stdout and one per drain of its scope. Nothing on that path waits or writes: stdout is
+//! written by its own thread in batches, each drain by its own task; a queue that is full
+//! drops its oldest line and counts it. Encoding for a sink (the
 //! timestamp, JSON, RFC 5424, OTLP) happens in that sink's writer, off the hot path.
 //!
 //! `tracing` events (the daemon's own lines, the resolver's, the egress tunnel lines) reach
@@ -16,6 +17,7 @@ mod drain;
 pub mod format;
 mod hub;
 pub mod otlp;
+mod pool;
 mod queue;
 mod record;
 mod stdout;

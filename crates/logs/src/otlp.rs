@@ -85,7 +85,7 @@ fn log_record(r: &Record) -> Vec<u8> {
 }
 
 /// A KeyValue message as field `tag`.
-fn kv(out: &mut Vec<u8>, tag: u32, k: &str, v: &Value) {
+fn kv(out: &mut Vec<u8>, tag: u32, k: &str, v: &Value<'_>) {
     let mut m = Vec::with_capacity(k.len() + 16);
     field_str(&mut m, 1, k);
     let mut av = Vec::new();
@@ -95,7 +95,7 @@ fn kv(out: &mut Vec<u8>, tag: u32, k: &str, v: &Value) {
 }
 
 /// AnyValue: string_value 1, bool_value 2, int_value 3; Null is an empty AnyValue.
-fn any_value(out: &mut Vec<u8>, v: &Value) {
+fn any_value(out: &mut Vec<u8>, v: &Value<'_>) {
     match v {
         Value::Null => {}
         Value::Str(s) => field_str(out, 1, s),

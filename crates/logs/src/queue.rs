@@ -8,7 +8,7 @@ use std::thread::Thread;
 use crossbeam_queue::ArrayQueue;
 use tokio::sync::Notify;
 
-use crate::Record;
+use crate::{Record, pool};
 
 /// Who drains the queue and how to wake them.
 #[derive(Debug)]
@@ -23,8 +23,6 @@ pub(crate) enum Wake {
 #[derive(Debug)]
 pub(crate) struct LineQueue {
     q: ArrayQueue<Arc<Record>>,
-    /// Lines ever pushed.
-    pub(crate) pushed: AtomicU64,
     /// Lines dropped because the queue was full.
     pub(crate) overflowed: AtomicU64,
     /// Set by the consumer before it sleeps; a producer that clears it wakes it. While the
@@ -37,7 +35,6 @@ impl LineQueue {
     pub(crate) fn new(capacity: usize, wake: Wake) -> Self {
         Self {
             q: ArrayQueue::new(capacity.max(1)),
-            pushed: AtomicU64::new(0),
             overflowed: AtomicU64::new(0),
             asleep: AtomicBool::new(false),
             wake,
@@ -46,9 +43,9 @@ impl LineQueue {
 
     /// Queues a line, dropping the oldest when full. Never blocks.
     pub(crate) fn push(&self, r: Arc<Record>) {
-        self.pushed.fetch_add(1, Ordering::Relaxed);
-        if self.q.force_push(r).is_some() {
+        if let Some(old) = self.q.force_push(r) {
             self.overflowed.fetch_add(1, Ordering::Relaxed);
+            pool::recycle(old);
         }
         if self.asleep.load(Ordering::Relaxed) && self.asleep.swap(false, Ordering::AcqRel) {
             match &self.wake {
@@ -103,7 +100,6 @@ mod tests {
             q.push(rec(t));
         }
         assert_eq!(q.overflowed.load(Ordering::Relaxed), 2);
-        assert_eq!(q.pushed.load(Ordering::Relaxed), 4);
         assert_eq!(q.pop().unwrap().text(), "c");
         assert_eq!(q.pop().unwrap().text(), "d");
         assert!(q.pop().is_none());

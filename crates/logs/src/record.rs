@@ -83,7 +83,8 @@ pub enum Kind {
     Text,
 }
 
-/// One line. The app name and the text share one allocation.
+/// One line. The app name and the text share one buffer, which is reused from line to
+/// line (see `pool`): in steady state a line allocates nothing.
 #[derive(Debug)]
 pub struct Record {
     /// When it was written.
@@ -95,23 +96,43 @@ pub struct Record {
     /// How to read its text.
     pub kind: Kind,
     app_len: usize,
-    buf: Box<str>,
+    buf: String,
 }
+
+/// A new record's buffer holds at least this much, so that a reused one rarely grows: a
+/// router line is 200–300 bytes.
+const MIN_CAPACITY: usize = 384;
 
 impl Record {
     /// A line of `app` (`""`: no app).
     pub fn new(level: Level, source: Source, kind: Kind, app: &str, text: &str) -> Self {
-        let mut buf = String::with_capacity(app.len() + text.len());
-        buf.push_str(app);
-        buf.push_str(text);
-        Self {
-            time: SystemTime::now(),
+        let mut r = Self {
+            time: SystemTime::UNIX_EPOCH,
             level,
             source,
             kind,
-            app_len: app.len(),
-            buf: buf.into_boxed_str(),
-        }
+            app_len: 0,
+            buf: String::with_capacity((app.len() + text.len()).max(MIN_CAPACITY)),
+        };
+        r.set(level, source, kind, app, text);
+        r
+    }
+
+    /// Makes this record a new line, keeping its buffer.
+    pub(crate) fn set(&mut self, level: Level, source: Source, kind: Kind, app: &str, text: &str) {
+        self.time = SystemTime::now();
+        self.level = level;
+        self.source = source;
+        self.kind = kind;
+        self.app_len = app.len();
+        self.buf.clear();
+        self.buf.push_str(app);
+        self.buf.push_str(text);
+    }
+
+    /// The bytes its buffer holds (what keeping it for reuse costs).
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// The app, or `""`.

@@ -14,6 +14,7 @@ use spaced_config::LogFormat;
 
 use crate::format::{json, rfc3339};
 use crate::hub::Hub;
+use crate::pool;
 use crate::queue::LineQueue;
 
 /// At most this many bytes go into one write: a bound on the batch's memory.
@@ -93,6 +94,7 @@ fn run(hub: &Hub, mut out: File, journal: bool) {
                 }
             }
             buf.push('\n');
+            pool::recycle(r);
             n += 1;
         }
         if n == 0 {

@@ -5,6 +5,7 @@
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
+mod ceiling;
 mod faults;
 mod http_drains;
 mod otlp_decode;
