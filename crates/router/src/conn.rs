@@ -25,13 +25,12 @@ use spaced_config::Timeouts;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tracing::debug;
 
-use crate::Shared;
 use crate::access::Listener;
 use crate::code::Code;
 use crate::exchange::{Exchange, Outcome};
-use crate::listen::Slot;
 use crate::proxy;
 use crate::rejected;
+use crate::shared::{Shared, Slot};
 
 pub(crate) mod h2;
 

@@ -213,10 +213,10 @@ mod size {
     use spaced_net::{ConnLimit, Shutdown};
     use tokio::net::{TcpListener, TcpStream};
 
-    use crate::Shared;
     use crate::access::Listener;
     use crate::conn::{self, ConnCtx};
     use crate::metrics::Metrics;
+    use crate::shared::Shared;
     use crate::state::Runtime;
 
     /// The bound is the test profile's (unoptimised) size with some room: 5,312 bytes when
