@@ -13,7 +13,7 @@
 //! `Transfer-Encoding`, no `Content-Length` but a single `0`), and no `Upgrade`, `Expect`
 //! or `Connection` naming other headers. Anything else, including a head httparse
 //! refuses, hands the connection, with every byte read so far, to hyper for good
-//! ([`conn::serve_hyper`]), whose limits, error answers, bodies and upgrades then apply
+//! ([`crate::conn`] serves it with hyper), whose limits, error answers, bodies and upgrades then apply
 //! exactly as before. So the fast path adds no rule of its own: it is a shortcut for heads
 //! whose answer it knows to be the same. A connection that opens with the HTTP/2 preface
 //! goes to hyper's HTTP/2 (prior knowledge).
@@ -43,7 +43,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use crate::access;
 use crate::body::ResBody;
 use crate::code::Code;
-use crate::conn::{self, ConnCtx, SendMore};
+use crate::conn::ctx::ConnCtx;
+use crate::conn::send_more::SendMore;
+use crate::conn::timer;
 use crate::exchange::{Exchange, Outcome};
 use crate::headers;
 use crate::proxy;
@@ -62,8 +64,10 @@ const MIN_READ: usize = 1024;
 /// The client connection preface of HTTP/2 (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Serves HTTP/1 on `io`: the fast path while heads allow it, then hyper.
-pub(crate) async fn serve<I>(io: I, ctx: Arc<ConnCtx>, t: Timeouts)
+/// Serves HTTP/1 on `io` while heads allow the fast path; returns the connection, with
+/// every byte read and not consumed in front, when hyper is to serve it from there (HTTP/2
+/// too: the preface came, and the context says so now).
+pub(crate) async fn serve<I>(io: I, ctx: &Arc<ConnCtx>, t: Timeouts) -> Option<Rewind<I>>
 where
     I: AsyncRead + AsyncWrite + SendMore + Unpin + Send + 'static,
 {
@@ -72,29 +76,26 @@ where
         io,
         rbuf: BytesMut::new(),
         wbuf: Vec::new(),
-        ctx: Arc::clone(&ctx),
+        ctx: Arc::clone(ctx),
         fresh: true,
     };
     let closing = AtomicBool::new(false);
-    let ended = conn::drive(front.run(&closing), &ctx, t, |_| {
+    let ended = timer::drive(front.run(&closing), ctx, t, |_| {
         closing.store(true, Ordering::Relaxed);
     })
     .await;
     match ended {
-        Some(End::Hyper) => {
-            let io = Rewind::new(front.rbuf.freeze(), front.io);
-            conn::serve_hyper(io, ctx, t).await;
-        }
+        Some(End::Hyper) => Some(Rewind::new(front.rbuf.freeze(), front.io)),
         Some(End::H2) => {
             ctx.switch_to_h2();
-            let io = Rewind::new(front.rbuf.freeze(), front.io);
-            conn::serve_hyper(io, ctx, t).await;
+            Some(Rewind::new(front.rbuf.freeze(), front.io))
         }
         Some(End::Close) => {
             // As hyper does after a last response: a FIN, not a reset.
             let _ = tokio::time::timeout(t.client_header, front.io.shutdown()).await;
+            None
         }
-        Some(End::Gone) | None => {}
+        Some(End::Gone) | None => None,
     }
 }
 
@@ -246,7 +247,7 @@ where
     ///
     /// A router that is stopping (SIGTERM, an upgrade) instead keeps reading: the client's
     /// next request is answered with `Connection: close`, so a keep-alive client moves to
-    /// another process without a request sent into a closing socket. `conn::drive` still
+    /// another process without a request sent into a closing socket. `timer::drive` still
     /// ends a connection that sends nothing within `client_header`.
     ///
     /// Waiting for a next request, the connection holds no buffer ([`idle`]).

@@ -12,7 +12,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error};
 
 use crate::access::{self, Listener};
-use crate::conn::{self, ConnCtx};
+use crate::conn::{self, ctx::ConnCtx};
 use crate::shared::{Shared, Slot};
 use crate::tls;
 

@@ -11,7 +11,7 @@
 //! first read finds nothing every time, and freeing and allocating two 8 KiB buffers per
 //! request cost 14 % more instructions per request (mimalloc's generic path). The second
 //! read comes only when the task is woken with no bytes to read, which for an idle
-//! connection is the connection timer ([`crate::conn::drive`], at least every
+//! connection is the connection timer ([`crate::conn::timer::drive`], at least every
 //! `client_header`): so an idle connection gives its buffers back within that, and a busy
 //! one never does. Never between pipelined requests (their bytes are in the buffer).
 //!
@@ -214,7 +214,7 @@ mod size {
     use tokio::net::{TcpListener, TcpStream};
 
     use crate::access::Listener;
-    use crate::conn::{self, ConnCtx};
+    use crate::conn::{self, ctx::ConnCtx};
     use crate::metrics::Metrics;
     use crate::shared::Shared;
     use crate::state::Runtime;
