@@ -9,7 +9,7 @@
 //! bytes too.
 //!
 //! Only a head the router fully understands takes this path: HTTP/1.1, origin-form,
-//! exactly one valid Host, at most [`MAX_HEADERS`] lines within the limits, no body (no
+//! exactly one valid Host, at most [`FAST_MAX_HEADERS`] lines within the limits, no body (no
 //! `Transfer-Encoding`, no `Content-Length` but a single `0`), and no `Upgrade`, `Expect`
 //! or `Connection` naming other headers. Anything else, including a head httparse
 //! refuses, hands the connection, with every byte read so far, to hyper for good
@@ -47,20 +47,15 @@ use crate::conn::ctx::ConnCtx;
 use crate::conn::send_more::SendMore;
 use crate::conn::timer;
 use crate::exchange::{Exchange, Outcome};
+use crate::h1::framing::{BodyLen, SendFraming};
+use crate::h1::limits::{FAST_MAX_HEAD, FAST_MAX_HEADERS};
 use crate::headers;
 use crate::proxy;
 use crate::state::View;
 
+use idle::{MIN_READ, READ_BUF};
 use rewind::Rewind;
 
-/// Most header lines a fast-path head may have; more go to hyper.
-pub(crate) const MAX_HEADERS: usize = 64;
-/// Largest head buffered before the connection goes to hyper (which allows far more).
-const MAX_HEAD: usize = 16 * 1024;
-/// The read buffer's size, kept between requests while the client keeps sending.
-const READ_BUF: usize = 8 * 1024;
-/// A read is tried only with at least this much room.
-const MIN_READ: usize = 1024;
 /// The client connection preface of HTTP/2 (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -214,7 +209,7 @@ where
 
     /// Runs `fut` while watching the client: `None` when it closes or fails first (hyper
     /// drops a request whose client went away the same way). Bytes it pipelines meanwhile
-    /// are kept, up to [`MAX_HEAD`].
+    /// are kept, up to [`FAST_MAX_HEAD`].
     /// `fut` is pinned by the caller: a request's future is kilobytes, and moving it in
     /// would copy it once more.
     async fn unless_gone<F: Future>(&mut self, mut fut: Pin<&mut F>) -> Option<F::Output> {
@@ -222,7 +217,7 @@ where
             if let Poll::Ready(out) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Some(out));
             }
-            while self.rbuf.len() < MAX_HEAD {
+            while self.rbuf.len() < FAST_MAX_HEAD {
                 self.make_room();
                 match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
                     Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(None),
@@ -289,13 +284,13 @@ where
                 Step::More
             };
         }
-        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; FAST_MAX_HEADERS];
         let mut req = httparse::Request::new(&mut []);
         let parsed = httparse::ParserConfig::default()
             .parse_request_with_uninit_headers(&mut req, &self.rbuf, &mut slots);
         let len = match parsed {
             Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if self.rbuf.len() < MAX_HEAD => return Step::More,
+            Ok(httparse::Status::Partial) if self.rbuf.len() < FAST_MAX_HEAD => return Step::More,
             Err(httparse::Error::Version) if head::later_minor_as_11(&mut self.rbuf) => {
                 return self.step();
             }
@@ -321,7 +316,7 @@ where
 
         let (parts, mut body) = resp.into_parts();
         let head_request = method == Method::HEAD;
-        let length = response::BodyLen::of(&body);
+        let length = BodyLen::of(&body);
         let written = match &mut body {
             ResBody::Raw(r) => r.written.take(),
             _ => None,
@@ -390,7 +385,7 @@ where
     }
 
     /// Adds a body chunk; a large one is written at once behind what is gathered.
-    async fn push_data(&mut self, framing: &mut response::Framing, data: Bytes) -> io::Result<()> {
+    async fn push_data(&mut self, framing: &mut SendFraming, data: Bytes) -> io::Result<()> {
         if data.is_empty() {
             // In chunked coding an empty chunk would end the body.
             return Ok(());

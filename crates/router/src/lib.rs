@@ -22,6 +22,7 @@ mod dyno_h1;
 mod exchange;
 pub mod explain;
 mod front;
+mod h1;
 pub mod headers;
 pub mod health;
 mod listen;

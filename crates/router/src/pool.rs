@@ -19,13 +19,10 @@ use tracing::debug;
 use crate::body::ReqBody;
 use crate::code::Code;
 use crate::dyno_h1::RawConn;
+use crate::h1::limits::DYNO_MAX_HEADERS;
 
 /// Most idle connections kept per dyno; more are closed when returned.
 const MAX_IDLE: usize = 512;
-
-/// Most header lines in a dyno's response; more is H25. The request limit applies both
-/// ways, as on Heroku (hyper's default of 100 would turn ordinary responses into H25s).
-const MAX_RESPONSE_HEADERS: usize = crate::headers::MAX_HEADERS;
 
 /// A sender to a dyno.
 pub(crate) type Sender = SendRequest<ReqBody>;
@@ -276,7 +273,7 @@ pub(crate) async fn connect(
     };
     let _ = stream.set_nodelay(true);
     let (tx, conn) = http1::Builder::new()
-        .max_headers(MAX_RESPONSE_HEADERS)
+        .max_headers(DYNO_MAX_HEADERS)
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|source| ConnectError::Handshake { addr, source })?;

@@ -17,14 +17,8 @@ use super::h2;
 use super::send_more::SendMore;
 use super::timer::drive;
 use super::watched::{Watched, log_unparsed};
+use crate::h1::limits::{HYPER_MAX_HEAD, HYPER_MAX_HEADERS};
 use crate::proxy;
-
-/// Largest HTTP/1 request head buffered (all headers together); beyond it hyper answers
-/// 431. HTTP/2 heads have their own, smaller bound ([`h2::MAX_HEADER_LIST`]).
-const MAX_HEAD_BUF: usize = 1 << 20;
-/// Header lines hyper parses before giving up; a little above the limit so that a request
-/// just over it gets our 400 (H26) rather than hyper's 431.
-const PARSE_MAX_HEADERS: usize = 1100;
 
 /// Serves HTTP with hyper on `io` until the client leaves, a deadline passes, or shutdown.
 pub(super) async fn serve<I>(io: I, ctx: Arc<ConnCtx>, timeouts: Timeouts)
@@ -49,8 +43,8 @@ where
         );
     } else {
         let conn = http1::Builder::new()
-            .max_buf_size(MAX_HEAD_BUF)
-            .max_headers(PARSE_MAX_HEADERS)
+            .max_buf_size(HYPER_MAX_HEAD)
+            .max_headers(HYPER_MAX_HEADERS)
             .header_read_timeout(None)
             .serve_connection(io, svc)
             .with_upgrades();

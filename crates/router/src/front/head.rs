@@ -5,12 +5,12 @@
 
 use http::Method;
 
+use crate::h1::limits::FAST_MAX_HEADERS;
+use crate::h1::write::push_u64;
 use crate::headers::{self, MAX_LINE};
 
-use super::MAX_HEADERS;
-
 // One bit per header line in `Scan`'s masks.
-const _: () = assert!(MAX_HEADERS <= 64);
+const _: () = assert!(FAST_MAX_HEADERS <= 64);
 
 /// What a head the fast path takes says.
 #[derive(Debug)]
@@ -121,7 +121,7 @@ pub(crate) fn scan<'b>(req: &httparse::Request<'_, 'b>) -> Option<Scan<'b>> {
         return None;
     }
     let method = Method::from_bytes(method.as_bytes()).ok()?;
-    if method == Method::CONNECT || req.headers.len() > MAX_HEADERS {
+    if method == Method::CONNECT || req.headers.len() > FAST_MAX_HEADERS {
         return None;
     }
     let (mut host, mut hosts, mut lengths) = (None, 0, 0);
@@ -215,7 +215,7 @@ pub(crate) fn dyno_head(
     push_header(out, b"x-forwarded-proto", proto);
     push_header(out, b"x-forwarded-port", f.port);
     out.extend_from_slice(b"x-request-start: ");
-    super::response::push_u64(out, f.start_ms);
+    push_u64(out, f.start_ms);
     out.extend_from_slice(b"\r\n");
     push_header(out, b"x-request-id", f.request_id);
     let via = (scan.via != 0).then(|| lines(req, scan.via));

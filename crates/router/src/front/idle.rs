@@ -27,7 +27,10 @@ use std::task::{Context, Poll, ready};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::{MIN_READ, READ_BUF};
+/// The read buffer's size, kept between requests while the client keeps sending.
+pub(super) const READ_BUF: usize = 8 * 1024;
+/// A read is tried only with at least this much room.
+pub(super) const MIN_READ: usize = 1024;
 
 /// The stack buffer of the read that ends an idle wait: a typical request head fits, and
 /// a longer one continues into the heap buffer allocated for it.
