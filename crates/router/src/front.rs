@@ -41,7 +41,6 @@ use spaced_config::Timeouts;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::access;
-use crate::body::ResBody;
 use crate::code::Code;
 use crate::conn::ctx::ConnCtx;
 use crate::conn::send_more::SendMore;
@@ -51,6 +50,7 @@ use crate::h1::framing::{BodyLen, SendFraming};
 use crate::h1::limits::{FAST_MAX_HEAD, FAST_MAX_HEADERS};
 use crate::headers;
 use crate::proxy;
+use crate::relay::ResBody;
 use crate::state::View;
 
 use idle::{MIN_READ, READ_BUF};

@@ -31,6 +31,8 @@ mod metrics;
 mod pool;
 mod proxy;
 mod rejected;
+mod relay;
+mod relay_end;
 mod report;
 mod shared;
 mod state;

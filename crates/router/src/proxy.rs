@@ -19,13 +19,15 @@ use tracing::debug;
 
 use crate::access;
 use crate::balance;
-use crate::body::{InFlight, ReqBody, ResBody};
+use crate::body::ReqBody;
 use crate::code::Code;
 use crate::conn::ctx::{ConnCtx, HeadBudget};
 use crate::dyno_h1;
 use crate::exchange::{Exchange, Outcome};
 use crate::headers::{self, Expect, Forward, X_REQUEST_ID};
 use crate::pool::ConnectError;
+use crate::relay::ResBody;
+use crate::relay_end::InFlight;
 use crate::state::View;
 
 mod hyper_path;

@@ -11,10 +11,11 @@ use hyper::body::{Frame, SizeHint};
 use tokio::time::Instant;
 
 use super::{COPY_MAX, RawConn};
-use crate::body::{BodyError, IdleTimer, RelayEnd, hold_back};
+use crate::body::{BodyError, RollingIdle, hold_back};
 use crate::code::Code;
 use crate::h1::chunked::Step;
 use crate::h1::framing::RecvFraming;
+use crate::relay_end::RelayEnd;
 
 /// A dyno's response body on a [`RawConn`].
 #[derive(Debug)]
@@ -22,7 +23,7 @@ pub(crate) struct RawRelay {
     conn: Option<RawConn>,
     framing: RecvFraming,
     keep_alive: bool,
-    timer: IdleTimer,
+    timer: RollingIdle,
     bytes: u64,
     end: Option<RelayEnd>,
     /// The dyno's failure, held back one poll ([`hold_back`]).
@@ -58,7 +59,7 @@ impl RawRelay {
             conn: Some(conn),
             framing,
             keep_alive,
-            timer: IdleTimer::new(idle),
+            timer: RollingIdle::new(idle),
             bytes: 0,
             end: Some(end),
             failed: None,

@@ -11,9 +11,10 @@ use http::{StatusCode, header};
 use hyper::body::{Body as _, Frame};
 use hyper::ext::ReasonPhrase;
 
-use crate::body::{BodyError, ResBody};
+use crate::body::BodyError;
 use crate::h1::framing::{BodyLen, SendFraming};
 use crate::h1::write::{push_date, push_status_line, push_u64};
+use crate::relay::ResBody;
 
 /// Body chunks up to this size are gathered behind the head into one write; a write is
 /// made once this much is gathered.
