@@ -4,7 +4,7 @@
 Reads every `.rs` file under CRATE_SRC (a crate's `src/`), takes each file as one module
 (`foo.rs` and `foo/bar.rs` are `foo` and `foo::bar`; `lib.rs` is `crate`), and follows
 the paths that name another module of the crate: `use crate::…`, `use super::…`,
-`use self::…` (brace groups expanded) and `crate::…`/`super::…` paths written inline.
+`use self::…`, `use child::…` (brace groups expanded) and such paths written inline.
 Test code is left out (files named `tests.rs` and everything from a top-level
 `#[cfg(test)] mod … {` on), since tests may reach across layers. A path to an item stops at the
 deepest module file it names (`crate::conn::ctx::ConnCtx` is an edge to `conn::ctx`).
@@ -95,14 +95,21 @@ def resolve(path, here, known):
 
 def graph(mods):
     edges = {m: set() for m in mods}
-    use_re = re.compile(r"\buse\s+((?:crate|super|self)\b[^;]*);", re.S)
-    inline_re = re.compile(r"\b((?:crate|super)(?:::\w+)+)")
+    use_re = re.compile(r"\buse\s+([\w:{}, \n*]+?)\s*;", re.S)
+    inline_re = re.compile(r"(?<![\w:])((?:crate|super|\w+)(?:::\w+)+)")
     for m, text in mods.items():
         paths = []
         for u in use_re.finditer(text):
             paths += expand(u.group(1))
         body = use_re.sub("", text)
         paths += inline_re.findall(body)
+        # A path may also start at a child module (`use ctx::ConnCtx;` in `conn`).
+        prefix = "" if m == "crate" else m + "::"
+        paths = [
+            p if p.split("::")[0] in ("crate", "super", "self") else "self::" + p
+            for p in paths
+            if p.split("::")[0] in ("crate", "super", "self") or prefix + p.split("::")[0] in mods
+        ]
         for p in paths:
             to = resolve(p, m, mods)
             if to and to != m:

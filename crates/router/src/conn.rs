@@ -1,12 +1,12 @@
 //! One client connection, after the listener admitted it (and TLS, if any): served by
 //! the HTTP/1 fast path ([`crate::front`]) while its heads allow, then by hyper
-//! ([`hyper`]); HTTP/2 by hyper from the start. Bounded by `client_header` (a request head
+//! ([`by_hyper`]); HTTP/2 by hyper from the start. Bounded by `client_header` (a request head
 //! must be complete within it) and `keepalive` (an idle connection is closed after it),
 //! and shut down gracefully when the router stops.
 //!
 //! By concern: [`ctx`], what the requests of a connection share and the timer's verdicts
 //! on it, a leaf that requests, bodies and the fast path import; [`timer`], the loop that
-//! acts on them; [`watched`], the socket hyper reads and writes; [`hyper`], hyper's
+//! acts on them; [`watched`], the socket hyper reads and writes; [`by_hyper`], hyper's
 //! serving; [`h2`], HTTP/2's bounds; [`send_more`], the last response's `MSG_MORE`.
 
 use std::sync::Arc;
@@ -17,9 +17,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use ctx::ConnCtx;
 use send_more::SendMore;
 
+mod by_hyper;
 pub(crate) mod ctx;
 pub(crate) mod h2;
-mod hyper;
 pub(crate) mod send_more;
 pub(crate) mod timer;
 mod watched;
@@ -31,8 +31,8 @@ where
     I: AsyncRead + AsyncWrite + SendMore + Unpin + Send + 'static,
 {
     if ctx.is_h2() {
-        hyper::serve(io, ctx, timeouts).await;
+        by_hyper::serve(io, ctx, timeouts).await;
     } else if let Some(rest) = crate::front::serve(io, &ctx, timeouts).await {
-        hyper::serve(rest, ctx, timeouts).await;
+        by_hyper::serve(rest, ctx, timeouts).await;
     }
 }

@@ -32,7 +32,7 @@ use crate::h1::framing::RecvFraming;
 use crate::h1::limits::{DYNO_MAX_HEAD, DYNO_MAX_HEADERS, DYNO_MAX_NAME};
 use crate::h1::write::{push_line, push_status_line};
 
-use crate::pool::ConnectError;
+use crate::dial::{self, ConnectError};
 
 /// Read buffer size, grown when a read would have less than [`MIN_READ`] room.
 const READ_BUF: usize = 16 * 1024;
@@ -78,12 +78,7 @@ pub(crate) enum HeadError {
 impl RawConn {
     /// Opens a connection to `addr` within `timeout`.
     pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, ConnectError> {
-        let io = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Err(_) => return Err(ConnectError::Timeout { addr }),
-            Ok(Err(source)) => return Err(ConnectError::Io { addr, source }),
-            Ok(Ok(s)) => s,
-        };
-        let _ = io.set_nodelay(true);
+        let io = dial::tcp(addr, timeout).await?;
         Ok(Self {
             io,
             buf: BytesMut::with_capacity(READ_BUF),

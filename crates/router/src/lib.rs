@@ -18,6 +18,7 @@ mod body;
 mod checker;
 pub mod code;
 mod conn;
+mod dial;
 mod dyno_h1;
 mod exchange;
 pub mod explain;
