@@ -452,7 +452,7 @@ fn prepare(ctx: &Arc<ConnCtx>, req: &httparse::Request<'_, '_>) -> Option<Prepar
     let mut dyno_head = Vec::new();
     if routed.is_ok() {
         let conn = &ex.conn;
-        let fwd = head::Forward {
+        let fwd = head::ForwardBytes {
             peer: conn.peer_value.as_bytes(),
             https: conn.https,
             port: conn.port_value.as_bytes(),

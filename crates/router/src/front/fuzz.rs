@@ -4,7 +4,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::head::{self, Forward, Kind};
+use super::head::{self, ForwardBytes, Kind};
 use crate::h1::limits::FAST_MAX_HEADERS;
 
 /// Parses `data` as a client's request head (a later HTTP/1 minor version read as 1.1, as
@@ -38,7 +38,7 @@ pub fn client_head(data: &[u8]) {
     let Some(scan) = head::scan(&req) else {
         return;
     };
-    let fwd = Forward {
+    let fwd = ForwardBytes {
         peer: b"192.0.2.1",
         https: false,
         port: b"80",
@@ -109,7 +109,7 @@ pub fn client_head(data: &[u8]) {
 fn same_as_header_map(
     req: &httparse::Request<'_, '_>,
     got: &httparse::Request<'_, '_>,
-    f: &Forward<'_>,
+    f: &ForwardBytes<'_>,
 ) {
     let mut map = http::HeaderMap::new();
     for h in req.headers.iter() {
@@ -169,7 +169,7 @@ pub fn request_head_bytes(raw: &[u8], out: &mut Vec<u8>) -> bool {
         Some(v) if crate::headers::valid_request_id(v) => None,
         _ => Some(crate::headers::new_request_id()),
     };
-    let fwd = Forward {
+    let fwd = ForwardBytes {
         peer: b"127.0.0.1",
         https: false,
         port: b"8080",

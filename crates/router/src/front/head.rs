@@ -176,9 +176,10 @@ pub(crate) fn scan<'b>(req: &httparse::Request<'_, 'b>) -> Option<Scan<'b>> {
     Some(s)
 }
 
-/// What the router adds to a request for the dyno, as bytes.
+/// What the router adds to a request for the dyno, as bytes (the fast path's
+/// [`headers::Forward`]).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Forward<'a> {
+pub(crate) struct ForwardBytes<'a> {
     /// The peer address (appended to X-Forwarded-For).
     pub peer: &'a [u8],
     /// Came over TLS.
@@ -197,7 +198,7 @@ pub(crate) fn dyno_head(
     out: &mut Vec<u8>,
     req: &httparse::Request<'_, '_>,
     scan: &Scan<'_>,
-    f: &Forward<'_>,
+    f: &ForwardBytes<'_>,
 ) {
     out.reserve(512 + req.headers.len() * 32);
     out.extend_from_slice(scan.method.as_str().as_bytes());
