@@ -30,7 +30,7 @@ use tokio::net::TcpStream;
 use crate::h1::chunked::Chunked;
 use crate::h1::framing::RecvFraming;
 use crate::h1::limits::{DYNO_MAX_HEAD, DYNO_MAX_HEADERS, DYNO_MAX_NAME};
-use crate::h1::write::{push_line, push_status_line};
+use crate::h1::write::{push_line, push_request_line, push_status_line};
 
 use crate::dial::{self, ConnectError};
 
@@ -162,15 +162,9 @@ pub(crate) fn encode_request(
     target: &str,
     headers: &HeaderMap,
 ) {
-    out.extend_from_slice(method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    push_request_line(out, method, target.as_bytes());
     for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        push_line(out, name.as_str().as_bytes(), value.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
 }

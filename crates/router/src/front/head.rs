@@ -6,7 +6,7 @@
 use http::Method;
 
 use crate::h1::limits::FAST_MAX_HEADERS;
-use crate::h1::write::push_u64;
+use crate::h1::write::{push_line, push_request_line, push_u64};
 use crate::headers::{self, MAX_LINE};
 
 // One bit per header line in `Scan`'s masks.
@@ -201,33 +201,23 @@ pub(crate) fn dyno_head(
     f: &ForwardBytes<'_>,
 ) {
     out.reserve(512 + req.headers.len() * 32);
-    out.extend_from_slice(scan.method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(scan.path.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    push_request_line(out, &scan.method, scan.path.as_bytes());
     for (i, h) in req.headers.iter().enumerate() {
         if scan.kept >> i & 1 == 1 {
-            push_header(out, h.name.as_bytes(), h.value);
+            push_line(out, h.name.as_bytes(), h.value);
         }
     }
     let xff = (scan.xff != 0).then(|| lines(req, scan.xff));
     push_list(out, b"x-forwarded-for", xff, f.peer);
     let proto: &[u8] = if f.https { b"https" } else { b"http" };
-    push_header(out, b"x-forwarded-proto", proto);
-    push_header(out, b"x-forwarded-port", f.port);
+    push_line(out, b"x-forwarded-proto", proto);
+    push_line(out, b"x-forwarded-port", f.port);
     out.extend_from_slice(b"x-request-start: ");
     push_u64(out, f.start_ms);
     out.extend_from_slice(b"\r\n");
-    push_header(out, b"x-request-id", f.request_id);
+    push_line(out, b"x-request-id", f.request_id);
     let via = (scan.via != 0).then(|| lines(req, scan.via));
     push_list(out, b"via", via, headers::VIA_SELF.as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 

@@ -13,7 +13,7 @@ use hyper::ext::ReasonPhrase;
 
 use crate::body::BodyError;
 use crate::h1::framing::{BodyLen, SendFraming};
-use crate::h1::write::{push_date, push_status_line, push_u64};
+use crate::h1::write::{push_date, push_line, push_status_line, push_u64};
 use crate::relay::ResBody;
 
 /// Body chunks up to this size are gathered behind the head into one write; a write is
@@ -43,10 +43,7 @@ pub(crate) fn encode_head(
         } else if name == header::DATE {
             has_date = true;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        push_line(out, name.as_str().as_bytes(), value.as_bytes());
     }
     let said = Said {
         length: has_length,

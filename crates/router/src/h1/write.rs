@@ -23,6 +23,14 @@ pub(crate) fn push_status_line(out: &mut Vec<u8>, status: StatusCode, reason: Op
     out.extend_from_slice(b"\r\n");
 }
 
+/// `<method> <target> HTTP/1.1` and CRLF: the request line a dyno gets on either path.
+pub(crate) fn push_request_line(out: &mut Vec<u8>, method: &http::Method, target: &[u8]) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+}
+
 /// `name: value` and CRLF.
 pub(crate) fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
