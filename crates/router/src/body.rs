@@ -1,7 +1,7 @@
-//! The bodies the router streams: a client's request body on its way to a dyno (rolling
-//! idle timeout, H28; client gone, H27) and a dyno's response on its way to the client
-//! (rolling idle timeout, H15; dyno gone, H18), whose end writes the log line and gives the
-//! dyno connection back to the pool.
+//! What every streamed body of the router shares, and the client's request body on its way
+//! to a dyno (rolling idle timeout, H28; client gone, H27; bad framing, H26). The dyno's
+//! response on its way to the client is [`crate::relay`]'s; what ends it,
+//! [`crate::relay_end`]'s.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,12 +12,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::{Instant, Sleep};
-
-use crate::code::Code;
-use crate::dyno_h1::body::RawRelay;
-use crate::exchange::{Exchange, Outcome};
-use crate::pool::Upstream;
-use crate::state::DynoRt;
 
 /// Why a relayed body stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +47,12 @@ pub(crate) const CLIENT_MALFORMED: u8 = 4;
 /// A rolling idle timeout for a streamed body: armed on the first wait, so a body that
 /// arrives at once costs no timer, and pushed back whenever data moves.
 #[derive(Debug)]
-pub(crate) struct IdleTimer {
+pub(crate) struct RollingIdle {
     idle: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
-impl IdleTimer {
+impl RollingIdle {
     /// A timer of `idle`, not yet armed.
     pub(crate) fn new(idle: Duration) -> Self {
         Self { idle, sleep: None }
@@ -96,7 +90,7 @@ pub(crate) enum ReqBody {
 #[derive(Debug)]
 pub(crate) struct ClientBody {
     inner: Incoming,
-    timer: IdleTimer,
+    timer: RollingIdle,
     /// What went wrong, for the proxy (shared: the body moves into hyper's client).
     pub(crate) fault: Arc<AtomicU8>,
 }
@@ -110,7 +104,7 @@ impl ReqBody {
         let fault = Arc::new(AtomicU8::new(CLIENT_OK));
         let body = ClientBody {
             inner,
-            timer: IdleTimer::new(idle),
+            timer: RollingIdle::new(idle),
             fault: Arc::clone(&fault),
         };
         (Self::Client(body), Some(fault))
@@ -201,189 +195,4 @@ pub(crate) fn hold_back(
     *failed = Some(e);
     cx.waker().wake_by_ref();
     Poll::Pending
-}
-
-/// Holds one in-flight slot of a dyno; gives it back when dropped.
-#[derive(Debug)]
-pub(crate) struct InFlight(pub(crate) Arc<DynoRt>);
-
-impl InFlight {
-    /// Takes a slot on `dyno`.
-    pub(crate) fn new(dyno: Arc<DynoRt>) -> Self {
-        dyno.in_flight.fetch_add(1, Ordering::Relaxed);
-        Self(dyno)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A response body for the client.
-#[derive(Debug)]
-pub(crate) enum ResBody {
-    /// A body made by the router (errors, upgrades); the exchange is held until it is sent.
-    Full {
-        /// The bytes, taken when sent.
-        data: Option<Bytes>,
-        /// Ends the request's activity when the body is dropped.
-        _exchange: Option<Exchange>,
-    },
-    /// A dyno's response, relayed.
-    Relay(Relay),
-    /// A dyno's response read from a raw connection (requests without a body).
-    Raw(RawRelay),
-}
-
-/// What finishes a relayed response.
-#[derive(Debug)]
-pub(crate) struct RelayEnd {
-    /// The request.
-    pub exchange: Exchange,
-    /// The dyno's slot.
-    pub dyno: InFlight,
-    /// The connection, driven while the body streams and pooled again after a complete
-    /// exchange.
-    pub up: Option<Upstream>,
-    /// Connection time, ms.
-    pub connect_ms: u64,
-    /// When the request was handed to the dyno.
-    pub sent: Instant,
-    /// The response status.
-    pub status: u16,
-}
-
-/// A dyno's response body with a rolling idle timeout and a byte count.
-#[derive(Debug)]
-pub(crate) struct Relay {
-    inner: Incoming,
-    timer: IdleTimer,
-    bytes: u64,
-    end: Option<RelayEnd>,
-    /// The dyno's failure, held back one poll ([`hold_back`]).
-    failed: Option<BodyError>,
-}
-
-impl Relay {
-    /// Relays `inner`; `end` is finished when it ends, fails, or is dropped.
-    pub(crate) fn new(inner: Incoming, idle: Duration, end: RelayEnd) -> Self {
-        end.exchange.conn.relay_started();
-        Self {
-            inner,
-            timer: IdleTimer::new(idle),
-            bytes: 0,
-            end: Some(end),
-            failed: None,
-        }
-    }
-
-    fn finish(&mut self, code: Option<Code>, complete: bool) {
-        if let Some(end) = self.end.take() {
-            end.finish(code, complete, self.bytes, Instant::now());
-        }
-    }
-}
-
-impl RelayEnd {
-    /// Writes the log line at `now`; after a complete exchange the hyper connection, if
-    /// any, goes back to the dyno's pool.
-    pub(crate) fn finish(mut self, code: Option<Code>, complete: bool, bytes: u64, now: Instant) {
-        self.exchange.conn.relay_ended();
-        if let Some(up) = self.up.take()
-            && complete
-            && !self.dyno.0.removed.load(Ordering::Relaxed)
-        {
-            self.dyno.0.pool.put(up, now);
-        }
-        let service_ms = now.saturating_duration_since(self.sent).as_millis() as u64;
-        let o = Outcome {
-            code,
-            status: self.status,
-            bytes,
-            dyno: Some(&self.dyno.0.label),
-            connect_ms: Some(self.connect_ms),
-            service_ms: Some(service_ms),
-        };
-        self.exchange.finish_at(o, now);
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        // Dropped before its end: the client went away mid-response (or the body was never
-        // polled because it was empty, e.g. HEAD — then it is complete and reusable).
-        let complete = self.inner.is_end_stream();
-        self.finish(None, complete);
-    }
-}
-
-impl Body for ResBody {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let r = match self.get_mut() {
-            Self::Full { data, .. } => return Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            Self::Relay(r) => r,
-            Self::Raw(r) => return r.poll_frame(cx),
-        };
-        if let Some(e) = r.failed.take() {
-            return Poll::Ready(Some(Err(e)));
-        }
-        if let Some(end) = &r.end {
-            end.exchange.conn.relay_polled();
-        }
-        // The dyno connection is driven from here: it reads the response into `inner`.
-        if let Some(up) = r.end.as_mut().and_then(|e| e.up.as_mut()) {
-            up.drive(cx);
-        }
-        match Pin::new(&mut r.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(f))) => {
-                if let Some(d) = f.data_ref() {
-                    r.bytes += d.len() as u64;
-                }
-                r.timer.moved();
-                if r.inner.is_end_stream() {
-                    r.finish(None, true);
-                }
-                Poll::Ready(Some(Ok(f)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                r.finish(Some(Code::H18), false);
-                hold_back(&mut r.failed, r.bytes, BodyError::Interrupted(e), cx)
-            }
-            Poll::Ready(None) => {
-                r.finish(None, true);
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                let idle = ready!(r.timer.poll_expired(cx));
-                r.finish(Some(Code::H15), false);
-                Poll::Ready(Some(Err(BodyError::Idle(idle))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Full { data, .. } => data.as_ref().is_none_or(Bytes::is_empty),
-            Self::Relay(r) => r.inner.is_end_stream(),
-            Self::Raw(r) => r.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Full { data, .. } => {
-                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
-            }
-            Self::Relay(r) => r.inner.size_hint(),
-            Self::Raw(r) => r.size_hint(),
-        }
-    }
 }

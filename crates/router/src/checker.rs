@@ -16,8 +16,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::Shared;
 use crate::health::{self, Active, Transition};
+use crate::shared::Shared;
 use crate::state::DynoRt;
 
 /// The shortest pause between two checks of one dyno.
@@ -90,7 +90,7 @@ fn reconcile(shared: &Arc<Shared>, tasks: &mut HashMap<usize, (Arc<DynoRt>, Task
     shared.limit.set_max(policy.router.max_connections);
     shared
         .external_limit
-        .set_max(crate::listen::external_share(policy.router.max_connections));
+        .set_max(crate::shared::external_share(policy.router.max_connections));
     let mut keep_addrs = std::collections::HashSet::new();
     let mut wanted: HashMap<usize, (Arc<DynoRt>, Option<Spec>)> = HashMap::new();
     for (app, rt) in policy.apps.iter().zip(&view.apps) {

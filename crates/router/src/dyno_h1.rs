@@ -9,7 +9,6 @@
 //! streams uploads and hands over upgraded sockets.
 
 pub(crate) mod body;
-mod chunked;
 pub(crate) mod fuzz;
 #[cfg(test)]
 mod tests;
@@ -28,19 +27,13 @@ use hyper::ext::ReasonPhrase;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-pub(crate) use chunked::Chunked;
+use crate::h1::chunked::Chunked;
+use crate::h1::framing::RecvFraming;
+use crate::h1::limits::{DYNO_MAX_HEAD, DYNO_MAX_HEADERS, DYNO_MAX_NAME};
+use crate::h1::write::{push_line, push_request_line, push_status_line};
 
-use crate::front::response::BodyLen;
+use crate::dial::{self, ConnectError};
 
-use crate::pool::ConnectError;
-
-/// Most header lines in a response head (the request limit, as on Heroku).
-const MAX_HEADERS: usize = crate::headers::MAX_HEADERS;
-/// Longest header name `http::HeaderName` takes; a longer one is H25 on both paths.
-const MAX_NAME: usize = 1 << 16;
-/// Largest response head; beyond it the response is H25. hyper's client buffers at most
-/// this (its default `max_buf_size`), which bounds a head on the other path alike.
-const MAX_HEAD: usize = 8192 + 4096 * 100;
 /// Read buffer size, grown when a read would have less than [`MIN_READ`] room.
 const READ_BUF: usize = 16 * 1024;
 const MIN_READ: usize = 4 * 1024;
@@ -56,37 +49,13 @@ pub(crate) struct RawConn {
     pub(crate) buf: BytesMut,
 }
 
-/// How a response body is delimited (RFC 9112 §6.3).
-#[derive(Debug)]
-pub(crate) enum Framing {
-    /// No body: a response to HEAD, 1xx, 204, 304, or `Content-Length: 0`.
-    Empty,
-    /// This many bytes remain.
-    Length(u64),
-    /// Chunked transfer coding.
-    Chunked(Chunked),
-    /// Until the dyno closes the connection (then not reusable).
-    Close,
-}
-
-impl Framing {
-    /// What a body of this framing says of its length (as `RawRelay` reports it).
-    pub(crate) fn body_len(&self) -> BodyLen {
-        match self {
-            Self::Empty | Self::Length(0) => BodyLen::Empty,
-            Self::Length(n) => BodyLen::Known(*n),
-            Self::Chunked(_) | Self::Close => BodyLen::Unknown,
-        }
-    }
-}
-
 /// A parsed response head.
 #[derive(Debug)]
 pub(crate) struct Head {
     /// Status, version and headers.
     pub parts: http::response::Parts,
     /// How the body is delimited.
-    pub framing: Framing,
+    pub framing: RecvFraming,
     /// The dyno allows another request on the connection afterwards.
     pub keep_alive: bool,
 }
@@ -109,12 +78,7 @@ pub(crate) enum HeadError {
 impl RawConn {
     /// Opens a connection to `addr` within `timeout`.
     pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, ConnectError> {
-        let io = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Err(_) => return Err(ConnectError::Timeout { addr }),
-            Ok(Err(source)) => return Err(ConnectError::Io { addr, source }),
-            Ok(Ok(s)) => s,
-        };
-        let _ = io.set_nodelay(true);
+        let io = dial::tcp(addr, timeout).await?;
         Ok(Self {
             io,
             buf: BytesMut::with_capacity(READ_BUF),
@@ -198,15 +162,9 @@ pub(crate) fn encode_request(
     target: &str,
     headers: &HeaderMap,
 ) {
-    out.extend_from_slice(method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    push_request_line(out, method, target.as_bytes());
     for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        push_line(out, name.as_str().as_bytes(), value.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -221,11 +179,11 @@ fn parse_status<'h, 'b>(
     let parsed =
         httparse::ParserConfig::default().parse_response_with_uninit_headers(resp, buf, slots);
     let len = match parsed {
-        Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
+        Ok(httparse::Status::Complete(len)) if len > DYNO_MAX_HEAD => {
             return Err(HeadError::Invalid("head too large"));
         }
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+        Ok(httparse::Status::Partial) if buf.len() > DYNO_MAX_HEAD => {
             return Err(HeadError::Invalid("head too large"));
         }
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -245,7 +203,7 @@ fn parse_status<'h, 'b>(
 /// Parses one response head from the front of `buf`, consuming it; `None` when more bytes
 /// are needed.
 pub(crate) fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, HeadError> {
-    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; DYNO_MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
     let Some((len, status, version)) = parse_status(buf, &mut resp, &mut slots)? else {
         return Ok(None);
@@ -300,7 +258,7 @@ fn is_interim(status: StatusCode) -> bool {
 #[derive(Debug)]
 pub(crate) struct Written {
     pub status: StatusCode,
-    pub framing: Framing,
+    pub framing: RecvFraming,
     /// The dyno allows another request on the connection afterwards.
     pub keep_alive: bool,
     /// The written head has a `content-length`.
@@ -332,7 +290,7 @@ pub(crate) fn parse_head_for_client(
     request_id: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<Option<Option<ForClient>>, HeadError> {
-    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; DYNO_MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
     let Some((len, status, version)) = parse_status(buf, &mut resp, &mut slots)? else {
         return Ok(None);
@@ -370,10 +328,10 @@ pub(crate) fn parse_head_for_client(
         .reason
         .filter(|r| !r.is_empty() && status.canonical_reason() != Some(*r));
     out.clear();
-    crate::front::response::push_status_line(out, status, reason.map(str::as_bytes));
+    push_status_line(out, status, reason.map(str::as_bytes));
     let (mut has_length, mut has_date, mut id_written) = (false, false, false);
     for h in resp.headers.iter() {
-        if h.name.len() >= MAX_NAME {
+        if h.name.len() >= DYNO_MAX_NAME {
             return Err(HeadError::Invalid("header name"));
         }
         let name = h.name.as_bytes();
@@ -417,25 +375,18 @@ pub(crate) fn parse_head_for_client(
     }))))
 }
 
-fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
 /// The body's framing, and whether the connection can be reused after it (RFC 9112 §6.3).
 fn framing(
     method: &Method,
     status: StatusCode,
     headers: &[httparse::Header<'_>],
-) -> Result<(Framing, bool), HeadError> {
+) -> Result<(RecvFraming, bool), HeadError> {
     if method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
-        return Ok((Framing::Empty, true));
+        return Ok((RecvFraming::Empty, true));
     }
     // One pass: the last Transfer-Encoding, and the Content-Length values, whose errors
     // count only when no coding overrides them.
@@ -457,16 +408,16 @@ fn framing(
         let last = last.rsplit(|&b| b == b',').next().map(<[u8]>::trim_ascii);
         let chunked = last.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
         return Ok(if chunked {
-            (Framing::Chunked(Chunked::default()), !has_length)
+            (RecvFraming::Chunked(Chunked::default()), !has_length)
         } else {
-            (Framing::Close, false)
+            (RecvFraming::Close, false)
         });
     }
     let length = length?;
     Ok(match length {
-        Some(0) => (Framing::Empty, true),
-        Some(n) => (Framing::Length(n), true),
-        None => (Framing::Close, false),
+        Some(0) => (RecvFraming::Empty, true),
+        Some(n) => (RecvFraming::Length(n), true),
+        None => (RecvFraming::Close, false),
     })
 }
 

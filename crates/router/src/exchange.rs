@@ -13,7 +13,7 @@ use spaced_logs::{Kind, Level, Source};
 use tokio::time::Instant;
 
 use crate::code::Code;
-use crate::conn::ConnCtx;
+use crate::conn::ctx::ConnCtx;
 use crate::logline::LogLine;
 use crate::state::{AppStats, DynoRt};
 

@@ -9,11 +9,11 @@
 //! bytes too.
 //!
 //! Only a head the router fully understands takes this path: HTTP/1.1, origin-form,
-//! exactly one valid Host, at most [`MAX_HEADERS`] lines within the limits, no body (no
+//! exactly one valid Host, at most [`FAST_MAX_HEADERS`] lines within the limits, no body (no
 //! `Transfer-Encoding`, no `Content-Length` but a single `0`), and no `Upgrade`, `Expect`
 //! or `Connection` naming other headers. Anything else, including a head httparse
 //! refuses, hands the connection, with every byte read so far, to hyper for good
-//! ([`conn::serve_hyper`]), whose limits, error answers, bodies and upgrades then apply
+//! ([`crate::conn`] serves it with hyper), whose limits, error answers, bodies and upgrades then apply
 //! exactly as before. So the fast path adds no rule of its own: it is a shortcut for heads
 //! whose answer it knows to be the same. A connection that opens with the HTTP/2 preface
 //! goes to hyper's HTTP/2 (prior knowledge).
@@ -41,29 +41,28 @@ use spaced_config::Timeouts;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::access;
-use crate::body::ResBody;
 use crate::code::Code;
-use crate::conn::{self, ConnCtx, SendMore};
+use crate::conn::ctx::ConnCtx;
+use crate::conn::send_more::SendMore;
+use crate::conn::timer;
 use crate::exchange::{Exchange, Outcome};
+use crate::h1::framing::{BodyLen, SendFraming};
+use crate::h1::limits::{FAST_MAX_HEAD, FAST_MAX_HEADERS};
 use crate::headers;
 use crate::proxy;
+use crate::relay::ResBody;
 use crate::state::View;
 
+use idle::{MIN_READ, READ_BUF};
 use rewind::Rewind;
 
-/// Most header lines a fast-path head may have; more go to hyper.
-pub(crate) const MAX_HEADERS: usize = 64;
-/// Largest head buffered before the connection goes to hyper (which allows far more).
-const MAX_HEAD: usize = 16 * 1024;
-/// The read buffer's size, kept between requests while the client keeps sending.
-const READ_BUF: usize = 8 * 1024;
-/// A read is tried only with at least this much room.
-const MIN_READ: usize = 1024;
 /// The client connection preface of HTTP/2 (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Serves HTTP/1 on `io`: the fast path while heads allow it, then hyper.
-pub(crate) async fn serve<I>(io: I, ctx: Arc<ConnCtx>, t: Timeouts)
+/// Serves HTTP/1 on `io` while heads allow the fast path; returns the connection, with
+/// every byte read and not consumed in front, when hyper is to serve it from there (HTTP/2
+/// too: the preface came, and the context says so now).
+pub(crate) async fn serve<I>(io: I, ctx: &Arc<ConnCtx>, t: Timeouts) -> Option<Rewind<I>>
 where
     I: AsyncRead + AsyncWrite + SendMore + Unpin + Send + 'static,
 {
@@ -72,29 +71,26 @@ where
         io,
         rbuf: BytesMut::new(),
         wbuf: Vec::new(),
-        ctx: Arc::clone(&ctx),
+        ctx: Arc::clone(ctx),
         fresh: true,
     };
     let closing = AtomicBool::new(false);
-    let ended = conn::drive(front.run(&closing), &ctx, t, |_| {
+    let ended = timer::drive(front.run(&closing), ctx, t, |_| {
         closing.store(true, Ordering::Relaxed);
     })
     .await;
     match ended {
-        Some(End::Hyper) => {
-            let io = Rewind::new(front.rbuf.freeze(), front.io);
-            conn::serve_hyper(io, ctx, t).await;
-        }
+        Some(End::Hyper) => Some(Rewind::new(front.rbuf.freeze(), front.io)),
         Some(End::H2) => {
             ctx.switch_to_h2();
-            let io = Rewind::new(front.rbuf.freeze(), front.io);
-            conn::serve_hyper(io, ctx, t).await;
+            Some(Rewind::new(front.rbuf.freeze(), front.io))
         }
         Some(End::Close) => {
             // As hyper does after a last response: a FIN, not a reset.
             let _ = tokio::time::timeout(t.client_header, front.io.shutdown()).await;
+            None
         }
-        Some(End::Gone) | None => {}
+        Some(End::Gone) | None => None,
     }
 }
 
@@ -213,7 +209,7 @@ where
 
     /// Runs `fut` while watching the client: `None` when it closes or fails first (hyper
     /// drops a request whose client went away the same way). Bytes it pipelines meanwhile
-    /// are kept, up to [`MAX_HEAD`].
+    /// are kept, up to [`FAST_MAX_HEAD`].
     /// `fut` is pinned by the caller: a request's future is kilobytes, and moving it in
     /// would copy it once more.
     async fn unless_gone<F: Future>(&mut self, mut fut: Pin<&mut F>) -> Option<F::Output> {
@@ -221,7 +217,7 @@ where
             if let Poll::Ready(out) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Some(out));
             }
-            while self.rbuf.len() < MAX_HEAD {
+            while self.rbuf.len() < FAST_MAX_HEAD {
                 self.make_room();
                 match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
                     Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(None),
@@ -246,7 +242,7 @@ where
     ///
     /// A router that is stopping (SIGTERM, an upgrade) instead keeps reading: the client's
     /// next request is answered with `Connection: close`, so a keep-alive client moves to
-    /// another process without a request sent into a closing socket. `conn::drive` still
+    /// another process without a request sent into a closing socket. `timer::drive` still
     /// ends a connection that sends nothing within `client_header`.
     ///
     /// Waiting for a next request, the connection holds no buffer ([`idle`]).
@@ -288,13 +284,13 @@ where
                 Step::More
             };
         }
-        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; FAST_MAX_HEADERS];
         let mut req = httparse::Request::new(&mut []);
         let parsed = httparse::ParserConfig::default()
             .parse_request_with_uninit_headers(&mut req, &self.rbuf, &mut slots);
         let len = match parsed {
             Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if self.rbuf.len() < MAX_HEAD => return Step::More,
+            Ok(httparse::Status::Partial) if self.rbuf.len() < FAST_MAX_HEAD => return Step::More,
             Err(httparse::Error::Version) if head::later_minor_as_11(&mut self.rbuf) => {
                 return self.step();
             }
@@ -320,7 +316,7 @@ where
 
         let (parts, mut body) = resp.into_parts();
         let head_request = method == Method::HEAD;
-        let length = response::BodyLen::of(&body);
+        let length = BodyLen::of(&body);
         let written = match &mut body {
             ResBody::Raw(r) => r.written.take(),
             _ => None,
@@ -389,7 +385,7 @@ where
     }
 
     /// Adds a body chunk; a large one is written at once behind what is gathered.
-    async fn push_data(&mut self, framing: &mut response::Framing, data: Bytes) -> io::Result<()> {
+    async fn push_data(&mut self, framing: &mut SendFraming, data: Bytes) -> io::Result<()> {
         if data.is_empty() {
             // In chunked coding an empty chunk would end the body.
             return Ok(());
@@ -456,7 +452,7 @@ fn prepare(ctx: &Arc<ConnCtx>, req: &httparse::Request<'_, '_>) -> Option<Prepar
     let mut dyno_head = Vec::new();
     if routed.is_ok() {
         let conn = &ex.conn;
-        let fwd = head::Forward {
+        let fwd = head::ForwardBytes {
             peer: conn.peer_value.as_bytes(),
             https: conn.https,
             port: conn.port_value.as_bytes(),

@@ -18,10 +18,12 @@ mod body;
 mod checker;
 pub mod code;
 mod conn;
+mod dial;
 mod dyno_h1;
 mod exchange;
 pub mod explain;
 mod front;
+mod h1;
 pub mod headers;
 pub mod health;
 mod listen;
@@ -30,6 +32,10 @@ mod metrics;
 mod pool;
 mod proxy;
 mod rejected;
+mod relay;
+mod relay_end;
+mod report;
+mod shared;
 mod state;
 pub mod tls;
 mod upgrade;
@@ -54,6 +60,7 @@ use spaced_net::{BindError, ConnLimit, Shutdown};
 
 use crate::listen::Kind;
 use crate::metrics::Metrics;
+use crate::shared::{Shared, external_share};
 use crate::state::Runtime;
 
 /// The router could not start.
@@ -99,51 +106,6 @@ impl RouterError {
     }
 }
 
-/// What every connection and background task of the router shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    /// The live policy.
-    pub store: Arc<Store>,
-    /// Where health transitions are published for the resolver.
-    pub board: Arc<DynoBoard>,
-    /// Runtime state apart from the policy.
-    pub runtime: Runtime,
-    /// Router-wide counters.
-    pub metrics: Metrics,
-    /// Cancelled to stop accepting; connections then finish gracefully.
-    pub shutdown: Shutdown,
-    /// `max_connections`, updated on reload.
-    pub limit: ConnLimit,
-    /// The external listeners' share of it ([`listen::external_share`]).
-    pub external_limit: ConnLimit,
-}
-
-impl Shared {
-    /// Quarantines `dyno` after a connect failure: out of the router's picks, and on the
-    /// board the resolver reads (BEHAVIOR.md "Precise answers": a quarantined dyno counts as
-    /// down for zone decisions too) until the quarantine ends.
-    pub(crate) fn quarantine(&self, dyno: &state::DynoRt) {
-        dyno.quarantine(self.runtime.now_ms());
-        let until = std::time::Instant::now() + health::QUARANTINE;
-        if !self.board.quarantine(dyno.addr, until) {
-            return; // extended: the task already waiting sees the new deadline
-        }
-        let board = Arc::clone(&self.board);
-        let addr = dyno.addr;
-        // Not on the shutdown tracker: a drain must not wait for it.
-        tokio::spawn(async move {
-            let mut at = until;
-            loop {
-                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-                match board.expire(addr, std::time::Instant::now()) {
-                    Some(later) => at = later,
-                    None => return,
-                }
-            }
-        });
-    }
-}
-
 /// A running router: the addresses it bound, metrics and dyno health.
 #[derive(Debug, Clone)]
 pub struct Handle {
@@ -159,13 +121,13 @@ pub struct Handle {
 impl Handle {
     /// Appends the router's metrics in Prometheus text format.
     pub fn render_metrics(&self, out: &mut String) {
-        metrics::render(&self.shared, out);
+        report::render(&self.shared, out);
     }
 
     /// Health of every dyno of the current policy: `[{app, process, number, addr, zone, up,
     /// quarantined, in_flight}]`.
     pub fn dynos_json(&self) -> serde_json::Value {
-        metrics::dynos_json(&self.shared)
+        report::dynos_json(&self.shared)
     }
 }
 
@@ -204,7 +166,7 @@ pub async fn spawn(
         runtime: Runtime::new(&store),
         metrics: Metrics::new(),
         limit: ConnLimit::new(policy.router.max_connections),
-        external_limit: ConnLimit::new(listen::external_share(policy.router.max_connections)),
+        external_limit: ConnLimit::new(external_share(policy.router.max_connections)),
         shutdown: shutdown.child(),
         board,
         store: Arc::clone(&store),

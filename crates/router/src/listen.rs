@@ -7,14 +7,13 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 use spaced_config::{Timeouts, canonical};
-use spaced_net::ConnGuard;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error};
 
-use crate::Shared;
 use crate::access::{self, Listener};
-use crate::conn::{self, ConnCtx};
+use crate::conn::{self, ctx::ConnCtx};
+use crate::shared::{Shared, Slot};
 use crate::tls;
 
 /// What a listener speaks.
@@ -35,39 +34,6 @@ impl Kind {
             Self::Internal => Listener::Internal,
         }
     }
-}
-
-/// A connection's hold on `router.max_connections`, given back when it ends: a slot of
-/// the whole budget and, on an external listener, one of the external share.
-///
-/// External listeners (`listen`, `tls_listen`) may hold at most [`external_share`] of
-/// the budget, so a flood of outside clients leaves a tenth of it to the internal
-/// listeners (dynos calling each other, health probes from inside the space); internal
-/// listeners may use all of it. The process never holds more than `max_connections`.
-#[derive(Debug)]
-pub(crate) struct Slot {
-    _all: ConnGuard,
-    _external: Option<ConnGuard>,
-}
-
-impl Slot {
-    /// A slot for a connection on a `which` listener, `None` when its share is used up.
-    fn acquire(shared: &Shared, which: Listener) -> Option<Self> {
-        let external = match which {
-            Listener::External => Some(shared.external_limit.try_acquire()?),
-            Listener::Internal => None,
-        };
-        Some(Self {
-            _all: shared.limit.try_acquire()?,
-            _external: external,
-        })
-    }
-}
-
-/// How many connections external listeners may hold of `max_connections`: all but a
-/// tenth (rounded down), which only internal listeners may use.
-pub(crate) fn external_share(max: usize) -> usize {
-    max - max / 10
 }
 
 /// Starts the accept loop of one bound listener as a tracked task.

@@ -3,7 +3,6 @@
 //! leaves the policy). A short mutex per dyno guards the idle list; it is held for a
 //! push or a pop, never across an await.
 
-use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -17,58 +16,15 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use crate::body::ReqBody;
-use crate::code::Code;
+use crate::dial::{self, ConnectError};
 use crate::dyno_h1::RawConn;
+use crate::h1::limits::DYNO_MAX_HEADERS;
 
 /// Most idle connections kept per dyno; more are closed when returned.
 const MAX_IDLE: usize = 512;
 
-/// Most header lines in a dyno's response; more is H25. The request limit applies both
-/// ways, as on Heroku (hyper's default of 100 would turn ordinary responses into H25s).
-const MAX_RESPONSE_HEADERS: usize = crate::headers::MAX_HEADERS;
-
 /// A sender to a dyno.
 pub(crate) type Sender = SendRequest<ReqBody>;
-
-/// Why no connection to a dyno could be had. Either way nothing was sent, so the request
-/// may be retried on another dyno.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ConnectError {
-    /// No answer within `timeouts.connect`.
-    #[error("connect to dyno {addr} timed out")]
-    Timeout {
-        /// The dyno.
-        addr: SocketAddr,
-    },
-    /// Refused, reset or unreachable.
-    #[error("connect to dyno {addr}")]
-    Io {
-        /// The dyno.
-        addr: SocketAddr,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// The HTTP/1 handshake failed (the socket died at once).
-    #[error("http handshake with dyno {addr}")]
-    Handshake {
-        /// The dyno.
-        addr: SocketAddr,
-        /// What hyper said.
-        #[source]
-        source: hyper::Error,
-    },
-}
-
-impl ConnectError {
-    /// The code logged when this was the last failure: H19 for a timeout, H21 otherwise.
-    pub(crate) fn code(&self) -> Code {
-        match self {
-            Self::Timeout { .. } => Code::H19,
-            Self::Io { .. } | Self::Handshake { .. } => Code::H21,
-        }
-    }
-}
 
 /// One connection to a dyno: the sender and, for pooled connections, the connection's
 /// driver, polled by whichever request task holds it (so a proxied exchange needs no
@@ -269,14 +225,9 @@ pub(crate) async fn connect(
     timeout: Duration,
     upgrade: bool,
 ) -> Result<Upstream, ConnectError> {
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Err(_) => return Err(ConnectError::Timeout { addr }),
-        Ok(Err(source)) => return Err(ConnectError::Io { addr, source }),
-        Ok(Ok(s)) => s,
-    };
-    let _ = stream.set_nodelay(true);
+    let stream = dial::tcp(addr, timeout).await?;
     let (tx, conn) = http1::Builder::new()
-        .max_headers(MAX_RESPONSE_HEADERS)
+        .max_headers(DYNO_MAX_HEADERS)
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|source| ConnectError::Handshake { addr, source })?;

@@ -19,13 +19,15 @@ use tracing::debug;
 
 use crate::access;
 use crate::balance;
-use crate::body::{InFlight, ReqBody, ResBody};
+use crate::body::ReqBody;
 use crate::code::Code;
-use crate::conn::ConnCtx;
+use crate::conn::ctx::{ConnCtx, HeadBudget};
+use crate::dial::ConnectError;
 use crate::dyno_h1;
 use crate::exchange::{Exchange, Outcome};
 use crate::headers::{self, Expect, Forward, X_REQUEST_ID};
-use crate::pool::ConnectError;
+use crate::relay::ResBody;
+use crate::relay_end::InFlight;
 use crate::state::View;
 
 mod hyper_path;
@@ -66,7 +68,7 @@ pub(crate) async fn handle(
     };
     // HTTP/2: the connection's requests in flight hold a bounded share of decoded heads.
     // (Bound to a name: the share is held until the request is answered.)
-    let Ok(_budget) = crate::conn::h2::HeadBudget::take(&ex.conn, &parts.headers) else {
+    let Ok(_budget) = HeadBudget::take(&ex.conn, &parts.headers) else {
         return Ok(error(ex, Code::H26TooLarge, Outcome::default()));
     };
     let (view, index) = match admit(&mut ex, &parts) {

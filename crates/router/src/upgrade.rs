@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use spaced_net::Shutdown;
 use tracing::debug;
 
-use crate::body::InFlight;
+use crate::relay_end::InFlight;
 
 /// Relays an upgraded exchange as a tracked task; the dyno's in-flight slot is held until
 /// the relay ends.

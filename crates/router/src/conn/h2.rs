@@ -4,17 +4,10 @@
 //! HPACK lets a client name a 4 KB field once and then repeat it with one-byte indices, so
 //! a few KB on the wire decode to a megabyte per stream. hyper's h2 codec bounds what it
 //! decodes per stream (`SETTINGS_MAX_HEADER_LIST_SIZE`, refusing above it with its own
-//! `431` and a stream reset); requests in flight are then bounded per connection here.
+//! `431` and a stream reset); requests in flight are then bounded per connection ([`super::ctx::HeadBudget`]).
 //! The codec gives no hook for a header block whose CONTINUATION never comes, so the
 //! frames' 9-byte headers are followed on the read side ([`FrameScan`]), and the
 //! connection timer cuts such a block after `client_header`, as it cuts a slow HTTP/1 head.
-
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-
-use http::HeaderMap;
-
-use super::ConnCtx;
 
 /// Decoded header bytes one HTTP/2 request may carry (each field counted as its name,
 /// value and 32 bytes, RFC 9113 §6.5.2). nginx (`large_client_header_buffers`, 4 × 8 KB)
@@ -30,45 +23,6 @@ pub(crate) const MAX_STREAMS: u32 = 100;
 /// together: 16 requests at [`MAX_HEADER_LIST`], or 100 streams of 10 KiB heads. A
 /// request that would pass it gets 431 (H26) at once and frees its head.
 pub(crate) const CONN_HEAD_BUDGET: u64 = 1024 * 1024;
-
-/// The share of [`CONN_HEAD_BUDGET`] one request holds while it is served.
-#[derive(Debug)]
-pub(crate) struct HeadBudget {
-    ctx: Arc<ConnCtx>,
-    bytes: u64,
-}
-
-impl HeadBudget {
-    /// Takes the head's share of its connection's budget: `Ok(None)` on HTTP/1 (whose
-    /// heads hyper's buffer bounds), `Err(())` when the connection's budget is spent.
-    pub(crate) fn take(ctx: &Arc<ConnCtx>, headers: &HeaderMap) -> Result<Option<Self>, ()> {
-        if !ctx.is_h2() {
-            return Ok(None);
-        }
-        let bytes: u64 = headers
-            .iter()
-            .map(|(n, v)| (n.as_str().len() + v.len() + 32) as u64)
-            .sum();
-        let before = ctx.h2_head_bytes.fetch_add(bytes, Ordering::Relaxed);
-        let budget = Self {
-            ctx: Arc::clone(ctx),
-            bytes,
-        };
-        if before.saturating_add(bytes) > CONN_HEAD_BUDGET {
-            // Dropping gives the share back.
-            return Err(());
-        }
-        Ok(Some(budget))
-    }
-}
-
-impl Drop for HeadBudget {
-    fn drop(&mut self) {
-        self.ctx
-            .h2_head_bytes
-            .fetch_sub(self.bytes, Ordering::Relaxed);
-    }
-}
 
 /// The HTTP/2 client connection preface, which comes before the first frame.
 const PREFACE_LEN: usize = 24;

@@ -10,18 +10,20 @@ use bytes::{Buf, Bytes};
 use hyper::body::{Frame, SizeHint};
 use tokio::time::Instant;
 
-use super::chunked::Step;
-use super::{COPY_MAX, Framing, RawConn};
-use crate::body::{BodyError, IdleTimer, RelayEnd, hold_back};
+use super::{COPY_MAX, RawConn};
+use crate::body::{BodyError, RollingIdle, hold_back};
 use crate::code::Code;
+use crate::h1::chunked::Step;
+use crate::h1::framing::RecvFraming;
+use crate::relay_end::RelayEnd;
 
 /// A dyno's response body on a [`RawConn`].
 #[derive(Debug)]
 pub(crate) struct RawRelay {
     conn: Option<RawConn>,
-    framing: Framing,
+    framing: RecvFraming,
     keep_alive: bool,
-    timer: IdleTimer,
+    timer: RollingIdle,
     bytes: u64,
     end: Option<RelayEnd>,
     /// The dyno's failure, held back one poll ([`hold_back`]).
@@ -47,7 +49,7 @@ impl RawRelay {
     /// fails, or is dropped.
     pub(crate) fn new(
         conn: RawConn,
-        framing: Framing,
+        framing: RecvFraming,
         keep_alive: bool,
         idle: Duration,
         end: RelayEnd,
@@ -57,7 +59,7 @@ impl RawRelay {
             conn: Some(conn),
             framing,
             keep_alive,
-            timer: IdleTimer::new(idle),
+            timer: RollingIdle::new(idle),
             bytes: 0,
             end: Some(end),
             failed: None,
@@ -67,14 +69,14 @@ impl RawRelay {
 
     /// Whether the body is known to be over.
     pub(crate) fn is_end_stream(&self) -> bool {
-        matches!(self.framing, Framing::Empty | Framing::Length(0)) || self.end.is_none()
+        matches!(self.framing, RecvFraming::Empty | RecvFraming::Length(0)) || self.end.is_none()
     }
 
     /// The exact length when the framing says it.
     pub(crate) fn size_hint(&self) -> SizeHint {
         match self.framing {
-            Framing::Empty => SizeHint::with_exact(0),
-            Framing::Length(n) => SizeHint::with_exact(n),
+            RecvFraming::Empty => SizeHint::with_exact(0),
+            RecvFraming::Length(n) => SizeHint::with_exact(n),
             _ => SizeHint::default(),
         }
     }
@@ -127,30 +129,30 @@ impl RawRelay {
             };
             // Take what the buffer holds first.
             let got = match &mut self.framing {
-                Framing::Empty | Framing::Length(0) => Next::Done,
-                Framing::Length(left) if !conn.buf.is_empty() => {
+                RecvFraming::Empty | RecvFraming::Length(0) => Next::Done,
+                RecvFraming::Length(left) if !conn.buf.is_empty() => {
                     let n =
                         usize::try_from(*left).map_or(conn.buf.len(), |l| l.min(conn.buf.len()));
                     *left -= n as u64;
                     Next::Data(take(&mut conn.buf, n))
                 }
-                Framing::Close if !conn.buf.is_empty() => {
+                RecvFraming::Close if !conn.buf.is_empty() => {
                     let n = conn.buf.len();
                     Next::Data(take(&mut conn.buf, n))
                 }
-                Framing::Chunked(c) => match c.step(&mut conn.buf, COPY_MAX) {
+                RecvFraming::Chunked(c) => match c.step(&mut conn.buf, COPY_MAX) {
                     Ok(Step::Data(d)) => Next::Data(d),
                     Ok(Step::Done) => Next::Done,
                     Ok(Step::More) => Next::Read,
                     Err(_) => Next::Invalid,
                 },
-                Framing::Length(_) | Framing::Close => Next::Read,
+                RecvFraming::Length(_) | RecvFraming::Close => Next::Read,
             };
             let polled = match got {
                 Next::Data(d) => {
                     self.bytes += d.len() as u64;
                     self.timer.moved();
-                    if matches!(self.framing, Framing::Length(0)) {
+                    if matches!(self.framing, RecvFraming::Length(0)) {
                         self.finish(None, true);
                     }
                     return Poll::Ready(Some(Ok(Frame::data(d))));
@@ -165,7 +167,7 @@ impl RawRelay {
             // Nothing buffered: read more, or wait under the idle timer.
             match polled {
                 Poll::Ready(Ok(0)) => {
-                    if matches!(self.framing, Framing::Close) {
+                    if matches!(self.framing, RecvFraming::Close) {
                         // Close-delimited: the end of the body; the socket is spent.
                         self.finish(None, false);
                         return Poll::Ready(None);
@@ -196,7 +198,7 @@ impl Drop for RawRelay {
     fn drop(&mut self) {
         // Dropped before its end: the client went away mid-response, or the body was never
         // polled because it is empty (HEAD, 204, 304): then it is complete and reusable.
-        let complete = matches!(self.framing, Framing::Empty | Framing::Length(0));
+        let complete = matches!(self.framing, RecvFraming::Empty | RecvFraming::Length(0));
         self.finish(None, complete);
     }
 }

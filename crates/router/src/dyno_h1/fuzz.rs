@@ -4,8 +4,11 @@
 use bytes::BytesMut;
 use http::Method;
 
-use super::chunked::{Chunked, Step};
-use super::{ForClient, Framing, MAX_HEAD, parse_head, parse_head_for_client};
+use super::{ForClient, parse_head, parse_head_for_client};
+use crate::h1::chunked::{Chunked, Step};
+use crate::h1::framing::RecvFraming;
+use crate::h1::limits::DYNO_MAX_HEAD;
+use crate::h1::write::push_status_line;
 
 /// Parses `data` as a dyno's response to `GET` (or `HEAD` when `head_request`), and when
 /// the body is chunked decodes the rest twice, whole and split at `split`, which must agree.
@@ -19,13 +22,13 @@ pub fn dyno_response(data: &[u8], head_request: bool, split: usize) {
     same_head_both_ways(data, &method);
     let mut buf = BytesMut::from(data);
     match parse_head(&mut buf, &method) {
-        Ok(None) => assert!(data.len() <= MAX_HEAD, "asked for more past the limit"),
+        Ok(None) => assert!(data.len() <= DYNO_MAX_HEAD, "asked for more past the limit"),
         Ok(Some(head)) => {
             assert!(buf.len() < data.len(), "a head consumed nothing");
             if head_request {
-                assert!(matches!(head.framing, Framing::Empty));
+                assert!(matches!(head.framing, RecvFraming::Empty));
             }
-            if let Framing::Chunked(_) = head.framing {
+            if let RecvFraming::Chunked(_) = head.framing {
                 let whole = decode(&[&buf[..]]);
                 let cut = split % (buf.len() + 1);
                 let parts = decode(&[&buf[..cut], &buf[cut..]]);
@@ -103,7 +106,7 @@ fn same_head_both_ways(data: &[u8], method: &Method) {
     crate::headers::rewrite_response(&mut head.parts.headers, &id, false);
     let mut line = Vec::new();
     let reason = head.parts.extensions.get::<hyper::ext::ReasonPhrase>();
-    crate::front::response::push_status_line(&mut line, w.status, reason.map(|r| r.as_bytes()));
+    push_status_line(&mut line, w.status, reason.map(|r| r.as_bytes()));
     assert!(out.starts_with(&line), "status line");
     // The first Content-Length only, and none where hyper's server would write none.
     let keep_length = head

@@ -1,8 +1,10 @@
 use bytes::BytesMut;
 use http::{Method, StatusCode};
 
-use super::chunked::{Chunked, Invalid, Step};
-use super::{Framing, HeadError, encode_request, parse_head};
+use super::{HeadError, encode_request, parse_head};
+use crate::h1::chunked::{Chunked, Invalid, Step};
+use crate::h1::framing::RecvFraming;
+use crate::h1::limits::DYNO_MAX_HEAD;
 
 fn head(raw: &[u8], method: &Method) -> Result<Option<super::Head>, HeadError> {
     parse_head(&mut BytesMut::from(raw), method)
@@ -15,7 +17,7 @@ fn content_length_head_parses_and_keeps_the_body_in_the_buffer() {
     let h = parse_head(&mut buf, &Method::GET).unwrap().unwrap();
     assert_eq!(h.parts.status, StatusCode::OK);
     assert_eq!(h.parts.headers["x-a"], "b");
-    assert!(matches!(h.framing, Framing::Length(5)));
+    assert!(matches!(h.framing, RecvFraming::Length(5)));
     assert!(h.keep_alive);
     assert_eq!(&buf[..], b"hello");
 }
@@ -37,16 +39,16 @@ fn framing_follows_rfc_9112() {
         b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n",
         &Method::HEAD,
     );
-    assert!(matches!(h.framing, Framing::Empty));
+    assert!(matches!(h.framing, RecvFraming::Empty));
     assert_eq!(h.parts.headers["content-length"], "9");
     let h = f(b"HTTP/1.1 304 Not Modified\r\n\r\n", &Method::GET);
-    assert!(matches!(h.framing, Framing::Empty));
+    assert!(matches!(h.framing, RecvFraming::Empty));
     // Chunked wins over Content-Length, which is dropped, and the socket is not reused.
     let h = f(
         b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
         &Method::GET,
     );
-    assert!(matches!(h.framing, Framing::Chunked(_)));
+    assert!(matches!(h.framing, RecvFraming::Chunked(_)));
     assert!(!h.parts.headers.contains_key("content-length"));
     assert!(!h.keep_alive);
     // A coding that is not chunked runs until close.
@@ -54,16 +56,16 @@ fn framing_follows_rfc_9112() {
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n",
         &Method::GET,
     );
-    assert!(matches!(h.framing, Framing::Close) && !h.keep_alive);
+    assert!(matches!(h.framing, RecvFraming::Close) && !h.keep_alive);
     // No length at all: until close.
     let h = f(b"HTTP/1.1 200 OK\r\n\r\n", &Method::GET);
-    assert!(matches!(h.framing, Framing::Close) && !h.keep_alive);
+    assert!(matches!(h.framing, RecvFraming::Close) && !h.keep_alive);
     // Equal repeated lengths are one length.
     let h = f(
         b"HTTP/1.1 200 OK\r\ncontent-length: 2, 2\r\ncontent-length: 2\r\n\r\n",
         &Method::GET,
     );
-    assert!(matches!(h.framing, Framing::Length(2)));
+    assert!(matches!(h.framing, RecvFraming::Length(2)));
 }
 
 #[test]
@@ -121,13 +123,13 @@ fn invalid_heads_are_refused() {
         raw.extend_from_slice(b"\r\n");
         raw
     };
-    let over = whole(super::MAX_HEAD);
+    let over = whole(DYNO_MAX_HEAD);
     assert!(matches!(
         head(&over, &Method::GET),
         Err(HeadError::Invalid("head too large"))
     ));
-    let under = whole(super::MAX_HEAD - 2048);
-    assert!(under.len() <= super::MAX_HEAD);
+    let under = whole(DYNO_MAX_HEAD - 2048);
+    assert!(under.len() <= DYNO_MAX_HEAD);
     assert!(head(&under, &Method::GET).unwrap().is_some());
 }
 
@@ -207,7 +209,7 @@ fn client_head_written_as_bytes() {
         "HTTP/1.1 201 Made\r\nx-a: 1\r\nx-request-id: ours\r\ncontent-length: 2\r\ndate: d\r\n"
     );
     assert!(w.has_length && w.has_date && w.keep_alive);
-    assert!(matches!(w.framing, Framing::Length(2)));
+    assert!(matches!(w.framing, RecvFraming::Length(2)));
     assert_eq!(&buf[..], b"ok");
     // Interim heads are consumed, and a Connection naming headers is left to the HeaderMap.
     let mut buf = BytesMut::from(

@@ -4,8 +4,8 @@
 
 use std::mem::MaybeUninit;
 
-use super::MAX_HEADERS;
-use super::head::{self, Forward, Kind};
+use super::head::{self, ForwardBytes, Kind};
+use crate::h1::limits::FAST_MAX_HEADERS;
 
 /// Parses `data` as a client's request head (a later HTTP/1 minor version read as 1.1, as
 /// the fast path reads it); when the fast path takes it, checks the
@@ -19,7 +19,7 @@ pub fn client_head(data: &[u8]) {
     // As `Front::step` does: a later HTTP/1 minor version is read as 1.1.
     let mut buf = data.to_vec();
     {
-        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; FAST_MAX_HEADERS];
         let mut req = httparse::Request::new(&mut []);
         let parsed = httparse::ParserConfig::default()
             .parse_request_with_uninit_headers(&mut req, &buf, &mut slots);
@@ -28,7 +28,7 @@ pub fn client_head(data: &[u8]) {
         }
     }
     let data = &buf[..];
-    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; FAST_MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let parsed = httparse::ParserConfig::default()
         .parse_request_with_uninit_headers(&mut req, data, &mut slots);
@@ -38,7 +38,7 @@ pub fn client_head(data: &[u8]) {
     let Some(scan) = head::scan(&req) else {
         return;
     };
-    let fwd = Forward {
+    let fwd = ForwardBytes {
         peer: b"192.0.2.1",
         https: false,
         port: b"80",
@@ -48,7 +48,8 @@ pub fn client_head(data: &[u8]) {
     let mut out = Vec::new();
     head::dyno_head(&mut out, &req, &scan, &fwd);
 
-    let mut slots2 = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS + 8];
+    let mut slots2 =
+        [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; FAST_MAX_HEADERS + 8];
     let mut got = httparse::Request::new(&mut []);
     let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
         &mut got,
@@ -108,7 +109,7 @@ pub fn client_head(data: &[u8]) {
 fn same_as_header_map(
     req: &httparse::Request<'_, '_>,
     got: &httparse::Request<'_, '_>,
-    f: &Forward<'_>,
+    f: &ForwardBytes<'_>,
 ) {
     let mut map = http::HeaderMap::new();
     for h in req.headers.iter() {
@@ -151,7 +152,7 @@ fn same_as_header_map(
 /// For the criterion bench (`benches/request.rs`): the fast path's work on a client's head
 /// (parse, scan, the dyno's head as bytes) into `out`; `false` when it would go to hyper.
 pub fn request_head_bytes(raw: &[u8], out: &mut Vec<u8>) -> bool {
-    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; FAST_MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let parsed = httparse::ParserConfig::default()
         .parse_request_with_uninit_headers(&mut req, raw, &mut slots);
@@ -168,7 +169,7 @@ pub fn request_head_bytes(raw: &[u8], out: &mut Vec<u8>) -> bool {
         Some(v) if crate::headers::valid_request_id(v) => None,
         _ => Some(crate::headers::new_request_id()),
     };
-    let fwd = Forward {
+    let fwd = ForwardBytes {
         peer: b"127.0.0.1",
         https: false,
         port: b"8080",

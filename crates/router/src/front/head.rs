@@ -1,16 +1,16 @@
 //! The client's head on the fast path, as bytes: which heads the fast path takes
 //! ([`scan`]) and the dyno's head made from one ([`dyno_head`]), by the rules of
 //! BEHAVIOR.md "Headers to the dyno" that `headers::rewrite_request` applies to a
-//! `HeaderMap` on hyper's path. `tests/front.rs` checks that both give a dyno the same head.
+//! `HeaderMap` on hyper's path. `tests/component/front.rs` checks that both give a dyno the same head.
 
 use http::Method;
 
+use crate::h1::limits::FAST_MAX_HEADERS;
+use crate::h1::write::{push_line, push_request_line, push_u64};
 use crate::headers::{self, MAX_LINE};
 
-use super::MAX_HEADERS;
-
 // One bit per header line in `Scan`'s masks.
-const _: () = assert!(MAX_HEADERS <= 64);
+const _: () = assert!(FAST_MAX_HEADERS <= 64);
 
 /// What a head the fast path takes says.
 #[derive(Debug)]
@@ -121,7 +121,7 @@ pub(crate) fn scan<'b>(req: &httparse::Request<'_, 'b>) -> Option<Scan<'b>> {
         return None;
     }
     let method = Method::from_bytes(method.as_bytes()).ok()?;
-    if method == Method::CONNECT || req.headers.len() > MAX_HEADERS {
+    if method == Method::CONNECT || req.headers.len() > FAST_MAX_HEADERS {
         return None;
     }
     let (mut host, mut hosts, mut lengths) = (None, 0, 0);
@@ -176,9 +176,10 @@ pub(crate) fn scan<'b>(req: &httparse::Request<'_, 'b>) -> Option<Scan<'b>> {
     Some(s)
 }
 
-/// What the router adds to a request for the dyno, as bytes.
+/// What the router adds to a request for the dyno, as bytes (the fast path's
+/// [`headers::Forward`]).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Forward<'a> {
+pub(crate) struct ForwardBytes<'a> {
     /// The peer address (appended to X-Forwarded-For).
     pub peer: &'a [u8],
     /// Came over TLS.
@@ -197,36 +198,26 @@ pub(crate) fn dyno_head(
     out: &mut Vec<u8>,
     req: &httparse::Request<'_, '_>,
     scan: &Scan<'_>,
-    f: &Forward<'_>,
+    f: &ForwardBytes<'_>,
 ) {
     out.reserve(512 + req.headers.len() * 32);
-    out.extend_from_slice(scan.method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(scan.path.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    push_request_line(out, &scan.method, scan.path.as_bytes());
     for (i, h) in req.headers.iter().enumerate() {
         if scan.kept >> i & 1 == 1 {
-            push_header(out, h.name.as_bytes(), h.value);
+            push_line(out, h.name.as_bytes(), h.value);
         }
     }
     let xff = (scan.xff != 0).then(|| lines(req, scan.xff));
     push_list(out, b"x-forwarded-for", xff, f.peer);
     let proto: &[u8] = if f.https { b"https" } else { b"http" };
-    push_header(out, b"x-forwarded-proto", proto);
-    push_header(out, b"x-forwarded-port", f.port);
+    push_line(out, b"x-forwarded-proto", proto);
+    push_line(out, b"x-forwarded-port", f.port);
     out.extend_from_slice(b"x-request-start: ");
-    super::response::push_u64(out, f.start_ms);
+    push_u64(out, f.start_ms);
     out.extend_from_slice(b"\r\n");
-    push_header(out, b"x-request-id", f.request_id);
+    push_line(out, b"x-request-id", f.request_id);
     let via = (scan.via != 0).then(|| lines(req, scan.via));
     push_list(out, b"via", via, headers::VIA_SELF.as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 

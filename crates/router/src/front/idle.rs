@@ -11,7 +11,7 @@
 //! first read finds nothing every time, and freeing and allocating two 8 KiB buffers per
 //! request cost 14 % more instructions per request (mimalloc's generic path). The second
 //! read comes only when the task is woken with no bytes to read, which for an idle
-//! connection is the connection timer ([`crate::conn::drive`], at least every
+//! connection is the connection timer ([`crate::conn::timer::drive`], at least every
 //! `client_header`): so an idle connection gives its buffers back within that, and a busy
 //! one never does. Never between pipelined requests (their bytes are in the buffer).
 //!
@@ -27,7 +27,10 @@ use std::task::{Context, Poll, ready};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::{MIN_READ, READ_BUF};
+/// The read buffer's size, kept between requests while the client keeps sending.
+pub(super) const READ_BUF: usize = 8 * 1024;
+/// A read is tried only with at least this much room.
+pub(super) const MIN_READ: usize = 1024;
 
 /// The stack buffer of the read that ends an idle wait: a typical request head fits, and
 /// a longer one continues into the heap buffer allocated for it.
@@ -213,10 +216,10 @@ mod size {
     use spaced_net::{ConnLimit, Shutdown};
     use tokio::net::{TcpListener, TcpStream};
 
-    use crate::Shared;
     use crate::access::Listener;
-    use crate::conn::{self, ConnCtx};
+    use crate::conn::{self, ctx::ConnCtx};
     use crate::metrics::Metrics;
+    use crate::shared::Shared;
     use crate::state::Runtime;
 
     /// The bound is the test profile's (unoptimised) size with some room: 5,312 bytes when

@@ -3,88 +3,22 @@
 //! own, the headers, `content-length` or `transfer-encoding: chunked` from what the body
 //! knows, a cached `date` when the response has none, no body after HEAD, 1xx, 204, 304.
 
-use std::cell::RefCell;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::{StatusCode, header};
 use hyper::body::{Body as _, Frame};
 use hyper::ext::ReasonPhrase;
 
-use crate::body::{BodyError, ResBody};
+use crate::body::BodyError;
+use crate::h1::framing::{BodyLen, SendFraming};
+use crate::h1::write::{push_date, push_line, push_status_line, push_u64};
+use crate::relay::ResBody;
 
 /// Body chunks up to this size are gathered behind the head into one write; a write is
 /// made once this much is gathered.
 pub(crate) const GATHER: usize = 16 * 1024;
-
-/// How the body goes on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Framing {
-    /// None is sent (HEAD, 1xx, 204, 304).
-    None,
-    /// As it comes: `content-length` says where it ends.
-    Plain,
-    /// Chunked coding.
-    Chunked,
-}
-
-impl Framing {
-    pub(crate) fn has_body(self) -> bool {
-        self != Self::None
-    }
-
-    pub(crate) fn chunk_prefix(self, out: &mut Vec<u8>, len: usize) {
-        if self == Self::Chunked && len > 0 {
-            push_hex(out, len);
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-
-    pub(crate) fn chunk_suffix(self, out: &mut Vec<u8>) {
-        if self == Self::Chunked {
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-
-    /// The end of the body.
-    pub(crate) fn finish(self, out: &mut Vec<u8>) {
-        if self == Self::Chunked {
-            out.extend_from_slice(b"0\r\n\r\n");
-        }
-    }
-}
-
-/// What a response body says of its length, as hyper's server asks it: over already (or
-/// empty), an exact length, or unknown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BodyLen {
-    /// Nothing to send (`is_end_stream`).
-    Empty,
-    /// Exactly this many bytes.
-    Known(u64),
-    /// Unknown: chunked coding.
-    Unknown,
-}
-
-impl BodyLen {
-    /// The length of `body`.
-    pub(crate) fn of(body: &ResBody) -> Self {
-        if body.is_end_stream() {
-            return Self::Empty;
-        }
-        body.size_hint().exact().map_or(Self::Unknown, Self::Known)
-    }
-
-    /// Whether the head's first `content-length` goes on, as hyper's server decides: not
-    /// when the body is empty and the request not HEAD (the length is then said after,
-    /// as `0`, where the status allows one). Later ones never do: one length is enough,
-    /// and a repeated one is refused by strict clients (llhttp).
-    pub(crate) fn keeps_length(self, head_request: bool) -> bool {
-        head_request || self != Self::Empty
-    }
-}
 
 /// Writes the head of `parts` into `out`; `body` says what the body knows of its length,
 /// `last` that the connection closes after it (`connection: close`, as hyper adds it).
@@ -94,7 +28,7 @@ pub(crate) fn encode_head(
     head_request: bool,
     body: BodyLen,
     last: bool,
-) -> Framing {
+) -> SendFraming {
     let reason = parts.extensions.get::<ReasonPhrase>();
     push_status_line(out, parts.status, reason.map(ReasonPhrase::as_bytes));
     let keep_length = body.keeps_length(head_request);
@@ -109,33 +43,13 @@ pub(crate) fn encode_head(
         } else if name == header::DATE {
             has_date = true;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        push_line(out, name.as_str().as_bytes(), value.as_bytes());
     }
     let said = Said {
         length: has_length,
         date: has_date,
     };
     finish_head(out, parts.status, head_request, body, said, last)
-}
-
-/// `HTTP/1.1 <status> <reason>`: the given reason phrase, else the status's own (hyper
-/// writes `<none>` for a status without one).
-pub(crate) fn push_status_line(out: &mut Vec<u8>, status: StatusCode, reason: Option<&[u8]>) {
-    if status == StatusCode::OK && reason.is_none() {
-        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
-        return;
-    }
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    match reason {
-        Some(r) => out.extend_from_slice(r),
-        None => out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes()),
-    }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// What a head's own headers already say.
@@ -157,7 +71,7 @@ pub(crate) fn finish_head(
     body: BodyLen,
     said: Said,
     last: bool,
-) -> Framing {
+) -> SendFraming {
     if last {
         // The router's headers never include `connection` (hop-by-hop, stripped).
         out.extend_from_slice(b"connection: close\r\n");
@@ -171,9 +85,9 @@ pub(crate) fn finish_head(
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED);
     let mut framing = if bodiless {
-        Framing::None
+        SendFraming::None
     } else {
-        Framing::Plain
+        SendFraming::Plain
     };
     if !said.length {
         let length = match body {
@@ -191,7 +105,7 @@ pub(crate) fn finish_head(
             None if bodiless => {}
             None => {
                 out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-                framing = Framing::Chunked;
+                framing = SendFraming::Chunked;
             }
         }
     }
@@ -216,62 +130,4 @@ pub(crate) fn poll_once(body: &mut ResBody) -> Option<Option<Result<Frame<Bytes>
 /// The body's next frame.
 pub(crate) async fn next_frame(body: &mut ResBody) -> Option<Result<Frame<Bytes>, BodyError>> {
     std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
-}
-
-pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
-fn push_hex(out: &mut Vec<u8>, mut n: usize) {
-    let mut digits = [0u8; 16];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        // Upper case, as hyper writes chunk sizes.
-        digits[i] = b"0123456789ABCDEF"[n & 15];
-        n >>= 4;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
-thread_local! {
-    /// The `date` value of the current second, per worker thread (as hyper caches it).
-    static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [b' '; 29])) };
-}
-
-/// Appends the current time as an IMF-fixdate (RFC 9110 §5.6.7).
-fn push_date(out: &mut Vec<u8>) {
-    let now = SystemTime::now();
-    let secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    DATE.with(|cell| {
-        let Ok(mut d) = cell.try_borrow_mut() else {
-            out.extend_from_slice(httpdate::fmt_http_date(now).as_bytes());
-            return;
-        };
-        if d.0 != secs {
-            let text = httpdate::fmt_http_date(now);
-            if let Ok(bytes) = <[u8; 29]>::try_from(text.as_bytes()) {
-                *d = (secs, bytes);
-            } else {
-                out.extend_from_slice(text.as_bytes());
-                return;
-            }
-        }
-        out.extend_from_slice(&d.1);
-    });
 }

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::conn::SendMore;
+use crate::conn::send_more::SendMore;
 
 /// `inner`, read after `pre`.
 pub(crate) struct Rewind<I> {

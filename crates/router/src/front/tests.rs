@@ -2,7 +2,8 @@ use proptest::prelude::*;
 
 use super::fuzz::client_head;
 use super::head::{Kind, kind, scan};
-use super::response::{BodyLen, Framing, encode_head};
+use super::response::encode_head;
+use crate::h1::framing::{BodyLen, SendFraming};
 
 /// Names the rewrite treats specially, and some it does not.
 const NAMES: &[&str] = &[
@@ -141,7 +142,7 @@ fn head_of(
     headers: &[(&str, &str)],
     head_request: bool,
     len: Option<u64>,
-) -> (String, Framing) {
+) -> (String, SendFraming) {
     let mut resp = http::Response::builder().status(status);
     for (n, v) in headers {
         resp = resp.header(*n, *v);
@@ -161,13 +162,13 @@ fn head_of(
 fn response_heads_frame_as_hyper_does() {
     let (h, f) = head_of(200, &[("date", "x")], false, Some(3));
     assert_eq!(h, "HTTP/1.1 200 OK\r\ndate: x\r\ncontent-length: 3\r\n\r\n");
-    assert_eq!(f, Framing::Plain);
+    assert_eq!(f, SendFraming::Plain);
     let (h, f) = head_of(200, &[("date", "x")], false, None);
     assert_eq!(
         h,
         "HTTP/1.1 200 OK\r\ndate: x\r\ntransfer-encoding: chunked\r\n\r\n"
     );
-    assert_eq!(f, Framing::Chunked);
+    assert_eq!(f, SendFraming::Chunked);
     // HEAD: the GET's length when the dyno said it, no body either way.
     let (h, f) = head_of(
         200,
@@ -176,14 +177,14 @@ fn response_heads_frame_as_hyper_does() {
         Some(0),
     );
     assert_eq!(h, "HTTP/1.1 200 OK\r\ncontent-length: 9\r\ndate: x\r\n\r\n");
-    assert_eq!(f, Framing::None);
+    assert_eq!(f, SendFraming::None);
     let (h, _) = head_of(200, &[("date", "x")], true, None);
     assert_eq!(h, "HTTP/1.1 200 OK\r\ndate: x\r\n\r\n");
     // 204 and 304 say no length and carry no body.
     for s in [204, 304] {
         let (h, f) = head_of(s, &[("date", "x")], false, Some(0));
         assert!(!h.contains("content-length"), "{h}");
-        assert_eq!(f, Framing::None);
+        assert_eq!(f, SendFraming::None);
     }
     // As hyper writes them: one Content-Length of several; none on a 204 or 304, or for
     // an empty body but as the `0` said after.

@@ -16,11 +16,13 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::{Attempt, Outbound, Retry, client_head, error, ms_since, reset};
-use crate::body::{self, InFlight, Relay, RelayEnd, ReqBody, ResBody};
+use crate::body::{self, ReqBody};
 use crate::code::Code;
 use crate::exchange::{Exchange, Outcome, SentTo};
 use crate::headers;
 use crate::pool::{self, Upstream};
+use crate::relay::{Relay, ResBody};
+use crate::relay_end::{InFlight, RelayEnd};
 use crate::upgrade;
 
 impl Attempt<'_> {

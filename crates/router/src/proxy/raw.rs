@@ -10,11 +10,12 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::{Attempt, Outbound, Retry, client_head, error, ms_since, reset};
-use crate::body::{InFlight, RelayEnd, ResBody};
 use crate::code::Code;
 use crate::dyno_h1::body::{RawRelay, WrittenHead};
 use crate::dyno_h1::{self, ForClient, HeadError, RawConn};
 use crate::exchange::{Exchange, Outcome, SentTo};
+use crate::relay::ResBody;
+use crate::relay_end::{InFlight, RelayEnd};
 
 impl Attempt<'_> {
     /// [`Attempt::try_dyno`] for a request without a body: a raw connection (see

@@ -5,10 +5,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-/// Longest chunk-size line (size, extensions, CRLF) and trailer line.
-const MAX_LINE: usize = 4096;
-/// Most trailer bytes read and dropped.
-const MAX_TRAILERS: usize = 64 * 1024;
+use super::limits::{CHUNK_MAX_LINE, CHUNK_MAX_TRAILERS};
 
 /// Where the decoder is.
 #[derive(Debug, Default)]
@@ -103,7 +100,7 @@ impl Chunked {
                     };
                     buf.advance(len + 2);
                     self.trailer_bytes += len + 2;
-                    if self.trailer_bytes > MAX_TRAILERS {
+                    if self.trailer_bytes > CHUNK_MAX_TRAILERS {
                         return Err(Invalid);
                     }
                     if len == 0 {
@@ -117,7 +114,7 @@ impl Chunked {
 
 /// The length (without the CRLF) of the CRLF-terminated line at the front of `buf`.
 fn line_len(buf: &[u8]) -> Result<Option<usize>, Invalid> {
-    let window = &buf[..buf.len().min(MAX_LINE)];
+    let window = &buf[..buf.len().min(CHUNK_MAX_LINE)];
     match window.iter().position(|&b| b == b'\n') {
         Some(i) => {
             if i == 0 || buf[i - 1] != b'\r' {
@@ -125,7 +122,7 @@ fn line_len(buf: &[u8]) -> Result<Option<usize>, Invalid> {
             }
             Ok(Some(i - 1))
         }
-        None if buf.len() >= MAX_LINE => Err(Invalid),
+        None if buf.len() >= CHUNK_MAX_LINE => Err(Invalid),
         None => Ok(None),
     }
 }
