@@ -22,7 +22,6 @@ pub(crate) mod fuzz;
 mod head;
 mod idle;
 pub(crate) mod response;
-mod rewind;
 #[cfg(test)]
 mod tests;
 
@@ -54,7 +53,7 @@ use crate::relay::ResBody;
 use crate::state::View;
 
 use idle::{MIN_READ, READ_BUF};
-use rewind::Rewind;
+use spaced_net::Rewind;
 
 /// The client connection preface of HTTP/2 (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

@@ -27,3 +27,10 @@ impl<T> SendMore for tokio_rustls::server::TlsStream<T> {
         None
     }
 }
+
+/// The fast path's hand-over to hyper: the socket with the bytes already read put back.
+impl<I: SendMore> SendMore for spaced_net::Rewind<I> {
+    fn send_more(&self, bufs: &[io::IoSlice<'_>]) -> Option<io::Result<usize>> {
+        self.get_ref().send_more(bufs)
+    }
+}
