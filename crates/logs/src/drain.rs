@@ -13,14 +13,20 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::hub::STOP_GRACE;
+use crate::pool;
 use crate::queue::{LineQueue, Wake};
-use crate::{Record, pool};
+use crate::record::Record;
 
+mod error;
 mod http;
 mod stream;
 mod tls;
 mod udp;
+
+use error::SendError;
+
+/// On a clean stop, queued lines get this long to leave (OPERATIONS.md).
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How often a lingering batch looks for more lines.
 const LINGER_STEP: Duration = Duration::from_millis(10);
@@ -32,26 +38,6 @@ pub(crate) struct DrainKey {
     pub(crate) scope: String,
     pub(crate) drain: spaced_config::Drain,
     pub(crate) space: String,
-}
-
-/// Why a send failed, for `last_error` and the log.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum SendError {
-    /// Connecting, TLS or writing failed.
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    /// A TLS setup problem (bad `ca`).
-    #[error("tls: {0}")]
-    Tls(String),
-    /// The HTTP exchange failed (including a receiver that answers garbage).
-    #[error("http: {0}")]
-    Http(#[from] hyper::Error),
-    /// The receiver answered, but not 2xx.
-    #[error("receiver answered {0}")]
-    Status(::http::StatusCode),
-    /// The send took too long.
-    #[error("timed out")]
-    Timeout,
 }
 
 /// A connection a drain sends batches over.

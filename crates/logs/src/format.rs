@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::{Kind, Record};
+use crate::record::{Kind, Record};
 
 /// Appends `2026-12-07T21:17:08.123456Z` (UTC, microseconds). The part up to the seconds
 /// is cached per thread: it changes once a second, and `fmt` integer padding would cost

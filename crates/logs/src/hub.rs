@@ -12,11 +12,9 @@ use spaced_config::{LogFormat, Policy};
 use tokio_util::task::TaskTracker;
 
 use crate::drain::{Drain, DrainKey};
+use crate::pool;
 use crate::queue::{LineQueue, Wake};
-use crate::{Kind, Level, Source, pool};
-
-/// On a clean stop, queued lines get this long to leave (OPERATIONS.md).
-pub const STOP_GRACE: Duration = Duration::from_secs(5);
+use crate::record::{Kind, Level, Source};
 
 /// What the stdout writer needs to encode a line.
 #[derive(Debug)]
@@ -121,7 +119,7 @@ impl Hub {
 
     /// Applies a policy's `[logging]`, `[[drain]]` and app `drains`: drains that stay keep
     /// their queue and connection, new ones start, removed ones flush (up to
-    /// [`STOP_GRACE`]) and stop. Call within a tokio runtime (drains are tasks).
+    /// [`STOP_GRACE`](crate::STOP_GRACE)) and stop. Call within a tokio runtime (drains are tasks).
     pub fn apply(&self, policy: &Policy) {
         let _one = self.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         let cfg = &policy.logging;

@@ -11,11 +11,10 @@
 //! `tracing` events (the daemon's own lines, the resolver's, the egress tunnel lines) reach
 //! the same queues through [`MakeHubWriter`].
 
-use std::sync::{Arc, OnceLock};
-
 mod drain;
 pub mod format;
 mod hub;
+mod installed;
 pub mod otlp;
 mod pool;
 mod queue;
@@ -24,41 +23,8 @@ mod stdout;
 pub mod syslog;
 mod writer;
 
-pub use hub::{Hub, STOP_GRACE};
+pub use drain::STOP_GRACE;
+pub use hub::Hub;
+pub use installed::{emit, hub, install};
 pub use record::{Kind, Level, Record, Source};
 pub use writer::MakeHubWriter;
-
-static HUB: OnceLock<Arc<Hub>> = OnceLock::new();
-
-/// Installs the process's hub and starts its stdout writer (defaults: logfmt, timestamps,
-/// stdout on) until [`Hub::apply`] reads a policy. Later calls return the same hub.
-///
-/// # Errors
-/// The stdout writer thread could not start (then nothing was installed).
-pub fn install() -> std::io::Result<Arc<Hub>> {
-    if let Some(h) = HUB.get() {
-        return Ok(h.clone());
-    }
-    let hub = Arc::new(Hub::new());
-    let thread = stdout::spawn(hub.clone())?;
-    hub.start_stdout(thread);
-    Ok(HUB.get_or_init(|| hub).clone())
-}
-
-/// The installed hub, if any.
-pub fn hub() -> Option<&'static Arc<Hub>> {
-    HUB.get()
-}
-
-/// Queues a line for stdout and the drains of its scope (`app` `""`: no app). Returns
-/// false when no hub is installed (library tests): the caller then logs through `tracing`.
-#[inline]
-pub fn emit(level: Level, source: Source, kind: Kind, app: &str, text: &str) -> bool {
-    match HUB.get() {
-        Some(h) => {
-            h.emit(level, source, kind, app, text);
-            true
-        }
-        None => false,
-    }
-}

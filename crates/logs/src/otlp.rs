@@ -6,7 +6,7 @@
 use std::time::UNIX_EPOCH;
 
 use crate::format::{Value, fields};
-use crate::{Kind, Level, Record};
+use crate::record::{Kind, Level, Record};
 
 /// Encodes `batch` as one request: one ResourceLogs per run of lines of the same app
 /// (`service.name`, `spaced.space`, `spaced.app` resource attributes), order kept.

@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock};
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::{Kind, Level, Record, Source};
+use crate::record::{Kind, Level, Record, Source};
 
 /// Records kept: more than the largest batch a sink hands back at once (a logplex batch
 /// is 500 lines), so a batch's records all come back.

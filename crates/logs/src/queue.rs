@@ -8,7 +8,8 @@ use std::thread::Thread;
 use crossbeam_queue::ArrayQueue;
 use tokio::sync::Notify;
 
-use crate::{Record, pool};
+use crate::pool;
+use crate::record::Record;
 
 /// Who drains the queue and how to wake them.
 #[derive(Debug)]

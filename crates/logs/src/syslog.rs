@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 
 use crate::format::rfc3339;
-use crate::{Level, Record, Source};
+use crate::record::{Level, Record, Source};
 
 /// Logplex splits lines over this many bytes of MSG into several messages.
 pub const MAX_MSG: usize = 10_000;

@@ -6,7 +6,7 @@ use std::io;
 use tracing::Metadata;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::{Kind, Level, Source};
+use crate::record::{Kind, Level, Source};
 
 /// Give this to `tracing_subscriber::fmt().with_writer(…)`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,7 +59,7 @@ impl io::Write for HubWriter {
                 Kind::Logfmt => field(line, "app"),
                 Kind::Text => "",
             };
-            if !crate::emit(self.level, self.source, self.kind, app, line) {
+            if !crate::installed::emit(self.level, self.source, self.kind, app, line) {
                 // No hub (a library test): keep the line visible.
                 eprintln!("{line}");
             }

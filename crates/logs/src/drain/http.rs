@@ -13,9 +13,11 @@ use hyper_util::rt::TokioIo;
 use spaced_config::{Drain, DrainScheme};
 use tokio::net::TcpStream;
 
-use super::{SendError, tls};
+use super::error::SendError;
+use super::tls;
+use crate::otlp;
+use crate::record::Record;
 use crate::syslog::{MAX_MSG, framed};
-use crate::{Record, otlp};
 
 /// An HTTP/1.1 connection to the receiver.
 pub(crate) struct Conn {

@@ -7,8 +7,9 @@ use spaced_config::{Drain, DrainScheme};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::{SendError, tls};
-use crate::Record;
+use super::error::SendError;
+use super::tls;
+use crate::record::Record;
 use crate::syslog::framed;
 
 /// A TCP or TLS connection to a syslog receiver.

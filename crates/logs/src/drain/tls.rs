@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::SendError;
+use super::error::SendError;
 
 /// Connects TLS over `tcp` to `host`, offering `alpn`.
 pub(crate) async fn connect(

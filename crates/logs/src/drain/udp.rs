@@ -5,8 +5,8 @@ use std::sync::Arc;
 use spaced_config::DrainUrl;
 use tokio::net::UdpSocket;
 
-use super::SendError;
-use crate::Record;
+use super::error::SendError;
+use crate::record::Record;
 use crate::syslog::message;
 
 /// Datagrams carry at most this much (an IPv4 UDP payload); longer messages are cut.
