@@ -13,20 +13,20 @@ use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use crate::duration::parse_duration;
 use crate::error::{ConfigError, ErrorKind, Errors};
+use crate::ipset::IpSet;
 use crate::policy::Policy;
 use crate::raw::RawConfig;
-use crate::{IpSet, parse_duration};
 
 mod apps;
+mod claim;
 mod daemon;
-mod fleet;
+pub(crate) mod fleet;
 mod listeners;
 mod logging;
 mod secret;
 mod sections;
-
-pub use fleet::parse_fleet;
 
 /// At most this many errors are reported for one file: enough to fix a file in one edit,
 /// and a bound on the work a hostile file can cause.
@@ -184,7 +184,7 @@ pub(crate) struct Cx<'a> {
     pub(crate) errors: Vec<ConfigError>,
     pub(crate) files: Vec<PathBuf>,
     /// Every listener address, for the conflict check at the end.
-    claims: Vec<listeners::Claim>,
+    claims: Vec<claim::Claim>,
     /// A second document appended to `text` at this byte offset (a line start), whose
     /// errors are located in it under this name: the fleet's policy (`compile/fleet.rs`).
     second: Option<(usize, &'a str)>,
@@ -257,7 +257,7 @@ impl Cx<'_> {
                 .first()
                 .copied();
             let probe_listen = self.listeners("admin.probe_listen", &a.probe_listen);
-            listen.map(|listen| crate::Admin {
+            listen.map(|listen| crate::policy::Admin {
                 listen,
                 probe_listen,
             })

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use crate::IpSet;
+use crate::ipset::IpSet;
 use crate::policy::{App, Policy};
 
 /// The difference between two policies, as [`Policy::diff`] computes it.

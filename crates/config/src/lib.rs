@@ -21,7 +21,8 @@ mod store;
 mod tls;
 
 pub use board::DynoBoard;
-pub use compile::{Loaded, Source, load_file, parse, parse_fleet};
+pub use compile::fleet::parse_fleet;
+pub use compile::{Loaded, Source, load_file, parse};
 pub use diff::PolicyDiff;
 pub use duration::parse_duration;
 pub use error::{ConfigError, ErrorKind, Errors};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::IpSet;
+use crate::ipset::IpSet;
 
 /// One validated, compiled policy: everything a component needs, nothing it must parse.
 #[derive(Debug, Clone)]
@@ -38,9 +38,9 @@ pub struct Policy {
     /// Every file this policy was read from (the config itself first), for the watcher.
     pub files: Vec<PathBuf>,
     /// `[logging]` (defaults when absent).
-    pub logging: crate::Logging,
+    pub logging: crate::logging::Logging,
     /// `[[drain]]`: every line of the space goes to each.
-    pub drains: Vec<crate::Drain>,
+    pub drains: Vec<crate::logging::Drain>,
     /// `[fleet]`, when present: the shared part of the policy comes from etcd.
     pub fleet: Option<Fleet>,
 }
@@ -291,7 +291,7 @@ pub struct App {
     /// Egress proxy password (user is the app name).
     pub egress_token: Option<String>,
     /// `drains`: this app's router and egress lines also go to each.
-    pub drains: Vec<crate::Drain>,
+    pub drains: Vec<crate::logging::Drain>,
     /// Every dyno, numbers assigned.
     pub dynos: Vec<Dyno>,
     /// Indices into `dynos` of the `web` process, the only ones routed to.

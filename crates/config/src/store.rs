@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use arc_swap::{ArcSwap, Guard};
 use tokio::sync::watch;
 
-use crate::Policy;
+use crate::policy::Policy;
 
 /// What `GET /config` reports about the loaded policy.
 #[derive(Debug, Clone)]

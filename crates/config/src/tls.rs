@@ -8,7 +8,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 
-use crate::ErrorKind;
+use crate::error::ErrorKind;
 
 type Reader<'a> = &'a dyn Fn(&Path) -> std::io::Result<Vec<u8>>;
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{FleetError, View};
+use crate::{error::FleetError, source::View};
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

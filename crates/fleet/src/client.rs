@@ -6,7 +6,7 @@ use std::time::Duration;
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 use spaced_config::Fleet;
 
-use crate::FleetError;
+use crate::error::FleetError;
 
 /// How long one attempt to reach an endpoint may take: a dead member must not hold up the
 /// others (the client balances over every endpoint).

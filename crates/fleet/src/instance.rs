@@ -10,7 +10,7 @@ use spaced_config::Fleet;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use crate::{FleetError, keys};
+use crate::{error::FleetError, keys};
 
 /// The value of `instances/<instance>` (OPERATIONS.md "Fleet").
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +77,7 @@ impl Registration {
     }
 
     async fn session(&mut self, lease: &mut Option<(Client, i64)>) -> Result<(), FleetError> {
-        let mut client = crate::connect(&self.cfg).await?;
+        let mut client = crate::client::connect(&self.cfg).await?;
         let ttl = i64::try_from(self.cfg.lease_ttl.as_secs().max(1)).unwrap_or(10);
         let id = client.lease_grant(ttl, None).await?.id();
         *lease = Some((client.clone(), id));

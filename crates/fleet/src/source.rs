@@ -14,7 +14,7 @@ use spaced_config::Fleet;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::{FleetError, keys};
+use crate::{error::FleetError, keys};
 
 /// First wait after a failure; doubled each time up to [`BACKOFF_MAX`].
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
@@ -93,7 +93,7 @@ async fn session(
     status: &Status,
     view: &mut View,
 ) -> Result<(), FleetError> {
-    let mut client = crate::connect(cfg).await?;
+    let mut client = crate::client::connect(cfg).await?;
     let all = keys::all(&cfg.prefix);
     if view.revision == 0 {
         *view = read_all(&mut client, &cfg.prefix).await?;

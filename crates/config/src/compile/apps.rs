@@ -47,7 +47,7 @@ impl Cx<'_> {
             let (dynos, web) = self.dynos(&name, &raw.dyno);
             for d in &dynos {
                 dyno_ips
-                    .entry(crate::canonical(d.addr.ip()))
+                    .entry(crate::ipset::canonical(d.addr.ip()))
                     .or_insert(index);
             }
             apps.push(Arc::new(App {

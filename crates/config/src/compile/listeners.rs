@@ -6,17 +6,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::ops::Range;
 
 use super::Cx;
+use super::claim::Claim;
 use crate::error::ErrorKind;
-
-/// One listener as written: address, key, and where.
-pub(super) struct Claim {
-    pub(super) addr: SocketAddr,
-    pub(super) key: &'static str,
-    pub(super) span: Range<usize>,
-}
 
 impl Cx<'_> {
     /// Parses a listener list and records each address for [`Cx::check_listeners`].
@@ -49,7 +42,7 @@ impl Cx<'_> {
                 continue;
             }
             // Mapped IPv6 is the IPv4 address on a dual-stack socket.
-            let addr = SocketAddr::new(crate::canonical(c.addr.ip()), c.addr.port());
+            let addr = SocketAddr::new(crate::ipset::canonical(c.addr.ip()), c.addr.port());
             match first.get(&addr) {
                 Some(&j) => {
                     let other = &claims[j];

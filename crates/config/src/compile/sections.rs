@@ -8,8 +8,8 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use super::{Cx, parse_cidr, valid_host};
-use crate::IpSet;
 use crate::error::ErrorKind;
+use crate::ipset::IpSet;
 use crate::policy::{
     Balance, Egress, HealthCheck, Ports, Resolver, Router, Space, Timeouts, TlsCert,
 };
@@ -290,7 +290,7 @@ impl Cx<'_> {
             self.listeners("egress.transparent_listen", items(&raw.transparent_listen));
         for ip in &raw.source_ips {
             match ip.get_ref().parse::<IpAddr>() {
-                Ok(a) => egress.source_ips.push(crate::canonical(a)),
+                Ok(a) => egress.source_ips.push(crate::ipset::canonical(a)),
                 Err(_) => self.push(
                     ip.span(),
                     ErrorKind::BadAddr {
