@@ -1,7 +1,7 @@
 //! What the test suites of every crate share. Only `[dev-dependencies]` name this crate.
 //!
 //! It starts with the one rule every suite needs: a test that cannot run here says so.
-//! Then the pieces the suites used to copy: policies from TOML text ([`policy`]),
+//! Then the pieces the suites used to copy: policies from TOML text ([`policy()`]),
 //! recording dynos ([`dyno`]), throwaway certificates ([`pki`]), log capture ([`capture`]), `TCP_INFO` ([`tcp_info`]),
 //! free ports ([`ports`]), real etcd processes ([`etcd`]) and bounded waits ([`within`],
 //! [`eventually`]).
