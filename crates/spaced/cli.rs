@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
 
 /// `--version`: the package version and the commit it was built from (`build.rs`).
 const VERSION: &str = concat!(
@@ -72,7 +73,7 @@ pub(crate) enum Command {
     },
     /// Shell completions and man pages, for packagers (hidden).
     #[command(flatten)]
-    Docs(crate::docgen::DocsCommand),
+    Docs(DocsCommand),
 }
 
 /// `spaced fleet …` (OPERATIONS.md "Fleet").
@@ -138,4 +139,24 @@ fn duration(s: &str) -> Result<std::time::Duration, String> {
 pub(crate) enum ListenerArg {
     External,
     Internal,
+}
+
+/// The packaging subcommands, flattened into [`Command`]; `docgen` runs them.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DocsCommand {
+    /// Print a completion script for SHELL on stdout.
+    #[command(hide = true)]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the spaced(1) man page on stdout, or write it and one page per subcommand
+    /// (spaced-run(1), ...) into a directory.
+    #[command(hide = true)]
+    Man {
+        /// Write spaced.1 and spaced-SUBCOMMAND.1 here instead of printing spaced.1.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }

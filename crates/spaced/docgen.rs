@@ -3,33 +3,13 @@
 //! Hidden from `--help`: they serve packagers (`dist/deb/build.sh`), not operators.
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Subcommand};
+use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::cli::Cli;
-
-/// The packaging subcommands, flattened into [`crate::cli::Command`].
-#[derive(Debug, Subcommand)]
-pub(crate) enum DocsCommand {
-    /// Print a completion script for SHELL on stdout.
-    #[command(hide = true)]
-    Completions {
-        /// bash, zsh, fish, elvish or powershell.
-        #[arg(value_enum)]
-        shell: Shell,
-    },
-    /// Print the spaced(1) man page on stdout, or write it and one page per subcommand
-    /// (spaced-run(1), ...) into a directory.
-    #[command(hide = true)]
-    Man {
-        /// Write spaced.1 and spaced-SUBCOMMAND.1 here instead of printing spaced.1.
-        #[arg(long, value_name = "DIR")]
-        out_dir: Option<PathBuf>,
-    },
-}
+use crate::cli::{Cli, DocsCommand};
 
 pub(crate) fn run(command: &DocsCommand) -> ExitCode {
     let result = match command {

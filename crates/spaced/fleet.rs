@@ -22,7 +22,8 @@ use tracing::{error, info, warn};
 
 pub(crate) mod admin;
 pub mod cli;
-pub use admin::status_json;
+mod status;
+pub use status::status_json;
 
 /// How long a start waits for etcd before serving from the cache (or the local part alone).
 const INITIAL_WAIT: Duration = Duration::from_secs(3);

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
-use crate::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// The accept loop met an error it cannot ride out; the listener is unusable.
 #[derive(Debug, thiserror::Error)]

@@ -8,35 +8,28 @@
 //! direction, and keep memory bounded ([`RELAY_BUF`] per direction, or a small copy buffer
 //! or one pipe per busy direction of a TCP relay).
 
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
 
+mod idle;
+mod outcome;
 mod pipe;
 mod splice;
 
+pub use idle::IdleTimer;
+pub use outcome::Relayed;
 pub use splice::{relay_tcp, relay_tcp_detailed};
+
+use outcome::finish;
 
 /// Buffer per direction of the generic relay. 32 KiB holds two full TLS records, enough
 /// for throughput, while a host with tens of thousands of idle tunnels (websockets, long
 /// CONNECTs) keeps its footprint in the low gigabytes at worst.
 pub const RELAY_BUF: usize = 32 * 1024;
-
-/// What a finished relay moved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Relayed {
-    /// Bytes read from `a` and written to `b`.
-    pub a_to_b: u64,
-    /// Bytes read from `b` and written to `a`.
-    pub b_to_a: u64,
-    /// The relay stopped because nothing moved for `idle` (both ends are then dropped).
-    pub idle_timeout: bool,
-}
 
 /// Copies `a` → `b` and `b` → `a` until both directions have ended or nothing has moved in
 /// either direction for `idle` (a zero `idle` ends the relay at its first lull).
@@ -98,22 +91,6 @@ where
     })
     .await;
     finish(ab.bytes, ba.bytes, outcome)
-}
-
-/// Turns the driver's outcome (`Ok(idle_timeout)` or the first error) into the result.
-fn finish(a_to_b: u64, b_to_a: u64, outcome: io::Result<bool>) -> (Relayed, Option<io::Error>) {
-    let mut relayed = Relayed {
-        a_to_b,
-        b_to_a,
-        idle_timeout: false,
-    };
-    match outcome {
-        Ok(idle_timeout) => {
-            relayed.idle_timeout = idle_timeout;
-            (relayed, None)
-        }
-        Err(e) => (relayed, Some(e)),
-    }
 }
 
 /// One direction of the generic relay.
@@ -199,51 +176,5 @@ impl CopyHalf {
                 };
             }
         }
-    }
-}
-
-/// `from + idle`, saturating: an absurd configured timeout means "about never", not a
-/// panic on `Instant` overflow.
-fn after(from: Instant, idle: Duration) -> Instant {
-    from.checked_add(idle)
-        .unwrap_or_else(|| from + Duration::from_secs(30 * 365 * 86_400))
-}
-
-/// A rolling idle deadline: the relay's, shared by both directions, and any other stream
-/// that must end when nothing moves (egress's forwarded requests). The timer is only
-/// re-armed when it fires (to `last activity + idle`), so busy streams do not touch the
-/// timer wheel per chunk.
-#[derive(Debug)]
-pub struct IdleTimer {
-    idle: Duration,
-    last: Instant,
-    sleep: Pin<Box<Sleep>>,
-}
-
-impl IdleTimer {
-    /// A deadline `idle` from now.
-    pub fn new(idle: Duration) -> Self {
-        let now = Instant::now();
-        Self {
-            idle,
-            last: now,
-            sleep: Box::pin(tokio::time::sleep_until(after(now, idle))),
-        }
-    }
-
-    /// `Ready(true)` once `idle` has passed since the last progress; else registers the
-    /// waker and returns `Pending`.
-    pub fn poll_expired(&mut self, cx: &mut Context<'_>, progressed: bool) -> Poll<bool> {
-        if progressed {
-            self.last = Instant::now();
-        }
-        while self.sleep.as_mut().poll(cx).is_ready() {
-            let deadline = after(self.last, self.idle);
-            if deadline <= Instant::now() {
-                return Poll::Ready(true);
-            }
-            self.sleep.as_mut().reset(deadline);
-        }
-        Poll::Pending
     }
 }

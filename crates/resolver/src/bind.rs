@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 /// A blocking UDP socket: each is served by its own thread (see `server::serve_udp_thread`).
 type UdpSocket = std::net::UdpSocket;
 
-use crate::ResolverError;
+use crate::error::ResolverError;
 
 /// Bursts of queries wait here rather than being dropped while a loop is busy (the kernel
 /// caps it at `net.core.rmem_max`).

@@ -18,15 +18,16 @@
 
 mod answer;
 mod bind;
+mod error;
 mod forward;
 mod metrics;
+mod options;
 mod server;
 mod wire;
 mod zone;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use spaced_config::{DynoBoard, Store};
@@ -34,83 +35,19 @@ use spaced_net::{BindError, Shutdown};
 use tokio::sync::Semaphore;
 
 pub use answer::{Forward, Outcome, Reply, Request, Transport, answer};
+pub use error::ResolverError;
 pub use forward::ForwardError;
 /// The wire-format library, re-exported so tests and fuzzers decode with the very version
 /// the resolver links.
 pub use hickory_proto as proto;
+pub use options::Options;
 pub use wire::Rcode;
 pub use zone::{Skipped, Zone};
 
 use server::Ctx;
 
-/// The resolver could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum ResolverError {
-    /// A UDP or TCP socket could not be bound.
-    #[error("bind resolver listener {addr}")]
-    Bind {
-        /// The `resolver.listen` address.
-        addr: SocketAddr,
-        /// What the OS said.
-        #[source]
-        source: BindError,
-    },
-}
-
-impl ResolverError {
-    /// The listen address that failed.
-    pub fn addr(&self) -> SocketAddr {
-        match self {
-            Self::Bind { addr, .. } => *addr,
-        }
-    }
-
-    /// Whether another process holds the address (a restart would not help until it goes).
-    pub fn in_use(&self) -> bool {
-        match self {
-            Self::Bind { source, .. } => {
-                let BindError::Bind { source, .. } = source;
-                source.kind() == std::io::ErrorKind::AddrInUse
-            }
-        }
-    }
-}
-
 /// TCP connections from outside the space at once (each answered REFUSED once, then closed).
 const OUTSIDER_TCP: usize = 16;
-
-/// Knobs the contract does not expose; the defaults are what the daemon runs with.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// One upstream's deadline (UDP plus a TCP retry), before the next is tried.
-    pub upstream_timeout: Duration,
-    /// A TCP connection idle this long between queries is closed, and so is one whose
-    /// message (length prefix and body) is not whole this long after its first byte: the
-    /// deadline is per message, not restarted by each read.
-    pub tcp_idle: Duration,
-    /// TCP connections from inside the space open at once, over every listener; beyond:
-    /// closed at accept. (Outsiders have a separate pool of 16 and one query each.)
-    pub max_tcp: usize,
-    /// Forwards in flight from UDP clients; beyond: SERVFAIL.
-    pub max_forwards: usize,
-    /// UDP sockets (`SO_REUSEPORT`, one receive loop each) per listen address (0: one per
-    /// two CPUs the process may run on, at least 1, at most 4: fewer loops below saturation
-    /// means more queries per wake-up).
-    /// The kernel keeps each client flow on one of them.
-    pub udp_tasks: usize,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            upstream_timeout: Duration::from_secs(2),
-            tcp_idle: Duration::from_secs(10),
-            max_tcp: 1024,
-            max_forwards: 1024,
-            udp_tasks: 0,
-        }
-    }
-}
 
 /// A running resolver.
 #[derive(Debug, Clone)]
@@ -170,7 +107,7 @@ pub async fn spawn_with(
         bound.push(bind::bind_group(addr, udp_tasks)?);
     }
     let (zone, skipped) = Zone::compile(&policy, version);
-    log_skipped(&skipped);
+    server::log_skipped(&skipped);
     let ctx = Arc::new(Ctx {
         zone: ArcSwap::from_pointee(zone),
         board,
@@ -218,20 +155,6 @@ pub async fn spawn_with(
 /// small machine the rest of the daemon and the kernel's delivery need the other CPU.
 fn default_udp_tasks(cpus: usize) -> usize {
     (cpus / 2).clamp(1, 4)
-}
-
-fn log_skipped(skipped: &[Skipped]) {
-    for s in skipped {
-        match s {
-            Skipped::Process { app, process } => tracing::warn!(
-                app = %app, process = %process,
-                "resolver: process name is not a DNS label; its dynos have no names"
-            ),
-            Skipped::TooLong { name } => {
-                tracing::warn!(name = %name, "resolver: name longer than DNS allows; left out")
-            }
-        }
-    }
 }
 
 #[cfg(test)]

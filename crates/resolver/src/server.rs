@@ -18,8 +18,9 @@ use tokio::task::JoinSet;
 use crate::answer::{Forward, Outcome, Request, Transport, answer};
 use crate::forward::{self, forward};
 use crate::metrics::Metrics;
+use crate::options::Options;
 use crate::wire::Rcode;
-use crate::{Options, Zone};
+use crate::zone::{Skipped, Zone};
 
 /// What every loop shares.
 #[derive(Debug)]
@@ -59,13 +60,27 @@ pub(crate) async fn reload(
         let version = *versions.borrow_and_update();
         let policy = store.load_full();
         let (zone, skipped) = Zone::compile(&policy, version);
-        crate::log_skipped(&skipped);
+        log_skipped(&skipped);
         tracing::info!(
             reload.generation = version,
             names = zone.len(),
             "resolver zone swapped"
         );
         ctx.zone.store(Arc::new(zone));
+    }
+}
+
+pub(crate) fn log_skipped(skipped: &[Skipped]) {
+    for s in skipped {
+        match s {
+            Skipped::Process { app, process } => tracing::warn!(
+                app = %app, process = %process,
+                "resolver: process name is not a DNS label; its dynos have no names"
+            ),
+            Skipped::TooLong { name } => {
+                tracing::warn!(name = %name, "resolver: name longer than DNS allows; left out")
+            }
+        }
     }
 }
 

@@ -22,14 +22,14 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use spaced_config::Timeouts;
-use spaced_net::metrics::{self, Counter};
 use spaced_net::{ConnGuard, ConnLimit, Shutdown};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tracing::{debug, error};
 
-use super::{Kind, State};
+use super::routes::handle;
+use super::state::{Cut, Kind, State};
 
 /// Connections one admin or probe listener holds at once; beyond it a new one is closed
 /// without a word, as the router does past `max_connections`. Its clients are a handful
@@ -93,7 +93,7 @@ async fn connection(
         let clock = service_clock.clone();
         async move {
             let _busy = clock.begin();
-            Ok::<_, Infallible>(super::handle(&state, kind, local, req).await)
+            Ok::<_, Infallible>(handle(&state, kind, local, req).await)
         }
     });
     let conn = hyper::server::conn::http1::Builder::new()
@@ -213,28 +213,6 @@ enum Verdict {
     Cut(Cut),
 }
 
-/// Why a connection was closed by the listener, not by its client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Cut {
-    /// Beyond [`MAX_CONNECTIONS`]: closed at accept.
-    OverLimit,
-    /// A request head took longer than `client_header`.
-    SlowHead,
-    /// Idle longer than `keepalive` between requests.
-    Idle,
-}
-
-impl Cut {
-    /// The `reason` label of `spaced_admin_connections_cut_total`.
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            Self::OverLimit => "over_limit",
-            Self::SlowHead => "client_header",
-            Self::Idle => "keepalive",
-        }
-    }
-}
-
 /// Marks the end of a request when dropped (also when hyper drops the service future).
 struct Busy<'a>(&'a Clock);
 
@@ -243,40 +221,6 @@ impl Drop for Busy<'_> {
         let now = self.0.now();
         self.0.idle_since.store(now, Ordering::Relaxed);
         self.0.busy.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Connections the admin and probe listeners closed themselves, by listener and reason.
-#[derive(Debug, Default)]
-pub(crate) struct Cuts {
-    counts: [[Counter; 3]; 2],
-}
-
-impl Cuts {
-    fn count(&self, kind: Kind, why: Cut) {
-        self.counts[kind as usize][why as usize].inc();
-    }
-
-    /// `spaced_admin_connections_cut_total{listener,reason}`.
-    pub(crate) fn render(&self, out: &mut String) {
-        const NAME: &str = "spaced_admin_connections_cut_total";
-        metrics::header(
-            out,
-            NAME,
-            "counter",
-            "Admin and probe connections closed by spaced: over the cap, a slow head, idle.",
-        );
-        for (kind, name) in [(Kind::Admin, "admin"), (Kind::Probe, "probe")] {
-            for why in [Cut::OverLimit, Cut::SlowHead, Cut::Idle] {
-                let labels = format!("listener=\"{name}\",reason=\"{}\"", why.label());
-                metrics::sample(
-                    out,
-                    NAME,
-                    &labels,
-                    self.counts[kind as usize][why as usize].get(),
-                );
-            }
-        }
     }
 }
 

@@ -9,6 +9,7 @@ use spaced_fleet::instance;
 use spaced_net::metrics;
 
 use super::Link;
+use super::status::status_json;
 
 /// `/fleet` asks etcd; a store that does not answer within this gets a 503, not a hang.
 const ASK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -44,24 +45,6 @@ pub(crate) async fn fleet(link: &Link) -> (StatusCode, serde_json::Value) {
         Ok(Err(e)) => unreachable_json(link, &e.to_string()),
         Err(_) => unreachable_json(link, "etcd did not answer in time"),
     }
-}
-
-/// The body of `/fleet` and of `spaced fleet status --json`.
-pub fn status_json(latest: i64, records: &[instance::InstanceRecord]) -> serde_json::Value {
-    let instances: Vec<serde_json::Value> = records
-        .iter()
-        .map(|r| {
-            let mut v = serde_json::to_value(r).unwrap_or_default();
-            if let Some(obj) = v.as_object_mut() {
-                obj.insert(
-                    "latest".into(),
-                    (r.revision >= latest && r.last_error.is_none()).into(),
-                );
-            }
-            v
-        })
-        .collect();
-    serde_json::json!({ "revision": latest, "instances": instances })
 }
 
 fn unreachable_json(link: &Link, error: &str) -> (StatusCode, serde_json::Value) {

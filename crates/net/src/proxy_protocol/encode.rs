@@ -2,8 +2,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::header::{Command, V2_SIGNATURE, fold, to_v6};
 use super::v2::{FIXED_LEN, TCP4, TCP4_LEN, TCP6, TCP6_LEN, UNSPEC};
-use super::{Command, V2_SIGNATURE, fold, to_v6};
 
 /// A v1 header for a TCP connection from `src` to `dst`.
 ///

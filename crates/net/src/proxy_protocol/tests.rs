@@ -1,8 +1,9 @@
 //! Unit tests for the PROXY protocol parser and encoders.
 
+use super::header::{fold, to_v6};
 use super::*;
 use proptest::prelude::*;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 fn complete(buf: &[u8]) -> (ProxyHeader, usize) {
     match parse(buf) {

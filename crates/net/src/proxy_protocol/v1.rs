@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::{Command, Parsed, ProxyError, ProxyHeader, V1_MAX_LEN};
+use super::header::{Command, Parsed, ProxyError, ProxyHeader, V1_MAX_LEN};
 
 const PREFIX: &[u8] = b"PROXY ";
 

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::{Command, Parsed, ProxyError, ProxyHeader, V2_MAX_LEN, V2_SIGNATURE};
+use super::header::{Command, Parsed, ProxyError, ProxyHeader, V2_MAX_LEN, V2_SIGNATURE};
 
 /// Signature, version/command, family, 2-byte length.
 pub(super) const FIXED_LEN: usize = 16;

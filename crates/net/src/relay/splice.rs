@@ -30,8 +30,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::idle::IdleTimer;
+use super::outcome::{Relayed, finish};
 use super::pipe::{Pipe, splice};
-use super::{IdleTimer, Relayed, finish};
 
 /// The read size of a direction that has not switched to splice (a stack buffer). A read
 /// that fills it marks the stream as bulk: a short exchange fits (an HTTP request, a TLS
@@ -361,7 +362,7 @@ impl Half {
 /// without waiting (`Ok(0)` when it takes nothing now). The caller shuts down `dst`'s write
 /// side (or closes it) right after, without waiting either.
 fn send_before_fin(dst: &TcpStream, data: &[u8]) -> io::Result<usize> {
-    match crate::send_more(dst, &[io::IoSlice::new(data)]) {
+    match crate::more::send_more(dst, &[io::IoSlice::new(data)]) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
         other => other,
     }

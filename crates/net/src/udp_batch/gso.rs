@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr;
 
-use super::RawAddr;
+use super::raw_addr::RawAddr;
 
 /// `UDP_SEGMENT` from `<linux/udp.h>` (not in the libc crate for every target): the
 /// segment size of a GSO send, as a socket option or a `SOL_UDP` control message.

@@ -2,6 +2,7 @@ use std::net::UdpSocket;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
+use super::raw_addr::RawAddr;
 use super::*;
 
 /// A blocking socket on `addr` whose receives give up after `wait` (a hang fails fast).
