@@ -263,7 +263,7 @@ fn content_digest(local: &str, view: &View) -> String {
         h.update(b"\x00");
         h.update(v);
     }
-    crate::load::hex(&h.finalize())
+    spaced_config::hex(&h.finalize())
 }
 
 /// Compiles the local file merged with `policy`: `(policy, sha256 of the file, digest of
@@ -273,7 +273,7 @@ fn compile(
     policy: Option<&Vec<u8>>,
     name: &str,
 ) -> Result<(Policy, String, String), Errors> {
-    let loaded = crate::load::load_with(path, |bytes, source| {
+    let loaded = spaced_config::load_with(path, |bytes, source| {
         config::parse_fleet(bytes, source, policy.map(Vec::as_slice), name)
     })?;
     Ok((loaded.policy, loaded.sha256, loaded.content))

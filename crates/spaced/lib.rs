@@ -12,7 +12,6 @@ pub mod daemon;
 pub mod demo;
 pub mod fleet;
 pub mod limits;
-mod load;
 pub mod logging;
 pub mod notify;
 pub mod reload;

@@ -20,7 +20,7 @@ use crate::notify::Notifier;
 /// Bursts of file events (an editor's write + rename + chmod) settle into one reload.
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
-pub use crate::load::{Loaded, load};
+pub use spaced_config::{Loaded, load_file as load};
 
 /// Serialises reloads of one config file into one store.
 #[derive(Debug)]

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use crate::duration::parse_duration;
@@ -39,52 +38,8 @@ pub struct Source<'a> {
     /// The directory relative paths in the file are resolved against.
     pub dir: &'a Path,
     /// Reads a named file (`trusted_file`, certificates, keys). Tests and fuzzers pass a
-    /// closure over an in-memory map; [`load_file`] passes `std::fs::read`.
+    /// closure over an in-memory map; [`crate::load_file`] reads the disk.
     pub read: &'a dyn Fn(&Path) -> std::io::Result<Vec<u8>>,
-}
-
-/// A policy loaded from disk, with the digest `/config` reports.
-#[derive(Debug)]
-pub struct Loaded {
-    /// The compiled policy.
-    pub policy: Policy,
-    /// Lowercase hex sha256 of the config file's bytes.
-    pub sha256: String,
-}
-
-/// Reads, parses, validates and compiles the config file at `path`. Relative paths inside
-/// it are resolved against the file's directory.
-///
-/// # Errors
-/// Every problem found, each with file, line and column.
-pub fn load_file(path: &Path) -> Result<Loaded, Errors> {
-    let name = path.display().to_string();
-    let bytes =
-        std::fs::read(path).map_err(|e| Errors(vec![ConfigError::config_file(&name, &e)]))?;
-    let sha256 = hex(&Sha256::digest(&bytes));
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let read = |p: &Path| std::fs::read(p);
-    let source = Source {
-        name: &name,
-        dir,
-        read: &read,
-    };
-    let mut policy = parse(&bytes, &source)?;
-    policy.files.insert(0, path.to_path_buf());
-    Ok(Loaded { policy, sha256 })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// Parses, validates and compiles config text: a pure function of the bytes and the files

@@ -14,6 +14,7 @@ mod diff;
 mod duration;
 mod error;
 mod ipset;
+mod load;
 mod logging;
 mod policy;
 mod raw;
@@ -22,11 +23,12 @@ mod tls;
 
 pub use board::DynoBoard;
 pub use compile::fleet::parse_fleet;
-pub use compile::{Loaded, Source, load_file, parse};
+pub use compile::{Source, parse};
 pub use diff::PolicyDiff;
 pub use duration::parse_duration;
 pub use error::{ConfigError, ErrorKind, Errors};
 pub use ipset::{IpSet, canonical, embedded_v4};
+pub use load::{Loaded, hex, load_file, load_with};
 pub use logging::{Drain, DrainScheme, DrainUrl, LogFormat, Logging};
 pub use policy::egress_warning;
 pub use policy::{

@@ -1,11 +1,15 @@
-//! Reading a config file into a compiled policy, with the digests a reload compares:
-//! shared by file reloads (`reload.rs`) and the fleet's merge with etcd (`fleet.rs`).
+//! Reading a config file from disk into a compiled policy, with the digests a reload
+//! compares: the one loader the daemon's file reloads, its fleet merge, `spaced check` and
+//! the tests share.
 
 use std::cell::RefCell;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
-use spaced_config::{self as config, Errors, Policy};
+
+use crate::compile::{Source, parse};
+use crate::error::{ConfigError, Errors};
+use crate::policy::Policy;
 
 /// A policy read from disk with its digests.
 #[derive(Debug)]
@@ -18,23 +22,27 @@ pub struct Loaded {
     pub content: String,
 }
 
-/// Reads and compiles the config at `path`, hashing every file it reads on the way.
+/// Reads, parses, validates and compiles the config file at `path`, hashing every file it
+/// reads on the way. Relative paths inside it are resolved against the file's directory.
 ///
 /// # Errors
 /// Every problem found, located.
-pub fn load(path: &Path) -> Result<Loaded, Errors> {
-    load_with(path, config::parse)
+pub fn load_file(path: &Path) -> Result<Loaded, Errors> {
+    load_with(path, parse)
 }
 
-/// [`load`] with another parse step: the fleet's merges the file with etcd's `policy`
-/// (`fleet.rs`). Reading, the "no such file" error and both digests are the same.
-pub(crate) fn load_with(
+/// [`load_file`] with another parse step (the daemon's fleet merges the file with etcd's
+/// `policy`). Reading, the "no such file" error and both digests are the same.
+///
+/// # Errors
+/// Every problem found, located.
+pub fn load_with(
     path: &Path,
-    parse: impl FnOnce(&[u8], &config::Source<'_>) -> Result<Policy, Errors>,
+    parse: impl FnOnce(&[u8], &Source<'_>) -> Result<Policy, Errors>,
 ) -> Result<Loaded, Errors> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path)
-        .map_err(|e| Errors(vec![config::ConfigError::config_file(&name, &e)]))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Errors(vec![ConfigError::config_file(&name, &e)]))?;
     let sha256 = hex(&Sha256::digest(&bytes));
     let content = RefCell::new(Sha256::new());
     content.borrow_mut().update(&bytes);
@@ -49,7 +57,7 @@ pub(crate) fn load_with(
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let source = config::Source {
+    let source = Source {
         name: &name,
         dir,
         read: &read,
@@ -65,7 +73,7 @@ pub(crate) fn load_with(
 }
 
 /// Lower-case hex of a digest.
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::with_capacity(64), |mut s, b| {
         let _ = write!(s, "{b:02x}");
