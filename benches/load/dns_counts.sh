@@ -65,27 +65,7 @@ LABELS=()
 for target in $TARGETS; do
   case $target in
     unbound)
-      cat >"$WORK/unbound.conf" <<EOF
-server:
-    interface: 127.0.0.1
-    port: 5301
-    do-ip6: no
-    do-daemonize: no
-    username: ""
-    chroot: ""
-    directory: "$WORK"
-    pidfile: "$WORK/unbound.pid"
-    use-syslog: no
-    logfile: ""
-    verbosity: 0
-    num-threads: 1
-    module-config: "iterator"
-    access-control: 127.0.0.0/8 allow
-    local-zone: "." refuse
-$(cat "$WORK/dns/unbound_local.conf")
-remote-control:
-    control-enable: no
-EOF
+      unbound_conf 5301
       start unbound "${PIN_SUT[@]}" unbound -d -c "$WORK/unbound.conf"; port=5301 ;;
     dnsmasq)
       cat >"$WORK/dnsmasq.conf" <<EOF

@@ -95,27 +95,7 @@ declare -A D_PID=() D_PORT=()
 D_LABELS=()
 start_dns_targets() {
   $PYTHON "$HARNESS" gen-dns 100 "$ZONE" "$WORK/dns"
-  cat >"$WORK/unbound.conf" <<EOF
-server:
-    interface: 127.0.0.1
-    port: $UNBOUND_PORT
-    do-ip6: no
-    do-daemonize: no
-    username: ""
-    chroot: ""
-    directory: "$WORK"
-    pidfile: "$WORK/unbound.pid"
-    use-syslog: no
-    logfile: ""
-    verbosity: 0
-    num-threads: 1
-    module-config: "iterator"
-    access-control: 127.0.0.0/8 allow
-    local-zone: "." refuse
-$(cat "$WORK/dns/unbound_local.conf")
-remote-control:
-    control-enable: no
-EOF
+  unbound_conf "$UNBOUND_PORT"
   start unbound "${PIN_SUT[@]}" unbound -d -c "$WORK/unbound.conf"
   D_PID[unbound]=$LAST_PID; D_PORT[unbound]=$UNBOUND_PORT
   cat >"$WORK/dnsmasq.conf" <<EOF

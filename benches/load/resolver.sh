@@ -67,31 +67,7 @@ $PYTHON "$HARNESS" gen-dns "$NRECORDS" "$ZONE" "$WORK/dns"
 log "dns suite: $NRECORDS records in $ZONE; targets=[$TARGETS]"
 
 start_unbound() {
-  cat >"$WORK/unbound.conf" <<EOF
-server:
-    interface: 127.0.0.1
-    port: 5301
-    do-ip6: no
-    do-tcp: yes
-    do-daemonize: no
-    username: ""
-    chroot: ""
-    directory: "$WORK"
-    pidfile: "$WORK/unbound.pid"
-    use-syslog: no
-    logfile: ""
-    verbosity: 0
-    num-threads: 1
-    module-config: "iterator"
-    access-control: 127.0.0.0/8 allow
-    access-control: 0.0.0.0/0 refuse
-    # No recursion: every name outside the zone below is refused, so unbound
-    # never contacts a server outside this machine.
-    local-zone: "." refuse
-$(cat "$WORK/dns/unbound_local.conf")
-remote-control:
-    control-enable: no
-EOF
+  unbound_conf 5301
   start unbound "${PIN_SUT[@]}" unbound -d -c "$WORK/unbound.conf"
   TARGET_PID=$LAST_PID; PORT=5301
   TARGET_CMD="unbound -d -c \$WORK/unbound.conf"
