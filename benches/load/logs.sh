@@ -3,7 +3,8 @@
 # stdout to a file, one HTTPS logplex drain and one syslog drain to local receivers)
 # against itself with logs off, through router.sh's interleaved rounds, plus the peers:
 # nginx with access_log buffered to a file and HAProxy logging to the local rsyslog over
-# UDP (PEER_LOGS=1, which http_lib.sh's start_nginx_proxy/start_haproxy read).
+# UDP (PEER_LOGS=1, which http_lib.sh's start_nginx_proxy/start_haproxy read); then
+# (STDOUT_ONLY=1) spaced with stdout alone beside nginx, the same one sink on both sides.
 # Do not run on a busy machine: the lead runs it on a quiet one.
 #
 # Usage:  cargo build --release; benches/load/logs.sh   [RUNS=3] [DURATION=10] [PINS="1"]
@@ -93,5 +94,11 @@ PEER_LOGS=1 PEER_SYSLOG="127.0.0.1:$SYSLOG_PORT" SPACED_LOG=warn \
 # with their logs on, are in both runs.
 PEER_LOGS=1 PEER_SYSLOG="127.0.0.1:$SYSLOG_PORT" SPACED_LOG=info SPACED_EXTRA_TOML="$DRAINS" \
   RESULTS_DIR="${RESULTS_DIR:-$HERE/results}/logs-on" "$HERE/router.sh"
+# STDOUT_ONLY=1 (default): a third run with spaced writing its lines to stdout (a file) and
+# no drain, the one sink nginx writes too, beside nginx; set 0 to skip it.
+if [[ ${STDOUT_ONLY:-1} == 1 ]]; then
+  PEER_LOGS=1 PEER_SYSLOG="127.0.0.1:$SYSLOG_PORT" SPACED_LOG=info TARGETS="${STDOUT_TARGETS:-nginx spaced}" \
+    RESULTS_DIR="${RESULTS_DIR:-$HERE/results}/logs-stdout" "$HERE/router.sh"
+fi
 echo "syslog lines: $(wc -l <"$W/syslog.out" 2>/dev/null || echo 0)"
 echo "https frames: $(cat "$W/https.count" 2>/dev/null || echo 0)"
