@@ -1,0 +1,103 @@
+//! The one `ClientConfig` every connection shares: TLS 1.3 only, the bench's CA as the
+//! only root, the key-exchange groups asked for, and resumption on or off.
+
+use std::sync::Arc;
+
+use rustls::crypto::aws_lc_rs::{self, kx_group};
+use rustls::crypto::{CryptoProvider, SupportedKxGroup};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use rustls::{ClientConfig, RootCertStore};
+
+/// A key-exchange group the client offers (and sends a key share for, the first one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Group {
+    /// X25519: what `openssl s_time` (OpenSSL 3.0) and the peers pick first.
+    X25519,
+    /// NIST P-256.
+    Secp256r1,
+    /// X25519 + ML-KEM-768 (post-quantum hybrid; rustls's own default first choice, which
+    /// OpenSSL 3.0 servers do not know).
+    X25519mlkem768,
+}
+
+/// Why the client configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The CA file is not PEM or holds a certificate that cannot be a root.
+    #[error("certificate {index} is not PEM")]
+    Pem {
+        /// Which certificate in the file (0-based).
+        index: usize,
+        /// The parser's reason.
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    /// A certificate parsed as PEM but not as a trust anchor.
+    #[error("certificate {index} is not a usable root")]
+    Root {
+        /// Which certificate in the file (0-based).
+        index: usize,
+        /// webpki's reason.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The file holds no certificate at all: every handshake would fail.
+    #[error("no certificate in the file")]
+    Empty,
+    /// No key-exchange group to offer.
+    #[error("no key-exchange group given")]
+    NoGroup,
+    /// rustls refused the provider or the versions.
+    #[error("client configuration")]
+    Config(#[source] rustls::Error),
+}
+
+/// The roots in a PEM file's text (every `CERTIFICATE` block).
+pub fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for (index, cert) in CertificateDer::pem_slice_iter(pem).enumerate() {
+        let cert = cert.map_err(|source| TlsError::Pem { index, source })?;
+        roots
+            .add(cert)
+            .map_err(|source| TlsError::Root { index, source })?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::Empty);
+    }
+    Ok(roots)
+}
+
+/// The shared client configuration. With `resume`, rustls's in-memory session store
+/// keeps the server's TLS 1.3 tickets (up to 8 per server name, each used once) and every
+/// new connection offers one as a PSK; without it, every handshake is full.
+pub fn client_config(
+    roots: RootCertStore,
+    groups: &[Group],
+    resume: bool,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    if groups.is_empty() {
+        return Err(TlsError::NoGroup);
+    }
+    let kx_groups: Vec<&'static dyn SupportedKxGroup> = groups
+        .iter()
+        .map(|g| match g {
+            Group::X25519 => kx_group::X25519,
+            Group::Secp256r1 => kx_group::SECP256R1,
+            Group::X25519mlkem768 => kx_group::X25519MLKEM768,
+        })
+        .collect();
+    let provider = CryptoProvider {
+        kx_groups,
+        ..aws_lc_rs::default_provider()
+    };
+    let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(TlsError::Config)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    if !resume {
+        config.resumption = rustls::client::Resumption::disabled();
+    }
+    Ok(Arc::new(config))
+}
