@@ -19,6 +19,7 @@ use tokio::time::Instant;
 mod conn;
 mod cpu;
 mod tally;
+mod tickets;
 mod tls;
 
 pub use tally::Report;

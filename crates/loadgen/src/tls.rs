@@ -3,11 +3,14 @@
 
 use std::sync::Arc;
 
+use rustls::client::Resumption;
 use rustls::crypto::aws_lc_rs::{self, kx_group};
 use rustls::crypto::{CryptoProvider, SupportedKxGroup};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, RootCertStore};
+
+use crate::tickets::TicketStore;
 
 /// A key-exchange group the client offers (and sends a key share for, the first one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -68,9 +71,9 @@ pub fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
-/// The shared client configuration. With `resume`, rustls's in-memory session store
-/// keeps the server's TLS 1.3 tickets (up to 8 per server name, each used once) and every
-/// new connection offers one as a PSK; without it, every handshake is full.
+/// The shared client configuration. With `resume`, a [`TicketStore`] keeps every TLS 1.3
+/// ticket the server sends and each new connection offers one (once) as a PSK; without
+/// it, every handshake is full.
 pub fn client_config(
     roots: RootCertStore,
     groups: &[Group],
@@ -96,8 +99,10 @@ pub fn client_config(
         .map_err(TlsError::Config)?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    if !resume {
-        config.resumption = rustls::client::Resumption::disabled();
-    }
+    config.resumption = if resume {
+        Resumption::store(Arc::new(TicketStore::default()))
+    } else {
+        Resumption::disabled()
+    };
     Ok(Arc::new(config))
 }
