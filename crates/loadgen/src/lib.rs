@@ -18,12 +18,13 @@ use tokio::time::Instant;
 
 mod conn;
 mod cpu;
+mod pin;
 mod tally;
 mod tickets;
 mod tls;
 
 pub use tally::Report;
-pub use tls::{Group, TlsError, client_config, roots_from_pem};
+pub use tls::{Group, TlsError, Trust, certs_from_pem, client_config, roots_from_pem};
 
 /// What to run: where, how many connections at once, for how long.
 #[derive(Clone, Debug)]

@@ -10,6 +10,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, RootCertStore};
 
+use crate::pin::Pinned;
 use crate::tickets::TicketStore;
 
 /// A key-exchange group the client offers (and sends a key share for, the first one).
@@ -56,17 +57,34 @@ pub enum TlsError {
     Config(#[source] rustls::Error),
 }
 
+/// How the client decides the server's certificate is the right one.
+#[derive(Clone, Debug)]
+pub enum Trust {
+    /// webpki: a chain to one of these roots, valid for the SNI name (the default).
+    Roots(RootCertStore),
+    /// Exactly one of these certificates, byte for byte (`--pin`, see `pin.rs`).
+    Pinned(Vec<CertificateDer<'static>>),
+}
+
+/// Every `CERTIFICATE` block in a PEM file's text (at least one).
+pub fn certs_from_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .enumerate()
+        .map(|(index, cert)| cert.map_err(|source| TlsError::Pem { index, source }))
+        .collect::<Result<Vec<_>, _>>()?;
+    if certs.is_empty() {
+        return Err(TlsError::Empty);
+    }
+    Ok(certs)
+}
+
 /// The roots in a PEM file's text (every `CERTIFICATE` block).
 pub fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    for (index, cert) in CertificateDer::pem_slice_iter(pem).enumerate() {
-        let cert = cert.map_err(|source| TlsError::Pem { index, source })?;
+    for (index, cert) in certs_from_pem(pem)?.into_iter().enumerate() {
         roots
             .add(cert)
             .map_err(|source| TlsError::Root { index, source })?;
-    }
-    if roots.is_empty() {
-        return Err(TlsError::Empty);
     }
     Ok(roots)
 }
@@ -75,7 +93,7 @@ pub fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, TlsError> {
 /// ticket the server sends and each new connection offers one (once) as a PSK; without
 /// it, every handshake is full.
 pub fn client_config(
-    roots: RootCertStore,
+    trust: Trust,
     groups: &[Group],
     resume: bool,
 ) -> Result<Arc<ClientConfig>, TlsError> {
@@ -94,11 +112,17 @@ pub fn client_config(
         kx_groups,
         ..aws_lc_rs::default_provider()
     };
-    let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
+    let algorithms = provider.signature_verification_algorithms;
+    let builder = ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(TlsError::Config)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .map_err(TlsError::Config)?;
+    let mut config = match trust {
+        Trust::Roots(roots) => builder.with_root_certificates(roots),
+        Trust::Pinned(certs) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned::new(certs, algorithms))),
+    }
+    .with_no_client_auth();
     config.resumption = if resume {
         Resumption::store(Arc::new(TicketStore::default()))
     } else {

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use rustls::ServerConfig;
 use rustls::pki_types::{PrivateKeyDer, ServerName};
-use spaced_loadgen::{Group, Options, Report, client_config, roots_from_pem, run};
+use spaced_loadgen::{
+    Group, Options, Report, Trust, certs_from_pem, client_config, roots_from_pem, run,
+};
 use spaced_testkit::pki::{Leaf, self_signed};
 use spaced_testkit::within;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -78,7 +80,11 @@ fn options(addr: SocketAddr) -> Options {
 
 async fn storm(addr: SocketAddr, trust: &Leaf, resume: bool) -> Report {
     let roots = roots_from_pem(&trust.cert_pem).unwrap();
-    let config = client_config(roots, &[Group::X25519], resume).unwrap();
+    storm_with(addr, Trust::Roots(roots), resume).await
+}
+
+async fn storm_with(addr: SocketAddr, trust: Trust, resume: bool) -> Report {
+    let config = client_config(trust, &[Group::X25519], resume).unwrap();
     within("the storm", run(&options(addr), config))
         .await
         .unwrap()
@@ -123,6 +129,24 @@ async fn an_untrusted_certificate_is_an_error_not_a_handshake() {
 }
 
 #[tokio::test]
+async fn a_pinned_certificate_is_trusted_and_no_other() {
+    let leaf = self_signed(&[NAME]);
+    let addr = server(&leaf, "200 OK").await;
+    let pinned = Trust::Pinned(certs_from_pem(&leaf.cert_pem).unwrap());
+    let r = storm_with(addr, pinned, true).await;
+    assert!(r.ok > 0, "{r:?}");
+    assert_eq!(r.errors, 0, "{r:?}");
+    assert!(r.resumed > 0, "{r:?}");
+
+    let other = Trust::Pinned(certs_from_pem(&self_signed(&[NAME]).cert_pem).unwrap());
+    let r = storm_with(addr, other, false).await;
+    assert_eq!(r.ok, 0, "{r:?}");
+    assert!(r.errors > 0, "{r:?}");
+    let first = r.first_error.unwrap();
+    assert!(first.contains("UnknownIssuer"), "{first}");
+}
+
+#[tokio::test]
 async fn a_status_other_than_200_is_an_error() {
     let leaf = self_signed(&[NAME]);
     let addr = server(&leaf, "503 Service Unavailable").await;
@@ -136,5 +160,7 @@ async fn a_status_other_than_200_is_an_error() {
 fn a_ca_file_without_certificates_is_refused() {
     assert!(roots_from_pem(b"not a certificate").is_err());
     let leaf = self_signed(&[NAME]);
-    assert!(client_config(roots_from_pem(&leaf.cert_pem).unwrap(), &[], false).is_err());
+    let roots = Trust::Roots(roots_from_pem(&leaf.cert_pem).unwrap());
+    assert!(client_config(roots, &[], false).is_err());
+    assert!(certs_from_pem(b"").is_err());
 }
