@@ -89,7 +89,7 @@ pub fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
-/// The shared client configuration. With `resume`, a [`TicketStore`] keeps every TLS 1.3
+/// The shared client configuration. With `resume`, a ticket store (`tickets.rs`) keeps every TLS 1.3
 /// ticket the server sends and each new connection offers one (once) as a PSK; without
 /// it, every handshake is full.
 pub fn client_config(
