@@ -89,9 +89,9 @@ pub fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
-/// The shared client configuration. With `resume`, a ticket store (`tickets.rs`) keeps every TLS 1.3
-/// ticket the server sends and each new connection offers one (once) as a PSK; without
-/// it, every handshake is full.
+/// The shared client configuration. With `resume`, a ticket store (`tickets.rs`) keeps
+/// every TLS 1.3 ticket the server sends and each new connection offers one (once) as a
+/// PSK; without it, every handshake is full.
 pub fn client_config(
     trust: Trust,
     groups: &[Group],

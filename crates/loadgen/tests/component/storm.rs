@@ -1,8 +1,9 @@
 //! The generator against a real rustls server on 127.0.0.1:0 (tokio-rustls, an rcgen
 //! certificate): full handshakes, resumed ones, and the failures it must count.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::ServerConfig;
@@ -20,6 +21,15 @@ const NAME: &str = "storm.test";
 /// A TLS 1.3 server answering every connection's request with `status`, then closing
 /// (close_notify, FIN). rustls's defaults: a session cache and two tickets per handshake.
 async fn server(leaf: &Leaf, status: &'static str) -> SocketAddr {
+    server_seeing(leaf, status, Arc::default()).await
+}
+
+/// [`server`], recording the address of every client it accepts in `peers`.
+async fn server_seeing(
+    leaf: &Leaf,
+    status: &'static str,
+    peers: Arc<Mutex<HashSet<IpAddr>>>,
+) -> SocketAddr {
     let key = PrivateKeyDer::try_from(leaf.key_der.clone()).unwrap();
     let config = ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
@@ -34,9 +44,10 @@ async fn server(leaf: &Leaf, status: &'static str) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else {
+            let Ok((tcp, peer)) = listener.accept().await else {
                 continue;
             };
+            peers.lock().unwrap().insert(peer.ip());
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
@@ -144,6 +155,24 @@ async fn a_pinned_certificate_is_trusted_and_no_other() {
     assert!(r.errors > 0, "{r:?}");
     let first = r.first_error.unwrap();
     assert!(first.contains("UnknownIssuer"), "{first}");
+}
+
+#[tokio::test]
+async fn connections_come_from_the_given_sources() {
+    let leaf = self_signed(&[NAME]);
+    let peers = Arc::default();
+    let addr = server_seeing(&leaf, "200 OK", Arc::clone(&peers)).await;
+    let sources: Vec<IpAddr> = vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
+    let opts = Options {
+        sources: sources.clone(),
+        ..options(addr)
+    };
+    let roots = Trust::Roots(roots_from_pem(&leaf.cert_pem).unwrap());
+    let config = client_config(roots, &[Group::X25519], false).unwrap();
+    let r = within("the storm", run(&opts, config)).await.unwrap();
+    assert!(r.ok > 0 && r.errors == 0, "{r:?}");
+    let seen = peers.lock().unwrap().clone();
+    assert_eq!(seen, sources.into_iter().collect::<HashSet<_>>());
 }
 
 #[tokio::test]
