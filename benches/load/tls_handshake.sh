@@ -4,6 +4,9 @@
 # processes on CPU 1: ECDSA P-256 and RSA 2048, full handshakes and resumed ones (tickets).
 # RUNS, SECS, CLIENTS as in tls_handshake.py. Needs nginx, haproxy, openssl, taskset;
 # ports 9401, 9411-9413. Build first: cargo build --release.
+# GEN=storm: tls-storm clients instead of s_time (STORM_PROCS processes of CONCURRENCY
+# connections each; build: cargo build --release -p spaced-loadgen), which also report
+# each server's share of its core and the clients' own CPU per handshake.
 set -euo pipefail
 HERE=$(dirname "$0")
 export SPACED_BIN=${1:-${SPACED_BIN:-target/release/spaced}}
