@@ -9,6 +9,7 @@ use http::HeaderValue;
 use spaced_config::{Timeouts, canonical};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tracing::{debug, error};
 
 use crate::access::{self, Listener};
@@ -114,22 +115,27 @@ async fn connection(
         }
     }
     // The connection task is moved whole at spawn and again when it ends, so it stays
-    // small: each stage that holds much (the PROXY header buffer, the TLS session, hyper's
-    // connection) lives in a box of its own.
+    // small: each stage that holds much (the PROXY header buffer, the TLS handshake, the
+    // TLS session, the requests' machinery) lives in a box of its own, and an idle
+    // connection drops the requests' box while it waits ([`conn::park`]).
     match kind {
         Kind::Tls(acceptor) => {
-            let tls = serve_tls(acceptor, stream, client, port_value, slot, shared, timeouts);
-            Box::pin(tls).await;
+            let tls = handshake(acceptor, stream, client, port_value, slot, shared, timeouts);
+            let Some((tls_stream, ctx)) = Box::pin(tls).await else {
+                return;
+            };
+            Box::pin(conn::park::serve(tls_stream, Arc::new(ctx), timeouts)).await;
         }
         Kind::Plain | Kind::Internal => {
             let ctx = ConnCtx::new(shared, which, client, port_value, None, false, Some(slot));
-            Box::pin(conn::serve(stream, Arc::new(ctx), timeouts)).await;
+            conn::park::serve(stream, Arc::new(ctx), timeouts).await;
         }
     }
 }
 
-/// The TLS handshake (within `client_header`), then HTTP/1.1 or HTTP/2 as ALPN chose.
-async fn serve_tls(
+/// The TLS handshake (within `client_header`), and the connection's context with what it
+/// negotiated (HTTP/1.1 or HTTP/2 as ALPN chose); `None` when it failed.
+async fn handshake(
     acceptor: TlsAcceptor,
     stream: TcpStream,
     client: IpAddr,
@@ -137,17 +143,17 @@ async fn serve_tls(
     slot: Slot,
     shared: Arc<Shared>,
     timeouts: Timeouts,
-) {
+) -> Option<(TlsStream<TcpStream>, ConnCtx)> {
     let accepted = tokio::time::timeout(timeouts.client_header, acceptor.accept(stream)).await;
     let tls_stream = match accepted {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             debug!(client.addr = %client, error = %e, "TLS handshake failed");
-            return;
+            return None;
         }
         Err(_) => {
             debug!(client.addr = %client, "TLS handshake too slow");
-            return;
+            return None;
         }
     };
     let (version, h2) = {
@@ -163,5 +169,5 @@ async fn serve_tls(
         h2,
         Some(slot),
     );
-    conn::serve(tls_stream, Arc::new(ctx), timeouts).await;
+    Some((tls_stream, ctx))
 }
