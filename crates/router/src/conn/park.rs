@@ -75,9 +75,8 @@ where
     let runtime = &ctx.shared.runtime;
     let shutdown = &ctx.shared.shutdown;
     let idle_since = ctx.idle_since.load(Ordering::Relaxed);
-    let deadline = tokio::time::sleep_until(
-        runtime.instant_at(idle_since.saturating_add(ms(t.keepalive))),
-    );
+    let deadline =
+        tokio::time::sleep_until(runtime.instant_at(idle_since.saturating_add(ms(t.keepalive))));
     tokio::pin!(deadline);
     let mut stopping = false;
     loop {
@@ -110,5 +109,127 @@ where
             }
             () = deadline.as_mut() => return if stopping { Woke::Drop } else { Woke::Close },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use spaced_config::{DynoBoard, Store};
+    use spaced_net::{ConnLimit, Shutdown};
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::access::Listener;
+    use crate::metrics::Metrics;
+    use crate::shared::Shared;
+    use crate::state::Runtime;
+
+    /// A connection's context on a router with the test policy, and its timeouts with a
+    /// short `client_header` (the release point comes within it) and `keepalive`.
+    fn ctx(keepalive: Duration) -> (Arc<ConnCtx>, Timeouts) {
+        let p = crate::access::tests::policy(crate::access::tests::BASE);
+        let mut t = p.router.timeouts;
+        t.client_header = Duration::from_millis(200);
+        t.keepalive = keepalive;
+        let store = Arc::new(Store::new(p, "one".into()));
+        let shared = Arc::new(Shared {
+            runtime: Runtime::new(&store),
+            metrics: Metrics::new(),
+            limit: ConnLimit::new(10),
+            external_limit: ConnLimit::new(9),
+            shutdown: Shutdown::new(),
+            board: Arc::new(DynoBoard::new()),
+            store,
+        });
+        let ctx = ConnCtx::new(
+            shared,
+            Listener::External,
+            "127.0.0.1".parse().unwrap(),
+            http::HeaderValue::from_static("80"),
+            None,
+            false,
+            None,
+        );
+        (Arc::new(ctx), t)
+    }
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (server, _) = l.accept().await.unwrap();
+        (server, client)
+    }
+
+    /// Reads one response head (the router's own answer: no dyno in the test policy).
+    async fn answered(client: &mut TcpStream) -> String {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed");
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    /// After a request, the fast path returns the socket once the timer finds it idle, and
+    /// the wait hands back the next request's bytes; served again with them, it answers.
+    #[tokio::test]
+    async fn an_idle_connection_parks_and_resumes() {
+        let (ctx, t) = ctx(Duration::from_secs(60));
+        let (server, mut client) = pair().await;
+        client
+            .write_all(b"GET / HTTP/1.1\r\nhost: nowhere.test\r\n\r\n")
+            .await
+            .unwrap();
+        let serving = tokio::spawn(super::super::serve(
+            server,
+            BytesMut::new(),
+            Arc::clone(&ctx),
+            t,
+        ));
+        assert!(answered(&mut client).await.starts_with("HTTP/1.1 "));
+        let parked = tokio::time::timeout(Duration::from_secs(10), serving)
+            .await
+            .expect("parks within a few client_header")
+            .unwrap();
+        let mut io = parked.expect("parked, not closed");
+        assert!(ctx.between_requests());
+
+        client
+            .write_all(b"GET /again HTTP/1.1\r\nhost: nowhere.test\r\n\r\n")
+            .await
+            .unwrap();
+        let Woke::Bytes(bytes) = wait(&mut io, &ctx, t).await else {
+            panic!("the wait did not end with the request's bytes");
+        };
+        assert!(bytes.starts_with(b"GET /again "));
+        let serving = tokio::spawn(super::super::serve(io, bytes, Arc::clone(&ctx), t));
+        assert!(answered(&mut client).await.starts_with("HTTP/1.1 "));
+        drop(client);
+        // The client left: served to the end, nothing parked.
+        let ended = tokio::time::timeout(Duration::from_secs(10), serving).await;
+        assert!(ended.unwrap().unwrap().is_none());
+    }
+
+    /// The wait ends at `keepalive` counted from the last request's end, and at the
+    /// client's end of stream; the router's stop leaves it `client_header`, then drops it.
+    #[tokio::test]
+    async fn the_wait_ends_at_keepalive_eof_and_stop() {
+        let (ctx, t) = ctx(Duration::from_millis(300));
+        let (mut server, _client) = pair().await;
+        assert!(matches!(wait(&mut server, &ctx, t).await, Woke::Close));
+
+        let (ctx, t) = ctx(Duration::from_secs(60));
+        let (mut server, client) = pair().await;
+        drop(client);
+        assert!(matches!(wait(&mut server, &ctx, t).await, Woke::Close));
+
+        let (mut server, _client) = pair().await;
+        ctx.shared.shutdown.cancel();
+        assert!(matches!(wait(&mut server, &ctx, t).await, Woke::Drop));
     }
 }
