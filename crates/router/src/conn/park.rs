@@ -129,7 +129,7 @@ mod tests {
 
     /// A connection's context on a router with the test policy, and its timeouts with a
     /// short `client_header` (the release point comes within it) and `keepalive`.
-    fn ctx(keepalive: Duration) -> (Arc<ConnCtx>, Timeouts) {
+    fn context(keepalive: Duration) -> (Arc<ConnCtx>, Timeouts) {
         let p = crate::access::tests::policy(crate::access::tests::BASE);
         let mut t = p.router.timeouts;
         t.client_header = Duration::from_millis(200);
@@ -179,7 +179,7 @@ mod tests {
     /// the wait hands back the next request's bytes; served again with them, it answers.
     #[tokio::test]
     async fn an_idle_connection_parks_and_resumes() {
-        let (ctx, t) = ctx(Duration::from_secs(60));
+        let (ctx, t) = context(Duration::from_secs(60));
         let (server, mut client) = pair().await;
         client
             .write_all(b"GET / HTTP/1.1\r\nhost: nowhere.test\r\n\r\n")
@@ -219,11 +219,11 @@ mod tests {
     /// client's end of stream; the router's stop leaves it `client_header`, then drops it.
     #[tokio::test]
     async fn the_wait_ends_at_keepalive_eof_and_stop() {
-        let (ctx, t) = ctx(Duration::from_millis(300));
+        let (ctx, t) = context(Duration::from_millis(300));
         let (mut server, _client) = pair().await;
         assert!(matches!(wait(&mut server, &ctx, t).await, Woke::Close));
 
-        let (ctx, t) = ctx(Duration::from_secs(60));
+        let (ctx, t) = context(Duration::from_secs(60));
         let (mut server, client) = pair().await;
         drop(client);
         assert!(matches!(wait(&mut server, &ctx, t).await, Woke::Close));
