@@ -44,7 +44,7 @@ where
         let served = Box::pin(super::serve(io, initial, Arc::clone(&ctx), t)).await;
         // The box is gone here: a parked connection holds this loop, its socket and `ctx`.
         let Some(mut parked) = served else { return };
-        match wait(&mut parked, &ctx, t).await {
+        match wait(&mut parked, &ctx, &t).await {
             Woke::Bytes(bytes) => (io, initial) = (parked, bytes),
             Woke::Close => {
                 // As the fast path closes after a last response: the stream shut down (a
@@ -68,7 +68,7 @@ enum Woke {
 }
 
 /// Waits for a parked connection's next bytes, its `keepalive`, or the router's stop.
-async fn wait<I>(io: &mut I, ctx: &ConnCtx, t: Timeouts) -> Woke
+async fn wait<I>(io: &mut I, ctx: &ConnCtx, t: &Timeouts) -> Woke
 where
     I: AsyncRead + Unpin,
 {
@@ -203,7 +203,7 @@ mod tests {
             .write_all(b"GET /again HTTP/1.1\r\nhost: nowhere.test\r\n\r\n")
             .await
             .unwrap();
-        let Woke::Bytes(bytes) = wait(&mut io, &ctx, t).await else {
+        let Woke::Bytes(bytes) = wait(&mut io, &ctx, &t).await else {
             panic!("the wait did not end with the request's bytes");
         };
         assert!(bytes.starts_with(b"GET /again "));
@@ -221,15 +221,15 @@ mod tests {
     async fn the_wait_ends_at_keepalive_eof_and_stop() {
         let (ctx, t) = context(Duration::from_millis(300));
         let (mut server, _client) = pair().await;
-        assert!(matches!(wait(&mut server, &ctx, t).await, Woke::Close));
+        assert!(matches!(wait(&mut server, &ctx, &t).await, Woke::Close));
 
         let (ctx, t) = context(Duration::from_secs(60));
         let (mut server, client) = pair().await;
         drop(client);
-        assert!(matches!(wait(&mut server, &ctx, t).await, Woke::Close));
+        assert!(matches!(wait(&mut server, &ctx, &t).await, Woke::Close));
 
         let (mut server, _client) = pair().await;
         ctx.shared.shutdown.cancel();
-        assert!(matches!(wait(&mut server, &ctx, t).await, Woke::Drop));
+        assert!(matches!(wait(&mut server, &ctx, &t).await, Woke::Drop));
     }
 }

@@ -246,7 +246,7 @@ mod size {
     const MAX_CONN_FUTURE: usize = 6144;
     /// The loop a parked connection holds, in the test profile (its socket, the context,
     /// the keep-alive deadline's timer): it is there for every idle connection.
-    const MAX_PARK_FUTURE: usize = 1024;
+    const MAX_PARK_FUTURE: usize = 768;
 
     #[tokio::test]
     async fn connection_future_stays_small() {
