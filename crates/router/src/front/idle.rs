@@ -18,6 +18,9 @@
 //! The read that ends the wait goes to a buffer on the stack, so a connection that never
 //! sends again (nor a new one that sends nothing) never allocates; only what it brought is
 //! copied into the new buffers.
+//!
+//! At the release point the fast path also gives up the connection itself when nothing is
+//! in flight ([`crate::conn::park`]): its whole future is dropped while the client idles.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -245,7 +248,8 @@ mod size {
     /// build's futures are smaller.
     const MAX_CONN_FUTURE: usize = 6144;
     /// The loop a parked connection holds, in the test profile (its socket, the context,
-    /// the keep-alive deadline's timer): it is there for every idle connection.
+    /// the keep-alive deadline's timer): it is there for every idle connection. 672 bytes
+    /// when written.
     const MAX_PARK_FUTURE: usize = 768;
 
     #[tokio::test]
