@@ -171,3 +171,4 @@ async fn handshake(
     );
     Some((tls_stream, ctx))
 }
+
