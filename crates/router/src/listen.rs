@@ -171,4 +171,3 @@ async fn handshake(
     );
     Some((tls_stream, ctx))
 }
-
