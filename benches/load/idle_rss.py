@@ -100,8 +100,9 @@ def measure(name, proc, port, n, tls_ctx, settle):
             s.sendall(REQ)
             read_response(s)
             socks.append(s)
-        # spaced gives an idle connection's buffers back at its connection timer's next
-        # tick (within `client_header`, 10 s); allocators return freed pages after a delay.
+        # spaced gives an idle connection's buffers back, and parks it outside its
+        # requests' state, at its connection timer's next tick (within `client_header`,
+        # 10 s); allocators return freed pages after a delay (spaced: a tick a second).
         time.sleep(settle)
         r1, k1 = rss_kb(proc.pid), tcp_mem_pages()
     finally:

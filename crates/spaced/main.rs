@@ -5,6 +5,7 @@
 mod cli;
 mod docgen;
 mod fleet_cli;
+mod purge;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -62,6 +63,8 @@ where
             return ExitCode::FAILURE;
         }
     };
+    // Dropped with the runtime when `f` returns.
+    runtime.spawn(purge::run());
     match runtime.block_on(f()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

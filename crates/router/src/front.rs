@@ -20,7 +20,7 @@
 
 pub(crate) mod fuzz;
 mod head;
-mod idle;
+pub(crate) mod idle;
 pub(crate) mod response;
 #[cfg(test)]
 mod tests;
@@ -58,20 +58,41 @@ use spaced_net::Rewind;
 /// The client connection preface of HTTP/2 (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Serves HTTP/1 on `io` while heads allow the fast path; returns the connection, with
-/// every byte read and not consumed in front, when hyper is to serve it from there (HTTP/2
-/// too: the preface came, and the context says so now).
-pub(crate) async fn serve<I>(io: I, ctx: &Arc<ConnCtx>, t: Timeouts) -> Option<Rewind<I>>
+/// How the fast path left a connection.
+pub(crate) enum Served<I> {
+    /// hyper is to serve it from here, with every byte read and not consumed in front
+    /// (HTTP/2 too: the preface came, and the context says so now).
+    Hyper(Rewind<I>),
+    /// Idle at the release point ([`idle`]) with nothing buffered and no request in
+    /// flight: the caller waits for its next bytes outside this future
+    /// ([`crate::conn::park`]) and serves it again with them.
+    Parked(I),
+    /// Closed or failed.
+    Done,
+}
+
+/// Serves HTTP/1 on `io` while heads allow the fast path. `initial` is what a parked
+/// connection's wait read (its next request's first bytes); a new connection has none.
+pub(crate) async fn serve<I>(io: I, initial: BytesMut, ctx: &Arc<ConnCtx>, t: Timeouts) -> Served<I>
 where
     I: AsyncRead + AsyncWrite + SendMore + Unpin + Send + 'static,
 {
-    // No buffer until the first bytes come ([`idle`]).
+    // No buffer until the first bytes come ([`idle`]); a parked connection's bytes come
+    // in a buffer of working size, and its responses need the write buffer as a woken
+    // wait would have allocated it.
+    let resumed = !initial.is_empty();
     let mut front = Front {
         io,
-        rbuf: BytesMut::new(),
-        wbuf: Vec::new(),
+        rbuf: initial,
+        wbuf: if resumed {
+            Vec::with_capacity(READ_BUF)
+        } else {
+            Vec::new()
+        },
         ctx: Arc::clone(ctx),
-        fresh: true,
+        // Only a connection's first bytes may be the HTTP/2 preface; a parked one has
+        // served a request.
+        fresh: !resumed,
     };
     let closing = AtomicBool::new(false);
     let ended = timer::drive(front.run(&closing), ctx, t, |_| {
@@ -79,17 +100,18 @@ where
     })
     .await;
     match ended {
-        Some(End::Hyper) => Some(Rewind::new(front.rbuf.freeze(), front.io)),
+        Some(End::Hyper) => Served::Hyper(Rewind::new(front.rbuf.freeze(), front.io)),
         Some(End::H2) => {
             ctx.switch_to_h2();
-            Some(Rewind::new(front.rbuf.freeze(), front.io))
+            Served::Hyper(Rewind::new(front.rbuf.freeze(), front.io))
         }
+        Some(End::Park) => Served::Parked(front.io),
         Some(End::Close) => {
             // As hyper does after a last response: a FIN, not a reset.
             let _ = tokio::time::timeout(t.client_header, front.io.shutdown()).await;
-            None
+            Served::Done
         }
-        Some(End::Gone) | None => None,
+        Some(End::Gone) | None => Served::Done,
     }
 }
 
@@ -100,6 +122,8 @@ enum End {
     Hyper,
     /// The HTTP/2 preface: hyper's HTTP/2 serves the connection.
     H2,
+    /// Idle at the release point: parked outside this future ([`Served::Parked`]).
+    Park,
     /// The client closed, asked to close, or the router is closing: shut down.
     Close,
     /// The socket failed: drop it.
@@ -116,6 +140,16 @@ struct Front<I> {
     ctx: Arc<ConnCtx>,
     /// No request was served yet (the HTTP/2 preface may come).
     fresh: bool,
+}
+
+/// What [`Front::fill`] came back with.
+enum Fill {
+    /// A read: its byte count (0 at end of stream) or its error.
+    Read(io::Result<usize>),
+    /// Closing for being idle, and no head begun.
+    Closing,
+    /// Idle at the release point: park the connection.
+    Park,
 }
 
 /// A parsed head, ready to forward.
@@ -158,9 +192,10 @@ where
                     Step::More => {}
                 }
                 match self.fill(closing).await {
-                    Some(Ok(0)) | None => return End::Close,
-                    Some(Ok(_)) => self.ctx.on_read(),
-                    Some(Err(_)) => return End::Gone,
+                    Fill::Read(Ok(0)) | Fill::Closing => return End::Close,
+                    Fill::Read(Ok(_)) => self.ctx.on_read(),
+                    Fill::Read(Err(_)) => return End::Gone,
+                    Fill::Park => return End::Park,
                 }
             };
             let Prepared {
@@ -236,8 +271,9 @@ where
         }
     }
 
-    /// Reads more of a head; `None` when the connection is closing for being idle and no
-    /// head has begun.
+    /// Reads more of a head; [`Fill::Closing`] when the connection is closing for being
+    /// idle and no head has begun, [`Fill::Park`] when it has just released its buffers
+    /// ([`idle`]) with no request in flight and is not closing.
     ///
     /// A router that is stopping (SIGTERM, an upgrade) instead keeps reading: the client's
     /// next request is answered with `Connection: close`, so a keep-alive client moves to
@@ -245,23 +281,33 @@ where
     /// ends a connection that sends nothing within `client_header`.
     ///
     /// Waiting for a next request, the connection holds no buffer ([`idle`]).
-    async fn fill(&mut self, closing: &AtomicBool) -> Option<io::Result<usize>> {
+    async fn fill(&mut self, closing: &AtomicBool) -> Fill {
         let mut waited = false;
         std::future::poll_fn(|cx| {
-            if self.rbuf.is_empty()
-                && closing.load(Ordering::Relaxed)
-                && !self.ctx.shared.shutdown.is_cancelled()
-            {
-                return Poll::Ready(None);
+            let is_closing = closing.load(Ordering::Relaxed);
+            if self.rbuf.is_empty() && is_closing && !self.ctx.shared.shutdown.is_cancelled() {
+                return Poll::Ready(Fill::Closing);
             }
-            idle::poll_fill(
+            let held = self.rbuf.capacity() > 0;
+            let res = idle::poll_fill(
                 &mut self.io,
                 cx,
                 &mut self.rbuf,
                 &mut self.wbuf,
                 &mut waited,
-            )
-            .map(Some)
+            );
+            // The release point (the timer's wake-up found the connection idle): nothing
+            // is buffered, so nothing of this future is needed until the client sends
+            // again. A closing connection stays, to answer a last request as above.
+            if res.is_pending()
+                && held
+                && self.rbuf.capacity() == 0
+                && !is_closing
+                && self.ctx.between_requests()
+            {
+                return Poll::Ready(Fill::Park);
+            }
+            res.map(Fill::Read)
         })
         .await
     }

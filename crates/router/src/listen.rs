@@ -9,6 +9,7 @@ use http::HeaderValue;
 use spaced_config::{Timeouts, canonical};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tracing::{debug, error};
 
 use crate::access::{self, Listener};
@@ -87,48 +88,66 @@ async fn connection(
     slot: Slot,
     shared: Arc<Shared>,
 ) {
-    let which = kind.listener();
-    let (timeouts, proxy_header) = {
-        let policy = shared.store.load();
-        (
-            policy.router.timeouts,
-            access::expects_proxy_header(&policy, which),
-        )
-    };
-    let mut client = canonical(peer.ip());
-    if proxy_header {
-        let read = spaced_net::proxy_protocol::read_header(&mut stream, timeouts.client_header);
-        match Box::pin(read).await {
-            Ok(h) => client = canonical(h.client(peer).ip()),
-            Err(e) => {
+    // The connection task is moved whole at spawn and again when it ends, so it stays
+    // small: each stage that holds much (the PROXY header buffer, the TLS handshake and
+    // session, the requests' machinery) lives in a box of its own, and an idle connection
+    // drops the requests' box while it waits ([`conn::park`]). What serves the connection
+    // is built in this block, so the values that chose it (the timeouts, the client) end
+    // with it instead of staying in the task beside it for the connection's life.
+    let serving = {
+        let which = kind.listener();
+        let (client_header, proxy_header) = {
+            let policy = shared.store.load();
+            (
+                policy.router.timeouts.client_header,
+                access::expects_proxy_header(&policy, which),
+            )
+        };
+        let client = if proxy_header {
+            let read = spaced_net::proxy_protocol::read_header(&mut stream, client_header);
+            let client = match Box::pin(read).await {
+                Ok(h) => canonical(h.client(peer).ip()),
+                Err(e) => {
+                    shared.metrics.l4_denied.inc();
+                    debug!(client.addr = %peer, error = %e, "bad PROXY header, closing");
+                    return;
+                }
+            };
+            let policy = shared.store.load();
+            if let Err(denied) = access::admit_l4(&policy, which, client) {
                 shared.metrics.l4_denied.inc();
-                debug!(client.addr = %peer, error = %e, "bad PROXY header, closing");
+                debug!(client.addr = %client, proxy.addr = %peer, reason = %denied, "connection refused");
                 return;
             }
+            client
+        } else {
+            canonical(peer.ip())
+        };
+        // Taken after the PROXY header's wait, not before: a value held across two waits
+        // stays in the task for its whole life (the compiler cannot overlap it with the
+        // parked connection's state).
+        let timeouts = shared.store.load().router.timeouts;
+        match kind {
+            Kind::Tls(acceptor) => {
+                // Awaited here, not returned: the values above stay in the task across
+                // this await, but the plain arm's future is the larger state, so they cost
+                // nothing; one future type for both arms (an `Either`) cost a branch on
+                // every poll, about 40 instructions per keep-alive request.
+                let tls = serve_tls(acceptor, stream, client, port_value, slot, shared, timeouts);
+                Box::pin(tls).await;
+                return;
+            }
+            Kind::Plain | Kind::Internal => {
+                let ctx = ConnCtx::new(shared, which, client, port_value, None, false, Some(slot));
+                conn::park::serve(stream, Arc::new(ctx), timeouts)
+            }
         }
-        let policy = shared.store.load();
-        if let Err(denied) = access::admit_l4(&policy, which, client) {
-            shared.metrics.l4_denied.inc();
-            debug!(client.addr = %client, proxy.addr = %peer, reason = %denied, "connection refused");
-            return;
-        }
-    }
-    // The connection task is moved whole at spawn and again when it ends, so it stays
-    // small: each stage that holds much (the PROXY header buffer, the TLS session, hyper's
-    // connection) lives in a box of its own.
-    match kind {
-        Kind::Tls(acceptor) => {
-            let tls = serve_tls(acceptor, stream, client, port_value, slot, shared, timeouts);
-            Box::pin(tls).await;
-        }
-        Kind::Plain | Kind::Internal => {
-            let ctx = ConnCtx::new(shared, which, client, port_value, None, false, Some(slot));
-            Box::pin(conn::serve(stream, Arc::new(ctx), timeouts)).await;
-        }
-    }
+    };
+    serving.await;
 }
 
-/// The TLS handshake (within `client_header`), then HTTP/1.1 or HTTP/2 as ALPN chose.
+/// The TLS handshake, in a box dropped once it is done, then the TLS stream served and
+/// parked like a plain one.
 async fn serve_tls(
     acceptor: TlsAcceptor,
     stream: TcpStream,
@@ -138,16 +157,34 @@ async fn serve_tls(
     shared: Arc<Shared>,
     timeouts: Timeouts,
 ) {
+    let tls = handshake(acceptor, stream, client, port_value, slot, shared, timeouts);
+    let Some((tls_stream, ctx)) = Box::pin(tls).await else {
+        return;
+    };
+    conn::park::serve(tls_stream, Arc::new(ctx), timeouts).await;
+}
+
+/// The TLS handshake (within `client_header`), and the connection's context with what it
+/// negotiated (HTTP/1.1 or HTTP/2 as ALPN chose); `None` when it failed.
+async fn handshake(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    client: IpAddr,
+    port_value: HeaderValue,
+    slot: Slot,
+    shared: Arc<Shared>,
+    timeouts: Timeouts,
+) -> Option<(TlsStream<TcpStream>, ConnCtx)> {
     let accepted = tokio::time::timeout(timeouts.client_header, acceptor.accept(stream)).await;
     let tls_stream = match accepted {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             debug!(client.addr = %client, error = %e, "TLS handshake failed");
-            return;
+            return None;
         }
         Err(_) => {
             debug!(client.addr = %client, "TLS handshake too slow");
-            return;
+            return None;
         }
     };
     let (version, h2) = {
@@ -163,5 +200,5 @@ async fn serve_tls(
         h2,
         Some(slot),
     );
-    conn::serve(tls_stream, Arc::new(ctx), timeouts).await;
+    Some((tls_stream, ctx))
 }

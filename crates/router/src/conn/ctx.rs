@@ -180,7 +180,7 @@ impl ConnCtx {
     /// Whether hyper may be writing its own answer to an unparsable head: HTTP/1, no
     /// request in flight, not upgraded.
     #[inline]
-    pub(super) fn between_requests(&self) -> bool {
+    pub(crate) fn between_requests(&self) -> bool {
         !self.is_h2()
             && self.in_flight.load(Ordering::Relaxed) == 0
             && !self.upgraded.load(Ordering::Relaxed)

@@ -18,6 +18,9 @@
 //! The read that ends the wait goes to a buffer on the stack, so a connection that never
 //! sends again (nor a new one that sends nothing) never allocates; only what it brought is
 //! copied into the new buffers.
+//!
+//! At the release point the fast path also gives up the connection itself when nothing is
+//! in flight ([`crate::conn::park`]): its whole future is dropped while the client idles.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -28,7 +31,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// The read buffer's size, kept between requests while the client keeps sending.
-pub(super) const READ_BUF: usize = 8 * 1024;
+pub(crate) const READ_BUF: usize = 8 * 1024;
 /// A read is tried only with at least this much room.
 pub(super) const MIN_READ: usize = 1024;
 
@@ -80,19 +83,35 @@ fn poll_wake<I: AsyncRead + Unpin>(
     rbuf: &mut BytesMut,
     wbuf: &mut Vec<u8>,
 ) -> Poll<io::Result<usize>> {
-    let mut stack = [MaybeUninit::<u8>::uninit(); IDLE_READ];
-    let mut buf = ReadBuf::uninit(&mut stack);
-    ready!(Pin::new(io).poll_read(cx, &mut buf))?;
-    let got = buf.filled();
-    if !got.is_empty() {
-        let mut fresh = BytesMut::with_capacity(READ_BUF);
-        fresh.extend_from_slice(got);
+    let fresh = ready!(poll_wake_read(io, cx))?;
+    let n = fresh.len();
+    if n > 0 {
         *rbuf = fresh;
         if wbuf.capacity() == 0 {
             *wbuf = Vec::with_capacity(READ_BUF);
         }
     }
-    Poll::Ready(Ok(got.len()))
+    Poll::Ready(Ok(n))
+}
+
+/// The read that ends an idle wait, on the stack: the bytes it got, in a read buffer
+/// allocated now at its working size; an empty one (nothing allocated) at end of stream.
+/// The parked connection's wait ([`crate::conn::park`]) uses it too, so no buffer is held
+/// in that wait either.
+pub(crate) fn poll_wake_read<I: AsyncRead + Unpin>(
+    io: &mut I,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<BytesMut>> {
+    let mut stack = [MaybeUninit::<u8>::uninit(); IDLE_READ];
+    let mut buf = ReadBuf::uninit(&mut stack);
+    ready!(Pin::new(io).poll_read(cx, &mut buf))?;
+    let got = buf.filled();
+    if got.is_empty() {
+        return Poll::Ready(Ok(BytesMut::new()));
+    }
+    let mut fresh = BytesMut::with_capacity(READ_BUF);
+    fresh.extend_from_slice(got);
+    Poll::Ready(Ok(fresh))
 }
 
 #[cfg(test)]
@@ -205,9 +224,11 @@ mod tests {
     }
 }
 
-/// The size of a connection's task, which every connection holds for its whole life, idle
-/// or not. A request's state is inline (boxing it, and hyper's connection, saved 4 KB per
-/// idle connection but cost 5 % more instructions per request: benches/README.md).
+/// The size of a connection's futures: the requests' box, which a connection holds while
+/// it is busy, and the loop around it, which it holds for its whole life, parked or not
+/// ([`crate::conn::park`]). A request's state is inline in the box (boxing it, and hyper's
+/// connection, saved 4 KB per idle connection but cost 5 % more instructions per request:
+/// benches/README.md); parking frees the box instead.
 #[cfg(test)]
 mod size {
     use std::sync::Arc;
@@ -226,6 +247,10 @@ mod size {
     /// written (1,840 with the request's forward, its response write and hyper boxed). A release
     /// build's futures are smaller.
     const MAX_CONN_FUTURE: usize = 6144;
+    /// The loop a parked connection holds, in the test profile (its socket, the context,
+    /// the keep-alive deadline's timer): it is there for every idle connection. 672 bytes
+    /// when written.
+    const MAX_PARK_FUTURE: usize = 768;
 
     #[tokio::test]
     async fn connection_future_stays_small() {
@@ -252,11 +277,20 @@ mod size {
             false,
             None,
         ));
-        let fut = conn::serve(io, ctx, t);
+        let fut = conn::serve(io, bytes::BytesMut::new(), Arc::clone(&ctx), t);
         let size = size_of_val(&fut);
+        drop(fut);
         assert!(
             size <= MAX_CONN_FUTURE,
             "a connection's future is {size} bytes, over {MAX_CONN_FUTURE}: what grew?"
+        );
+        let io = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let park = conn::park::serve(io, ctx, t);
+        let parked = size_of_val(&park);
+        println!("requests' future {size} bytes, parking loop {parked}");
+        assert!(
+            parked <= MAX_PARK_FUTURE,
+            "a parked connection's future is {parked} bytes, over {MAX_PARK_FUTURE}: what grew?"
         );
     }
 }

@@ -12,6 +12,7 @@ mod harness;
 mod health;
 mod hostile;
 mod logline;
+mod park;
 mod proxy;
 mod reload;
 mod security;
