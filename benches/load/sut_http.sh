@@ -4,7 +4,9 @@
 # Runs spaced as the HTTP reverse proxy under test of router.sh (or of the peers' http.sh
 # through SUT_HTTP_CMD='benches/load/sut_http.sh {WORKDIR} {PORT} {BACKENDS} {WORKERS}').
 #
-# Writes WORKDIR/spaced-http-PORT.toml: one router listener on 127.0.0.1:PORT, one app whose
+# Writes WORKDIR/spaced-http-PORT/spaced.toml (a directory of its own: spaced watches its
+# config's directory, and every write to a file there, such as the harness's logs in
+# WORKDIR, would wake its watcher thread): one router listener on 127.0.0.1:PORT, one app whose
 # hosts match what wrk and curl send (`Host: 127.0.0.1:PORT`; the router ignores the port,
 # so the host `127.0.0.1` matches, and `localhost` for curl by name), and one web dyno per
 # BACKENDS entry (comma-separated ip:port). Round robin, like the nginx/haproxy peers
@@ -24,7 +26,8 @@ bin="${SPACED_BIN:-$repo/target/release/spaced}"
 [[ -x "$bin" ]] || { echo "sut_http.sh: $bin is missing (cargo build --release)" >&2; exit 1; }
 [[ "$port" =~ ^[0-9]+$ ]] || { echo "sut_http.sh: bad port '$port'" >&2; exit 2; }
 
-conf="$work/spaced-http-$port.toml"
+mkdir -p "$work/spaced-http-$port"
+conf="$work/spaced-http-$port/spaced.toml"
 {
   printf '[space]\nname = "bench"\ninternal = ["127.0.0.0/8"]\n\n'
   printf '[router]\nlisten = ["127.0.0.1:%s"]\nbalance = "%s"\nmax_connections = 100000\n\n' \
