@@ -11,7 +11,7 @@ RSS is a count, not a timing: it means the same on a busy machine.
 Kernel socket buffers are not in RSS (they are kernel memory, `ss -m`/`sockstat`), so the
 figure is the process's own: buffers, task state, TLS sessions, allocator overhead.
 
-  idle_rss.py [-n 10000] [--spaced target/release/spaced] [--settle 12] [--targets ...]
+  idle_rss.py [-n 10000] [--spaced target/release/spaced] [--settle 30] [--targets ...]
 
 Targets: spaced nginx haproxy spaced-tls nginx-tls haproxy-tls (a peer not installed is
 skipped with a note; benches/load/setup.sh installs them). Ports 9561-9568 (PORT_BASE).
@@ -127,8 +127,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=10000)
     ap.add_argument("--spaced", default="target/release/spaced")
-    ap.add_argument("--settle", type=float, default=12.0,
-                    help="seconds idle before the RSS is read (spaced: > client_header)")
+    ap.add_argument("--settle", type=float, default=30.0,
+                    help="seconds idle before the RSS is read (spaced: > client_header; long "
+                         "enough for two passes of the kernel's khugepaged, every 10 s, which "
+                         "refilled purged pages while mimalloc asked for huge pages)")
     ap.add_argument("--targets", default="spaced,nginx,haproxy,spaced-tls,nginx-tls,haproxy-tls")
     a = ap.parse_args()
     base = int(os.environ.get("PORT_BASE", "9561"))
