@@ -23,6 +23,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -51,6 +52,8 @@ const WAKER: u64 = 0;
 pub(crate) struct Lot {
     /// `None` inside when the lot could not start: connections then wait in their tasks.
     started: OnceLock<Option<Door>>,
+    /// Connections in the lot now (`spaced_router_parked_connections`), kept by its thread.
+    count: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Lot {
@@ -75,6 +78,11 @@ impl Drop for Door {
 }
 
 impl Lot {
+    /// Connections waiting in the lot now.
+    pub(crate) fn len(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
     /// Parks `stream` until it is readable or `deadline` passes; hands it back when the lot
     /// cannot take it (it could not start, or `stop` is cancelled: the caller waits for it
     /// in its task, as before the lot).
@@ -88,7 +96,7 @@ impl Lot {
         if stop.is_cancelled() {
             return Err(stream);
         }
-        let started = self.started.get_or_init(|| match start(stop.clone()) {
+        let started = self.started.get_or_init(|| match start(stop.clone(), Arc::clone(&self.count)) {
             Ok(door) => Some(door),
             Err(e) => {
                 warn!(error = %e, "parking lot did not start; idle connections wait in their tasks");
@@ -115,7 +123,7 @@ fn wake(waker: &OwnedFd) {
 }
 
 /// Starts the lot's thread; from a runtime task (the handle is taken from it).
-fn start(stop: CancellationToken) -> std::io::Result<Door> {
+fn start(stop: CancellationToken, count: Arc<AtomicUsize>) -> std::io::Result<Door> {
     let handle = Handle::try_current().map_err(std::io::Error::other)?;
     let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
     let waker = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
@@ -136,6 +144,7 @@ fn start(stop: CancellationToken) -> std::io::Result<Door> {
         next: WAKER + 1,
         parked: HashMap::new(),
         deadlines: BinaryHeap::new(),
+        count,
     };
     std::thread::Builder::new()
         .name("spaced-lot".into())
@@ -165,6 +174,8 @@ struct Yard {
     parked: HashMap<u64, (TcpStream, Arc<dyn Tenant>)>,
     /// Each parked key by its deadline; keys already gone are skipped.
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// `parked.len()`, for the metrics.
+    count: Arc<AtomicUsize>,
 }
 
 impl Yard {
@@ -179,9 +190,11 @@ impl Yard {
                 self.give_all_back();
             }
             if !self.take_arrivals() && self.parked.is_empty() {
+                self.count.store(0, Ordering::Relaxed);
                 return; // the router is gone
             }
             self.expire();
+            self.count.store(self.parked.len(), Ordering::Relaxed);
             let timeout = self.timeout();
             events.clear();
             match epoll::wait(
@@ -259,6 +272,12 @@ impl Yard {
             self.deadlines.pop();
             if let Some((stream, tenant)) = self.parked.remove(&key) {
                 let _ = epoll::delete(&self.epoll, &stream);
+                // Bytes first, as the wait in its task: a request that came with the
+                // deadline (not yet reported by epoll) is served.
+                if matches!(stream.peek(&mut [0u8; 1]), Ok(n) if n > 0) {
+                    self.hand_back(stream, tenant);
+                    continue;
+                }
                 let _ = stream.shutdown(Shutdown::Write);
                 drop((stream, tenant));
             }

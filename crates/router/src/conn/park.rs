@@ -38,11 +38,13 @@ use crate::front::idle::poll_wake_read;
 /// Serves `io` ([`super::serve`], in a box of its own) and, each time the fast path parks
 /// it, waits for its next bytes outside that box (a plain socket in the router's
 /// [`super::lot`], with no task; a TLS one here); returns when the connection ends.
-pub(crate) async fn serve<I>(io: I, ctx: Arc<ConnCtx>, t: Timeouts)
+///
+/// Not an `async fn` itself: its future would hold `run`'s and its arguments beside it.
+pub(crate) fn serve<I>(io: I, ctx: Arc<ConnCtx>, t: Timeouts) -> impl Future<Output = ()>
 where
     I: AsyncRead + AsyncWrite + SendMore + Park + Unpin + Send + 'static,
 {
-    run(io, ctx, t, false).await;
+    run(io, ctx, t, false)
 }
 
 /// [`serve`] from the wait (`parked`) or from the first request.
@@ -105,7 +107,7 @@ impl Park for TcpStream {
             .park(std, tenant, deadline, shared.shutdown.token())
         {
             Ok(()) => None,
-            Err(std) => match TcpStream::from_std(std) {
+            Err(std) => match Self::from_std(std) {
                 Ok(s) => Some(s),
                 Err(e) => {
                     debug!(client.addr = %ctx.peer, error = %e, "client connection ended");
