@@ -96,12 +96,12 @@ impl Lot {
         if stop.is_cancelled() {
             return Err(stream);
         }
-        let started = self.started.get_or_init(|| match start(stop.clone(), Arc::clone(&self.count)) {
-            Ok(door) => Some(door),
-            Err(e) => {
-                warn!(error = %e, "parking lot did not start; idle connections wait in their tasks");
-                None
+        let started = self.started.get_or_init(|| {
+            let started = start(stop.clone(), Arc::clone(&self.count));
+            if let Err(e) = &started {
+                warn!(error = %e, "parking lot did not start: idle connections wait in tasks");
             }
+            started.ok()
         });
         let Some(door) = started else {
             return Err(stream);
