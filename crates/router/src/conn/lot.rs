@@ -314,3 +314,74 @@ impl Yard {
         tenant.resume(stream);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A tenant that reports its resumption on a channel (the router's resumes a
+    /// connection; here only the hand-back is under test).
+    struct Reports(std::sync::mpsc::Sender<TcpStream>);
+
+    impl Tenant for Reports {
+        fn resume(self: Arc<Self>, stream: TcpStream) {
+            // Called with the runtime entered, as the router's spawns there.
+            assert!(Handle::try_current().is_ok());
+            let _ = self.0.send(stream);
+        }
+    }
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (server, _) = l.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        (server, client)
+    }
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    /// Readable: handed back with its bytes unread. Past its deadline: FIN. Stopped:
+    /// everything handed back, and what comes later is refused. Dropped: the thread ends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn the_lot_hands_back_closes_and_stops() {
+        let lot = Lot::default();
+        let stop = CancellationToken::new();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tenant = || Arc::new(Reports(tx.clone())) as Arc<dyn Tenant>;
+        let far = Instant::now() + LONG;
+
+        let (server, mut client) = pair();
+        lot.park(server, tenant(), far, &stop).unwrap();
+        client.write_all(b"GET").unwrap();
+        let back = rx.recv_timeout(LONG).unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(back.peek(&mut buf).unwrap(), 3);
+
+        let (server, mut client) = pair();
+        lot.park(server, tenant(), Instant::now(), &stop).unwrap();
+        client.set_read_timeout(Some(LONG)).unwrap();
+        assert_eq!(client.read(&mut buf).unwrap(), 0, "a FIN at the deadline");
+
+        let (server, _client) = pair();
+        lot.park(server, tenant(), far, &stop).unwrap();
+        let (server2, _client2) = pair();
+        lot.park(server2, tenant(), far, &stop).unwrap();
+        for _ in 0..100 {
+            if lot.len() == 2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(lot.len(), 2);
+        stop.cancel();
+        rx.recv_timeout(LONG).unwrap();
+        rx.recv_timeout(LONG).unwrap();
+        let (server, _client) = pair();
+        assert!(lot.park(server, tenant(), far, &stop).is_err());
+        drop(lot);
+    }
+}
