@@ -324,7 +324,7 @@ mod tests {
 
     /// A tenant that reports its resumption on a channel (the router's resumes a
     /// connection; here only the hand-back is under test).
-    struct Reports(std::sync::mpsc::Sender<TcpStream>);
+    struct Reports(Sender<TcpStream>);
 
     impl Tenant for Reports {
         fn resume(self: Arc<Self>, stream: TcpStream) {
@@ -350,7 +350,7 @@ mod tests {
     async fn the_lot_hands_back_closes_and_stops() {
         let lot = Lot::default();
         let stop = CancellationToken::new();
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = mpsc::channel();
         let tenant = || Arc::new(Reports(tx.clone())) as Arc<dyn Tenant>;
         let far = Instant::now() + LONG;
 
