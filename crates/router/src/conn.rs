@@ -23,6 +23,7 @@ use send_more::SendMore;
 mod by_hyper;
 pub(crate) mod ctx;
 pub(crate) mod h2;
+pub(crate) mod lot;
 pub(crate) mod park;
 pub(crate) mod send_more;
 pub(crate) mod timer;

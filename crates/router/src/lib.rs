@@ -169,6 +169,7 @@ pub async fn spawn(
         external_limit: ConnLimit::new(external_share(policy.router.max_connections)),
         shutdown: shutdown.child(),
         board,
+        lot: Default::default(),
         store: Arc::clone(&store),
     });
     let handle = Handle {

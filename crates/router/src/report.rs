@@ -61,6 +61,18 @@ pub(crate) fn render(shared: &Shared, out: &mut String) {
     sample(out, "spaced_router_connections", "", shared.limit.open());
     header(
         out,
+        "spaced_router_parked_connections",
+        "gauge",
+        "Idle plain keep-alive connections waiting in the parking lot (no task).",
+    );
+    sample(
+        out,
+        "spaced_router_parked_connections",
+        "",
+        shared.lot.len(),
+    );
+    header(
+        out,
         "spaced_router_l4_denied_total",
         "counter",
         "Connections closed at L4.",

@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub limit: ConnLimit,
     /// The external listeners' share of it ([`external_share`]).
     pub external_limit: ConnLimit,
+    /// Where idle plain connections wait, outside the runtime.
+    pub lot: crate::conn::lot::Lot,
 }
 
 impl Shared {

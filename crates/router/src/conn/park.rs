@@ -27,33 +27,115 @@ use std::sync::atomic::Ordering;
 use bytes::BytesMut;
 use spaced_config::Timeouts;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tracing::debug;
 
 use super::ctx::{ConnCtx, ms};
+use super::lot::Tenant;
 use super::send_more::SendMore;
 use crate::front::idle::poll_wake_read;
 
 /// Serves `io` ([`super::serve`], in a box of its own) and, each time the fast path parks
-/// it, waits for its next bytes outside that box; returns when the connection ends.
-pub(crate) async fn serve<I>(mut io: I, ctx: Arc<ConnCtx>, t: Timeouts)
+/// it, waits for its next bytes outside that box (a plain socket in the router's
+/// [`super::lot`], with no task; a TLS one here); returns when the connection ends.
+///
+/// Not an `async fn` itself: its future would hold `run`'s and its arguments beside it.
+pub(crate) fn serve<I>(io: I, ctx: Arc<ConnCtx>, t: Timeouts) -> impl Future<Output = ()>
 where
-    I: AsyncRead + AsyncWrite + SendMore + Unpin + Send + 'static,
+    I: AsyncRead + AsyncWrite + SendMore + Park + Unpin + Send + 'static,
+{
+    run(io, ctx, t, false)
+}
+
+/// [`serve`] from the wait (`parked`) or from the first request.
+async fn run<I>(mut io: I, ctx: Arc<ConnCtx>, t: Timeouts, mut parked: bool)
+where
+    I: AsyncRead + AsyncWrite + SendMore + Park + Unpin + Send + 'static,
 {
     let mut initial = BytesMut::new();
     loop {
-        let served = Box::pin(super::serve(io, initial, Arc::clone(&ctx), t)).await;
-        // The box is gone here: a parked connection holds this loop, its socket and `ctx`.
-        let Some(mut parked) = served else { return };
-        match wait(&mut parked, &ctx, &t).await {
-            Woke::Bytes(bytes) => (io, initial) = (parked, bytes),
+        if !parked {
+            let served = Box::pin(super::serve(io, initial, Arc::clone(&ctx), t)).await;
+            // The box is gone here: a parked connection holds this loop, its socket and
+            // `ctx`, or, in the lot, only the socket and `ctx`.
+            let Some(back) = served else { return };
+            let Some(back) = back.to_lot(&ctx, &t) else {
+                return;
+            };
+            io = back;
+        }
+        parked = false;
+        match wait(&mut io, &ctx, &t).await {
+            Woke::Bytes(bytes) => initial = bytes,
             Woke::Close => {
                 // As the fast path closes after a last response: the stream shut down (a
                 // FIN, not a reset), within `client_header`.
-                let _ = tokio::time::timeout(t.client_header, parked.shutdown()).await;
+                let _ = tokio::time::timeout(t.client_header, io.shutdown()).await;
                 return;
             }
             Woke::Drop => return,
         }
+    }
+}
+
+/// A socket that can wait in the lot.
+pub(crate) trait Park: Sized {
+    /// Hands the parked socket to the lot (`None`: it is there, its task may end), or
+    /// back when it waits in its task.
+    fn to_lot(self, ctx: &Arc<ConnCtx>, t: &Timeouts) -> Option<Self>;
+}
+
+impl Park for TcpStream {
+    fn to_lot(self, ctx: &Arc<ConnCtx>, t: &Timeouts) -> Option<Self> {
+        let shared = &ctx.shared;
+        let idle_since = ctx.idle_since.load(Ordering::Relaxed);
+        let deadline = shared
+            .runtime
+            .instant_at(idle_since.saturating_add(ms(t.keepalive)))
+            .into_std();
+        // Out of tokio's reactor (deregistered), still non-blocking.
+        let std = match self.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(client.addr = %ctx.peer, error = %e, "client connection ended");
+                return None;
+            }
+        };
+        let tenant: Arc<dyn Tenant> = Arc::clone(ctx) as Arc<dyn Tenant>;
+        match shared
+            .lot
+            .park(std, tenant, deadline, shared.shutdown.token())
+        {
+            Ok(()) => None,
+            Err(std) => match Self::from_std(std) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    debug!(client.addr = %ctx.peer, error = %e, "client connection ended");
+                    None
+                }
+            },
+        }
+    }
+}
+
+impl<T> Park for tokio_rustls::server::TlsStream<T> {
+    fn to_lot(self, _: &Arc<ConnCtx>, _: &Timeouts) -> Option<Self> {
+        // The session's state is in the stream: it waits in its task.
+        Some(self)
+    }
+}
+
+impl Tenant for ConnCtx {
+    fn resume(self: Arc<Self>, stream: std::net::TcpStream) {
+        let shared = Arc::clone(&self.shared);
+        shared.shutdown.spawn(async move {
+            // The current policy's timeouts: a reload while it was parked applies.
+            let t = self.shared.store.load().router.timeouts;
+            match TcpStream::from_std(stream) {
+                Ok(io) => run(io, self, t, true).await,
+                Err(e) => debug!(client.addr = %self.peer, error = %e, "client connection ended"),
+            }
+        });
     }
 }
 
@@ -142,6 +224,7 @@ mod tests {
             external_limit: ConnLimit::new(9),
             shutdown: Shutdown::new(),
             board: Arc::new(DynoBoard::new()),
+            lot: Default::default(),
             store,
         });
         let ctx = ConnCtx::new(

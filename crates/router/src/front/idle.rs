@@ -264,6 +264,7 @@ mod size {
             external_limit: ConnLimit::new(9),
             shutdown: Shutdown::new(),
             board: Arc::new(DynoBoard::new()),
+            lot: Default::default(),
             store,
         });
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -282,3 +282,133 @@ async fn a_parked_connection_survives_a_reload() {
     s.write_all(&get("/")).await.unwrap();
     assert_eq!(response(&mut s, &mut carry).await.1, "b");
 }
+
+/// A gauge of the router's metrics.
+fn gauge(r: &Router, name: &str) -> i64 {
+    let mut out = String::new();
+    r.handle.render_metrics(&mut out);
+    out.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in the metrics"))
+}
+
+/// Waits (generously: a loaded machine) until `name` reads `want`.
+async fn gauge_reaches(r: &Router, name: &str, want: i64) {
+    let mut last = 0;
+    for _ in 0..300 {
+        last = gauge(r, name);
+        if last == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{name} stayed at {last}, not {want}");
+}
+
+const PARKED: &str = "spaced_router_parked_connections";
+
+/// Many idle plain connections wait in the lot together (no task each), and every one is
+/// served again when it sends; idle again, they go back to the lot.
+#[tokio::test]
+async fn many_plain_connections_in_the_lot_are_each_served_again() {
+    const N: usize = 200;
+    let b = Backend::start("b").await;
+    let r = Router::start(&space(TIMEOUTS, &app("api", &["api.test"], &[b.addr]))).await;
+    let mut conns = Vec::with_capacity(N);
+    for _ in 0..N {
+        let mut s = within("connect", TcpStream::connect(r.addr)).await.unwrap();
+        let mut carry = Vec::new();
+        s.write_all(&get("/first")).await.unwrap();
+        let (head, _) = response(&mut s, &mut carry).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        conns.push((s, carry));
+    }
+    gauge_reaches(&r, PARKED, N as i64).await;
+    for (i, (s, carry)) in conns.iter_mut().enumerate() {
+        s.write_all(&get(&format!("/again/{i}"))).await.unwrap();
+        let (head, body) = response(s, carry).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{i}: {head}");
+        assert_eq!(body, "b");
+    }
+    gauge_reaches(&r, PARKED, N as i64).await;
+    assert_eq!(gauge(&r, "spaced_router_connections"), N as i64);
+}
+
+/// A client that closes its connection while it is in the lot gets a FIN back, and the
+/// connection leaves the lot and frees its `max_connections` slot.
+#[tokio::test]
+async fn a_client_closing_in_the_lot_frees_its_slot() {
+    let b = Backend::start("b").await;
+    let r = Router::start(&space(TIMEOUTS, &app("api", &["api.test"], &[b.addr]))).await;
+    let mut s = within("connect", TcpStream::connect(r.addr)).await.unwrap();
+    let mut carry = Vec::new();
+    s.write_all(&get("/")).await.unwrap();
+    response(&mut s, &mut carry).await;
+    gauge_reaches(&r, PARKED, 1).await;
+    assert_eq!(gauge(&r, "spaced_router_connections"), 1);
+    s.shutdown().await.unwrap();
+    assert_eq!(until_closed(&mut s).await.unwrap(), b"");
+    gauge_reaches(&r, PARKED, 0).await;
+    gauge_reaches(&r, "spaced_router_connections", 0).await;
+    // A reset (no FIN) is cleaned up too.
+    let mut s = within("connect", TcpStream::connect(r.addr)).await.unwrap();
+    s.write_all(&get("/")).await.unwrap();
+    response(&mut s, &mut carry).await;
+    gauge_reaches(&r, PARKED, 1).await;
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(s);
+    gauge_reaches(&r, PARKED, 0).await;
+    gauge_reaches(&r, "spaced_router_connections", 0).await;
+}
+
+/// TLS connections park in their task, not in the lot.
+#[tokio::test]
+async fn a_parked_tls_connection_stays_out_of_the_lot() {
+    let b = Backend::start("b").await;
+    let (r, client) = tls_router(TIMEOUTS, &b).await;
+    let mut s = tls_connect(&r, &client).await;
+    let mut carry = Vec::new();
+    s.write_all(&get("/")).await.unwrap();
+    response(&mut s, &mut carry).await;
+    tokio::time::sleep(PARK).await;
+    assert_eq!(gauge(&r, PARKED), 0);
+    s.write_all(&get("/again")).await.unwrap();
+    let (head, _) = response(&mut s, &mut carry).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}
+
+/// The stop with connections in the lot (seen there): as for any parked connection, a
+/// request sent within `client_header` is answered with `Connection: close`, a quiet
+/// connection is closed after `client_header`, and the drain ends.
+#[tokio::test]
+async fn the_stop_hands_the_lot_back() {
+    let keys = "[router.timeouts]\nclient_header = \"1s\"\nkeepalive = \"60s\"\n";
+    let b = Backend::start("b").await;
+    let r = Router::start(&space(keys, &app("api", &["api.test"], &[b.addr]))).await;
+    let mut asks = within("connect", TcpStream::connect(r.addr)).await.unwrap();
+    let mut quiet = within("connect", TcpStream::connect(r.addr)).await.unwrap();
+    let (mut c1, mut c2) = (Vec::new(), Vec::new());
+    for (s, c) in [(&mut asks, &mut c1), (&mut quiet, &mut c2)] {
+        s.write_all(&get("/")).await.unwrap();
+        response(s, c).await;
+    }
+    gauge_reaches(&r, PARKED, 2).await;
+    r.shutdown.cancel();
+    gauge_reaches(&r, PARKED, 0).await;
+    asks.write_all(&get("/last")).await.unwrap();
+    let (head, _) = response(&mut asks, &mut c1).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{head}"
+    );
+    assert_eq!(until_closed(&mut asks).await.unwrap(), b"");
+    assert_eq!(until_closed(&mut quiet).await.unwrap_or_default(), b"");
+    assert!(
+        within("drain", r.shutdown.drain(Duration::from_secs(8))).await,
+        "the stop waited for the parked connections"
+    );
+}
