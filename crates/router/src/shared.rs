@@ -33,6 +33,24 @@ pub(crate) struct Shared {
     pub lot: crate::conn::lot::Lot,
 }
 
+#[cfg(test)]
+impl Shared {
+    /// A router's shared state for unit tests: `store`'s policy, a `max_connections` of 10
+    /// (9 for the external listeners), a shutdown of its own.
+    pub(crate) fn for_tests(store: Arc<Store>) -> Arc<Self> {
+        Arc::new(Self {
+            runtime: Runtime::new(&store),
+            metrics: Metrics::new(),
+            limit: ConnLimit::new(10),
+            external_limit: ConnLimit::new(9),
+            shutdown: Shutdown::new(),
+            board: Arc::new(DynoBoard::new()),
+            lot: Default::default(),
+            store,
+        })
+    }
+}
+
 impl Shared {
     /// Quarantines `dyno` after a connect failure: out of the router's picks, and on the
     /// board the resolver reads (BEHAVIOR.md "Precise answers": a quarantined dyno counts as

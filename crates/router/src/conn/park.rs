@@ -198,16 +198,13 @@ where
 mod tests {
     use std::time::Duration;
 
-    use spaced_config::{DynoBoard, Store};
-    use spaced_net::{ConnLimit, Shutdown};
+    use spaced_config::Store;
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
     use crate::access::Listener;
-    use crate::metrics::Metrics;
     use crate::shared::Shared;
-    use crate::state::Runtime;
 
     /// A connection's context on a router with the test policy, and its timeouts with a
     /// short `client_header` (the release point comes within it) and `keepalive`.
@@ -217,16 +214,7 @@ mod tests {
         t.client_header = Duration::from_millis(200);
         t.keepalive = keepalive;
         let store = Arc::new(Store::new(p, "one".into()));
-        let shared = Arc::new(Shared {
-            runtime: Runtime::new(&store),
-            metrics: Metrics::new(),
-            limit: ConnLimit::new(10),
-            external_limit: ConnLimit::new(9),
-            shutdown: Shutdown::new(),
-            board: Arc::new(DynoBoard::new()),
-            lot: Default::default(),
-            store,
-        });
+        let shared = Shared::for_tests(store);
         let ctx = ConnCtx::new(
             shared,
             Listener::External,

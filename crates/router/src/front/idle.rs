@@ -233,15 +233,12 @@ mod tests {
 mod size {
     use std::sync::Arc;
 
-    use spaced_config::{DynoBoard, Store};
-    use spaced_net::{ConnLimit, Shutdown};
+    use spaced_config::Store;
     use tokio::net::{TcpListener, TcpStream};
 
     use crate::access::Listener;
     use crate::conn::{self, ctx::ConnCtx};
-    use crate::metrics::Metrics;
     use crate::shared::Shared;
-    use crate::state::Runtime;
 
     /// The bound is the test profile's (unoptimised) size with some room: 5,312 bytes when
     /// written (1,840 with the request's forward, its response write and hyper boxed). A release
@@ -257,16 +254,7 @@ mod size {
         let p = crate::access::tests::policy(crate::access::tests::BASE);
         let t = p.router.timeouts;
         let store = Arc::new(Store::new(p, "one".into()));
-        let shared = Arc::new(Shared {
-            runtime: Runtime::new(&store),
-            metrics: Metrics::new(),
-            limit: ConnLimit::new(10),
-            external_limit: ConnLimit::new(9),
-            shutdown: Shutdown::new(),
-            board: Arc::new(DynoBoard::new()),
-            lot: Default::default(),
-            store,
-        });
+        let shared = Shared::for_tests(store);
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let io = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
         let ctx = Arc::new(ConnCtx::new(
